@@ -1,0 +1,74 @@
+"""The MySQL resource: one place that knows how to reach the lab database."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from functools import lru_cache
+
+import sqlalchemy as sa
+from dagster import ConfigurableResource
+from pydantic import Field
+from sqlalchemy.engine import Connection, Engine
+
+LAB_DB_URL_ENV = "LAB_DB_URL"
+
+
+@lru_cache(maxsize=None)
+def _engine(url: str) -> Engine:
+    # AUTOCOMMIT: MySQL commits implicitly around DDL anyway, so transactions are opened
+    # explicitly (see `transaction`) exactly where a change must be all-or-nothing.
+    return sa.create_engine(
+        url,
+        isolation_level="AUTOCOMMIT",
+        pool_pre_ping=True,
+        connect_args={"connect_timeout": 10},
+    )
+
+
+@contextmanager
+def transaction(connection: Connection) -> Iterator[Connection]:
+    """An explicit transaction on an AUTOCOMMIT connection: COMMIT on success, else ROLLBACK."""
+    connection.exec_driver_sql("START TRANSACTION")
+    try:
+        yield connection
+    except BaseException:
+        connection.exec_driver_sql("ROLLBACK")
+        raise
+    connection.exec_driver_sql("COMMIT")
+
+
+class MySQLResource(ConfigurableResource):
+    """Connection settings for the lab's MySQL (or MariaDB) database.
+
+    ``url`` is a SQLAlchemy URL such as ``mysql+pymysql://root@127.0.0.1:3306/lab``; its database
+    holds ``samples`` and ``sample_measurements``. Checks, sensors and the IO manager all connect
+    through this resource.
+    """
+
+    url: str = Field(description="SQLAlchemy URL of the lab database, e.g. mysql+pymysql://user@host:3306/lab")
+
+    @property
+    def database(self) -> str:
+        database = sa.make_url(self.url).database
+        if not database:
+            raise ValueError(
+                f"{LAB_DB_URL_ENV} must name a database, e.g. mysql+pymysql://root@127.0.0.1:3306/lab "
+                f"(got {sa.make_url(self.url).render_as_string(hide_password=True)})"
+            )
+        return database
+
+    @contextmanager
+    def connect(self) -> Iterator[Connection]:
+        with _engine(self.url).connect() as connection:
+            yield connection
+
+    def fetch_all(self, sql: str, params: Sequence[object] = ()) -> list[tuple]:
+        with self.connect() as connection:
+            return [tuple(row) for row in connection.exec_driver_sql(sql, tuple(params)).fetchall()]
+
+    def fetch_one(self, sql: str, params: Sequence[object] = ()) -> tuple:
+        rows = self.fetch_all(sql, params)
+        if len(rows) != 1:
+            raise ValueError(f"expected one row, got {len(rows)} from: {sql}")
+        return rows[0]

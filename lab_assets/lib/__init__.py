@@ -1,0 +1,1 @@
+"""Pure code: naming rules, SQL builders, tree logic. No Dagster, no database connection."""

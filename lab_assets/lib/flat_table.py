@@ -1,0 +1,74 @@
+"""SQL for the flat table ``experiment_measurements``: samples, their roots and one column per
+measurement type, pivoted inside MySQL."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from lab_assets.lib.sql import Column, TableDefinition, qualified_name, quote_identifier
+
+IDENTIFYING_COLUMNS = (
+    Column("experiment_id", "INT NULL"),
+    Column("top_parent_id", "INT NULL"),
+    Column("sample_id", "INT NOT NULL"),
+)
+MEASUREMENT_SQL_TYPE = "DECIMAL(16,6)"
+
+
+@dataclass(frozen=True)
+class MeasurementColumn:
+    measurement_type: str  # the type as stored in sample_measurements
+    column_name: str
+
+
+def ordered(measurement_columns: Sequence[MeasurementColumn]) -> list[MeasurementColumn]:
+    """Stable column order: by column name."""
+    return sorted(measurement_columns, key=lambda c: c.column_name)
+
+
+def flat_table_definition(measurement_columns: Sequence[MeasurementColumn]) -> TableDefinition:
+    return TableDefinition(
+        columns=IDENTIFYING_COLUMNS
+        + tuple(Column(c.column_name, f"{MEASUREMENT_SQL_TYPE} NULL") for c in ordered(measurement_columns)),
+        primary_key=("sample_id",),
+        indexes=(("top_parent_id",), ("experiment_id",)),
+    )
+
+
+def pivot_select(
+    schema: str,
+    lineage_from: str,
+    lineage_params: tuple[object, ...],
+    measurement_columns: Sequence[MeasurementColumn],
+) -> tuple[str, tuple[object, ...]]:
+    """SELECT producing the flat table's rows, with its bound parameters.
+
+    ``lineage_from`` is a FROM-clause item with columns sample_id, top_parent_id (a quoted table
+    name or a parenthesised subquery) whose own parameters are ``lineage_params``. Samples without measurements get NULL cells; measurements
+    of sample ids that do not exist are left out. A sample measured twice for one type gets the
+    larger value (MAX), so the result never depends on row order.
+    """
+    columns = ordered(measurement_columns)
+    samples = qualified_name(schema, "samples")
+    measurements = qualified_name(schema, "sample_measurements")
+    identifying = "s.experiment_id, lineage.top_parent_id, s.id AS sample_id"
+    if not columns:
+        sql = f"SELECT {identifying}\nFROM {samples} AS s\nLEFT JOIN {lineage_from} AS lineage ON lineage.sample_id = s.id"
+        return sql, lineage_params
+    pivots = ",\n    ".join(
+        f"MAX(CASE WHEN m.measurement_type = %s THEN m.value END) AS {quote_identifier(c.column_name)}"
+        for c in columns
+    )
+    picked = ", ".join(f"pivot.{quote_identifier(c.column_name)}" for c in columns)
+    sql = f"""SELECT {identifying}, {picked}
+FROM {samples} AS s
+LEFT JOIN {lineage_from} AS lineage ON lineage.sample_id = s.id
+LEFT JOIN (
+  SELECT m.sample_id,
+    {pivots}
+  FROM {measurements} AS m
+  WHERE m.sample_id IS NOT NULL
+  GROUP BY m.sample_id
+) AS pivot ON pivot.sample_id = s.id"""
+    return sql, lineage_params + tuple(c.measurement_type for c in columns)

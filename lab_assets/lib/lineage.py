@@ -1,0 +1,50 @@
+"""Tree logic for the root enrichment: every sample's root (``top_parent_id``) and depth.
+
+The walk goes top-down from the roots (``parent_id IS NULL``) in one recursive CTE. Walking down
+from roots means a sample on a parent cycle, or under a parent id that does not exist, is never
+reached: it gets ``top_parent_id`` NULL instead of making the query loop. Each sample has one
+parent, so no sample is reached twice and the recursion depth is at most the number of samples.
+Both servers stop a recursive CTE after 1000 levels by default (MariaDB
+``max_recursive_iterations``, MySQL 8 ``cte_max_recursion_depth``), so the caller raises the
+session limit to :func:`recursion_limit` first.
+"""
+
+from __future__ import annotations
+
+from lab_assets.lib.sql import Column, TableDefinition, qualified_name
+
+LINEAGE_TABLE = TableDefinition(
+    columns=(
+        Column("sample_id", "INT NOT NULL"),
+        Column("top_parent_id", "INT NULL"),
+        Column("depth", "INT NULL"),
+    ),
+    primary_key=("sample_id",),
+    indexes=(("top_parent_id",),),
+)
+
+SERVER_DEFAULT_RECURSION_LIMIT = 1000
+
+
+def recursion_limit(sample_count: int) -> int:
+    """A recursion limit no tree of ``sample_count`` samples can reach (never below the default)."""
+    return max(SERVER_DEFAULT_RECURSION_LIMIT, sample_count + 1)
+
+
+def recursion_limit_statement(is_mariadb: bool, limit: int) -> str:
+    """The session setting that bounds recursive CTEs; the variable's name differs per server."""
+    variable = "max_recursive_iterations" if is_mariadb else "cte_max_recursion_depth"
+    return f"SET SESSION {variable} = {int(limit)}"
+
+
+def lineage_select(schema: str, samples_table: str = "samples") -> str:
+    """One row per sample: sample_id, top_parent_id (NULL if no root is reachable), depth."""
+    samples = qualified_name(schema, samples_table)
+    return f"""WITH RECURSIVE tree (sample_id, top_parent_id, depth) AS (
+  SELECT id, id, 0 FROM {samples} WHERE parent_id IS NULL
+  UNION ALL
+  SELECT child.id, tree.top_parent_id, tree.depth + 1
+  FROM tree JOIN {samples} AS child ON child.parent_id = tree.sample_id
+)
+SELECT s.id AS sample_id, tree.top_parent_id, tree.depth
+FROM {samples} AS s LEFT JOIN tree ON tree.sample_id = s.id"""
