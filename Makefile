@@ -1,0 +1,26 @@
+# Two entry points (README.md): `make run` builds the table on the local database, `make test`
+# runs the test suite. Both create .venv and install the project first.
+PYTHON ?= python3
+VENV := .venv
+export LAB_DB_URL ?= mysql+pymysql://root@127.0.0.1:3306/lab
+export DAGSTER_HOME ?= $(CURDIR)/dagster_home
+
+.PHONY: install run test bench
+install: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[test]'
+	touch $@
+
+run: install
+	mkdir -p $(DAGSTER_HOME)
+	$(VENV)/bin/python -m lab_assets.local_lab create-if-missing
+	$(VENV)/bin/dagster asset materialize -m lab_assets.definitions --select '*'
+	$(VENV)/bin/python -m lab_assets.local_lab show
+
+test: install
+	$(VENV)/bin/pytest
+
+bench: install
+	$(VENV)/bin/python bench/bench.py

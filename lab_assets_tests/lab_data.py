@@ -1,0 +1,131 @@
+"""Test data and the independent recomputation of the flat table, in plain Python.
+
+Nothing here uses the project's SQL: the expected table is computed from the source rows by
+walking parent pointers and pivoting with dictionaries, so a bug in lab_assets' SQL cannot hide
+in the oracle too.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+import pymysql
+
+SEED_SAMPLE_COUNT = 20
+OPTIONAL_TYPES = ("smoot", "foo", "bar", "len", "area")
+
+Sample = tuple[int, "int | None", "int | None"]  # id, parent_id, experiment_id
+Measurement = tuple["int | None", "str | None", "Decimal | None"]  # sample_id, type, value
+
+
+def generate(sample_count: int, first_id: int = SEED_SAMPLE_COUNT + 1, seed: int = 1234):
+    """Samples and measurements in the seed generator's distribution.
+
+    Each new sample's parent is drawn from the previous 100 ids (5% are roots); per sample ``vol``
+    with p=0.95, ``ph`` with p=0.7 and one of smoot/foo/bar/len/area with p=0.2;
+    experiment_id = (n % 20) + n // 1000 + 1.
+    """
+    rng = random.Random(seed)
+    samples: list[Sample] = []
+    measurements: list[Measurement] = []
+
+    def value() -> Decimal:
+        return Decimal(rng.randrange(0, 10**9)).scaleb(-6)
+
+    for n in range(first_id, first_id + sample_count):
+        parent = None if rng.random() < 0.05 or n == 1 else rng.randrange(max(1, n - 100), n)
+        samples.append((n, parent, (n % 20) + n // 1000 + 1))
+        if rng.random() < 0.95:
+            measurements.append((n, "vol", value()))
+        if rng.random() < 0.7:
+            measurements.append((n, "ph", value()))
+        if rng.random() < 0.2:
+            measurements.append((n, rng.choice(OPTIONAL_TYPES), value()))
+    return samples, measurements
+
+
+def insert(connection: pymysql.connections.Connection, samples: Sequence[Sample], measurements: Sequence[Measurement]) -> None:
+    """Bulk insert (multi-row INSERTs) with FK checks off: generated parents may come later in a
+    batch, and bad-input tests need parents that do not exist."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET SESSION foreign_key_checks = 0")
+        for start in range(0, len(samples), 20000):
+            cursor.executemany(
+                "INSERT INTO samples (id, parent_id, experiment_id) VALUES (%s, %s, %s)", samples[start : start + 20000]
+            )
+        for start in range(0, len(measurements), 20000):
+            cursor.executemany(
+                "INSERT INTO sample_measurements (sample_id, measurement_type, value) VALUES (%s, %s, %s)",
+                measurements[start : start + 20000],
+            )
+        cursor.execute("SET SESSION foreign_key_checks = 1")
+    connection.commit()
+
+
+def read_sources(connection: pymysql.connections.Connection) -> tuple[list[Sample], list[Measurement]]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT id, parent_id, experiment_id FROM samples")
+        samples = [tuple(r) for r in cursor.fetchall()]
+        cursor.execute("SELECT sample_id, measurement_type, value FROM sample_measurements")
+        measurements = [tuple(r) for r in cursor.fetchall()]
+    return samples, measurements
+
+
+def roots_and_depths(samples: Iterable[Sample]) -> dict[int, tuple[int | None, int | None]]:
+    """sample_id -> (root id, depth) by walking parent pointers; (None, None) when the walk hits a
+    cycle or a parent that does not exist."""
+    parent_of = {sample_id: parent for sample_id, parent, _ in samples}
+    result: dict[int, tuple[int | None, int | None]] = {}
+    for start in parent_of:
+        path: list[int] = []
+        on_path: set[int] = set()
+        node: int | None = start
+        while True:
+            if node in result:
+                root, depth = result[node]
+                break
+            if node not in parent_of or node in on_path:
+                root, depth = None, None
+                break
+            if parent_of[node] is None:
+                root, depth = node, 0
+                result[node] = (root, depth)
+                break
+            path.append(node)
+            on_path.add(node)
+            node = parent_of[node]
+        for step, walked in enumerate(reversed(path), start=1):
+            result[walked] = (root, None if depth is None else depth + step)
+    return result
+
+
+def expected_flat_table(
+    samples: Sequence[Sample], measurements: Sequence[Measurement], column_for_type=lambda t: f"measurement_{t}"
+) -> tuple[list[str], dict[int, dict[str, object]]]:
+    """(measurement column names, sample_id -> full row) as experiment_measurements must hold it.
+    A (sample, type) measured twice keeps the largest value; NULL values are NULL cells."""
+    roots = roots_and_depths(samples)
+    sample_ids = {s[0] for s in samples}
+    columns = sorted({column_for_type(t) for s, t, _ in measurements if t is not None and s in sample_ids})
+    rows = {
+        sample_id: {"experiment_id": experiment_id, "top_parent_id": roots[sample_id][0], "sample_id": sample_id, **dict.fromkeys(columns)}
+        for sample_id, _, experiment_id in samples
+    }
+    for sample_id, measurement_type, value in measurements:
+        if sample_id not in rows or measurement_type is None or value is None:
+            continue
+        row = rows[sample_id]
+        column = column_for_type(measurement_type)
+        if row[column] is None or value > row[column]:
+            row[column] = value
+    return columns, rows
+
+
+def actual_flat_table(connection: pymysql.connections.Connection, table: str = "experiment_measurements"):
+    """(column names in table order, sample_id -> row) read back from the database."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT * FROM `{table}`")
+        names = [d[0] for d in cursor.description]
+        rows = {row[names.index("sample_id")]: dict(zip(names, row)) for row in cursor.fetchall()}
+    return names, rows
