@@ -1,0 +1,89 @@
+"""Unit tests of lab_assets.lib: pure code, no database."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from lab_assets.lib.flat_table import MeasurementColumn, flat_table_definition, pivot_select
+from lab_assets.lib.lineage import recursion_limit, recursion_limit_statement
+from lab_assets.lib.naming import MYSQL_MAX_IDENTIFIER_LENGTH, column_name_for_type, staging_table_name
+from lab_assets.lib.sql import TableDefinition, Column, quote_identifier
+from lab_assets.lib.sources import fingerprint_select, measurement_type_catalog_select
+
+ODD_TYPES = ["pH-1", "temp C", "o2%", "a`b", "it's", 'say"hi', "VOL", "Vol", "vol ", "", "é", "x__y", "__", "1st", "drop;--"]
+
+
+@pytest.mark.parametrize("plain", ["ph", "vol", "smoot", "a", "x1", "long_name1", "abcdefghij"])
+def test_plain_lowercase_identifiers_keep_the_seed_names(plain):
+    assert column_name_for_type(plain) == f"measurement_{plain}"
+
+
+def test_odd_types_get_safe_unique_stable_names():
+    names = [column_name_for_type(t) for t in ODD_TYPES]
+    for name in names:
+        assert re.fullmatch(r"measurement_[a-z0-9_]+__[0-9a-f]{8}", name), name
+        assert len(name) <= MYSQL_MAX_IDENTIFIER_LENGTH
+    assert len({n.lower() for n in names + [column_name_for_type("vol")]}) == len(ODD_TYPES) + 1
+    assert names == [column_name_for_type(t) for t in ODD_TYPES], "names do not depend on call order or state"
+
+
+def test_hashed_names_never_equal_a_plain_name():
+    # A plain type can look like a hashed name's tail, but plain names never contain "__".
+    hashed = column_name_for_type("pH-1")
+    tail = hashed.removeprefix("measurement_")
+    assert column_name_for_type(tail) != hashed
+
+
+def test_very_long_types_stay_within_the_identifier_limit():
+    assert len(column_name_for_type("x" * 200)) <= MYSQL_MAX_IDENTIFIER_LENGTH
+    assert len(column_name_for_type("X" * 200)) <= MYSQL_MAX_IDENTIFIER_LENGTH
+
+
+def test_quote_identifier_doubles_backticks_and_rejects_empty():
+    assert quote_identifier("a`b") == "`a``b`"
+    assert quote_identifier("plain") == "`plain`"
+    with pytest.raises(ValueError):
+        quote_identifier("")
+
+
+def test_staging_names_fit_the_identifier_limit():
+    assert staging_table_name("t", "new") == "t__new"
+    assert len(staging_table_name("x" * 64, "new")) == MYSQL_MAX_IDENTIFIER_LENGTH
+
+
+def test_table_definition_create_statement():
+    definition = TableDefinition(columns=(Column("id", "INT NOT NULL"), Column("v`x", "TEXT")), primary_key=("id",), indexes=(("v`x",),))
+    assert definition.create_statement("db", "t") == (
+        "CREATE TABLE `db`.`t` (\n  `id` INT NOT NULL,\n  `v``x` TEXT,\n  PRIMARY KEY (`id`),\n  KEY (`v``x`)\n)"
+        " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
+    )
+
+
+def test_recursion_limit_never_below_server_default_and_covers_every_depth():
+    assert recursion_limit(0) == 1000
+    assert recursion_limit(5000) == 5001
+    assert recursion_limit_statement(True, 5001) == "SET SESSION max_recursive_iterations = 5001"
+    assert recursion_limit_statement(False, 5001) == "SET SESSION cte_max_recursion_depth = 5001"
+
+
+def test_flat_table_columns_identifying_first_then_by_column_name():
+    columns = [MeasurementColumn("vol", "measurement_vol"), MeasurementColumn("ph", "measurement_ph")]
+    definition = flat_table_definition(columns)
+    assert definition.column_names == ("experiment_id", "top_parent_id", "sample_id", "measurement_ph", "measurement_vol")
+    assert definition.primary_key == ("sample_id",)
+
+
+def test_pivot_binds_type_values_in_column_order_after_lineage_params():
+    columns = [MeasurementColumn("vol", "measurement_vol"), MeasurementColumn("o2%'; DROP", "measurement_o2_drop__12345678")]
+    sql, params = pivot_select("db", "(SELECT ...)", ("lineage-param",), columns)
+    assert params == ("lineage-param", "o2%'; DROP", "vol")
+    assert "DROP" not in sql and "o2" not in sql.replace("measurement_o2_drop__12345678", "")
+    assert sql.count("%s") == 2
+
+
+def test_fingerprint_and_catalog_sql_quote_identifiers():
+    assert "FROM `d``b`.`t`" in fingerprint_select("d`b", "t", ["id"])
+    with pytest.raises(ValueError):
+        measurement_type_catalog_select("db", "utf8mb4_bin; DROP TABLE x")
