@@ -2,20 +2,14 @@
 
 from dagster import Definitions, EnvVar, in_process_executor
 
-from lab_assets.defs.assets import (
-    experiment_measurements,
-    measurement_types,
-    sample_lineage,
-    sample_measurements,
-    samples,
-)
+from lab_assets.defs.assets import LAB_ASSETS
 from lab_assets.defs.resources import LAB_DB_URL_ENV, MySQLResource
 from lab_assets.io_manager import MySQLIOManager
 
 mysql = MySQLResource(url=EnvVar(LAB_DB_URL_ENV))
 
 defs = Definitions(
-    assets=[samples, sample_measurements, measurement_types, sample_lineage, experiment_measurements],
+    assets=LAB_ASSETS,
     resources={"mysql": mysql, "io_manager": MySQLIOManager(mysql=mysql)},
     # One process for the whole run: the steps are SQL statements, a process per step is overhead.
     executor=in_process_executor,

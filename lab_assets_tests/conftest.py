@@ -13,13 +13,7 @@ import pytest
 import sqlalchemy as sa
 from dagster import DagsterInstance, materialize
 
-from lab_assets.defs.assets import (
-    experiment_measurements,
-    measurement_types,
-    sample_lineage,
-    sample_measurements,
-    samples,
-)
+from lab_assets.defs.assets import LAB_ASSETS
 from lab_assets.defs.resources import MySQLResource
 from lab_assets.io_manager import MySQLIOManager
 from lab_assets.local_lab import source_schema_statements
@@ -27,7 +21,6 @@ from lab_assets.local_lab import source_schema_statements
 # The server the tests use; its database part is ignored (each test gets its own database).
 SERVER_URL = sa.make_url(os.environ.get("LAB_TEST_SERVER_URL", "mysql+pymysql://root@127.0.0.1:3306"))
 SESSION_PREFIX = f"labtest_{secrets.token_hex(3)}"
-ALL_ASSETS = [samples, sample_measurements, measurement_types, sample_lineage, experiment_measurements]
 
 
 def server_connection(database: str | None = None) -> pymysql.connections.Connection:
@@ -67,8 +60,8 @@ class LabDatabase:
         mysql = MySQLResource(url=self.url)
         return {"mysql": mysql, "io_manager": MySQLIOManager(mysql=mysql)}
 
-    def materialize_all(self, instance: DagsterInstance | None = None, raise_on_error: bool = True):
-        return materialize(ALL_ASSETS, resources=self.resources(), instance=instance, raise_on_error=raise_on_error)
+    def materialize_all(self, instance: DagsterInstance | None = None, raise_on_error: bool = True, tags=None):
+        return materialize(LAB_ASSETS, tags=tags, resources=self.resources(), instance=instance, raise_on_error=raise_on_error)
 
 
 _counter = iter(range(1_000_000))

@@ -3,6 +3,7 @@
 import time
 
 import pandas as pd
+from sqlalchemy.engine import Connection
 from dagster import (
     AssetExecutionContext,
     DataVersion,
@@ -15,7 +16,20 @@ from dagster import (
 from lab_assets.defs.resources import MySQLResource
 from lab_assets.io_manager import SqlRelation, existing_columns
 from lab_assets.lib.flat_table import MeasurementColumn, flat_table_definition, pivot_select
-from lab_assets.lib.lineage import LINEAGE_TABLE, lineage_select, recursion_limit
+from lab_assets.lib.lineage import LINEAGE_TABLE, lineage_select, recursion_limit, recursion_limit_statement
+from lab_assets.lib.refresh import (
+    CHANGE_SET_DEFINITION,
+    DIGEST_TABLE,
+    DIGEST_TABLE_DEFINITION,
+    PENDING_TABLE,
+    PENDING_TABLE_DEFINITION,
+    REBUILD_ALL_MARKER,
+    changed_digests_select,
+    changed_samples_select,
+    descendants_select,
+    digest_select,
+    lineage_update_select,
+)
 from lab_assets.lib.naming import column_name_for_type
 from lab_assets.lib.sql import qualified_name
 from lab_assets.lib.sources import (
@@ -98,32 +112,137 @@ def measurement_types(context: AssetExecutionContext, mysql: MySQLResource) -> p
     return catalog
 
 
+REFRESH_TAG = "lab_assets/refresh"  # run tag; "full" rebuilds every table whole
+# Above this share of changed samples an incremental refresh costs more than a full build.
+FULL_REBUILD_FRACTION = 0.25
+
+
+def _table_columns(mysql: MySQLResource, table: str) -> list[str]:
+    with mysql.connect() as connection:
+        return existing_columns(connection, mysql.database, table)
+
+
+def _full_rebuild_requested(context: AssetExecutionContext) -> bool:
+    return context.run.tags.get(REFRESH_TAG) == "full"
+
+
+def _ensure_pending_table(mysql: MySQLResource) -> None:
+    if not _table_columns(mysql, PENDING_TABLE):
+        mysql.execute(PENDING_TABLE_DEFINITION.create_statement(mysql.database, PENDING_TABLE))
+
+
+def _mark_pending(mysql: MySQLResource, select_sql: str, params: tuple = ()) -> None:
+    _ensure_pending_table(mysql)
+    mysql.execute(f"INSERT IGNORE INTO {qualified_name(mysql.database, PENDING_TABLE)} (sample_id) {select_sql}", params)
+
+
+def _mark_rebuild_all(mysql: MySQLResource) -> None:
+    _mark_pending(mysql, "SELECT %s", (REBUILD_ALL_MARKER,))
+
+
+def _fill_change_set(connection: Connection, schema: str, table: str, *selects: str) -> int:
+    """(Re)create the work table ``table`` holding the sample ids the selects produce."""
+    connection.exec_driver_sql(f"DROP TABLE IF EXISTS {qualified_name(schema, table)}")
+    connection.exec_driver_sql(CHANGE_SET_DEFINITION.create_statement(schema, table))
+    for select_sql in selects:
+        connection.exec_driver_sql(f"INSERT IGNORE INTO {qualified_name(schema, table)} (sample_id) {select_sql}")
+    (count,) = connection.exec_driver_sql(f"SELECT COUNT(*) FROM {qualified_name(schema, table)}").one()
+    return int(count)
+
+
+def _sample_count(mysql: MySQLResource) -> int:
+    (count,) = mysql.fetch_one(f"SELECT COUNT(*) FROM {qualified_name(mysql.database, 'samples')}")
+    return int(count)
+
+
+def _too_many(changed: int, sample_count: int) -> bool:
+    return changed > FULL_REBUILD_FRACTION * max(sample_count, 1)
+
+
 @asset(
     deps=[samples],
     group_name=FLAT_GROUP,
     kinds={"mysql"},
     description="Root enrichment: each sample's root sample (top_parent_id) and depth, computed in"
-    " MySQL with one recursive CTE for trees of any depth. Samples on a parent cycle or under a"
-    " missing parent get top_parent_id NULL.",
+    " MySQL with a recursive CTE for trees of any depth, plus the parent_id and experiment_id it was"
+    " computed from. Samples on a parent cycle or under a missing parent get top_parent_id NULL."
+    " Refreshes recompute only changed samples and the subtrees under them.",
 )
-def sample_lineage(mysql: MySQLResource) -> SqlRelation:
-    (sample_count,) = mysql.fetch_one(f"SELECT COUNT(*) FROM {qualified_name(mysql.database, 'samples')}")
-    return SqlRelation(
-        select_sql=lineage_select(mysql.database),
-        definition=LINEAGE_TABLE,
-        recursion_limit=recursion_limit(int(sample_count)),
+def sample_lineage(context: AssetExecutionContext, mysql: MySQLResource) -> SqlRelation:
+    schema = mysql.database
+    sample_count = _sample_count(mysql)
+    limit = recursion_limit(sample_count)
+    incremental = not _full_rebuild_requested(context) and _table_columns(mysql, "sample_lineage") == list(
+        LINEAGE_TABLE.column_names
     )
+    if incremental:
+        started = time.monotonic()
+        moved_table, changes_table = "sample_lineage__moved", "sample_lineage__changes"
+        with mysql.connect() as connection:
+            _fill_change_set(connection, schema, moved_table, changed_samples_select(schema, structural_only=True))
+            connection.exec_driver_sql(recursion_limit_statement(connection.dialect.is_mariadb, limit))
+            changed = _fill_change_set(
+                connection, schema, changes_table,
+                descendants_select(schema, moved_table), changed_samples_select(schema, structural_only=False),
+            )
+        context.log.info(f"{changed} samples changed or under a changed parent ({time.monotonic() - started:.2f} s to find)")
+        if not _too_many(changed, sample_count):
+            _mark_pending(mysql, f"SELECT sample_id FROM {qualified_name(schema, changes_table)}")
+            context.add_output_metadata({"refresh": "incremental", "changed_samples": changed})
+            return SqlRelation(
+                select_sql=lineage_update_select(schema, changes_table),
+                definition=LINEAGE_TABLE,
+                recursion_limit=limit,
+                only_keys_in=changes_table,
+            )
+        context.log.info(f"{changed} of {sample_count} samples changed: rebuilding whole")
+    _mark_rebuild_all(mysql)
+    context.add_output_metadata({"refresh": "full"})
+    return SqlRelation(select_sql=lineage_select(schema), definition=LINEAGE_TABLE, recursion_limit=limit)
+
+
+@asset(
+    name=DIGEST_TABLE,
+    deps=[sample_measurements],
+    group_name=FLAT_GROUP,
+    kinds={"mysql"},
+    description="Per-sample digest of sample_measurements (row count and two CRC32 sums): what the"
+    " last refresh saw, so the next one finds changed, added and deleted measurements without"
+    " timestamps on the source table.",
+)
+def sample_measurement_digests(context: AssetExecutionContext, mysql: MySQLResource) -> SqlRelation:
+    schema = mysql.database
+    incremental = not _full_rebuild_requested(context) and _table_columns(mysql, DIGEST_TABLE) == list(
+        DIGEST_TABLE_DEFINITION.column_names
+    )
+    if incremental:
+        changes_table = f"{DIGEST_TABLE}__changes"
+        with mysql.connect() as connection:
+            changed = _fill_change_set(connection, schema, changes_table, changed_digests_select(schema))
+        context.log.info(f"{changed} samples with changed measurements")
+        if not _too_many(changed, _sample_count(mysql)):
+            _mark_pending(mysql, f"SELECT sample_id FROM {qualified_name(schema, changes_table)}")
+            context.add_output_metadata({"refresh": "incremental", "changed_samples": changed})
+            return SqlRelation(
+                select_sql=digest_select(schema, only_changed_in=changes_table),
+                definition=DIGEST_TABLE_DEFINITION,
+                only_keys_in=changes_table,
+            )
+    _mark_rebuild_all(mysql)
+    context.add_output_metadata({"refresh": "full"})
+    return SqlRelation(select_sql=digest_select(schema), definition=DIGEST_TABLE_DEFINITION)
 
 
 @asset(
     name=FLAT_TABLE,
-    deps=[samples, sample_measurements],
+    deps=[samples, sample_measurements, sample_measurement_digests],
     group_name=FLAT_GROUP,
     kinds={"mysql"},
     description="The flat table scientists query: one row per sample with experiment_id, its root"
     " sample (top_parent_id), sample_id and one measurement_<type> DECIMAL(16,6) column per"
-    " measurement type (NULL where the sample has no such measurement). Built inside MySQL and"
-    " swapped in atomically.",
+    " measurement type (NULL where the sample has no such measurement). Built inside MySQL; a full"
+    " build is swapped in with one RENAME TABLE, a refresh replaces the changed rows in one"
+    " transaction, so readers never see a mix.",
 )
 def experiment_measurements(
     context: AssetExecutionContext,
@@ -131,16 +250,46 @@ def experiment_measurements(
     measurement_types: pd.DataFrame,
     sample_lineage: SqlRelation,
 ) -> SqlRelation:
+    schema = mysql.database
     columns = [
         MeasurementColumn(measurement_type=t, column_name=c)
         for t, c in zip(measurement_types["measurement_type"], measurement_types["column_name"])
     ]
     definition = flat_table_definition(columns)
-    with mysql.connect() as connection:
-        before = {name.lower() for name in existing_columns(connection, mysql.database, FLAT_TABLE)}
-    added = [c.column_name for c in columns if before and c.column_name.lower() not in before]
+    present = _table_columns(mysql, FLAT_TABLE)
+    added = [c.column_name for c in columns if present and c.column_name not in present]
     if added:
         context.log.info(f"new measurement columns: {', '.join(added)}")
-    context.add_output_metadata({"measurement_columns": len(columns), "measurement_columns_added": ", ".join(added) or "none"})
-    select_sql, params = pivot_select(mysql.database, sample_lineage.as_from_item(), sample_lineage.params, columns)
-    return SqlRelation(select_sql=select_sql, params=params, definition=definition)
+    context.add_output_metadata(
+        {"measurement_columns": len(columns), "measurement_columns_added": ", ".join(added) or "none"}
+    )
+    _ensure_pending_table(mysql)
+    pending = qualified_name(schema, PENDING_TABLE)
+    (pending_count, rebuild_all) = mysql.fetch_one(
+        f"SELECT COUNT(*), COALESCE(MAX(sample_id = %s), 0) FROM {pending}", (REBUILD_ALL_MARKER,)
+    )
+    reason = (
+        "full rebuild requested" if _full_rebuild_requested(context)
+        else "table missing" if not present
+        else "measurement columns changed" if present != list(definition.column_names)
+        else "an upstream table was rebuilt whole" if rebuild_all
+        else "too many changed samples" if _too_many(int(pending_count), _sample_count(mysql))
+        else None
+    )
+    if reason is None:
+        context.log.info(f"refreshing {pending_count} changed samples")
+        context.add_output_metadata({"refresh": "incremental", "changed_samples": int(pending_count)})
+        select_sql, params = pivot_select(
+            schema, sample_lineage.as_from_item(), sample_lineage.params, columns, only_samples_in=PENDING_TABLE
+        )
+        return SqlRelation(
+            select_sql=select_sql, params=params, definition=definition,
+            only_keys_in=PENDING_TABLE, consume_keys_in=PENDING_TABLE,
+        )
+    context.log.info(f"building the whole table: {reason}")
+    context.add_output_metadata({"refresh": f"full ({reason})"})
+    select_sql, params = pivot_select(schema, sample_lineage.as_from_item(), sample_lineage.params, columns)
+    return SqlRelation(select_sql=select_sql, params=params, definition=definition, consume_keys_in=PENDING_TABLE)
+
+
+LAB_ASSETS = [samples, sample_measurements, measurement_types, sample_lineage, sample_measurement_digests, experiment_measurements]

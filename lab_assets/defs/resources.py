@@ -67,6 +67,11 @@ class MySQLResource(ConfigurableResource):
         with self.connect() as connection:
             return [tuple(row) for row in connection.exec_driver_sql(sql, tuple(params)).fetchall()]
 
+    def execute(self, sql: str, params: Sequence[object] = ()) -> int:
+        """Run one statement; returns the affected row count."""
+        with self.connect() as connection:
+            return connection.exec_driver_sql(sql, tuple(params)).rowcount
+
     def fetch_one(self, sql: str, params: Sequence[object] = ()) -> tuple:
         rows = self.fetch_all(sql, params)
         if len(rows) != 1:

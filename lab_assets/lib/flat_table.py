@@ -41,20 +41,25 @@ def pivot_select(
     lineage_from: str,
     lineage_params: tuple[object, ...],
     measurement_columns: Sequence[MeasurementColumn],
+    only_samples_in: str | None = None,
 ) -> tuple[str, tuple[object, ...]]:
     """SELECT producing the flat table's rows, with its bound parameters.
 
     ``lineage_from`` is a FROM-clause item with columns sample_id, top_parent_id (a quoted table
     name or a parenthesised subquery) whose own parameters are ``lineage_params``. Samples without measurements get NULL cells; measurements
     of sample ids that do not exist are left out. A sample measured twice for one type gets the
-    larger value (MAX), so the result never depends on row order.
+    larger value (MAX), so the result never depends on row order. ``only_samples_in`` names a
+    table (same schema, column sample_id) that limits the rows built, for incremental refreshes.
     """
     columns = ordered(measurement_columns)
     samples = qualified_name(schema, "samples")
     measurements = qualified_name(schema, "sample_measurements")
     identifying = "s.experiment_id, lineage.top_parent_id, s.id AS sample_id"
+    keys = qualified_name(schema, only_samples_in) if only_samples_in else ""
+    only_samples = f"JOIN {keys} AS k ON k.sample_id = s.id" if keys else ""
+    only_measurements = f"JOIN {keys} AS k ON k.sample_id = m.sample_id" if keys else ""
     if not columns:
-        sql = f"SELECT {identifying}\nFROM {samples} AS s\nLEFT JOIN {lineage_from} AS lineage ON lineage.sample_id = s.id"
+        sql = f"SELECT {identifying}\nFROM {samples} AS s {only_samples}\nLEFT JOIN {lineage_from} AS lineage ON lineage.sample_id = s.id"
         return sql, lineage_params
     pivots = ",\n    ".join(
         f"MAX(CASE WHEN m.measurement_type = %s THEN m.value END) AS {quote_identifier(c.column_name)}"
@@ -62,12 +67,12 @@ def pivot_select(
     )
     picked = ", ".join(f"pivot.{quote_identifier(c.column_name)}" for c in columns)
     sql = f"""SELECT {identifying}, {picked}
-FROM {samples} AS s
+FROM {samples} AS s {only_samples}
 LEFT JOIN {lineage_from} AS lineage ON lineage.sample_id = s.id
 LEFT JOIN (
   SELECT m.sample_id,
     {pivots}
-  FROM {measurements} AS m
+  FROM {measurements} AS m {only_measurements}
   WHERE m.sample_id IS NOT NULL
   GROUP BY m.sample_id
 ) AS pivot ON pivot.sample_id = s.id"""

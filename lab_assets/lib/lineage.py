@@ -13,9 +13,12 @@ from __future__ import annotations
 
 from lab_assets.lib.sql import Column, TableDefinition, qualified_name
 
+# parent_id and experiment_id record what the lineage was computed from (the refresh diffs them).
 LINEAGE_TABLE = TableDefinition(
     columns=(
         Column("sample_id", "INT NOT NULL"),
+        Column("parent_id", "INT NULL"),
+        Column("experiment_id", "INT NULL"),
         Column("top_parent_id", "INT NULL"),
         Column("depth", "INT NULL"),
     ),
@@ -38,7 +41,8 @@ def recursion_limit_statement(is_mariadb: bool, limit: int) -> str:
 
 
 def lineage_select(schema: str, samples_table: str = "samples") -> str:
-    """One row per sample: sample_id, top_parent_id (NULL if no root is reachable), depth."""
+    """One row per sample: sample_id, parent_id, experiment_id, top_parent_id (NULL if no root is
+    reachable), depth."""
     samples = qualified_name(schema, samples_table)
     return f"""WITH RECURSIVE tree (sample_id, top_parent_id, depth) AS (
   SELECT id, id, 0 FROM {samples} WHERE parent_id IS NULL
@@ -46,5 +50,5 @@ def lineage_select(schema: str, samples_table: str = "samples") -> str:
   SELECT child.id, tree.top_parent_id, tree.depth + 1
   FROM tree JOIN {samples} AS child ON child.parent_id = tree.sample_id
 )
-SELECT s.id AS sample_id, tree.top_parent_id, tree.depth
+SELECT s.id AS sample_id, s.parent_id, s.experiment_id, tree.top_parent_id, tree.depth
 FROM {samples} AS s LEFT JOIN tree ON tree.sample_id = s.id"""
