@@ -1,0 +1,105 @@
+"""Sensor that starts a refresh when the lab's source tables change."""
+
+import time
+
+from dagster import (
+    AssetSelection,
+    DagsterRunStatus,
+    DefaultSensorStatus,
+    RunRequest,
+    RunsFilter,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    sensor,
+)
+
+from lab_assets.defs.assets import (
+    FLAT_TABLE,
+    experiment_measurements,
+    measurement_types,
+    sample_lineage,
+    sample_measurement_digests,
+)
+from lab_assets.defs.resources import MySQLResource
+from lab_assets.lib.change_detection import SensorCursor, is_unsettled, needs_fingerprint, run_key
+from lab_assets.lib.sources import MEASUREMENTS_COLUMNS, SAMPLES_COLUMNS, fingerprint_select
+
+TRIGGER_TAG = "lab_assets/trigger"
+SENSOR_NAME = "lab_source_change_sensor"
+SOURCE_TABLES = {"samples": SAMPLES_COLUMNS, "sample_measurements": MEASUREMENTS_COLUMNS}
+IN_PROGRESS = [
+    DagsterRunStatus.QUEUED,
+    DagsterRunStatus.NOT_STARTED,
+    DagsterRunStatus.STARTING,
+    DagsterRunStatus.STARTED,
+    DagsterRunStatus.CANCELING,
+]
+REFRESH_SELECTION = AssetSelection.assets(
+    measurement_types, sample_lineage, sample_measurement_digests, experiment_measurements
+)
+
+
+def _update_times(mysql: MySQLResource) -> tuple[dict[str, str | None], str]:
+    with mysql.connect() as connection:
+        if not connection.dialect.is_mariadb:
+            # MySQL 8 caches information_schema table statistics for a day by default.
+            connection.exec_driver_sql("SET SESSION information_schema_stats_expiry = 0")
+        rows = connection.exec_driver_sql(
+            "SELECT table_name, DATE_FORMAT(update_time, '%%Y-%%m-%%d %%H:%%i:%%s'),"
+            " DATE_FORMAT(NOW(), '%%Y-%%m-%%d %%H:%%i:%%s') FROM information_schema.tables"
+            " WHERE table_schema = %s AND table_name IN ('samples', 'sample_measurements')",
+            (mysql.database,),
+        ).fetchall()
+    if len(rows) != 2:
+        raise RuntimeError(f"{mysql.database} must hold the tables samples and sample_measurements")
+    return {name: updated for name, updated, _ in rows}, rows[0][2]
+
+
+def _fingerprint(mysql: MySQLResource) -> str:
+    parts = []
+    for table, columns in SOURCE_TABLES.items():
+        count, hash_sum, hash_xor = mysql.fetch_one(fingerprint_select(mysql.database, table, columns))
+        parts.append(f"{table}:{count}:{hash_sum}:{hash_xor}")
+    return "|".join(parts)
+
+
+@sensor(
+    name=SENSOR_NAME,
+    target=REFRESH_SELECTION,
+    minimum_interval_seconds=30,
+    default_status=DefaultSensorStatus.STOPPED,
+    description="Starts a refresh of experiment_measurements (and the tables it is built from) when"
+    " samples or sample_measurements change: new, deleted or updated rows. Quiet ticks read only"
+    " information_schema; content hashes decide whether anything really changed. Never starts a run"
+    " while an earlier refresh is still going.",
+)
+def lab_source_change_sensor(context: SensorEvaluationContext, mysql: MySQLResource):
+    running = context.instance.get_run_records(
+        RunsFilter(statuses=IN_PROGRESS, tags={TRIGGER_TAG: SENSOR_NAME}), limit=1
+    )
+    if running:
+        return SkipReason(f"refresh run {running[0].dagster_run.run_id} is still in progress; waiting for it")
+
+    cursor = SensorCursor.parse(context.cursor)
+    update_times, server_now = _update_times(mysql)
+    now = time.time()
+    reason = needs_fingerprint(cursor, update_times, now)
+    if reason is None:
+        return SkipReason(f"no change: source tables last written {update_times}")
+
+    fingerprint = _fingerprint(mysql)
+    cursor.update_times = update_times
+    cursor.unsettled = is_unsettled(update_times, server_now)
+    cursor.last_full_check = now
+    if fingerprint == cursor.fingerprint:
+        return SensorResult(
+            skip_reason=f"checked ({reason}): content unchanged", cursor=cursor.serialize()
+        )
+    cursor.fingerprint = fingerprint
+    cursor.changes_seen += 1
+    context.log.info(f"source change seen ({reason}): {fingerprint}; refreshing {FLAT_TABLE}")
+    return SensorResult(
+        run_requests=[RunRequest(run_key=run_key(cursor.changes_seen, fingerprint), tags={TRIGGER_TAG: SENSOR_NAME})],
+        cursor=cursor.serialize(),
+    )

@@ -1,0 +1,57 @@
+"""Pure decision logic of the source-change sensor, kept apart from Dagster and the database.
+
+A quiet tick must be cheap (at most 1 s at 1M samples), but the source tables have no timestamps
+and ``sample_measurements`` has no key, and a content hash of both takes seconds at that size.
+So a tick first reads each table's ``UPDATE_TIME`` from information_schema (no scan) and hashes
+the contents only when that time moved, when the last reading could still move within the same
+second (the column has 1-second resolution), or when the periodic full check is due (a server
+restart or a table evicted from the dictionary cache resets UPDATE_TIME to NULL).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+
+FULL_CHECK_INTERVAL_SECONDS = 600
+
+
+@dataclass
+class SensorCursor:
+    update_times: dict[str, str | None] = field(default_factory=dict)
+    fingerprint: str | None = None
+    unsettled: bool = True  # the last reading was in the same second as a change
+    last_full_check: float = 0.0
+    changes_seen: int = 0
+
+    @classmethod
+    def parse(cls, raw: str | None) -> "SensorCursor":
+        return cls(**json.loads(raw)) if raw else cls()
+
+    def serialize(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+
+def needs_fingerprint(cursor: SensorCursor, update_times: dict[str, str | None], now: float) -> str | None:
+    """Why this tick must hash the tables, or None for a quiet tick."""
+    if cursor.fingerprint is None:
+        return "no earlier reading"
+    if update_times != cursor.update_times:
+        return "a source table was written"
+    if cursor.unsettled:
+        return "the last change was within the same second as the last reading"
+    if now - cursor.last_full_check >= FULL_CHECK_INTERVAL_SECONDS:
+        return "periodic full check"
+    return None
+
+
+def is_unsettled(update_times: dict[str, str | None], server_now: str) -> bool:
+    """True if a table was written in the current second: another write could follow unseen."""
+    return any(t is not None and t >= server_now for t in update_times.values())
+
+
+def run_key(changes_seen: int, fingerprint: str) -> str:
+    """Deterministic per distinct content change: the same change seen twice gives the same key,
+    and content that returns to an earlier state still gets a new key (the counter)."""
+    return f"lab-sources-{changes_seen}-{hashlib.sha1(fingerprint.encode()).hexdigest()[:16]}"
