@@ -38,7 +38,6 @@ from dagster import (
 from dagster._core.definitions.metadata.metadata_set import TableMetadataSet
 from dagster._core.definitions.partitions.utils import TimeWindow
 from dagster._core.storage.db_io_manager import DbClient, DbIOManager, DbTypeHandler, TableSlice
-from pydantic import Field
 from sqlalchemy.engine import Connection
 
 from lab_assets.defs.resources import MySQLResource, transaction
@@ -153,9 +152,8 @@ def _table_metadata(table_slice: TableSlice, row_count: int, columns: Sequence[C
 
 
 class MySQLDbClient(DbClient[Connection]):
-    def __init__(self, mysql: MySQLResource, temp_table_memory_mb: int):
+    def __init__(self, mysql: MySQLResource):
         self._mysql = mysql
-        self._temp_table_memory_bytes = temp_table_memory_mb * 1024 * 1024
 
     def delete_table_slice(self, context: OutputContext, table_slice: TableSlice, connection: Connection) -> None:
         """No-op: the type handlers replace the slice in the same transaction as the write."""
@@ -175,12 +173,6 @@ class MySQLDbClient(DbClient[Connection]):
     @contextmanager
     def connect(self, context: OutputContext | InputContext, table_slice: TableSlice) -> Iterator[Connection]:
         with self._mysql.connect() as connection:
-            # Session only (never global): the lineage CTE's intermediate result must stay an
-            # in-memory table; spilled to disk, MariaDB's lookups into it were 10x slower at 1M.
-            connection.exec_driver_sql(
-                f"SET SESSION tmp_table_size = {self._temp_table_memory_bytes},"
-                f" max_heap_table_size = {self._temp_table_memory_bytes}"
-            )
             yield connection
 
 
@@ -349,11 +341,6 @@ class MySQLIOManager(ConfigurableIOManagerFactory):
     tables built inside the database. Shares its connection settings with ``MySQLResource``."""
 
     mysql: MySQLResource
-    temp_table_memory_mb: int = Field(
-        default=256,
-        description="Session tmp_table_size / max_heap_table_size for builds, in MiB: in-database"
-        " intermediate results up to this size stay in memory.",
-    )
 
     def create_io_manager(self, context) -> DbIOManager:
         # lab_assets' own tables live next to the sources, in the URL's database; an asset can
@@ -361,7 +348,7 @@ class MySQLIOManager(ConfigurableIOManagerFactory):
         schema = self.mysql.database
         return DbIOManager(
             type_handlers=[SqlRelationTypeHandler(), DataFrameTypeHandler()],
-            db_client=MySQLDbClient(self.mysql, self.temp_table_memory_mb),
+            db_client=MySQLDbClient(self.mysql),
             database=schema,
             schema=schema,
             io_manager_name="MySQLIOManager",
