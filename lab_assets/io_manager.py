@@ -72,6 +72,8 @@ class SqlRelation:
     # A work table (same schema) emptied in the same transaction as the write: the keys this
     # build has consumed.
     consume_keys_in: str | None = None
+    # Work tables (same schema) the asset made for this build, dropped once the write is done.
+    drop_after_write: tuple[str, ...] = ()
     # Set when the relation is a plain reference to a whole stored table.
     table_reference: tuple[str, str] | None = field(default=None, compare=False)
 
@@ -204,6 +206,8 @@ class SqlRelationTypeHandler(DbTypeHandler[SqlRelation]):
         else:
             write = "table swapped in"
             row_count = self._build_and_swap(connection, schema, table, obj)
+        for work_table in obj.drop_after_write:
+            connection.exec_driver_sql(f"DROP TABLE IF EXISTS {qualified_name(schema, work_table)}")
         seconds = time.monotonic() - started
         context.log.info(
             f"{schema}.{table}: {write}, {row_count} rows written, {len(obj.definition.columns)} columns, {seconds:.2f} s"

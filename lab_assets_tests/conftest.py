@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from dagster import DagsterInstance, materialize
 
 from lab_assets.defs.assets import LAB_ASSETS
+from lab_assets.defs.checks import ALL_CHECKS
 from lab_assets.defs.resources import MySQLResource
 from lab_assets.io_manager import MySQLIOManager
 from lab_assets.local_lab import source_schema_statements
@@ -61,7 +62,7 @@ class LabDatabase:
         return {"mysql": mysql, "io_manager": MySQLIOManager(mysql=mysql)}
 
     def materialize_all(self, instance: DagsterInstance | None = None, raise_on_error: bool = True, tags=None):
-        return materialize(LAB_ASSETS, tags=tags, resources=self.resources(), instance=instance, raise_on_error=raise_on_error)
+        return materialize([*LAB_ASSETS, *ALL_CHECKS], tags=tags, resources=self.resources(), instance=instance, raise_on_error=raise_on_error)
 
 
 _counter = iter(range(1_000_000))

@@ -7,7 +7,9 @@ in the oracle too.
 
 from __future__ import annotations
 
+import hashlib
 import random
+import re
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 import pymysql
@@ -129,3 +131,43 @@ def actual_flat_table(connection: pymysql.connections.Connection, table: str = "
         names = [d[0] for d in cursor.description]
         rows = {row[names.index("sample_id")]: dict(zip(names, row)) for row in cursor.fetchall()}
     return names, rows
+
+
+def documented_column_name(measurement_type: str) -> str:
+    """The README's naming rule, written again here (not imported) so the tests check the project
+    against the documentation: plain lowercase identifiers keep their name, anything else gets
+    ``measurement_<slug>__<first 8 hex digits of SHA-1 of the exact type>``."""
+    if re.fullmatch(r"[a-z][a-z0-9_]*", measurement_type) and "__" not in measurement_type and len(measurement_type) <= 52:
+        return f"measurement_{measurement_type}"
+    slug = re.sub(r"[^a-z0-9]+", "_", measurement_type.lower()).strip("_")[:42].strip("_") or "type"
+    return f"measurement_{slug}__{hashlib.sha1(measurement_type.encode('utf-8')).hexdigest()[:8]}"
+
+
+def column_for_types(types: Iterable[str | None], case_insensitive: bool = True):
+    """type -> column name, for a source column whose collation is case-insensitive (types that
+    differ only in ASCII case are one type, named by their greatest spelling byte-wise) or
+    binary. Test types avoid trailing spaces and non-ASCII letters, where collations differ more."""
+    key = (lambda t: t.lower()) if case_insensitive else (lambda t: t)
+    representative: dict[str, str] = {}
+    for t in types:
+        if t is None:
+            continue
+        k = key(t)
+        if k not in representative or t.encode("utf-8") > representative[k].encode("utf-8"):
+            representative[k] = t
+    return lambda t: documented_column_name(representative[key(t)])
+
+
+def source_snapshot(connection: pymysql.connections.Connection) -> tuple:
+    """Everything in the two source tables (all columns, sorted) plus the server's checksums."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT id, parent_id, experiment_id, ts FROM samples ORDER BY id")
+        samples = cursor.fetchall()
+        cursor.execute(
+            "SELECT sample_id, measurement_type, value FROM sample_measurements"
+            " ORDER BY sample_id, measurement_type COLLATE utf8mb4_bin, value"
+        )
+        measurements = cursor.fetchall()
+        cursor.execute("CHECKSUM TABLE samples, sample_measurements EXTENDED")
+        checksums = cursor.fetchall()
+    return samples, measurements, checksums

@@ -7,6 +7,7 @@ from sqlalchemy.engine import Connection
 from dagster import (
     AssetExecutionContext,
     DataVersion,
+    Failure,
     MetadataValue,
     ObserveResult,
     asset,
@@ -15,7 +16,13 @@ from dagster import (
 
 from lab_assets.defs.resources import MySQLResource
 from lab_assets.io_manager import SqlRelation, existing_columns
-from lab_assets.lib.flat_table import MeasurementColumn, flat_table_definition, pivot_select
+from lab_assets.lib.flat_table import (
+    MAX_MEASUREMENT_COLUMNS,
+    MeasurementColumn,
+    column_limit_problem,
+    flat_table_definition,
+    pivot_select,
+)
 from lab_assets.lib.lineage import LINEAGE_TABLE, lineage_select, recursion_limit, recursion_limit_statement
 from lab_assets.lib.refresh import (
     CHANGE_SET_DEFINITION,
@@ -112,6 +119,9 @@ def measurement_types(context: AssetExecutionContext, mysql: MySQLResource) -> p
     return catalog
 
 
+# Work tables of an incremental refresh: changed sample ids, dropped once the write is done.
+LINEAGE_WORK_TABLES = ("sample_lineage__moved", "sample_lineage__changes")
+DIGEST_WORK_TABLE = f"{DIGEST_TABLE}__changes"
 REFRESH_TAG = "lab_assets/refresh"  # run tag; "full" rebuilds every table whole
 # Above this share of changed samples an incremental refresh costs more than a full build.
 FULL_REBUILD_FRACTION = 0.25
@@ -177,7 +187,7 @@ def sample_lineage(context: AssetExecutionContext, mysql: MySQLResource) -> SqlR
     )
     if incremental:
         started = time.monotonic()
-        moved_table, changes_table = "sample_lineage__moved", "sample_lineage__changes"
+        moved_table, changes_table = LINEAGE_WORK_TABLES
         with mysql.connect() as connection:
             _fill_change_set(connection, schema, moved_table, changed_samples_select(schema, structural_only=True))
             connection.exec_driver_sql(recursion_limit_statement(connection.dialect.is_mariadb, limit))
@@ -194,11 +204,15 @@ def sample_lineage(context: AssetExecutionContext, mysql: MySQLResource) -> SqlR
                 definition=LINEAGE_TABLE,
                 recursion_limit=limit,
                 only_keys_in=changes_table,
+                drop_after_write=LINEAGE_WORK_TABLES,
             )
         context.log.info(f"{changed} of {sample_count} samples changed: rebuilding whole")
     _mark_rebuild_all(mysql)
     context.add_output_metadata({"refresh": "full"})
-    return SqlRelation(select_sql=lineage_select(schema), definition=LINEAGE_TABLE, recursion_limit=limit)
+    return SqlRelation(
+        select_sql=lineage_select(schema), definition=LINEAGE_TABLE, recursion_limit=limit,
+        drop_after_write=LINEAGE_WORK_TABLES,
+    )
 
 
 @asset(
@@ -216,7 +230,7 @@ def sample_measurement_digests(context: AssetExecutionContext, mysql: MySQLResou
         DIGEST_TABLE_DEFINITION.column_names
     )
     if incremental:
-        changes_table = f"{DIGEST_TABLE}__changes"
+        changes_table = DIGEST_WORK_TABLE
         with mysql.connect() as connection:
             changed = _fill_change_set(connection, schema, changes_table, changed_digests_select(schema))
         context.log.info(f"{changed} samples with changed measurements")
@@ -227,10 +241,13 @@ def sample_measurement_digests(context: AssetExecutionContext, mysql: MySQLResou
                 select_sql=digest_select(schema, only_changed_in=changes_table),
                 definition=DIGEST_TABLE_DEFINITION,
                 only_keys_in=changes_table,
+                drop_after_write=(DIGEST_WORK_TABLE,),
             )
     _mark_rebuild_all(mysql)
     context.add_output_metadata({"refresh": "full"})
-    return SqlRelation(select_sql=digest_select(schema), definition=DIGEST_TABLE_DEFINITION)
+    return SqlRelation(
+        select_sql=digest_select(schema), definition=DIGEST_TABLE_DEFINITION, drop_after_write=(DIGEST_WORK_TABLE,)
+    )
 
 
 @asset(
@@ -255,6 +272,13 @@ def experiment_measurements(
         MeasurementColumn(measurement_type=t, column_name=c)
         for t, c in zip(measurement_types["measurement_type"], measurement_types["column_name"])
     ]
+    # Before any DDL, so the last good table stays (also when the catalog checks are not run).
+    problem = column_limit_problem([c.column_name for c in columns])
+    if problem:
+        raise Failure(
+            description=f"experiment_measurements not rebuilt: {problem}",
+            metadata={"measurement_columns": len(columns), "column_limit": MAX_MEASUREMENT_COLUMNS},
+        )
     definition = flat_table_definition(columns)
     present = _table_columns(mysql, FLAT_TABLE)
     added = [c.column_name for c in columns if present and c.column_name not in present]

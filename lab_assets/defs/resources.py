@@ -11,6 +11,8 @@ from dagster import ConfigurableResource
 from pydantic import Field
 from sqlalchemy.engine import Connection, Engine
 
+from lab_assets.lib.lineage import recursion_limit_statement
+
 LAB_DB_URL_ENV = "LAB_DB_URL"
 
 
@@ -72,8 +74,12 @@ class MySQLResource(ConfigurableResource):
             connection.exec_driver_sql(f"SET SESSION tmp_table_size = {memory}, max_heap_table_size = {memory}")
             yield connection
 
-    def fetch_all(self, sql: str, params: Sequence[object] = ()) -> list[tuple]:
+    def fetch_all(self, sql: str, params: Sequence[object] = (), *, recursion_limit: int | None = None) -> list[tuple]:
+        """Rows of one query. ``recursion_limit`` first raises the session's recursive-CTE limit
+        (MariaDB ``max_recursive_iterations``, MySQL 8 ``cte_max_recursion_depth``)."""
         with self.connect() as connection:
+            if recursion_limit is not None:
+                connection.exec_driver_sql(recursion_limit_statement(connection.dialect.is_mariadb, recursion_limit))
             return [tuple(row) for row in connection.exec_driver_sql(sql, tuple(params)).fetchall()]
 
     def execute(self, sql: str, params: Sequence[object] = ()) -> int:
@@ -81,8 +87,8 @@ class MySQLResource(ConfigurableResource):
         with self.connect() as connection:
             return connection.exec_driver_sql(sql, tuple(params)).rowcount
 
-    def fetch_one(self, sql: str, params: Sequence[object] = ()) -> tuple:
-        rows = self.fetch_all(sql, params)
+    def fetch_one(self, sql: str, params: Sequence[object] = (), *, recursion_limit: int | None = None) -> tuple:
+        rows = self.fetch_all(sql, params, recursion_limit=recursion_limit)
         if len(rows) != 1:
             raise ValueError(f"expected one row, got {len(rows)} from: {sql}")
         return rows[0]

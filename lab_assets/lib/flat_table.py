@@ -77,3 +77,40 @@ LEFT JOIN (
   GROUP BY m.sample_id
 ) AS pivot ON pivot.sample_id = s.id"""
     return sql, lineage_params + tuple(c.measurement_type for c in columns)
+
+
+# How many DECIMAL(16,6) measurement columns experiment_measurements can have next to its three
+# INT columns. Determined experimentally with CREATE TABLE on MariaDB 10.11 (InnoDB, 16 KiB pages,
+# DYNAMIC rows, innodb_strict_mode=ON): each DECIMAL(16,6) takes 8 bytes in the row, and a row must
+# fit in half a page (8126 bytes), so 996 columns are accepted and 997 fail with "Row size too
+# large (> 8126)". That is below InnoDB's hard limit of 1017 columns. MySQL 8 has the same InnoDB
+# row-size rule; with innodb_strict_mode=OFF the server would accept more columns and fail on
+# inserts instead, so the limit is enforced here regardless of the server's mode.
+MAX_MEASUREMENT_COLUMNS = 996
+# MariaDB keeps a table definition (.frm) under 64 KiB; with long column names that binds before
+# the row size does ("Table definition is too large"). Measured on MariaDB 10.11 for this table:
+# n columns whose names have L characters in total fit while L + 18 * n <= 65142 (names of 48
+# chars: 987 columns, 64 chars: 794). Names of types from the lab's VARCHAR(10) column have at most
+# 32 characters, so there only the row size binds. MySQL 8 has no .frm; the bound is kept as a
+# conservative limit that holds on both servers.
+TABLE_DEFINITION_BUDGET = 65142
+TABLE_DEFINITION_BYTES_PER_COLUMN = 18
+
+
+def column_limit_problem(column_names: Sequence[str]) -> str | None:
+    """Why a flat table with these measurement columns cannot be created, or None if it can."""
+    count = len(column_names)
+    if count > MAX_MEASUREMENT_COLUMNS:
+        return (
+            f"{count} measurement types exceed the limit of {MAX_MEASUREMENT_COLUMNS} measurement columns"
+            f" of experiment_measurements (InnoDB row size limit of 8126 bytes: 3 INT columns +"
+            f" {count} DECIMAL(16,6) columns of 8 bytes; InnoDB allows at most 1017 columns)"
+        )
+    definition_size = sum(map(len, column_names)) + TABLE_DEFINITION_BYTES_PER_COLUMN * count
+    if definition_size > TABLE_DEFINITION_BUDGET:
+        return (
+            f"{count} measurement columns with {sum(map(len, column_names))} characters of names exceed"
+            f" the table definition limit (names + {TABLE_DEFINITION_BYTES_PER_COLUMN} per column ="
+            f" {definition_size} > {TABLE_DEFINITION_BUDGET})"
+        )
+    return None

@@ -1,0 +1,244 @@
+"""SQL for the integrity checks (lab_assets/defs/checks.py): one SELECT per property, each
+returning the offenders in a stable order, at most ``limit`` of them, with the total count of
+offenders in the last column (``COUNT(*) OVER ()``, computed before LIMIT). An empty result means
+the property holds. Identifiers are quoted here; values travel as bound ``%s`` parameters.
+
+Everything is valid on MariaDB 10.2+ and MySQL 8 (recursive CTEs, window functions). Queries with a
+recursive CTE need the session's recursion limit raised first (see lab_assets.lib.lineage).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from lab_assets.lib.flat_table import IDENTIFYING_COLUMNS
+from lab_assets.lib.sql import qualified_name, quote_identifier
+
+OFFENDER_LIMIT = 20
+_NAME = re.compile(r"[A-Za-z0-9_]+")
+
+COLUMN_COLLATION_SQL = (
+    "SELECT character_set_name, collation_name FROM information_schema.columns"
+    " WHERE table_schema = %s AND table_name = %s AND column_name = %s"
+)
+TABLE_COLUMNS_SQL = (
+    "SELECT column_name FROM information_schema.columns"
+    " WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position"
+)
+
+
+def _checked_name(kind: str, name: str) -> str:
+    """Charset and collation names go into SQL text (COLLATE cannot be bound), so only plain names."""
+    if not _NAME.fullmatch(name):
+        raise ValueError(f"unexpected {kind} name {name!r}")
+    return name
+
+
+def offenders(select_sql: str, order_by: str, limit: int = OFFENDER_LIMIT) -> str:
+    """``select_sql``'s rows (the offenders), first ``limit`` by ``order_by``, plus their count."""
+    return f"SELECT offender.*, COUNT(*) OVER () AS offender_count\nFROM (\n{select_sql}\n) AS offender\nORDER BY {order_by}\nLIMIT {int(limit)}"
+
+
+def _lineage_ctes(schema: str) -> str:
+    """``reached``: samples with a root, walked down from the roots. ``dangling``: samples whose
+    parent does not exist and everything below them. A sample in neither is on or under a parent
+    cycle. Both walks go down from a start set, so they end on any data."""
+    samples = qualified_name(schema, "samples")
+    return f"""WITH RECURSIVE reached (id) AS (
+  SELECT id FROM {samples} WHERE parent_id IS NULL
+  UNION ALL
+  SELECT child.id FROM reached JOIN {samples} AS child ON child.parent_id = reached.id
+),
+dangling (id) AS (
+  SELECT s.id FROM {samples} AS s LEFT JOIN {samples} AS p ON p.id = s.parent_id
+  WHERE s.parent_id IS NOT NULL AND p.id IS NULL
+  UNION ALL
+  SELECT child.id FROM dangling JOIN {samples} AS child ON child.parent_id = dangling.id
+)"""
+
+
+def cycle_samples_select(schema: str, limit: int = OFFENDER_LIMIT) -> str:
+    """Samples on or under a parent cycle (no root above them, no missing parent either):
+    sample_id, parent_id, count."""
+    samples = qualified_name(schema, "samples")
+    inner = f"""SELECT s.id AS sample_id, s.parent_id
+FROM {samples} AS s
+LEFT JOIN reached ON reached.id = s.id
+LEFT JOIN dangling ON dangling.id = s.id
+WHERE reached.id IS NULL AND dangling.id IS NULL"""
+    return f"{_lineage_ctes(schema)}\n{offenders(inner, 'sample_id', limit)}"
+
+
+def missing_parent_samples_select(schema: str, limit: int = OFFENDER_LIMIT) -> str:
+    """Samples under a parent id that does not exist (the sample naming it and all below it):
+    sample_id, parent_id, count."""
+    samples = qualified_name(schema, "samples")
+    inner = f"SELECT s.id AS sample_id, s.parent_id FROM {samples} AS s JOIN dangling ON dangling.id = s.id"
+    return f"{_lineage_ctes(schema)}\n{offenders(inner, 'sample_id', limit)}"
+
+
+def missing_parent_ids_select(schema: str, limit: int = OFFENDER_LIMIT) -> str:
+    """Distinct parent ids that samples name but that do not exist: parent_id, count."""
+    samples = qualified_name(schema, "samples")
+    inner = f"""SELECT DISTINCT s.parent_id
+FROM {samples} AS s LEFT JOIN {samples} AS p ON p.id = s.parent_id
+WHERE s.parent_id IS NOT NULL AND p.id IS NULL"""
+    return offenders(inner, "parent_id", limit)
+
+
+def measurements_without_sample_select(schema: str, limit: int = OFFENDER_LIMIT) -> str:
+    """Measurement rows whose sample_id is NULL or not a sample: sample_id, type, value, count."""
+    samples, measurements = qualified_name(schema, "samples"), qualified_name(schema, "sample_measurements")
+    inner = f"""SELECT m.sample_id, m.measurement_type, m.value
+FROM {measurements} AS m LEFT JOIN {samples} AS s ON s.id = m.sample_id
+WHERE s.id IS NULL"""
+    return offenders(inner, "sample_id, measurement_type, value", limit)
+
+
+def measurements_without_type_select(schema: str, limit: int = OFFENDER_LIMIT) -> str:
+    """Measurement rows with a NULL measurement_type: sample_id, value, count."""
+    inner = f"""SELECT m.sample_id, m.value
+FROM {qualified_name(schema, 'sample_measurements')} AS m
+WHERE m.measurement_type IS NULL"""
+    return offenders(inner, "sample_id, value", limit)
+
+
+def duplicate_measurements_select(schema: str, binary_collation: str, limit: int = OFFENDER_LIMIT) -> str:
+    """(sample, type) pairs measured more than once, types compared with the column's own
+    collation (as the catalog groups them): sample_id, type (greatest spelling byte-wise),
+    measurements, count."""
+    binary_collation = _checked_name("collation", binary_collation)
+    inner = f"""SELECT m.sample_id, MAX(m.measurement_type COLLATE {binary_collation}) AS measurement_type,
+  COUNT(*) AS measurements
+FROM {qualified_name(schema, 'sample_measurements')} AS m
+WHERE m.sample_id IS NOT NULL AND m.measurement_type IS NOT NULL
+GROUP BY m.sample_id, m.measurement_type
+HAVING COUNT(*) > 1"""
+    return offenders(inner, "sample_id, measurement_type", limit)
+
+
+def duplicate_column_names_select(schema: str, catalog_table: str, limit: int = OFFENDER_LIMIT) -> tuple[str, tuple[object, ...]]:
+    """Column names of the flat table that MySQL would see as one name (column names are
+    case-insensitive), the catalog's names plus the identifying columns: name, how many, count."""
+    fixed = " UNION ALL ".join(["SELECT %s"] * len(IDENTIFYING_COLUMNS))
+    inner = f"""SELECT LOWER(name) AS column_name, COUNT(*) AS occurrences
+FROM (
+  SELECT column_name AS name FROM {qualified_name(schema, catalog_table)}
+  UNION ALL {fixed}
+) AS names
+GROUP BY LOWER(name)
+HAVING COUNT(*) > 1"""
+    return offenders(inner, "column_name", limit), tuple(c.name for c in IDENTIFYING_COLUMNS)
+
+
+def catalog_size_select(schema: str, catalog_table: str) -> str:
+    """How many columns the catalog asks for and their names' total length."""
+    return f"SELECT COUNT(*), COALESCE(SUM(CHAR_LENGTH(column_name)), 0) FROM {qualified_name(schema, catalog_table)}"
+
+
+def sample_rows_mismatch_select(schema: str, flat_table: str, limit: int = OFFENDER_LIMIT) -> str:
+    """Ids that break "one row per sample": samples without a row, rows without a sample,
+    ids with more than one row: sample_id, problem, count."""
+    samples, flat = qualified_name(schema, "samples"), qualified_name(schema, flat_table)
+    inner = f"""SELECT s.id AS sample_id, 'no row' AS problem
+FROM {samples} AS s LEFT JOIN {flat} AS e ON e.sample_id = s.id WHERE e.sample_id IS NULL
+UNION ALL
+SELECT e.sample_id, 'not a sample' FROM {flat} AS e LEFT JOIN {samples} AS s ON s.id = e.sample_id WHERE s.id IS NULL
+UNION ALL
+SELECT e.sample_id, 'several rows' FROM {flat} AS e GROUP BY e.sample_id HAVING COUNT(*) > 1"""
+    return offenders(inner, "sample_id, problem", limit)
+
+
+def balanced_sum(terms: Sequence[str]) -> str:
+    """``a + b + ...`` as a balanced tree of parentheses: a flat chain of ~1000 terms parses into a
+    ~1000-deep expression tree and overruns the server's thread stack (error 1436)."""
+    if len(terms) == 1:
+        return terms[0]
+    middle = len(terms) // 2
+    return f"({balanced_sum(terms[:middle])} + {balanced_sum(terms[middle:])})"
+
+
+def reconciliation_select(
+    schema: str,
+    flat_table: str,
+    catalog_table: str,
+    measurement_columns: Sequence[str],
+    source_charset: str,
+    source_collation: str,
+    limit: int = OFFENDER_LIMIT,
+) -> tuple[str, tuple[object, ...]]:
+    """Cells of the flat table that differ from the source: sample_id, column, count.
+
+    A differently built recomputation than the pivot, over the whole table:
+
+    * every (sample, type) group of the source (types compared with the source column's
+      collation, samples that exist) finds its column through the catalog, and that cell equals
+      the group's MAX(value) (NULL-safe);
+    * every row has exactly as many non-NULL measurement cells as its sample has groups with a
+      non-NULL value, so no cell holds a value without a source;
+    * experiment_id is the sample's;
+    * top_parent_id is NULL exactly for samples that no walk down from a root reaches; otherwise
+      it is a root (parent_id IS NULL), a root's own id for a root, and the same as its parent's
+      row for every other sample, which by induction along the path makes it the sample's root.
+
+    ``measurement_columns`` are the measurement columns present in the flat table.
+    """
+    source_charset = _checked_name("character set", source_charset)
+    source_collation = _checked_name("collation", source_collation)
+    samples = qualified_name(schema, "samples")
+    measurements = qualified_name(schema, "sample_measurements")
+    flat, catalog = qualified_name(schema, flat_table), qualified_name(schema, catalog_table)
+    quoted = [quote_identifier(c) for c in measurement_columns]
+    if quoted:
+        cell = "CASE c.column_name " + " ".join(f"WHEN %s THEN e.{q}" for q in quoted) + " END"
+        filled = balanced_sum([f"(e.{q} IS NOT NULL)" for q in quoted])
+    else:
+        cell, filled = "NULL", "0"
+    cell_params = tuple(measurement_columns)
+    sql = f"""WITH RECURSIVE reached (id) AS (
+  SELECT id FROM {samples} WHERE parent_id IS NULL
+  UNION ALL
+  SELECT child.id FROM reached JOIN {samples} AS child ON child.parent_id = reached.id
+),
+source_value (sample_id, measurement_type, value) AS (
+  SELECT m.sample_id, m.measurement_type, MAX(m.value)
+  FROM {measurements} AS m JOIN {samples} AS s ON s.id = m.sample_id
+  WHERE m.measurement_type IS NOT NULL
+  GROUP BY m.sample_id, m.measurement_type
+)
+SELECT offender.*, COUNT(*) OVER () AS offender_count
+FROM (
+  SELECT g.sample_id, COALESCE(c.column_name,
+    CONCAT('no column for type ', CONVERT(g.measurement_type USING utf8mb4) COLLATE utf8mb4_bin)) AS column_name
+  FROM source_value AS g
+  LEFT JOIN {catalog} AS c
+    ON CONVERT(c.measurement_type USING {source_charset}) COLLATE {source_collation} = g.measurement_type
+  LEFT JOIN {flat} AS e ON e.sample_id = g.sample_id
+  WHERE c.column_name IS NULL OR e.sample_id IS NULL OR NOT (({cell}) <=> g.value)
+  UNION ALL
+  SELECT e.sample_id, 'count of non-NULL measurement cells'
+  FROM {flat} AS e
+  LEFT JOIN (
+    SELECT sample_id, COUNT(*) AS filled FROM source_value WHERE value IS NOT NULL GROUP BY sample_id
+  ) AS k ON k.sample_id = e.sample_id
+  WHERE {filled} <> COALESCE(k.filled, 0)
+  UNION ALL
+  SELECT e.sample_id, 'experiment_id'
+  FROM {flat} AS e JOIN {samples} AS s ON s.id = e.sample_id
+  WHERE NOT (e.experiment_id <=> s.experiment_id)
+  UNION ALL
+  SELECT e.sample_id, 'top_parent_id'
+  FROM {flat} AS e
+  JOIN {samples} AS s ON s.id = e.sample_id
+  LEFT JOIN reached ON reached.id = s.id
+  LEFT JOIN {samples} AS root ON root.id = e.top_parent_id
+  LEFT JOIN {flat} AS parent_row ON parent_row.sample_id = s.parent_id
+  WHERE (reached.id IS NULL) <> (e.top_parent_id IS NULL)
+     OR (e.top_parent_id IS NOT NULL AND (root.id IS NULL OR root.parent_id IS NOT NULL))
+     OR (s.parent_id IS NULL AND NOT (e.top_parent_id <=> s.id))
+     OR (s.parent_id IS NOT NULL AND NOT (e.top_parent_id <=> parent_row.top_parent_id))
+) AS offender
+ORDER BY sample_id, column_name
+LIMIT {int(limit)}"""
+    return sql, cell_params
