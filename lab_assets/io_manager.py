@@ -43,6 +43,7 @@ from sqlalchemy.engine import Connection
 from lab_assets.defs.resources import MySQLResource, transaction
 from lab_assets.lib.lineage import recursion_limit_statement
 from lab_assets.lib.naming import staging_table_name
+from lab_assets.lib.progress import InfoLogger, logged_step
 from lab_assets.lib.sql import (
     Column,
     TableDefinition,
@@ -199,13 +200,13 @@ class SqlRelationTypeHandler(DbTypeHandler[SqlRelation]):
         schema, table = table_slice.schema, table_slice.table
         if table_slice.partition_dimensions:
             write = "partition replaced"
-            row_count = self._replace_partition(connection, table_slice, obj)
+            row_count = self._replace_partition(connection, table_slice, obj, context.log)
         elif obj.only_keys_in:
             write = "rows replaced"
-            row_count = self._replace_keyed_rows(connection, schema, table, obj)
+            row_count = self._replace_keyed_rows(connection, schema, table, obj, context.log)
         else:
             write = "table swapped in"
-            row_count = self._build_and_swap(connection, schema, table, obj)
+            row_count = self._build_and_swap(connection, schema, table, obj, context.log)
         for work_table in obj.drop_after_write:
             connection.exec_driver_sql(f"DROP TABLE IF EXISTS {qualified_name(schema, work_table)}")
         seconds = time.monotonic() - started
@@ -219,7 +220,9 @@ class SqlRelationTypeHandler(DbTypeHandler[SqlRelation]):
         return {**metadata, **_table_metadata(table_slice, row_count, obj.definition.columns)}
 
     @staticmethod
-    def _build_and_swap(connection: Connection, schema: str, table: str, relation: SqlRelation) -> int:
+    def _build_and_swap(
+        connection: Connection, schema: str, table: str, relation: SqlRelation, log: InfoLogger
+    ) -> int:
         assert relation.definition is not None
         new_table, old_table = staging_table_name(table, "new"), staging_table_name(table, "old")
         # Leftovers of a run that was killed mid-build are dropped first.
@@ -229,7 +232,9 @@ class SqlRelationTypeHandler(DbTypeHandler[SqlRelation]):
         connection.exec_driver_sql(relation.definition.create_statement(schema, new_table))
         try:
             insert = insert_select_statement(schema, new_table, relation.definition.column_names, relation.select_sql)
-            row_count = connection.exec_driver_sql(insert, relation.params).rowcount
+            with logged_step(log, f"filling {schema}.{new_table}"):
+                row_count = connection.exec_driver_sql(insert, relation.params).rowcount
+            log.info(f"swapping {schema}.{new_table} in as {schema}.{table} ({row_count} rows)")
             if _table_exists(connection, schema, table):
                 connection.exec_driver_sql(
                     f"RENAME TABLE {qualified_name(schema, table)} TO {qualified_name(schema, old_table)},"
@@ -249,12 +254,14 @@ class SqlRelationTypeHandler(DbTypeHandler[SqlRelation]):
         return row_count
 
     @staticmethod
-    def _replace_keyed_rows(connection: Connection, schema: str, table: str, relation: SqlRelation) -> int:
+    def _replace_keyed_rows(
+        connection: Connection, schema: str, table: str, relation: SqlRelation, log: InfoLogger
+    ) -> int:
         assert relation.definition is not None and relation.only_keys_in is not None
         (key,) = relation.definition.primary_key
         target, keys = qualified_name(schema, table), qualified_name(schema, relation.only_keys_in)
         insert = insert_select_statement(schema, table, relation.definition.column_names, relation.select_sql)
-        with transaction(connection):
+        with transaction(connection), logged_step(log, f"replacing changed rows of {schema}.{table}"):
             connection.exec_driver_sql(
                 f"DELETE target FROM {target} AS target JOIN {keys} AS k ON k.{quote_identifier(key)} = target.{quote_identifier(key)}"
             )
@@ -264,7 +271,9 @@ class SqlRelationTypeHandler(DbTypeHandler[SqlRelation]):
         return row_count
 
     @staticmethod
-    def _replace_partition(connection: Connection, table_slice: TableSlice, relation: SqlRelation) -> int:
+    def _replace_partition(
+        connection: Connection, table_slice: TableSlice, relation: SqlRelation, log: InfoLogger
+    ) -> int:
         assert relation.definition is not None
         schema, table = table_slice.schema, table_slice.table
         if not _table_exists(connection, schema, table):
@@ -272,7 +281,7 @@ class SqlRelationTypeHandler(DbTypeHandler[SqlRelation]):
         add_missing_columns(connection, schema, table, relation.definition.columns)
         condition, condition_params = _partition_condition(table_slice)
         insert = insert_select_statement(schema, table, relation.definition.column_names, relation.select_sql)
-        with transaction(connection):
+        with transaction(connection), logged_step(log, f"replacing partition rows of {schema}.{table}"):
             connection.exec_driver_sql(f"DELETE FROM {qualified_name(schema, table)} WHERE {condition}", condition_params)
             return connection.exec_driver_sql(insert, relation.params).rowcount
 

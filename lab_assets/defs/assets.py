@@ -10,10 +10,15 @@ from dagster import (
     Failure,
     MetadataValue,
     ObserveResult,
+    TableColumn,
+    TableColumnConstraints,
+    TableSchema,
     asset,
     observable_source_asset,
 )
+from dagster._core.definitions.metadata.metadata_set import TableMetadataSet
 
+from lab_assets.defs.concurrency import FLAT_TABLE_POOL
 from lab_assets.defs.resources import MySQLResource
 from lab_assets.io_manager import SqlRelation, existing_columns
 from lab_assets.lib.flat_table import (
@@ -51,13 +56,32 @@ FLAT_GROUP = "lab_flat_table"
 FLAT_TABLE = "experiment_measurements"
 
 
+def _column_schema(mysql: MySQLResource, table: str) -> TableSchema:
+    """The table's columns and SQL types as the server reports them (information_schema)."""
+    rows = mysql.fetch_all(
+        "SELECT column_name, column_type, is_nullable FROM information_schema.columns"
+        " WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
+        (mysql.database, table),
+    )
+    return TableSchema(
+        columns=[
+            TableColumn(name=name, type=str(column_type), constraints=TableColumnConstraints(nullable=nullable == "YES"))
+            for name, column_type, nullable in rows
+        ]
+    )
+
+
 def _observe(mysql: MySQLResource, table: str, columns: tuple[str, ...]) -> ObserveResult:
     started = time.monotonic()
     row_count, hash_sum, hash_xor = mysql.fetch_one(fingerprint_select(mysql.database, table, columns))
     return ObserveResult(
         data_version=DataVersion(f"{row_count}-{hash_sum}-{hash_xor}"),
         metadata={
-            "dagster/row_count": MetadataValue.int(int(row_count)),
+            **TableMetadataSet(
+                row_count=int(row_count),
+                table_name=f"{mysql.database}.{table}",
+                column_schema=_column_schema(mysql, table),
+            ),
             "observe_seconds": round(time.monotonic() - started, 3),
         },
     )
@@ -98,6 +122,7 @@ def _binary_collation_of_measurement_type(mysql: MySQLResource) -> str:
     deps=[sample_measurements],
     group_name=FLAT_GROUP,
     kinds={"mysql", "pandas"},
+    pool=FLAT_TABLE_POOL,
     description="Catalog of measurement types: one row per distinct type (as the source column's"
     " collation compares them) with the type as stored, its column in experiment_measurements and"
     " how many samples have it.",
@@ -173,6 +198,7 @@ def _too_many(changed: int, sample_count: int) -> bool:
     deps=[samples],
     group_name=FLAT_GROUP,
     kinds={"mysql"},
+    pool=FLAT_TABLE_POOL,
     description="Root enrichment: each sample's root sample (top_parent_id) and depth, computed in"
     " MySQL with a recursive CTE for trees of any depth, plus the parent_id and experiment_id it was"
     " computed from. Samples on a parent cycle or under a missing parent get top_parent_id NULL."
@@ -220,6 +246,7 @@ def sample_lineage(context: AssetExecutionContext, mysql: MySQLResource) -> SqlR
     deps=[sample_measurements],
     group_name=FLAT_GROUP,
     kinds={"mysql"},
+    pool=FLAT_TABLE_POOL,
     description="Per-sample digest of sample_measurements (row count and two CRC32 sums): what the"
     " last refresh saw, so the next one finds changed, added and deleted measurements without"
     " timestamps on the source table.",
@@ -255,6 +282,7 @@ def sample_measurement_digests(context: AssetExecutionContext, mysql: MySQLResou
     deps=[samples, sample_measurements, sample_measurement_digests],
     group_name=FLAT_GROUP,
     kinds={"mysql"},
+    pool=FLAT_TABLE_POOL,
     description="The flat table scientists query: one row per sample with experiment_id, its root"
     " sample (top_parent_id), sample_id and one measurement_<type> DECIMAL(16,6) column per"
     " measurement type (NULL where the sample has no such measurement). Built inside MySQL; a full"
@@ -281,11 +309,16 @@ def experiment_measurements(
         )
     definition = flat_table_definition(columns)
     present = _table_columns(mysql, FLAT_TABLE)
-    added = [c.column_name for c in columns if present and c.column_name not in present]
+    added = [c for c in columns if present and c.column_name not in present]
     if added:
-        context.log.info(f"new measurement columns: {', '.join(added)}")
+        context.log.info(f"new measurement columns: {', '.join(c.column_name for c in added)}")
     context.add_output_metadata(
-        {"measurement_columns": len(columns), "measurement_columns_added": ", ".join(added) or "none"}
+        {
+            "measurement_columns": len(columns),
+            "measurement_columns_added": ", ".join(c.column_name for c in added) or "none",
+            # Shown per materialization in the UI: the measurement types this build brought in.
+            "measurement_types_added": ", ".join(c.measurement_type for c in added) or "none",
+        }
     )
     _ensure_pending_table(mysql)
     pending = qualified_name(schema, PENDING_TABLE)

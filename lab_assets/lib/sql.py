@@ -1,5 +1,34 @@
 """SQL text builders. Identifiers are backtick-quoted here; values always travel as bound
-parameters (``%s`` placeholders, the PyMySQL paramstyle) and never enter SQL text."""
+parameters (``%s`` placeholders, the PyMySQL paramstyle) and never enter SQL text.
+
+Portability: every statement lab_assets runs is valid on MySQL 8.0 and MariaDB 10.11 alike. The
+differences that matter, and where they are handled:
+
+* Recursive-CTE limit: MariaDB ``max_recursive_iterations``, MySQL 8 ``cte_max_recursion_depth``;
+  :func:`lab_assets.lib.lineage.recursion_limit_statement` picks by ``dialect.is_mariadb``.
+* Sequences (``CREATE SEQUENCE``, ``NEXTVAL``), ``CREATE OR REPLACE TABLE``, ``ADD COLUMN IF NOT
+  EXISTS``, ``INSERT ... RETURNING``: MariaDB only, so not used; new columns are found through
+  information_schema first (``io_manager.add_missing_columns``), tables are swapped with
+  ``RENAME TABLE`` (atomic on both).
+* information_schema: MySQL 8 labels result columns in upper case (``COLUMN_NAME``), MariaDB in
+  the case written, so its rows are read by position, never by name. MySQL 8.0.19+ reports
+  ``int`` where MariaDB reports ``int(11)`` (display width); nothing depends on that text.
+* Default collation: MySQL 8 ``utf8mb4_0900_ai_ci`` (NO PAD: ``'vol'`` and ``'vol '`` differ),
+  MariaDB ``utf8mb4_general_ci`` or ``latin1_swedish_ci`` (PAD SPACE). Grouping and the pivot both
+  compare with the source column's own collation, so the types found and the values pivoted
+  agree on either server; tables lab_assets creates use ``utf8mb4_bin`` explicitly.
+* ``information_schema.tables.update_time``: MySQL 8 caches it (``information_schema_stats_expiry``,
+  a day by default); the sensor sets the session value to 0 on MySQL (``defs/sensors.py``).
+* Internal temporary tables (the lineage CTE, GROUP BY): MariaDB keeps them in memory up to the
+  session ``tmp_table_size`` / ``max_heap_table_size`` that ``MySQLResource.connect`` sets; MySQL 8
+  uses its TempTable engine, bounded by the global ``temptable_max_ram`` (1 GiB by default) and,
+  from 8.0.28, by ``tmp_table_size`` per table, so the session setting matters less there.
+* Used on both as they are: ``INSERT IGNORE``, multi-table ``DELETE t FROM t JOIN k``,
+  ``INSERT ... WITH RECURSIVE ... SELECT``, ``INSERT ... SELECT`` reading its own target table,
+  ``RENAME TABLE a TO b, c TO d``, ``CRC32``, ``BIT_XOR``, ``CONCAT_WS``.
+* MySQL 8's default authentication (``caching_sha2_password``) needs PyMySQL's ``rsa`` extra
+  (``cryptography``) on a non-TLS connection; pyproject.toml installs it.
+"""
 
 from __future__ import annotations
 

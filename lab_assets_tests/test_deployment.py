@@ -1,0 +1,283 @@
+"""The deployment files (dagster.yaml, workspace.yaml, docker-compose.yml, Dockerfile) without a
+Docker engine: they parse, reference files that exist, set the environment the code reads, agree
+with each other, and the very dagster.yaml runs a real instance on the local MariaDB."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+import yaml
+from dagster import AssetKey, DagsterInstance
+from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus, RunsFilter
+from dagster._utils.tags import TagConcurrencyLimitsCounter
+
+from lab_assets.defs.concurrency import FLAT_TABLE_POOL, REFRESH_RUN_TAGS, REFRESH_TAG_KEY
+from lab_assets.defs.resources import LAB_DB_URL_ENV, MySQLResource
+from lab_assets_tests.conftest import SERVER_URL, SESSION_PREFIX, server_connection
+from lab_assets_tests.lab_data import actual_flat_table, expected_flat_table, generate, insert, read_sources
+
+ROOT = Path(__file__).resolve().parents[1]
+DAGSTER = str(Path(sys.executable).with_name("dagster"))
+DAGSTER_MYSQL_URL_ENV = "DAGSTER_MYSQL_URL"
+
+
+def _load(name: str):
+    with (ROOT / name).open() as handle:
+        return yaml.safe_load(handle)
+
+
+def _env_refs(node) -> set[str]:
+    """Every ``{env: NAME}`` in a parsed dagster.yaml."""
+    if isinstance(node, dict):
+        found = {node["env"]} if set(node) == {"env"} else set()
+        return found.union(*(_env_refs(v) for v in node.values()))
+    if isinstance(node, list):
+        return set().union(*(_env_refs(v) for v in node))
+    return set()
+
+
+def _dockerfile() -> list[tuple[str, str]]:
+    """(instruction, arguments) per Dockerfile instruction, continuation lines joined."""
+    text = re.sub(r"\\\n\s*", " ", (ROOT / "Dockerfile").read_text())
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
+    return [tuple(line.split(None, 1)) for line in lines]  # type: ignore[misc]
+
+
+def _dockerfile_env() -> dict[str, str]:
+    env: dict[str, str] = {}
+    for instruction, arguments in _dockerfile():
+        if instruction == "ENV":
+            env.update(pair.split("=", 1) for pair in arguments.split())
+    return env
+
+
+DAGSTER_SERVICES = ("webserver", "daemon")
+
+
+def test_the_yaml_files_parse_and_dagster_yaml_is_a_valid_instance_config(tmp_path, monkeypatch):
+    from dagster._core.instance.config import dagster_instance_config
+
+    assert _load("workspace.yaml") == {
+        "load_from": [{"python_module": {"module_name": "lab_assets.definitions", "location_name": "lab_assets"}}]
+    }
+    assert set(_load("docker-compose.yml")["services"]) == {"mysql", "webserver", "daemon"}
+    assert _env_refs(_load("dagster.yaml")) == {DAGSTER_MYSQL_URL_ENV}
+    shutil.copy(ROOT / "dagster.yaml", tmp_path / "dagster.yaml")
+    monkeypatch.setenv(DAGSTER_MYSQL_URL_ENV, "mysql+mysqlconnector://u:p@h:3306/dagster")
+    config, _ = dagster_instance_config(str(tmp_path))  # raises on anything the schema rejects
+    assert config["storage"] == {"mysql": {"mysql_url": {"env": DAGSTER_MYSQL_URL_ENV}}}
+    limits = config["concurrency"]["runs"]["tag_concurrency_limits"]
+    assert limits == [{"key": REFRESH_TAG_KEY, "limit": 1}]
+    assert REFRESH_TAG_KEY in REFRESH_RUN_TAGS
+    # The key is the one the source-change sensor really puts on its run requests.
+    from lab_assets.defs import sensors
+
+    assert {sensors.TRIGGER_TAG: sensors.SENSOR_NAME} == REFRESH_RUN_TAGS
+    assert config["concurrency"]["pools"]["default_limit"] == 1
+
+
+def test_the_compose_file_references_files_that_exist():
+    compose = _load("docker-compose.yml")
+    mounts = [v.split(":") for v in compose["services"]["mysql"]["volumes"] if v.startswith("./")]
+    assert mounts, "the MySQL init scripts are mounted from the repository"
+    for host_path, container_path, *_ in mounts:
+        assert (ROOT / host_path).is_file(), host_path
+        assert container_path.startswith("/docker-entrypoint-initdb.d/") and container_path.endswith(".sql")
+    targets = {container: host for host, container, *_ in mounts}
+    # The lab schema is the package's own copy (what local_lab and the tests load), and it runs
+    # after the script that creates the dagster database (init scripts run in name order).
+    assert targets["/docker-entrypoint-initdb.d/10-lab-source-schema.sql"] == "./lab_assets/source_schema.sql"
+    assert sorted(targets) == list(targets)
+    for service in DAGSTER_SERVICES:
+        assert compose["services"][service]["build"] == "."
+        assert compose["services"][service]["image"] == compose["services"]["webserver"]["image"]
+    assert (ROOT / "Dockerfile").is_file()
+    for instruction, arguments in _dockerfile():
+        if instruction == "COPY":
+            *sources, _ = arguments.split()
+            for source in sources:
+                assert (ROOT / source).exists(), f"Dockerfile copies {source}, which does not exist"
+
+
+def test_the_image_carries_this_dagster_yaml_and_workspace_yaml():
+    env = _dockerfile_env()
+    copies = {tuple(args.split()) for instruction, args in _dockerfile() if instruction == "COPY"}
+    assert ("dagster.yaml", "${DAGSTER_HOME}/dagster.yaml") in copies
+    assert env["DAGSTER_HOME"].startswith("/")
+    workdir = [args for instruction, args in _dockerfile() if instruction == "WORKDIR"][-1]
+    assert ("workspace.yaml", "./workspace.yaml") in copies and workdir.startswith("/")
+    compose = _load("docker-compose.yml")
+    for service in DAGSTER_SERVICES:
+        command = " ".join(compose["services"][service]["command"])
+        assert "--workspace workspace.yaml" in command, service
+    assert compose["services"]["webserver"]["command"][0] == "dagster-webserver"
+    assert "exec dagster-daemon run" in " ".join(compose["services"]["daemon"]["command"])
+
+
+def test_the_compose_environment_is_what_the_code_and_dagster_yaml_read():
+    compose = _load("docker-compose.yml")
+    mysql = compose["services"]["mysql"]["environment"]
+    init_sql = (ROOT / "docker/mysql-init/00-dagster-database.sql").read_text()
+    for service in DAGSTER_SERVICES:
+        env = compose["services"][service]["environment"]
+        # Everything dagster.yaml reads, plus the lab database the resource reads.
+        assert set(env) == _env_refs(_load("dagster.yaml")) | {LAB_DB_URL_ENV}, service
+        assert compose["services"][service]["depends_on"]["mysql"]["condition"] == "service_healthy"
+
+        lab = sa.make_url(env[LAB_DB_URL_ENV])
+        assert lab.drivername == "mysql+pymysql"
+        assert (lab.host, lab.port) == ("mysql", 3306)
+        assert (lab.username, lab.password) == (mysql["MYSQL_USER"], mysql["MYSQL_PASSWORD"])
+        assert MySQLResource(url=env[LAB_DB_URL_ENV]).database == mysql["MYSQL_DATABASE"] == "lab"
+
+        instance = sa.make_url(env[DAGSTER_MYSQL_URL_ENV])
+        assert instance.drivername == "mysql+mysqlconnector"  # dagster-mysql's driver
+        assert (instance.host, instance.port) == ("mysql", 3306)
+        assert instance.database != lab.database
+        assert f"CREATE DATABASE IF NOT EXISTS {instance.database} " in init_sql
+        assert f"CREATE USER IF NOT EXISTS '{instance.username}'@'%' IDENTIFIED BY '{instance.password}'" in init_sql
+        assert f"GRANT ALL PRIVILEGES ON {instance.database}.* TO '{instance.username}'@'%'" in init_sql
+    # The package reads exactly one variable of its own, LAB_DB_URL.
+    sources = "\n".join(p.read_text() for p in (ROOT / "lab_assets").rglob("*.py"))
+    assert LAB_DB_URL_ENV == "LAB_DB_URL" and "EnvVar(LAB_DB_URL_ENV)" in sources
+    assert set(re.findall(r"os\.environ(?:\.get)?\(\s*\"(\w+)\"", sources)) <= {"LAB_DB_URL"}
+
+
+def test_workspace_yaml_loads_the_definitions(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LAB_", "DAGSTER_"))}
+    env.update(LAB_DB_URL="mysql+pymysql://root@127.0.0.1:3306/unused", DAGSTER_HOME=str(tmp_path))
+    result = subprocess.run(
+        [DAGSTER, "definitions", "validate", "--workspace", "workspace.yaml"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    assert "Validation successful for code location lab_assets." in output, output[-3000:]
+
+
+_dagster_databases = iter(range(1_000_000))
+
+
+@pytest.fixture
+def mysql_dagster_home(tmp_path) -> tuple[Path, str]:
+    """(DAGSTER_HOME holding the repository's dagster.yaml, DAGSTER_MYSQL_URL of a new throwaway
+    database on the test server; the session drops it with the other test databases)."""
+    database = f"{SESSION_PREFIX}_dagster_{next(_dagster_databases)}"
+    with server_connection() as connection, connection.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE `{database}`")
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
+    url = SERVER_URL.set(drivername="mysql+mysqlconnector", database=database)
+    return home, url.render_as_string(hide_password=False)
+
+
+@pytest.fixture
+def mysql_instance(mysql_dagster_home, monkeypatch):
+    """A DagsterInstance from the repository's dagster.yaml, storing in a throwaway database."""
+    home, url = mysql_dagster_home
+    monkeypatch.setenv(DAGSTER_MYSQL_URL_ENV, url)
+    instance = DagsterInstance.from_config(str(home))
+    try:
+        yield instance
+    finally:
+        instance.dispose()
+
+
+def test_dagster_yaml_runs_an_instance_on_the_local_mariadb(mysql_instance, lab_db):
+    instance = mysql_instance
+    assert [type(s).__name__ for s in (instance.run_storage, instance.event_log_storage, instance.schedule_storage)] == [
+        "MySQLRunStorage", "MySQLEventLogStorage", "MySQLScheduleStorage"
+    ]
+    assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
+    assert "mariadb" in instance.run_storage.get_server_version().lower()  # this test's point
+
+    # A whole run through this instance: run, events, materializations and the pool's slot
+    # claims all go through dagster-mysql into MariaDB.
+    result = lab_db.materialize_all(instance=instance)
+    assert result.success
+    run = instance.get_run_by_id(result.run_id)
+    assert run is not None and run.status == DagsterRunStatus.SUCCESS
+    [record] = instance.get_run_records(RunsFilter(run_ids=[result.run_id]))
+    assert record.dagster_run.status == DagsterRunStatus.SUCCESS
+    assert record.dagster_run.run_op_concurrency.all_pools == {FLAT_TABLE_POOL}  # the pool was seen
+    assert instance.get_runs_count(RunsFilter(statuses=[DagsterRunStatus.SUCCESS])) == 1
+    event = instance.get_latest_materialization_event(AssetKey("experiment_measurements"))
+    assert event is not None and event.run_id == result.run_id
+    assert event.asset_materialization.metadata["dagster/row_count"].value == 20
+    assert instance.event_log_storage.supports_global_concurrency_limits
+    info = instance.event_log_storage.get_concurrency_info(FLAT_TABLE_POOL)
+    assert info.limit == 1 and info.claimed_slots == [] and info.pending_steps == []
+
+    # The table the run built is the table it must be.
+    with lab_db.connect() as connection:
+        source = read_sources(connection)
+        names, actual = actual_flat_table(connection)
+    columns, expected = expected_flat_table(*source)
+    assert (names, actual) == (["experiment_id", "top_parent_id", "sample_id", *columns], expected)
+
+    # A refresh run keeps its tag (the run queue's limit key) in MySQL run storage: created here,
+    # read back, found by tag.
+    created = instance.create_run_for_job(job_def=result.job_def, tags=REFRESH_RUN_TAGS)
+    again = instance.get_run_by_id(created.run_id)
+    assert again.status == DagsterRunStatus.NOT_STARTED and again.tags == REFRESH_RUN_TAGS
+    assert [r.run_id for r in instance.get_runs(RunsFilter(tags=REFRESH_RUN_TAGS))] == [created.run_id]
+
+
+def test_dagster_yaml_lets_one_refresh_at_a_time_through(mysql_instance):
+    instance = mysql_instance
+    # The run queue (what the daemon consults before launching a queued run): while one tagged
+    # refresh is in progress a second waits; an untagged run does not.
+    limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
+    refresh = DagsterRun(job_name="__ASSET_JOB", tags=REFRESH_RUN_TAGS)
+    other = DagsterRun(job_name="__ASSET_JOB", tags={"team": "lab"})
+    assert not TagConcurrencyLimitsCounter(limits, []).is_blocked(refresh)
+    assert TagConcurrencyLimitsCounter(limits, [refresh]).is_blocked(DagsterRun(job_name="__ASSET_JOB", tags=REFRESH_RUN_TAGS))
+    assert not TagConcurrencyLimitsCounter(limits, [refresh]).is_blocked(other)
+
+    # The pool, in MariaDB through dagster-mysql: one slot; a step of a second run is refused
+    # until the first run frees it.
+    storage = instance.event_log_storage
+    storage.initialize_concurrency_limit_to_default(FLAT_TABLE_POOL)  # the executor does this on first use
+    assert storage.get_concurrency_info(FLAT_TABLE_POOL).slot_count == 1
+    assert storage.claim_concurrency_slot(FLAT_TABLE_POOL, "run-a", "experiment_measurements").is_claimed
+    assert not storage.claim_concurrency_slot(FLAT_TABLE_POOL, "run-b", "experiment_measurements").is_claimed
+    storage.free_concurrency_slots_for_run("run-a")
+    assert storage.claim_concurrency_slot(FLAT_TABLE_POOL, "run-b", "experiment_measurements").is_claimed
+
+
+@pytest.mark.timeout(240)
+def test_dagster_dev_on_this_dagster_yaml_queues_and_runs_refreshes(mysql_dagster_home, lab_db):
+    """`dagster dev` (webserver + daemon) on the repository's dagster.yaml with MariaDB storage:
+    runs launched from the UI are queued, the daemon launches them, and they succeed. (The two
+    short runs here do not overlap, but that alone would not prove the limits; the test above
+    does.)"""
+    from lab_assets_tests.test_webserver_e2e import Webserver
+
+    home, url = mysql_dagster_home
+    with lab_db.connect() as connection:
+        insert(connection, *generate(2_000))
+    server = Webserver(home, lab_db.url, dev=True, extra_env={DAGSTER_MYSQL_URL_ENV: url})
+    try:
+        [repository] = server.wait_until_loaded(seconds=120)
+        selector = {"repositoryName": repository["name"], "repositoryLocationName": repository["location"]["name"]}
+        tables = ["measurement_types", "sample_lineage", "sample_measurement_digests", "experiment_measurements"]
+        run_ids = [server.launch(selector, tables, REFRESH_RUN_TAGS) for _ in range(2)]
+        runs = [server.wait_for_run(run_id, seconds=90) for run_id in run_ids]
+    finally:
+        server.stop()
+    assert [r["status"] for r in runs] == ["SUCCESS", "SUCCESS"], server.log_tail()
+    first, second = sorted(runs, key=lambda r: r["startTime"])
+    assert second["startTime"] >= first["endTime"], f"the two refreshes overlapped: {runs}"
+    with lab_db.connect() as connection:
+        source = read_sources(connection)
+        names, actual = actual_flat_table(connection)
+    columns, expected = expected_flat_table(*source)
+    assert (names, actual) == (["experiment_id", "top_parent_id", "sample_id", *columns], expected)

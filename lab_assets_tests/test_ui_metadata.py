@@ -1,0 +1,156 @@
+"""What a user sees in the Dagster UI: every asset and check has a group, kinds and a description;
+every table an asset writes or observes carries row count, column schema and table name in its
+materialization (or observation); long builds log progress."""
+
+from __future__ import annotations
+
+import threading
+import time
+from decimal import Decimal
+
+import pytest
+from dagster import AssetKey, DagsterEventType, DagsterInstance, EventRecordsFilter
+from dagster._core.definitions.observe import observe
+
+from lab_assets.defs.assets import sample_measurements, samples
+from lab_assets.definitions import defs
+from lab_assets.lib.progress import logged_step
+
+TABLE_ASSETS = ["measurement_types", "sample_lineage", "sample_measurement_digests", "experiment_measurements"]
+SOURCE_ASSETS = ["samples", "sample_measurements"]
+
+
+def test_every_asset_has_group_kind_and_description():
+    graph = defs.resolve_asset_graph()
+    keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
+    assert keys == set(TABLE_ASSETS + SOURCE_ASSETS)
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        assert node.group_name in {"lab_sources", "lab_flat_table"}, key
+        assert "mysql" in node.kinds, key
+        assert node.description and len(node.description) > 40, key
+
+
+def test_every_asset_check_has_a_description():
+    graph = defs.resolve_asset_graph()
+    for check_key in graph.asset_check_keys:
+        spec = graph.get_check_spec(check_key)
+        assert spec.description, f"{check_key.asset_key.to_user_string()}:{check_key.name} has no description"
+
+
+def test_table_writing_assets_share_the_flat_table_pool():
+    graph = defs.resolve_asset_graph()
+    for name in TABLE_ASSETS:
+        assert graph.get(AssetKey(name)).pools == {"lab_flat_table"}, name
+
+
+def _latest_metadata(instance: DagsterInstance, key: str, event_type: DagsterEventType) -> dict:
+    records = instance.get_event_records(
+        EventRecordsFilter(event_type=event_type, asset_key=AssetKey(key)), limit=1, ascending=False
+    )
+    assert records, f"no {event_type} for {key}"
+    event = records[0].event_log_entry.dagster_event
+    data = event.step_materialization_data.materialization if event_type == DagsterEventType.ASSET_MATERIALIZATION else event.asset_observation_data.asset_observation
+    return dict(data.metadata)
+
+
+def _columns_of(lab_db, table: str) -> list[str]:
+    return [
+        r[0]
+        for r in lab_db.query(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = DATABASE()"
+            " AND table_name = %s ORDER BY ordinal_position",
+            (table,),
+        )
+    ]
+
+
+def test_every_materialization_carries_row_count_column_schema_and_table_name(lab_db):
+    instance = DagsterInstance.ephemeral()
+    lab_db.materialize_all(instance=instance)
+    for table in TABLE_ASSETS:
+        metadata = _latest_metadata(instance, table, DagsterEventType.ASSET_MATERIALIZATION)
+        (count,) = lab_db.query(f"SELECT COUNT(*) FROM `{table}`")[0]
+        assert metadata["dagster/row_count"].value == count > 0, table
+        assert metadata["dagster/table_name"].value == f"{lab_db.name}.{table}", table
+        schema = metadata["dagster/column_schema"].value
+        assert [c.name for c in schema.columns] == _columns_of(lab_db, table), table
+    flat = _latest_metadata(instance, "experiment_measurements", DagsterEventType.ASSET_MATERIALIZATION)
+    assert flat["measurement_columns"].value == 2
+    assert flat["measurement_types_added"].value == "none"  # first build: nothing was added
+
+
+def test_a_new_measurement_type_is_reported_in_the_materialization(lab_db):
+    instance = DagsterInstance.ephemeral()
+    lab_db.materialize_all(instance=instance)
+    lab_db.execute("INSERT INTO sample_measurements VALUES (4, 'pH-1', 6.5), (5, 'temp', 21)")
+    lab_db.materialize_all(instance=instance)
+    flat = _latest_metadata(instance, "experiment_measurements", DagsterEventType.ASSET_MATERIALIZATION)
+    assert flat["measurement_types_added"].value == "pH-1, temp"
+    added_columns = flat["measurement_columns_added"].value.split(", ")
+    assert added_columns[1] == "measurement_temp" and added_columns[0].startswith("measurement_ph_1__")
+    assert flat["measurement_columns"].value == 4
+    rows = lab_db.query(f"SELECT `{added_columns[0]}`, measurement_temp FROM experiment_measurements WHERE sample_id IN (4, 5) ORDER BY sample_id")
+    assert rows == [(Decimal("6.500000"), None), (None, Decimal("21.000000"))]
+
+
+def test_observations_of_the_sources_carry_row_count_column_schema_and_table_name(lab_db):
+    instance = DagsterInstance.ephemeral()
+    result = observe([samples, sample_measurements], resources=lab_db.resources(), instance=instance)
+    assert result.success
+    expected_columns = {
+        "samples": ["id", "parent_id", "experiment_id", "ts"],
+        "sample_measurements": ["sample_id", "measurement_type", "value"],
+    }
+    for table in SOURCE_ASSETS:
+        metadata = _latest_metadata(instance, table, DagsterEventType.ASSET_OBSERVATION)
+        assert metadata["dagster/row_count"].value == 20
+        assert metadata["dagster/table_name"].value == f"{lab_db.name}.{table}"
+        assert [c.name for c in metadata["dagster/column_schema"].value.columns] == expected_columns[table]
+    samples_schema = _latest_metadata(instance, "samples", DagsterEventType.ASSET_OBSERVATION)["dagster/column_schema"].value
+    assert samples_schema.columns[0].constraints.nullable is False  # id is the primary key
+    assert samples_schema.columns[1].constraints.nullable is True
+
+
+def test_a_build_logs_its_progress(lab_db):
+    instance = DagsterInstance.ephemeral()
+    result = lab_db.materialize_all(instance=instance)
+    messages = [e.message for e in instance.all_logs(result.run_id) if e.user_message]
+    for table in ("sample_lineage", "experiment_measurements"):
+        assert any(f"filling {lab_db.name}.{table}__new: started" in m for m in messages), table
+        assert any(f"filling {lab_db.name}.{table}__new: done in" in m for m in messages), table
+        assert any(f"swapping {lab_db.name}.{table}__new in as {lab_db.name}.{table}" in m for m in messages), table
+
+
+class _Recorder:
+    def __init__(self):
+        self.messages: list[str] = []
+        self.threads: set[str] = set()
+
+    def info(self, msg: str) -> None:
+        self.messages.append(msg)
+        self.threads.add(threading.current_thread().name)
+
+
+def test_logged_step_beats_while_a_step_runs_and_stops_after():
+    log = _Recorder()
+    with logged_step(log, "slow statement", interval=0.05):
+        time.sleep(0.33)
+    count = len(log.messages)
+    time.sleep(0.15)
+    assert len(log.messages) == count, "no heartbeat after the step ended"
+    assert log.messages[0] == "slow statement: started"
+    assert log.messages[-1].startswith("slow statement: done in ")
+    beats = [m for m in log.messages if m.startswith("slow statement: still running after ")]
+    assert 3 <= len(beats) <= 7
+    assert "progress: slow statement" in log.threads
+
+
+def test_logged_step_reports_a_failure_and_reraises():
+    log = _Recorder()
+    with pytest.raises(RuntimeError, match="boom"):
+        with logged_step(log, "bad statement", interval=10):
+            raise RuntimeError("boom")
+    assert log.messages[0] == "bad statement: started"
+    assert log.messages[-1].startswith("bad statement: failed after ")
+    assert not any("done in" in m for m in log.messages)
