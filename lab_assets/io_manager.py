@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -41,12 +42,14 @@ from dagster._core.storage.db_io_manager import DbClient, DbIOManager, DbTypeHan
 from sqlalchemy.engine import Connection
 
 from lab_assets.defs.resources import MySQLResource, transaction
+from lab_assets.lib.bulk import BulkBuild, chunk_select, key_ranges, missing_rows_insert, unchunked_select
 from lab_assets.lib.lineage import recursion_limit_statement
 from lab_assets.lib.naming import staging_table_name
 from lab_assets.lib.progress import InfoLogger, logged_step
 from lab_assets.lib.sql import (
     Column,
     TableDefinition,
+    add_indexes_statement,
     insert_select_statement,
     insert_values_statement,
     qualified_name,
@@ -60,6 +63,8 @@ class SqlRelation:
 
     As an asset's output it needs ``definition`` (the columns and keys of the table to build).
     ``recursion_limit``, when set, raises the server's recursive-CTE limit for the build.
+    ``bulk``, when set, is an equivalent faster plan for whole-table builds (lab_assets.lib.bulk);
+    ``select_sql`` stays the complete definition used everywhere else.
     """
 
     select_sql: str
@@ -75,6 +80,9 @@ class SqlRelation:
     consume_keys_in: str | None = None
     # Work tables (same schema) the asset made for this build, dropped once the write is done.
     drop_after_write: tuple[str, ...] = ()
+    # Optional faster plan for whole-table builds (lab_assets.lib.bulk); select_sql stays the
+    # complete definition used everywhere else.
+    bulk: BulkBuild | None = field(default=None, compare=False)
     # Set when the relation is a plain reference to a whole stored table.
     table_reference: tuple[str, str] | None = field(default=None, compare=False)
 
@@ -229,11 +237,15 @@ class SqlRelationTypeHandler(DbTypeHandler[SqlRelation]):
         connection.exec_driver_sql(
             f"DROP TABLE IF EXISTS {qualified_name(schema, new_table)}, {qualified_name(schema, old_table)}"
         )
-        connection.exec_driver_sql(relation.definition.create_statement(schema, new_table))
+        # Secondary indexes are added after the load: one sorted index build each instead of
+        # maintaining them row by row (bench/RESULTS.md).
+        connection.exec_driver_sql(relation.definition.create_statement(schema, new_table, with_indexes=False))
         try:
-            insert = insert_select_statement(schema, new_table, relation.definition.column_names, relation.select_sql)
             with logged_step(log, f"filling {schema}.{new_table}"):
-                row_count = connection.exec_driver_sql(insert, relation.params).rowcount
+                row_count = SqlRelationTypeHandler._load(connection, schema, new_table, relation)
+                add_indexes = add_indexes_statement(schema, new_table, relation.definition)
+                if add_indexes:
+                    connection.exec_driver_sql(add_indexes)
             log.info(f"swapping {schema}.{new_table} in as {schema}.{table} ({row_count} rows)")
             if _table_exists(connection, schema, table):
                 connection.exec_driver_sql(
@@ -269,6 +281,47 @@ class SqlRelationTypeHandler(DbTypeHandler[SqlRelation]):
             if relation.consume_keys_in:
                 connection.exec_driver_sql(f"DELETE FROM {qualified_name(schema, relation.consume_keys_in)}")
         return row_count
+
+    @staticmethod
+    def _load(connection: Connection, schema: str, new_table: str, relation: SqlRelation) -> int:
+        """Fill the empty staging table with the relation's rows; the row count."""
+        assert relation.definition is not None
+        columns = relation.definition.column_names
+        bulk = relation.bulk
+        if bulk is None:
+            insert = insert_select_statement(schema, new_table, columns, relation.select_sql)
+            return connection.exec_driver_sql(insert, relation.params).rowcount
+        if bulk.chunk_key is None:
+            selects = [unchunked_select(bulk.select_sql)]
+        else:
+            assert bulk.chunk_bounds_sql is not None
+            low, high = connection.exec_driver_sql(bulk.chunk_bounds_sql).one()
+            selects = [chunk_select(bulk.select_sql, bulk.chunk_key, lo, hi) for lo, hi in key_ranges(low, high, bulk.chunk_width)]
+        # Each statement commits on its own (AUTOCOMMIT): the staging table is invisible to
+        # readers until the RENAME, and a failed build drops it, so the swap stays atomic.
+        inserts = [insert_select_statement(schema, new_table, columns, select) for select in selects]
+        if bulk.parallel > 1 and len(inserts) > 1:
+            row_count = SqlRelationTypeHandler._insert_in_parallel(connection, inserts, bulk.params, bulk.parallel)
+        else:
+            row_count = sum(connection.exec_driver_sql(insert, bulk.params).rowcount for insert in inserts)
+        if bulk.missing_rows_sql is not None:
+            fill = missing_rows_insert(schema, new_table, columns, relation.definition.primary_key, bulk.missing_rows_sql)
+            row_count += connection.exec_driver_sql(fill).rowcount
+        return row_count
+
+    @staticmethod
+    def _insert_in_parallel(connection: Connection, inserts: list[str], params: tuple[Any, ...], workers: int) -> int:
+        """Run the chunk INSERTs on ``workers`` connections of the same engine (AUTOCOMMIT like
+        ``connection``), each taking every workers-th chunk; the first error is raised after all
+        workers stop."""
+
+        def run(share: list[str]) -> int:
+            with connection.engine.connect() as worker:
+                return sum(worker.exec_driver_sql(insert, params).rowcount for insert in share)
+
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bulk-insert") as pool:
+            futures = [pool.submit(run, inserts[i::workers]) for i in range(workers)]
+        return sum(future.result() for future in futures)
 
     @staticmethod
     def _replace_partition(

@@ -75,10 +75,11 @@ def test_flat_table_columns_identifying_first_then_by_column_name():
     assert definition.primary_key == ("sample_id",)
 
 
-def test_pivot_binds_type_values_in_column_order_after_lineage_params():
+def test_pivot_binds_type_values_in_column_order_before_lineage_params():
     columns = [MeasurementColumn("vol", "measurement_vol"), MeasurementColumn("o2%'; DROP", "measurement_o2_drop__12345678")]
     sql, params = pivot_select("db", "(SELECT ...)", ("lineage-param",), columns)
-    assert params == ("lineage-param", "o2%'; DROP", "vol")
+    assert params == ("o2%'; DROP", "vol", "lineage-param")
+    assert sql.index("%s") < sql.index("(SELECT ...)"), "pivot placeholders precede the lineage subquery in the text"
     assert "DROP" not in sql and "o2" not in sql.replace("measurement_o2_drop__12345678", "")
     assert sql.count("%s") == 2
 

@@ -26,9 +26,10 @@ from lab_assets.lib.flat_table import (
     MeasurementColumn,
     column_limit_problem,
     flat_table_definition,
+    pivot_bulk_build,
     pivot_select,
 )
-from lab_assets.lib.lineage import LINEAGE_TABLE, lineage_select, recursion_limit, recursion_limit_statement
+from lab_assets.lib.lineage import LINEAGE_TABLE, lineage_bulk_build, lineage_select, recursion_limit, recursion_limit_statement
 from lab_assets.lib.refresh import (
     CHANGE_SET_DEFINITION,
     DIGEST_TABLE,
@@ -237,7 +238,7 @@ def sample_lineage(context: AssetExecutionContext, mysql: MySQLResource) -> SqlR
     context.add_output_metadata({"refresh": "full"})
     return SqlRelation(
         select_sql=lineage_select(schema), definition=LINEAGE_TABLE, recursion_limit=limit,
-        drop_after_write=LINEAGE_WORK_TABLES,
+        bulk=lineage_bulk_build(schema), drop_after_write=LINEAGE_WORK_TABLES,
     )
 
 
@@ -346,7 +347,11 @@ def experiment_measurements(
     context.log.info(f"building the whole table: {reason}")
     context.add_output_metadata({"refresh": f"full ({reason})"})
     select_sql, params = pivot_select(schema, sample_lineage.as_from_item(), sample_lineage.params, columns)
-    return SqlRelation(select_sql=select_sql, params=params, definition=definition, consume_keys_in=PENDING_TABLE)
+    # Chunked bulk build (by sample id ranges) only over a stored lineage table.
+    bulk = pivot_bulk_build(schema, select_sql, params) if sample_lineage.table_reference else None
+    return SqlRelation(
+        select_sql=select_sql, params=params, definition=definition, bulk=bulk, consume_keys_in=PENDING_TABLE
+    )
 
 
 LAB_ASSETS = [samples, sample_measurements, measurement_types, sample_lineage, sample_measurement_digests, experiment_measurements]

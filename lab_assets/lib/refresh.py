@@ -65,12 +65,14 @@ WHERE NOT EXISTS (SELECT 1 FROM {measurements} AS m WHERE m.sample_id = d.sample
 
 def changed_samples_select(schema: str, structural_only: bool) -> str:
     """Sample ids that are new, deleted, or whose parent (or, unless ``structural_only``,
-    experiment) differs from what ``sample_lineage`` recorded."""
+    experiment) differs from what ``sample_lineage`` recorded, plus every sample recorded without
+    a root: those are few (cycles, missing parents) and re-examining them each time repairs a
+    sample that a whole-table build recorded mid-change."""
     samples = qualified_name(schema, "samples")
     lineage = qualified_name(schema, "sample_lineage")
     experiment = "" if structural_only else " OR NOT (l.experiment_id <=> s.experiment_id)"
     return f"""SELECT s.id FROM {samples} AS s LEFT JOIN {lineage} AS l ON l.sample_id = s.id
-WHERE l.sample_id IS NULL OR NOT (l.parent_id <=> s.parent_id){experiment}
+WHERE l.sample_id IS NULL OR l.top_parent_id IS NULL OR NOT (l.parent_id <=> s.parent_id){experiment}
 UNION
 SELECT l.sample_id FROM {lineage} AS l
 WHERE NOT EXISTS (SELECT 1 FROM {samples} AS s WHERE s.id = l.sample_id)"""

@@ -70,11 +70,13 @@ class TableDefinition:
     def column_names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns)
 
-    def create_statement(self, schema: str, table: str) -> str:
+    def create_statement(self, schema: str, table: str, with_indexes: bool = True) -> str:
+        """CREATE TABLE; ``with_indexes=False`` leaves out the secondary indexes (a bulk load adds
+        them afterwards with :meth:`add_indexes_statement`, one sorted build per index)."""
         parts = [c.definition() for c in self.columns]
         if self.primary_key:
             parts.append(f"PRIMARY KEY ({', '.join(map(quote_identifier, self.primary_key))})")
-        for index_columns in self.indexes:
+        for index_columns in self.indexes if with_indexes else ():
             parts.append(f"KEY ({', '.join(map(quote_identifier, index_columns))})")
         body = ",\n  ".join(parts)
         # utf8mb4_bin: text kept exactly as the lab stored it (case and accents preserved).
@@ -82,6 +84,15 @@ class TableDefinition:
             f"CREATE TABLE {qualified_name(schema, table)} (\n  {body}\n)"
             " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
         )
+
+
+def add_indexes_statement(schema: str, table: str, definition: TableDefinition) -> str | None:
+    """ALTER TABLE adding the definition's secondary indexes (named as CREATE TABLE would name
+    them: after their first column), or None when it has none."""
+    if not definition.indexes:
+        return None
+    additions = ", ".join(f"ADD KEY ({', '.join(map(quote_identifier, columns))})" for columns in definition.indexes)
+    return f"ALTER TABLE {qualified_name(schema, table)} {additions}"
 
 
 def insert_select_statement(schema: str, table: str, columns: Sequence[str], select_sql: str) -> str:
