@@ -20,7 +20,7 @@ databases named ``bench_<size>`` are created, replaced and (with --drop) dropped
 from __future__ import annotations
 
 import argparse
-import importlib
+import re
 import os
 import platform
 import shutil
@@ -44,7 +44,6 @@ from lab_assets_tests.lab_data import expected_flat_table, generate, insert, rea
 
 SERVER_URL = sa.make_url(os.environ.get("LAB_BENCH_SERVER_URL", "mysql+pymysql://root@127.0.0.1:3306"))
 REFERENCE_TABLE = "experiment_measurements_reference"
-LAB_TABLES = ("experiment_measurements", "sample_lineage", "measurement_types")
 SEED_ROWS = 20
 # Server variables recorded with the results (SHOW VARIABLES).
 RELEVANT_VARIABLES = (
@@ -120,10 +119,16 @@ def prepare_database(size: int, reuse: bool) -> str:
 
 
 def drop_outputs(database: str) -> None:
+    """Drops every table but the two sources, so each timed build starts from nothing."""
     with connect(database) as connection, connection.cursor() as cursor:
-        names = (REFERENCE_TABLE,) + LAB_TABLES
-        names += tuple(f"{n}__new" for n in names) + tuple(f"{n}__old" for n in names)
-        cursor.execute("DROP TABLE IF EXISTS " + ", ".join(f"`{n}`" for n in names))
+        cursor.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s"
+            " AND table_name NOT IN ('samples', 'sample_measurements')",
+            (database,),
+        )
+        names = [row[0] for row in cursor.fetchall()]
+        if names:
+            cursor.execute("DROP TABLE " + ", ".join(f"`{n}`" for n in names))
 
 
 # --------------------------------------------------------------------------------------------
@@ -225,6 +230,11 @@ class CliRun:
     step_seconds: dict[str, float] = field(default_factory=dict)
 
 
+STEP_LINE = re.compile(
+    r"\.(?P<table>\w+): (?:table swapped in|rows replaced|partition replaced), \d+ rows written, \d+ columns, (?P<seconds>[\d.]+) s"
+)
+
+
 def lab_assets_cli_build(database: str, log_dir: Path) -> CliRun:
     """``dagster asset materialize -m lab_assets.definitions --select '*'`` as a cold subprocess."""
     dagster = Path(sys.executable).with_name("dagster")
@@ -282,11 +292,11 @@ def lab_assets_cli_build(database: str, log_dir: Path) -> CliRun:
         log_path.with_suffix(".peak").write_text("\n".join(peak_breakdown) + "\n")
     steps = {}
     for line in text.splitlines():
-        # "built bench_x.sample_lineage: 1000020 rows, 3 columns in 4.21 s" (the IO manager's log)
-        marker = line.find("built ")
-        if marker >= 0 and line.rstrip().endswith(" s") and " in " in line:
-            name = line[marker + 6 :].split(":")[0].split(".")[-1]
-            steps[name] = float(line.rsplit(" in ", 1)[1].split()[0])
+        # "bench_x.sample_lineage: table swapped in, 1000020 rows written, 5 columns, 4.21 s"
+        # (the IO manager's log line per table written)
+        match = STEP_LINE.search(line)
+        if match:
+            steps[match.group("table")] = float(match.group("seconds"))
     return CliRun(seconds, peak, max_child, steps)
 
 
@@ -294,39 +304,48 @@ def lab_assets_cli_build(database: str, log_dir: Path) -> CliRun:
 # hooks for work the lead is building in parallel
 
 
-def quiet_sensor_tick(database: str) -> float | None:
-    """Seconds of one sensor tick when nothing changed since the last build, or None (n/a) when
-    lab_assets has no sensors yet. Runs right after a full build, in this process."""
-    try:
-        module = importlib.import_module("lab_assets.defs.sensors")
-    except ModuleNotFoundError:
-        return None
-    from dagster import DagsterInstance, SensorDefinition, build_sensor_context
+def quiet_sensor_tick(database: str) -> float:
+    """Seconds of a sensor tick on unchanged data: one tick records the cursor (it hashes the
+    tables), a second one, a second later, is the quiet tick that is timed."""
+    from dagster import DagsterInstance, SensorResult, build_sensor_context
 
     from lab_assets.defs.resources import MySQLResource
-    from lab_assets.io_manager import MySQLIOManager
+    from lab_assets.defs.sensors import lab_source_change_sensor
 
-    sensors = [v for v in vars(module).values() if isinstance(v, SensorDefinition)]
-    if not sensors:
-        return None
-    mysql = MySQLResource(url=database_url(database))
-    resources = {"mysql": mysql, "io_manager": MySQLIOManager(mysql=mysql)}
+    resources = {"mysql": MySQLResource(url=database_url(database))}
     with DagsterInstance.ephemeral() as instance:
+        first = lab_source_change_sensor(build_sensor_context(instance=instance, resources=resources))
+        cursor = first.cursor if isinstance(first, SensorResult) else None
+        time.sleep(1.1)  # past the UPDATE_TIME second of the last write
         started = time.monotonic()
-        for sensor in sensors:
-            sensor(build_sensor_context(instance=instance, resources=resources))
-        return time.monotonic() - started
+        quiet = lab_source_change_sensor(build_sensor_context(cursor=cursor, instance=instance, resources=resources))
+        seconds = time.monotonic() - started
+        if isinstance(quiet, SensorResult) and quiet.run_requests:
+            raise SystemExit("the quiet sensor tick requested a run on unchanged data")
+        return seconds
 
 
-def one_percent_refresh(database: str) -> float | None:
-    """Seconds of an incremental refresh after 1% of the samples changed, or None (n/a) while
-    lab_assets has no incremental refresh mode (the hook: ``lab_assets.defs.assets.REFRESH_MODES``
-    or a ``refresh`` module). Placeholder until the lead's refresh lands."""
-    try:
-        importlib.import_module("lab_assets.defs.refresh")
-    except ModuleNotFoundError:
-        return None
-    return None  # TODO(bench): time the refresh once its entry point is known.
+def change_one_percent(database: str) -> int:
+    """Changes 1% of the samples the way a lab does: corrected values for 1% of the samples and
+    10 samples moved to become roots (their subtrees change root). Returns the samples touched."""
+    with connect(database) as connection, connection.cursor() as cursor:
+        cursor.execute("UPDATE sample_measurements SET value = value + 1 WHERE sample_id % 100 = 0 AND measurement_type = 'vol'")
+        cursor.execute("SELECT COUNT(DISTINCT sample_id) FROM sample_measurements WHERE sample_id % 100 = 0 AND measurement_type = 'vol'")
+        (touched,) = cursor.fetchone()
+        cursor.execute("SELECT MAX(id) FROM samples")
+        (max_id,) = cursor.fetchone()
+        moved = [max_id * k // 11 for k in range(1, 11)]
+        cursor.execute(f"UPDATE samples SET parent_id = NULL WHERE id IN ({', '.join(map(str, moved))})")
+        connection.commit()
+    return int(touched) + len(moved)
+
+
+def one_percent_refresh(database: str, log_dir: Path) -> tuple[float, int, dict[str, float]]:
+    """Seconds of the CLI contract refreshing after :func:`change_one_percent` (cold process,
+    incremental: the tables of the last build are there)."""
+    touched = change_one_percent(database)
+    run = lab_assets_cli_build(database, log_dir)
+    return run.seconds, touched, run.step_seconds
 
 
 # --------------------------------------------------------------------------------------------
@@ -436,7 +455,8 @@ def main() -> None:
                 flush=True,
             )
         tick = quiet_sensor_tick(database)
-        refresh = one_percent_refresh(database)
+        refresh, refresh_touched, refresh_steps = one_percent_refresh(database, log_dir)
+        print(f"[{size}] 1% refresh ({refresh_touched} samples changed): {refresh:.2f} s, steps {refresh_steps}", flush=True)
         if not args.skip_verify:
             started = time.monotonic()
             with connect(database) as connection:
@@ -466,6 +486,7 @@ def main() -> None:
                 "ru_maxrss_mib": max(r.max_child_rss for r in lab_runs) / 2**20,
                 "tick": tick,
                 "refresh": refresh,
+                "refresh_steps": refresh_steps,
                 "load1": load1,
                 "verified": not args.skip_verify,
             }
@@ -476,7 +497,7 @@ def main() -> None:
 
     header = (
         "| samples | reference s (runs) | lab_assets cold CLI s (runs) | ratio lab/ref | ref rows/s"
-        " | lab rows/s | lab peak memory MiB (tree PSS) | quiet sensor tick s | 1% refresh s | verified |"
+        " | lab rows/s | lab peak memory MiB (tree PSS) | quiet sensor tick s | 1% refresh s | refresh/full | verified |"
     )
     lines = [header, "|" + "---|" * (header.count("|") - 1)]
     for r in rows:
@@ -488,7 +509,8 @@ def main() -> None:
         lines.append(
             f"| {r['samples']:,} | {ref} | {r['lab_s']:.2f} ({fmt_runs(r['lab_runs'])})"
             f" | {num(r['ratio'], '.2f')}x | {num(ref_rate, ',.0f')} | {r['rows'] / r['lab_s']:,.0f}"
-            f" | {r['rss_mib']:.0f} | {num(r['tick'], '.2f')} | {num(r['refresh'], '.2f')}"
+            f" | {r['rss_mib']:.0f} | {num(r['tick'], '.3f')} | {num(r['refresh'], '.2f')}"
+            f" | {r['refresh'] / r['lab_s']:.2f}x"
             f" | {'yes' if r['verified'] else 'NO'} |"
         )
     print()
@@ -496,7 +518,8 @@ def main() -> None:
     print()
     for r in rows:
         print(f"{r['samples']:,}: reference steps {r['ref_steps']}; lab_assets steps {r['lab_steps']};"
-              f" max process RSS {r['ru_maxrss_mib']:.0f} MiB; load1 before {r['load1']:.2f}")
+              f" refresh steps {r['refresh_steps']}; max process RSS {r['ru_maxrss_mib']:.0f} MiB;"
+              f" load1 before {r['load1']:.2f}")
     if args.markdown:
         facts = [f"- machine: " + ", ".join(f"{k} {v}" for k, v in machine.items()),
                  "- server: " + ", ".join(f"`{k}`={v}" for k, v in server.items())]

@@ -21,12 +21,12 @@ from dagster._core.definitions.metadata.metadata_set import TableMetadataSet
 from lab_assets.defs.concurrency import FLAT_TABLE_POOL
 from lab_assets.defs.resources import MySQLResource
 from lab_assets.io_manager import SqlRelation, existing_columns
+from lab_assets.lib.bulk import in_sample_id_ranges
 from lab_assets.lib.flat_table import (
     MAX_MEASUREMENT_COLUMNS,
     MeasurementColumn,
     column_limit_problem,
     flat_table_definition,
-    pivot_bulk_build,
     pivot_select,
 )
 from lab_assets.lib.lineage import LINEAGE_TABLE, lineage_bulk_build, lineage_select, recursion_limit, recursion_limit_statement
@@ -39,6 +39,7 @@ from lab_assets.lib.refresh import (
     REBUILD_ALL_MARKER,
     changed_digests_select,
     changed_samples_select,
+    moved_samples_select,
     descendants_select,
     digest_select,
     lineage_update_select,
@@ -176,12 +177,16 @@ def _mark_rebuild_all(mysql: MySQLResource) -> None:
     _mark_pending(mysql, "SELECT %s", (REBUILD_ALL_MARKER,))
 
 
-def _fill_change_set(connection: Connection, schema: str, table: str, *selects: str) -> int:
-    """(Re)create the work table ``table`` holding the sample ids the selects produce."""
+def _fill_change_set(connection: Connection, schema: str, table: str, select_sql: str) -> int:
+    """(Re)create the work table ``table`` holding the sample ids ``select_sql`` produces."""
     connection.exec_driver_sql(f"DROP TABLE IF EXISTS {qualified_name(schema, table)}")
     connection.exec_driver_sql(CHANGE_SET_DEFINITION.create_statement(schema, table))
-    for select_sql in selects:
-        connection.exec_driver_sql(f"INSERT IGNORE INTO {qualified_name(schema, table)} (sample_id) {select_sql}")
+    return _add_to_change_set(connection, schema, table, select_sql)
+
+
+def _add_to_change_set(connection: Connection, schema: str, table: str, select_sql: str) -> int:
+    """Adds the ids ``select_sql`` produces to the work table; its size afterwards."""
+    connection.exec_driver_sql(f"INSERT IGNORE INTO {qualified_name(schema, table)} (sample_id) {select_sql}")
     (count,) = connection.exec_driver_sql(f"SELECT COUNT(*) FROM {qualified_name(schema, table)}").one()
     return int(count)
 
@@ -216,12 +221,10 @@ def sample_lineage(context: AssetExecutionContext, mysql: MySQLResource) -> SqlR
         started = time.monotonic()
         moved_table, changes_table = LINEAGE_WORK_TABLES
         with mysql.connect() as connection:
-            _fill_change_set(connection, schema, moved_table, changed_samples_select(schema, structural_only=True))
+            _fill_change_set(connection, schema, changes_table, changed_samples_select(schema))
+            _fill_change_set(connection, schema, moved_table, moved_samples_select(schema, changes_table))
             connection.exec_driver_sql(recursion_limit_statement(connection.dialect.is_mariadb, limit))
-            changed = _fill_change_set(
-                connection, schema, changes_table,
-                descendants_select(schema, moved_table), changed_samples_select(schema, structural_only=False),
-            )
+            changed = _add_to_change_set(connection, schema, changes_table, descendants_select(schema, moved_table))
         context.log.info(f"{changed} samples changed or under a changed parent ({time.monotonic() - started:.2f} s to find)")
         if not _too_many(changed, sample_count):
             _mark_pending(mysql, f"SELECT sample_id FROM {qualified_name(schema, changes_table)}")
@@ -244,7 +247,7 @@ def sample_lineage(context: AssetExecutionContext, mysql: MySQLResource) -> SqlR
 
 @asset(
     name=DIGEST_TABLE,
-    deps=[sample_measurements],
+    deps=[samples, sample_measurements],
     group_name=FLAT_GROUP,
     kinds={"mysql"},
     pool=FLAT_TABLE_POOL,
@@ -274,7 +277,8 @@ def sample_measurement_digests(context: AssetExecutionContext, mysql: MySQLResou
     _mark_rebuild_all(mysql)
     context.add_output_metadata({"refresh": "full"})
     return SqlRelation(
-        select_sql=digest_select(schema), definition=DIGEST_TABLE_DEFINITION, drop_after_write=(DIGEST_WORK_TABLE,)
+        select_sql=digest_select(schema), definition=DIGEST_TABLE_DEFINITION,
+        bulk=in_sample_id_ranges(schema, digest_select(schema)), drop_after_write=(DIGEST_WORK_TABLE,)
     )
 
 
@@ -347,8 +351,9 @@ def experiment_measurements(
     context.log.info(f"building the whole table: {reason}")
     context.add_output_metadata({"refresh": f"full ({reason})"})
     select_sql, params = pivot_select(schema, sample_lineage.as_from_item(), sample_lineage.params, columns)
-    # Chunked bulk build (by sample id ranges) only over a stored lineage table.
-    bulk = pivot_bulk_build(schema, select_sql, params) if sample_lineage.table_reference else None
+    # In sample-id ranges only over a stored lineage table (a lineage subquery would be
+    # recomputed for every range).
+    bulk = in_sample_id_ranges(schema, select_sql, params) if sample_lineage.table_reference else None
     return SqlRelation(
         select_sql=select_sql, params=params, definition=definition, bulk=bulk, consume_keys_in=PENDING_TABLE
     )

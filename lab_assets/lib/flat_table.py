@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from lab_assets.lib.bulk import CHUNK_FILTER, BulkBuild
+from lab_assets.lib.bulk import CHUNK_FILTER
 from lab_assets.lib.sql import Column, TableDefinition, qualified_name, quote_identifier
 
 IDENTIFYING_COLUMNS = (
@@ -123,17 +123,3 @@ def column_limit_problem(column_names: Sequence[str]) -> str | None:
             f" {definition_size} > {TABLE_DEFINITION_BUDGET})"
         )
     return None
-
-
-def pivot_bulk_build(schema: str, select_sql: str, params: tuple[object, ...]) -> BulkBuild:
-    """Build the flat table from :func:`pivot_select` in ranges of sample ids: many small
-    INSERT ... SELECTs instead of one transaction over every sample. Only worth it when the
-    lineage is a stored table (a lineage subquery would be recomputed for every range)."""
-    return BulkBuild(
-        select_sql=select_sql,
-        params=params,
-        chunk_key="s.id",
-        chunk_bounds_sql=f"SELECT MIN(id), MAX(id) FROM {qualified_name(schema, 'samples')}",
-        # Two connections: measured ~10-20% faster on 2 cores (bench/RESULTS.md).
-        parallel=2,
-    )

@@ -17,6 +17,7 @@ when an upstream table was rebuilt whole).
 
 from __future__ import annotations
 
+from lab_assets.lib.bulk import CHUNK_FILTER
 from lab_assets.lib.sql import Column, TableDefinition, qualified_name
 
 PENDING_TABLE = "lab_pending_samples"
@@ -36,46 +37,70 @@ DIGEST_TABLE_DEFINITION = TableDefinition(
 )
 
 _ROW = "CONCAT_WS(',', m.measurement_type, m.value, CONCAT(ISNULL(m.measurement_type), ISNULL(m.value)))"
+_DIGEST_A = f"COALESCE(SUM(IF(m.sample_id IS NULL, 0, CRC32({_ROW}))), 0)"
+_DIGEST_B = f"COALESCE(SUM(IF(m.sample_id IS NULL, 0, CRC32(CONCAT('~', {_ROW})))), 0)"
 
 
 def digest_select(schema: str, only_changed_in: str | None = None) -> str:
-    """Per-sample digest of sample_measurements (rows without a sample id are not tracked)."""
+    """One row per sample: its measurement row count and two CRC32 sums (0 without measurements).
+
+    Driven by ``samples`` and grouped by ``s.id`` so the server scans samples in primary-key order
+    and aggregates as it goes (no temporary table; the shape bench/RESULTS.md found fastest for
+    the pivot). Measurements of sample ids that do not exist are not tracked: such a sample, once
+    it appears, is new and rebuilt anyway. ``CHUNK_FILTER`` lets a bulk build run it in id ranges.
+    """
+    samples = qualified_name(schema, "samples")
     measurements = qualified_name(schema, "sample_measurements")
-    restrict = f"JOIN {qualified_name(schema, only_changed_in)} AS c ON c.sample_id = m.sample_id" if only_changed_in else ""
-    return f"""SELECT m.sample_id, COUNT(*) AS measurement_rows,
-  SUM(CRC32({_ROW})) AS digest_a, SUM(CRC32(CONCAT('~', {_ROW}))) AS digest_b
-FROM {measurements} AS m {restrict}
-WHERE m.sample_id IS NOT NULL
-GROUP BY m.sample_id"""
+    restrict = f" JOIN {qualified_name(schema, only_changed_in)} AS c ON c.sample_id = s.id" if only_changed_in else ""
+    return f"""SELECT s.id AS sample_id, COUNT(m.sample_id) AS measurement_rows,
+  {_DIGEST_A} AS digest_a, {_DIGEST_B} AS digest_b
+FROM {samples} AS s{restrict}
+LEFT JOIN {measurements} AS m ON m.sample_id = s.id
+WHERE {CHUNK_FILTER}
+GROUP BY s.id"""
 
 
 def changed_digests_select(schema: str) -> str:
-    """Sample ids whose measurements differ from the stored digests (added, changed or gone)."""
-    digests = qualified_name(schema, DIGEST_TABLE)
+    """Sample ids whose measurements differ from the stored digests (added, changed or gone),
+    in one samples-ordered pass, plus digests of samples that no longer exist."""
+    samples = qualified_name(schema, "samples")
     measurements = qualified_name(schema, "sample_measurements")
-    return f"""SELECT live.sample_id FROM (
-{digest_select(schema)}
-) AS live LEFT JOIN {digests} AS d ON d.sample_id = live.sample_id
-WHERE d.sample_id IS NULL OR d.measurement_rows <> live.measurement_rows
-   OR d.digest_a <> live.digest_a OR d.digest_b <> live.digest_b
+    digests = qualified_name(schema, DIGEST_TABLE)
+    return f"""SELECT s.id FROM {samples} AS s
+LEFT JOIN {digests} AS d ON d.sample_id = s.id
+LEFT JOIN {measurements} AS m ON m.sample_id = s.id
+GROUP BY s.id
+HAVING MAX(d.sample_id) IS NULL OR COUNT(m.sample_id) <> MAX(d.measurement_rows)
+   OR {_DIGEST_A} <> MAX(d.digest_a) OR {_DIGEST_B} <> MAX(d.digest_b)
 UNION
 SELECT d.sample_id FROM {digests} AS d
-WHERE NOT EXISTS (SELECT 1 FROM {measurements} AS m WHERE m.sample_id = d.sample_id)"""
+WHERE NOT EXISTS (SELECT 1 FROM {samples} AS s WHERE s.id = d.sample_id)"""
 
 
-def changed_samples_select(schema: str, structural_only: bool) -> str:
-    """Sample ids that are new, deleted, or whose parent (or, unless ``structural_only``,
-    experiment) differs from what ``sample_lineage`` recorded, plus every sample recorded without
-    a root: those are few (cycles, missing parents) and re-examining them each time repairs a
-    sample that a whole-table build recorded mid-change."""
+def changed_samples_select(schema: str) -> str:
+    """Sample ids that are new, deleted, or whose parent or experiment differs from what
+    ``sample_lineage`` recorded, plus every sample recorded without a root: those are few
+    (cycles, missing parents) and re-examining them each time repairs a sample that a
+    whole-table build recorded mid-change. One pass over samples with primary-key lookups."""
     samples = qualified_name(schema, "samples")
     lineage = qualified_name(schema, "sample_lineage")
-    experiment = "" if structural_only else " OR NOT (l.experiment_id <=> s.experiment_id)"
     return f"""SELECT s.id FROM {samples} AS s LEFT JOIN {lineage} AS l ON l.sample_id = s.id
-WHERE l.sample_id IS NULL OR l.top_parent_id IS NULL OR NOT (l.parent_id <=> s.parent_id){experiment}
+WHERE l.sample_id IS NULL OR l.top_parent_id IS NULL
+   OR NOT (l.parent_id <=> s.parent_id) OR NOT (l.experiment_id <=> s.experiment_id)
 UNION
 SELECT l.sample_id FROM {lineage} AS l
 WHERE NOT EXISTS (SELECT 1 FROM {samples} AS s WHERE s.id = l.sample_id)"""
+
+
+def moved_samples_select(schema: str, changes_table: str) -> str:
+    """Of the changed samples, those whose place in a tree changed (new, deleted, another
+    parent, or no root recorded): their subtrees need new roots. Reads only the changed ids."""
+    samples = qualified_name(schema, "samples")
+    lineage = qualified_name(schema, "sample_lineage")
+    return f"""SELECT c.sample_id FROM {qualified_name(schema, changes_table)} AS c
+LEFT JOIN {samples} AS s ON s.id = c.sample_id
+LEFT JOIN {lineage} AS l ON l.sample_id = c.sample_id
+WHERE s.id IS NULL OR l.sample_id IS NULL OR l.top_parent_id IS NULL OR NOT (l.parent_id <=> s.parent_id)"""
 
 
 def descendants_select(schema: str, seeds_table: str) -> str:
@@ -119,3 +144,4 @@ SELECT s.id AS sample_id, s.parent_id, s.experiment_id, tree.top_parent_id, tree
 FROM {changes} AS c
 JOIN {samples} AS s ON s.id = c.sample_id
 LEFT JOIN tree ON tree.sample_id = s.id"""
+
