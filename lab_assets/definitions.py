@@ -5,7 +5,12 @@ from dagster import Definitions, EnvVar, in_process_executor
 from lab_assets.defs.assets import LAB_ASSETS
 from lab_assets.defs.checks import ALL_CHECKS
 from lab_assets.defs.resources import LAB_DB_URL_ENV, MySQLResource
-from lab_assets.defs.sensors import lab_source_change_sensor
+from lab_assets.defs.sensors import (
+    lab_integrity_audit_job,
+    lab_integrity_audit_schedule,
+    lab_refresh_job,
+    lab_source_change_sensor,
+)
 from lab_assets.io_manager import MySQLIOManager
 
 mysql = MySQLResource(url=EnvVar(LAB_DB_URL_ENV))
@@ -13,7 +18,9 @@ mysql = MySQLResource(url=EnvVar(LAB_DB_URL_ENV))
 defs = Definitions(
     assets=LAB_ASSETS,
     asset_checks=ALL_CHECKS,
+    jobs=[lab_refresh_job, lab_integrity_audit_job],
     sensors=[lab_source_change_sensor],
+    schedules=[lab_integrity_audit_schedule],
     resources={"mysql": mysql, "io_manager": MySQLIOManager(mysql=mysql)},
     # One process for the whole run: the steps are SQL statements, a process per step is overhead.
     executor=in_process_executor,

@@ -107,3 +107,18 @@ def test_fingerprint_decision_rules():
     assert needs_fingerprint(SensorCursor(), {}, 0.0) == "no earlier reading"
     unsettled = SensorCursor(update_times={"samples": "t1"}, fingerprint="f", unsettled=True, last_full_check=1000.0)
     assert needs_fingerprint(unsettled, {"samples": "t1"}, 1001.0) is not None
+
+
+def test_refresh_job_runs_the_tables_and_only_the_blocking_checks():
+    from dagster import AssetsDefinition
+
+    from lab_assets.defs.assets import LAB_ASSETS
+    from lab_assets.defs.checks import ALL_CHECKS, BLOCKING_CHECKS
+    from lab_assets.definitions import defs
+
+    assert lab_source_change_sensor.job_name == "lab_refresh"
+    refresh = {node.name for node in defs.resolve_job_def("lab_refresh").graph.nodes}
+    tables = {a.node_def.name for a in LAB_ASSETS if isinstance(a, AssetsDefinition) and a.is_materializable}
+    assert refresh == tables | {c.node_def.name for c in BLOCKING_CHECKS}
+    audit = {node.name for node in defs.resolve_job_def("lab_integrity_audit").graph.nodes}
+    assert audit == {c.node_def.name for c in ALL_CHECKS}

@@ -4,6 +4,9 @@ import time
 
 from dagster import (
     AssetSelection,
+    DefaultScheduleStatus,
+    ScheduleDefinition,
+    define_asset_job,
     DagsterRunStatus,
     DefaultSensorStatus,
     RunRequest,
@@ -21,6 +24,7 @@ from lab_assets.defs.assets import (
     sample_lineage,
     sample_measurement_digests,
 )
+from lab_assets.defs.checks import BLOCKING_CHECKS
 from lab_assets.defs.resources import MySQLResource
 from lab_assets.lib.change_detection import SensorCursor, is_unsettled, needs_fingerprint, run_key
 from lab_assets.lib.sources import MEASUREMENTS_COLUMNS, SAMPLES_COLUMNS, fingerprint_select
@@ -35,8 +39,28 @@ IN_PROGRESS = [
     DagsterRunStatus.STARTED,
     DagsterRunStatus.CANCELING,
 ]
+# The sensor's refresh builds the tables and runs the blocking checks that guard the flat table;
+# the whole-table integrity checks (each a full scan) run with every full materialization
+# (`--select '*'`, the UI) and with the nightly `lab_integrity_audit` schedule instead.
 REFRESH_SELECTION = AssetSelection.assets(
     measurement_types, sample_lineage, sample_measurement_digests, experiment_measurements
+).without_checks() | AssetSelection.checks(*BLOCKING_CHECKS)
+lab_refresh_job = define_asset_job(
+    "lab_refresh",
+    selection=REFRESH_SELECTION,
+    description="Refresh the lab tables (incremental where possible) with the blocking catalog checks.",
+)
+lab_integrity_audit_job = define_asset_job(
+    "lab_integrity_audit",
+    selection=AssetSelection.all_asset_checks(),
+    description="Every integrity check over the whole tables, without rebuilding anything.",
+)
+lab_integrity_audit_schedule = ScheduleDefinition(
+    name="lab_integrity_audit_nightly",
+    job=lab_integrity_audit_job,
+    cron_schedule="0 3 * * *",
+    default_status=DefaultScheduleStatus.STOPPED,
+    description="Runs every integrity check at 03:00; sensor-driven refreshes run only the blocking ones.",
 )
 
 
@@ -66,7 +90,7 @@ def _fingerprint(mysql: MySQLResource) -> str:
 
 @sensor(
     name=SENSOR_NAME,
-    target=REFRESH_SELECTION,
+    job=lab_refresh_job,
     minimum_interval_seconds=30,
     default_status=DefaultSensorStatus.STOPPED,
     description="Starts a refresh of experiment_measurements (and the tables it is built from) when"

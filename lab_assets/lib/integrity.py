@@ -167,8 +167,12 @@ def reconciliation_select(
     source_charset: str,
     source_collation: str,
     limit: int = OFFENDER_LIMIT,
+    only_sample_ids: Sequence[int] | None = None,
 ) -> tuple[str, tuple[object, ...]]:
     """Cells of the flat table that differ from the source: sample_id, column, count.
+
+    ``only_sample_ids`` limits the comparison to those samples (the whole-table pass is
+    :func:`reconciliation_offending_samples_select`; this names the columns of its first offenders).
 
     A differently built recomputation than the pivot, over the whole table:
 
@@ -196,6 +200,11 @@ def reconciliation_select(
     else:
         cell, filled = "NULL", "0"
     cell_params = tuple(measurement_columns)
+    ids = "TRUE" if only_sample_ids is None else ", ".join(str(int(i)) for i in only_sample_ids) or "NULL"
+
+    def only(column: str) -> str:
+        return "TRUE" if only_sample_ids is None else f"{column} IN ({ids})"
+
     sql = f"""WITH RECURSIVE reached (id) AS (
   SELECT id FROM {samples} WHERE parent_id IS NULL
   UNION ALL
@@ -204,7 +213,7 @@ def reconciliation_select(
 source_value (sample_id, measurement_type, value) AS (
   SELECT m.sample_id, m.measurement_type, MAX(m.value)
   FROM {measurements} AS m JOIN {samples} AS s ON s.id = m.sample_id
-  WHERE m.measurement_type IS NOT NULL
+  WHERE m.measurement_type IS NOT NULL AND {only("m.sample_id")}
   GROUP BY m.sample_id, m.measurement_type
 )
 SELECT offender.*, COUNT(*) OVER () AS offender_count
@@ -222,11 +231,11 @@ FROM (
   LEFT JOIN (
     SELECT sample_id, COUNT(*) AS filled FROM source_value WHERE value IS NOT NULL GROUP BY sample_id
   ) AS k ON k.sample_id = e.sample_id
-  WHERE {filled} <> COALESCE(k.filled, 0)
+  WHERE {filled} <> COALESCE(k.filled, 0) AND {only("e.sample_id")}
   UNION ALL
   SELECT e.sample_id, 'experiment_id'
   FROM {flat} AS e JOIN {samples} AS s ON s.id = e.sample_id
-  WHERE NOT (e.experiment_id <=> s.experiment_id)
+  WHERE NOT (e.experiment_id <=> s.experiment_id) AND {only("e.sample_id")}
   UNION ALL
   SELECT e.sample_id, 'top_parent_id'
   FROM {flat} AS e
@@ -234,11 +243,72 @@ FROM (
   LEFT JOIN reached ON reached.id = s.id
   LEFT JOIN {samples} AS root ON root.id = e.top_parent_id
   LEFT JOIN {flat} AS parent_row ON parent_row.sample_id = s.parent_id
-  WHERE (reached.id IS NULL) <> (e.top_parent_id IS NULL)
+  WHERE {only("e.sample_id")} AND ((reached.id IS NULL) <> (e.top_parent_id IS NULL)
      OR (e.top_parent_id IS NOT NULL AND (root.id IS NULL OR root.parent_id IS NOT NULL))
      OR (s.parent_id IS NULL AND NOT (e.top_parent_id <=> s.id))
-     OR (s.parent_id IS NOT NULL AND NOT (e.top_parent_id <=> parent_row.top_parent_id))
+     OR (s.parent_id IS NOT NULL AND NOT (e.top_parent_id <=> parent_row.top_parent_id)))
 ) AS offender
 ORDER BY sample_id, column_name
 LIMIT {int(limit)}"""
     return sql, cell_params
+
+
+def reconciliation_offending_samples_select(
+    schema: str,
+    flat_table: str,
+    measurement_columns: Sequence[tuple[str, str]],
+) -> tuple[str, tuple[object, ...]]:
+    """Ids of samples whose row in the flat table differs from the source, in passes that scan
+    the flat table in primary-key order with index lookups (no grouped temporary tables), so the
+    whole-table proof stays cheap at 1M samples. ``measurement_columns`` are (type as stored in
+    the catalog, column) pairs of the flat table; a source row's type matches with the source
+    column's own collation, as bound values compare.
+
+    * Measurements: per sample, every source row of a cataloged type has a value <= its cell,
+      every non-NULL cell equals some source row's value of its type, and no source row has a
+      type without a column. Together: each cell is MAX(value) of its (sample, type), NULL where
+      there is none.
+    * experiment_id is the sample's.
+    * top_parent_id equals the one in ``sample_lineage``, and the lineage is proven by induction
+      along parent links: a root has itself and depth 0; any other sample has its parent's root
+      and depth + 1 (NULL-safe), NULL under a missing parent. Depth strictly grows away from the
+      root, so no cycle can carry a root: NULL exactly where no root is reachable.
+    """
+    samples = qualified_name(schema, "samples")
+    measurements = qualified_name(schema, "sample_measurements")
+    lineage = qualified_name(schema, "sample_lineage")
+    flat = qualified_name(schema, flat_table)
+    types = tuple(t for t, _ in measurement_columns)
+    if measurement_columns:
+        known = f"m.measurement_type IN ({', '.join(['%s'] * len(types))})"
+        cell = "CASE " + " ".join(f"WHEN m.measurement_type = %s THEN e.{quote_identifier(c)}" for _, c in measurement_columns) + " END"
+        key = "CASE " + " ".join(f"WHEN m.measurement_type = %s THEN {i}" for i in range(len(types))) + " END"
+        filled = balanced_sum([f"(e.{quote_identifier(c)} IS NOT NULL)" for _, c in measurement_columns])
+    else:
+        known, cell, key, filled = "FALSE", "NULL", "NULL", "0"
+    sql = f"""SELECT e.sample_id
+FROM {flat} AS e
+LEFT JOIN {measurements} AS m ON m.sample_id = e.sample_id
+GROUP BY e.sample_id
+HAVING SUM(m.measurement_type IS NOT NULL AND NOT {known}) > 0
+    OR SUM(m.value IS NOT NULL AND {known} AND NOT COALESCE(m.value <= ({cell}), FALSE)) > 0
+    OR COUNT(DISTINCT CASE WHEN m.value = ({cell}) THEN ({key}) END) <> MAX({filled})
+UNION
+SELECT e.sample_id
+FROM {flat} AS e
+LEFT JOIN {samples} AS s ON s.id = e.sample_id
+LEFT JOIN {lineage} AS l ON l.sample_id = e.sample_id
+LEFT JOIN {samples} AS parent ON parent.id = s.parent_id
+LEFT JOIN {lineage} AS parent_lineage ON parent_lineage.sample_id = s.parent_id
+WHERE s.id IS NULL OR l.sample_id IS NULL
+   OR NOT (e.experiment_id <=> s.experiment_id)
+   OR NOT (e.top_parent_id <=> l.top_parent_id)
+   OR (l.top_parent_id IS NULL) <> (l.depth IS NULL)
+   OR (s.parent_id IS NULL AND NOT (l.top_parent_id <=> s.id AND l.depth <=> 0))
+   OR (s.parent_id IS NOT NULL AND parent.id IS NULL AND l.top_parent_id IS NOT NULL)
+   OR (s.parent_id IS NOT NULL AND parent.id IS NOT NULL
+       AND NOT (l.top_parent_id <=> parent_lineage.top_parent_id AND l.depth <=> parent_lineage.depth + 1))"""
+    if not measurement_columns:
+        return sql, ()
+    # In text order: known, known + cell, cell + key.
+    return sql, types + types + types + types + types
