@@ -40,7 +40,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from lab_assets.local_lab import source_schema_statements  # noqa: E402
-from lab_assets_tests.lab_data import expected_flat_table, generate, insert, read_sources  # noqa: E402
+from lab_assets_tests.lab_data import (  # noqa: E402
+    expected_flat_table,
+    generate,
+    insert,
+    read_sources,
+    server_connection,
+)
 
 SERVER_URL = sa.make_url(os.environ.get("LAB_BENCH_SERVER_URL", "mysql+pymysql://root@127.0.0.1:3306"))
 REFERENCE_TABLE = "experiment_measurements_reference"
@@ -73,14 +79,7 @@ RELEVANT_VARIABLES = (
 
 
 def connect(database: str | None = None) -> pymysql.connections.Connection:
-    return pymysql.connect(
-        host=SERVER_URL.host or "127.0.0.1",
-        port=SERVER_URL.port or 3306,
-        user=SERVER_URL.username or "root",
-        password=SERVER_URL.password or "",
-        database=database,
-        autocommit=True,
-    )
+    return server_connection(SERVER_URL, database)
 
 
 def database_url(database: str) -> str:

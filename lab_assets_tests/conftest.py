@@ -18,6 +18,7 @@ from lab_assets.defs.checks import ALL_CHECKS
 from lab_assets.defs.resources import MySQLResource
 from lab_assets.io_manager import MySQLIOManager
 from lab_assets.local_lab import source_schema_statements
+from lab_assets_tests import lab_data
 
 # The server the tests use; its database part is ignored (each test gets its own database).
 SERVER_URL = sa.make_url(os.environ.get("LAB_TEST_SERVER_URL", "mysql+pymysql://root@127.0.0.1:3306"))
@@ -25,15 +26,7 @@ SESSION_PREFIX = f"labtest_{secrets.token_hex(3)}"
 
 
 def server_connection(database: str | None = None) -> pymysql.connections.Connection:
-    return pymysql.connect(
-        host=SERVER_URL.host or "127.0.0.1",
-        port=SERVER_URL.port or 3306,
-        user=SERVER_URL.username or "root",
-        password=SERVER_URL.password or "",
-        database=database,
-        autocommit=True,
-        local_infile=False,
-    )
+    return lab_data.server_connection(SERVER_URL, database)
 
 
 @dataclass

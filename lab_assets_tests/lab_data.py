@@ -13,12 +13,26 @@ import re
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 import pymysql
+import sqlalchemy as sa
 
 SEED_SAMPLE_COUNT = 20
 OPTIONAL_TYPES = ("smoot", "foo", "bar", "len", "area")
 
 Sample = tuple[int, "int | None", "int | None"]  # id, parent_id, experiment_id
 Measurement = tuple["int | None", "str | None", "Decimal | None"]  # sample_id, type, value
+
+
+def server_connection(server_url: sa.URL, database: str | None = None) -> pymysql.connections.Connection:
+    """An autocommit PyMySQL connection to the server of ``server_url`` (its database part ignored)."""
+    return pymysql.connect(
+        host=server_url.host or "127.0.0.1",
+        port=server_url.port or 3306,
+        user=server_url.username or "root",
+        password=server_url.password or "",
+        database=database,
+        autocommit=True,
+        local_infile=False,
+    )
 
 
 def generate(sample_count: int, first_id: int = SEED_SAMPLE_COUNT + 1, seed: int = 1234):
