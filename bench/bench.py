@@ -23,7 +23,6 @@ import argparse
 import re
 import os
 import platform
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -538,7 +537,7 @@ def main() -> None:
               f" refresh steps {r['refresh_steps']}; max process RSS {r['ru_maxrss_mib']:.0f} MiB;"
               f" load1 before {r['load1']:.2f}")
     if args.markdown:
-        facts = [f"- machine: " + ", ".join(f"{k} {v}" for k, v in machine.items()),
+        facts = ["- machine: " + ", ".join(f"{k} {v}" for k, v in machine.items()),
                  "- server: " + ", ".join(f"`{k}`={v}" for k, v in server.items())]
         args.markdown.write_text("\n".join(facts + ["", *lines, ""]) + "\n")
 

@@ -185,3 +185,14 @@ def source_snapshot(connection: pymysql.connections.Connection) -> tuple:
         cursor.execute("CHECKSUM TABLE samples, sample_measurements EXTENDED")
         checksums = cursor.fetchall()
     return samples, measurements, checksums
+
+
+def assert_flat_table_is_exact(connection: pymysql.connections.Connection) -> tuple[list[str], dict[int, dict[str, object]]]:
+    """experiment_measurements, whole (column names and order, every row, every cell), equals the
+    recomputation from the current source rows; returns the table as read."""
+    source = read_sources(connection)
+    names, actual = actual_flat_table(connection)
+    columns, expected = expected_flat_table(*source)
+    assert names == ["experiment_id", "top_parent_id", "sample_id", *columns]
+    assert actual == expected
+    return names, actual

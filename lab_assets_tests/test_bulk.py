@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from lab_assets.lib.bulk import CHUNK_FILTER, BulkBuild, chunk_select, key_ranges, missing_rows_insert, unchunked_select
-from lab_assets_tests.lab_data import actual_flat_table, expected_flat_table, insert, read_sources
+from lab_assets_tests.lab_data import assert_flat_table_is_exact, insert
 
 
 def test_key_ranges_cover_the_bounds_without_overlap():
@@ -45,8 +45,4 @@ def test_cycles_and_missing_parents_get_null_roots_in_chunked_builds(empty_lab_d
     lineage = empty_lab_db.query("SELECT sample_id, top_parent_id, depth FROM sample_lineage ORDER BY sample_id")
     assert lineage == [(1, 1, 0), (2, 1, 1), (3, 1, 2), (4, None, None), (5, None, None), (6, None, None), (7, None, None)]
     with empty_lab_db.connect() as connection:
-        source = read_sources(connection)
-        names, actual = actual_flat_table(connection)
-    columns, expected = expected_flat_table(*source)
-    assert names == ["experiment_id", "top_parent_id", "sample_id", *columns]
-    assert actual == expected
+        assert_flat_table_is_exact(connection)

@@ -21,7 +21,7 @@ from dagster._utils.tags import TagConcurrencyLimitsCounter
 from lab_assets.defs.concurrency import FLAT_TABLE_POOL, REFRESH_RUN_TAGS, REFRESH_TAG_KEY
 from lab_assets.defs.resources import LAB_DB_URL_ENV, MySQLResource
 from lab_assets_tests.conftest import SERVER_URL, SESSION_PREFIX, server_connection
-from lab_assets_tests.lab_data import actual_flat_table, expected_flat_table, generate, insert, read_sources
+from lab_assets_tests.lab_data import assert_flat_table_is_exact, generate, insert
 
 ROOT = Path(__file__).resolve().parents[1]
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
@@ -218,10 +218,7 @@ def test_dagster_yaml_runs_an_instance_on_the_local_mariadb(mysql_instance, lab_
 
     # The table the run built is the table it must be.
     with lab_db.connect() as connection:
-        source = read_sources(connection)
-        names, actual = actual_flat_table(connection)
-    columns, expected = expected_flat_table(*source)
-    assert (names, actual) == (["experiment_id", "top_parent_id", "sample_id", *columns], expected)
+        assert_flat_table_is_exact(connection)
 
     # A refresh run keeps its tag (the run queue's limit key) in MySQL run storage: created here,
     # read back, found by tag.
@@ -277,7 +274,4 @@ def test_dagster_dev_on_this_dagster_yaml_queues_and_runs_refreshes(mysql_dagste
     first, second = sorted(runs, key=lambda r: r["startTime"])
     assert second["startTime"] >= first["endTime"], f"the two refreshes overlapped: {runs}"
     with lab_db.connect() as connection:
-        source = read_sources(connection)
-        names, actual = actual_flat_table(connection)
-    columns, expected = expected_flat_table(*source)
-    assert (names, actual) == (["experiment_id", "top_parent_id", "sample_id", *columns], expected)
+        assert_flat_table_is_exact(connection)

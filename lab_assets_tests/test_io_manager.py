@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from dagster import AssetIn, Definitions, StaticPartitionsDefinition, asset, materialize
+from dagster import AssetIn, StaticPartitionsDefinition, asset, materialize
 
 from lab_assets.defs.resources import MySQLResource
 from lab_assets.io_manager import MySQLIOManager, SqlRelation

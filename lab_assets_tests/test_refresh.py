@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from lab_assets.defs.assets import REFRESH_TAG
-from lab_assets_tests.lab_data import actual_flat_table, expected_flat_table, generate, insert, read_sources
+from lab_assets_tests.lab_data import assert_flat_table_is_exact, generate, insert
 
 BASE_SAMPLES = 3_000
 
@@ -16,11 +16,7 @@ BASE_SAMPLES = 3_000
 def _refresh_and_compare(db, tags=None):
     result = db.materialize_all(tags=tags)
     with db.connect() as connection:
-        source = read_sources(connection)
-        names, actual = actual_flat_table(connection)
-    columns, expected = expected_flat_table(*source)
-    assert names == ["experiment_id", "top_parent_id", "sample_id", *columns]
-    assert actual == expected
+        assert_flat_table_is_exact(connection)
     return result.asset_materializations_for_node("experiment_measurements")[0].metadata["refresh"].value
 
 
