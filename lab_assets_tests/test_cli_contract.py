@@ -29,7 +29,10 @@ def test_cli_contract_builds_every_table_and_is_repeatable(lab_db, tmp_path):
     first = _materialize_everything(lab_db.url, tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
     tables = {r[0] for r in lab_db.query("SHOW TABLES")}
-    assert tables == {"samples", "sample_measurements", "measurement_types", "sample_lineage", "sample_measurement_digests", "experiment_measurements", "lab_pending_samples"}
+    assert tables == {
+        "samples", "sample_measurements", "measurement_types", "sample_lineage", "sample_measurement_digests",
+        "experiment_measurements", "lab_pending_samples", "sample_lineage_buckets_64", "sample_measurement_digests_buckets_8",
+    }
     with lab_db.connect() as connection:
         source = read_sources(connection)
         first_table = assert_flat_table_is_exact(connection)

@@ -31,21 +31,35 @@ from lab_assets.lib.flat_table import (
 )
 from lab_assets.lib.lineage import LINEAGE_TABLE, lineage_bulk_build, lineage_select, recursion_limit, recursion_limit_statement
 from lab_assets.lib.refresh import (
+    BUCKET_SUMS_DEFINITION,
     CHANGE_SET_DEFINITION,
+    LINEAGE_BUCKETS,
+    MEASUREMENT_BUCKETS,
+    DIGEST_BUCKETS_TABLE,
     DIGEST_TABLE,
+    LINEAGE_BUCKETS_TABLE,
     DIGEST_TABLE_DEFINITION,
     PENDING_TABLE,
     PENDING_TABLE_DEFINITION,
     REBUILD_ALL_MARKER,
-    changed_digests_select,
+    BucketScheme,
+    bucket_table_build_statements,
+    bucket_table_update_statements,
+    changed_bucket_members_select,
+    changed_measurement_samples_select,
     changed_samples_select,
-    moved_samples_select,
     descendants_select,
-    digest_select,
+    digest_bucket_sums_select,
+    digest_bulk_build,
+    lineage_bucket_sums_select,
     lineage_update_select,
+    measurement_bucket_sums_select,
+    measurement_digest_select,
+    moved_samples_select,
+    stored_lineage_bucket_sums_select,
 )
 from lab_assets.lib.naming import column_name_for_type
-from lab_assets.lib.sql import qualified_name
+from lab_assets.lib.sql import TableDefinition, qualified_name
 from lab_assets.lib.sources import (
     MEASUREMENTS_COLUMNS,
     SAMPLES_COLUMNS,
@@ -75,9 +89,9 @@ def _column_schema(mysql: MySQLResource, table: str) -> TableSchema:
 
 def _observe(mysql: MySQLResource, table: str, columns: tuple[str, ...]) -> ObserveResult:
     started = time.monotonic()
-    row_count, hash_sum, hash_xor = mysql.fetch_one(fingerprint_select(mysql.database, table, columns))
+    row_count, hash_a, hash_b = mysql.fetch_one(fingerprint_select(mysql.database, table, columns))
     return ObserveResult(
-        data_version=DataVersion(f"{row_count}-{hash_sum}-{hash_xor}"),
+        data_version=DataVersion(f"{row_count}-{hash_a}-{hash_b}"),
         metadata={
             **TableMetadataSet(
                 row_count=int(row_count),
@@ -146,9 +160,12 @@ def measurement_types(context: AssetExecutionContext, mysql: MySQLResource) -> p
     return catalog
 
 
-# Work tables of an incremental refresh: changed sample ids, dropped once the write is done.
-LINEAGE_WORK_TABLES = ("sample_lineage__moved", "sample_lineage__changes")
-DIGEST_WORK_TABLE = f"{DIGEST_TABLE}__changes"
+# Work tables of an incremental refresh (lib/refresh.py), dropped once the write is done: bucket
+# sums of the source, the sample ids of the buckets that differ from the stored sums, the changed
+# sample ids among them (and for lineage the moved ones).
+_CHANGE_DETECTION_TABLES = ("live_buckets", "candidates", "changes")
+LINEAGE_WORK_TABLES = tuple(f"sample_lineage__{t}" for t in (*_CHANGE_DETECTION_TABLES, "moved"))
+DIGEST_WORK_TABLES = tuple(f"{DIGEST_TABLE}__{t}" for t in _CHANGE_DETECTION_TABLES)
 REFRESH_TAG = "lab_assets/refresh"  # run tag; "full" rebuilds every table whole
 # Above this share of changed samples an incremental refresh costs more than a full build.
 FULL_REBUILD_FRACTION = 0.25
@@ -177,23 +194,51 @@ def _mark_rebuild_all(mysql: MySQLResource) -> None:
     _mark_pending(mysql, "SELECT %s", (REBUILD_ALL_MARKER,))
 
 
-def _fill_change_set(connection: Connection, schema: str, table: str, select_sql: str) -> int:
-    """(Re)create the work table ``table`` holding the sample ids ``select_sql`` produces."""
+def _fill_work_table(
+    connection: Connection, schema: str, table: str, select_sql: str, definition: TableDefinition = CHANGE_SET_DEFINITION
+) -> int:
+    """(Re)create the work table ``table`` holding the keys ``select_sql`` produces; its size."""
     connection.exec_driver_sql(f"DROP TABLE IF EXISTS {qualified_name(schema, table)}")
-    connection.exec_driver_sql(CHANGE_SET_DEFINITION.create_statement(schema, table))
+    connection.exec_driver_sql(definition.create_statement(schema, table))
     return _add_to_change_set(connection, schema, table, select_sql)
 
 
 def _add_to_change_set(connection: Connection, schema: str, table: str, select_sql: str) -> int:
-    """Adds the ids ``select_sql`` produces to the work table; its size afterwards."""
-    connection.exec_driver_sql(f"INSERT IGNORE INTO {qualified_name(schema, table)} (sample_id) {select_sql}")
+    """Adds the keys ``select_sql`` produces to the work table; its size afterwards."""
+    connection.exec_driver_sql(f"INSERT IGNORE INTO {qualified_name(schema, table)} {select_sql}")
     (count,) = connection.exec_driver_sql(f"SELECT COUNT(*) FROM {qualified_name(schema, table)}").one()
     return int(count)
 
 
+def _fill_changed_ids(
+    mysql: MySQLResource, work_tables: tuple[str, ...], scheme: BucketScheme, live_sums_select: str,
+    buckets_table: str, stored_sums_select, changed_select,
+) -> int:
+    """The two-level diff of lib/refresh.py into the work tables: the source's bucket sums, the
+    ids of the buckets whose sums differ from ``buckets_table`` (first summed from the state
+    table with ``stored_sums_select`` if missing), and the changed ids among those
+    (``changed_select(candidates_table)``); the number changed."""
+    schema = mysql.database
+    live_sums, candidates, changes = work_tables[:3]
+    with mysql.connect() as connection:
+        if not existing_columns(connection, schema, buckets_table):
+            for statement in bucket_table_build_statements(schema, buckets_table, stored_sums_select):
+                connection.exec_driver_sql(statement)
+        _fill_work_table(connection, schema, live_sums, live_sums_select, BUCKET_SUMS_DEFINITION)
+        _fill_work_table(connection, schema, candidates, changed_bucket_members_select(schema, scheme, live_sums, buckets_table))
+        return _fill_work_table(connection, schema, changes, changed_select(candidates))
+
+
+def _drop_table(mysql: MySQLResource, table: str) -> None:
+    mysql.execute(f"DROP TABLE IF EXISTS {qualified_name(mysql.database, table)}")
+
+
 def _sample_count(mysql: MySQLResource) -> int:
-    (count,) = mysql.fetch_one(f"SELECT COUNT(*) FROM {qualified_name(mysql.database, 'samples')}")
-    return int(count)
+    """At least the number of samples (exactly that while ids are dense), read from the primary
+    key's two ends: a bound for the recursion limit and the base of the full-rebuild share,
+    without counting a million rows three times per refresh."""
+    (span,) = mysql.fetch_one(f"SELECT COALESCE(MAX(id) - MIN(id) + 1, 0) FROM {qualified_name(mysql.database, 'samples')}")
+    return int(span)
 
 
 def _too_many(changed: int, sample_count: int) -> bool:
@@ -219,10 +264,13 @@ def sample_lineage(context: AssetExecutionContext, mysql: MySQLResource) -> SqlR
     )
     if incremental:
         started = time.monotonic()
-        moved_table, changes_table = LINEAGE_WORK_TABLES
+        changes_table, moved_table = LINEAGE_WORK_TABLES[2:]
+        _fill_changed_ids(
+            mysql, LINEAGE_WORK_TABLES, LINEAGE_BUCKETS, lineage_bucket_sums_select(schema), LINEAGE_BUCKETS_TABLE,
+            stored_lineage_bucket_sums_select, lambda candidates: changed_samples_select(schema, candidates),
+        )
         with mysql.connect() as connection:
-            _fill_change_set(connection, schema, changes_table, changed_samples_select(schema))
-            _fill_change_set(connection, schema, moved_table, moved_samples_select(schema, changes_table))
+            _fill_work_table(connection, schema, moved_table, moved_samples_select(schema, changes_table))
             connection.exec_driver_sql(recursion_limit_statement(connection.dialect.is_mariadb, limit))
             changed = _add_to_change_set(connection, schema, changes_table, descendants_select(schema, moved_table))
         context.log.info(f"{changed} samples changed or under a changed parent ({time.monotonic() - started:.2f} s to find)")
@@ -234,14 +282,19 @@ def sample_lineage(context: AssetExecutionContext, mysql: MySQLResource) -> SqlR
                 definition=LINEAGE_TABLE,
                 recursion_limit=limit,
                 only_keys_in=changes_table,
+                after_write=bucket_table_update_statements(
+                    schema, LINEAGE_BUCKETS, LINEAGE_BUCKETS_TABLE, stored_lineage_bucket_sums_select, changes_table
+                ),
                 drop_after_write=LINEAGE_WORK_TABLES,
             )
         context.log.info(f"{changed} of {sample_count} samples changed: rebuilding whole")
+    _drop_table(mysql, LINEAGE_BUCKETS_TABLE)  # stale once the new table is swapped in; summed again after
     _mark_rebuild_all(mysql)
     context.add_output_metadata({"refresh": "full"})
     return SqlRelation(
         select_sql=lineage_select(schema), definition=LINEAGE_TABLE, recursion_limit=limit,
         bulk=lineage_bulk_build(schema), drop_after_write=LINEAGE_WORK_TABLES,
+        after_write=bucket_table_build_statements(schema, LINEAGE_BUCKETS_TABLE, stored_lineage_bucket_sums_select),
     )
 
 
@@ -261,24 +314,32 @@ def sample_measurement_digests(context: AssetExecutionContext, mysql: MySQLResou
         DIGEST_TABLE_DEFINITION.column_names
     )
     if incremental:
-        changes_table = DIGEST_WORK_TABLE
-        with mysql.connect() as connection:
-            changed = _fill_change_set(connection, schema, changes_table, changed_digests_select(schema))
-        context.log.info(f"{changed} samples with changed measurements")
+        started = time.monotonic()
+        changes_table = DIGEST_WORK_TABLES[2]
+        changed = _fill_changed_ids(
+            mysql, DIGEST_WORK_TABLES, MEASUREMENT_BUCKETS, measurement_bucket_sums_select(schema), DIGEST_BUCKETS_TABLE,
+            digest_bucket_sums_select, lambda candidates: changed_measurement_samples_select(schema, candidates),
+        )
+        context.log.info(f"{changed} samples with changed measurements ({time.monotonic() - started:.2f} s to find)")
         if not _too_many(changed, _sample_count(mysql)):
             _mark_pending(mysql, f"SELECT sample_id FROM {qualified_name(schema, changes_table)}")
             context.add_output_metadata({"refresh": "incremental", "changed_samples": changed})
             return SqlRelation(
-                select_sql=digest_select(schema, only_changed_in=changes_table),
+                select_sql=measurement_digest_select(schema, only_samples_in=changes_table),
                 definition=DIGEST_TABLE_DEFINITION,
                 only_keys_in=changes_table,
-                drop_after_write=(DIGEST_WORK_TABLE,),
+                after_write=bucket_table_update_statements(
+                    schema, MEASUREMENT_BUCKETS, DIGEST_BUCKETS_TABLE, digest_bucket_sums_select, changes_table
+                ),
+                drop_after_write=DIGEST_WORK_TABLES,
             )
+    _drop_table(mysql, DIGEST_BUCKETS_TABLE)  # stale once the new table is swapped in; summed again after
     _mark_rebuild_all(mysql)
     context.add_output_metadata({"refresh": "full"})
     return SqlRelation(
-        select_sql=digest_select(schema), definition=DIGEST_TABLE_DEFINITION,
-        bulk=in_sample_id_ranges(schema, digest_select(schema)), drop_after_write=(DIGEST_WORK_TABLE,)
+        select_sql=measurement_digest_select(schema), definition=DIGEST_TABLE_DEFINITION,
+        bulk=digest_bulk_build(schema), drop_after_write=DIGEST_WORK_TABLES,
+        after_write=bucket_table_build_statements(schema, DIGEST_BUCKETS_TABLE, digest_bucket_sums_select),
     )
 
 

@@ -83,8 +83,8 @@ def _update_times(mysql: MySQLResource) -> tuple[dict[str, str | None], str]:
 def _fingerprint(mysql: MySQLResource) -> str:
     parts = []
     for table, columns in SOURCE_TABLES.items():
-        count, hash_sum, hash_xor = mysql.fetch_one(fingerprint_select(mysql.database, table, columns))
-        parts.append(f"{table}:{count}:{hash_sum}:{hash_xor}")
+        count, hash_a, hash_b = mysql.fetch_one(fingerprint_select(mysql.database, table, columns))
+        parts.append(f"{table}:{count}:{hash_a}:{hash_b}")
     return "|".join(parts)
 
 

@@ -10,18 +10,26 @@ SAMPLES_COLUMNS = ("id", "parent_id", "experiment_id", "ts")
 MEASUREMENTS_COLUMNS = ("sample_id", "measurement_type", "value")
 
 
-def fingerprint_select(schema: str, table: str, columns: Sequence[str]) -> str:
-    """Row count and an order-independent content hash of ``table`` in one scan.
+def row_hash_expressions(values: Sequence[str]) -> tuple[str, str]:
+    """Two 32-bit hashes of one row, given its value expressions (SQL text).
 
-    Each row hashes to CRC32 of its values plus one NULL flag per column; the sum
-    and the XOR of two such hashes change when any value changes, when a row is added or removed,
-    and (the sum) when an exact duplicate row is added, which a key-less table allows.
-    """
-    quoted = [quote_identifier(c) for c in columns]
-    null_flags = ", ".join(f"ISNULL({c})" for c in quoted)
-    row = f"CONCAT_WS(',', {', '.join(quoted)}, CONCAT({null_flags}))"
+    The row is its values joined with ',' plus one NULL flag per value (so NULL and '' differ).
+    CRC32 is the only fast hash both servers have, and it is affine over bit strings: for rows of
+    equal length, CRC32 of a prefixed copy collides exactly when CRC32 of the row does. The second
+    hash therefore mixes the first one's decimal text into the row, which is not affine, so the
+    two collide independently (a 64-bit hash for the price of two CRC32 calls)."""
+    null_flags = ", ".join(f"ISNULL({v})" for v in values)
+    row = f"CONCAT_WS(',', {', '.join(values)}, CONCAT({null_flags}))"
+    return f"CRC32({row})", f"CRC32(CONCAT(CRC32({row}), {row}))"
+
+
+def fingerprint_select(schema: str, table: str, columns: Sequence[str]) -> str:
+    """Row count and an order-independent content hash of ``table`` in one scan: the sums of
+    both :func:`row_hash_expressions` over all rows. Sums (not XOR) so that an exact duplicate row
+    added to a key-less table changes them, and so that two rows swapping values do not cancel."""
+    hash_a, hash_b = row_hash_expressions([quote_identifier(c) for c in columns])
     return (
-        f"SELECT COUNT(*), COALESCE(SUM(CRC32({row})), 0), COALESCE(BIT_XOR(CRC32(CONCAT('~', {row}))), 0)"
+        f"SELECT COUNT(*), COALESCE(SUM({hash_a}), 0), COALESCE(SUM({hash_b}), 0)"
         f" FROM {qualified_name(schema, table)}"
     )
 

@@ -100,6 +100,24 @@ def insert_select_statement(schema: str, table: str, columns: Sequence[str], sel
     return f"INSERT INTO {qualified_name(schema, table)} ({column_list})\n{select_sql}"
 
 
+def upsert_select_statement(schema: str, table: str, definition: "TableDefinition", source_table: str) -> str:
+    """Copy every row of ``source_table`` (same columns) into ``table``: new keys are inserted,
+    existing rows get the source's values (INSERT ... SELECT ... ON DUPLICATE KEY UPDATE, with
+    the source's columns named in the update: valid on MySQL 8 and MariaDB, unlike the
+    ``VALUES()`` form MySQL 8.0.20 deprecated or the row alias MariaDB lacks)."""
+    columns = definition.column_names
+    column_list = ", ".join(map(quote_identifier, columns))
+    picked = ", ".join(f"fresh.{quote_identifier(c)}" for c in columns)
+    updates = [f"{quote_identifier(c)} = fresh.{quote_identifier(c)}" for c in columns if c not in definition.primary_key]
+    if not updates:  # a key-only table: existing rows are already right
+        return f"INSERT IGNORE INTO {qualified_name(schema, table)} ({column_list}) SELECT {picked} FROM {qualified_name(schema, source_table)} AS fresh"
+    return (
+        f"INSERT INTO {qualified_name(schema, table)} ({column_list})\n"
+        f"SELECT {picked} FROM {qualified_name(schema, source_table)} AS fresh\n"
+        f"ON DUPLICATE KEY UPDATE {', '.join(updates)}"
+    )
+
+
 def insert_values_statement(schema: str, table: str, columns: Sequence[str]) -> str:
     column_list = ", ".join(map(quote_identifier, columns))
     placeholders = ", ".join(["%s"] * len(columns))
