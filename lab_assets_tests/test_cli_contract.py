@@ -31,7 +31,7 @@ def test_cli_contract_builds_every_table_and_is_repeatable(lab_db, tmp_path):
     tables = {r[0] for r in lab_db.query("SHOW TABLES")}
     assert tables == {
         "samples", "sample_measurements", "measurement_types", "sample_lineage", "sample_measurement_digests",
-        "experiment_measurements", "lab_pending_samples", "sample_lineage_buckets_64", "sample_measurement_digests_buckets_8",
+        "experiment_measurements", "lab_pending_samples", "sample_lineage_buckets_64", "sample_measurement_digests_buckets_4",
     }
     with lab_db.connect() as connection:
         source = read_sources(connection)

@@ -88,3 +88,42 @@ def test_fingerprint_and_catalog_sql_quote_identifiers():
     assert "FROM `d``b`.`t`" in fingerprint_select("d`b", "t", ["id"])
     with pytest.raises(ValueError):
         measurement_type_catalog_select("db", "utf8mb4_bin; DROP TABLE x")
+
+
+# Words MySQL 8 reserves that MariaDB 10.11 accepts as plain identifiers: an unquoted alias among
+# them passes every test here and fails on the production server (MySQL 8.0 reference manual,
+# "Keywords and Reserved Words", words marked (R)).
+MYSQL8_ONLY_RESERVED = {
+    "cube", "cume_dist", "dense_rank", "empty", "first_value", "function", "generated", "grouping",
+    "groups", "json_table", "lag", "last_value", "lateral", "lead", "master_bind", "nth_value",
+    "ntile", "of", "optimizer_costs", "over", "percent_rank", "rank", "row", "rows", "row_number",
+    "stored", "system", "virtual", "window",
+}
+
+
+def _refresh_sql_texts() -> list[str]:
+    from lab_assets.lib import refresh
+
+    schema = "lab"
+    return [
+        refresh.changed_bucket_members_select(schema, refresh.MEASUREMENT_BUCKETS, refresh.measurement_bucket_sums_select(schema), "b"),
+        refresh.changed_measurement_samples_select(schema, "candidates"),
+        refresh.changed_samples_select(schema, "candidates"),
+        refresh.measurement_bucket_sums_select(schema),
+        refresh.digest_bucket_sums_select(schema),
+        refresh.digest_bucket_sums_select(schema, "changes"),
+        refresh.lineage_bucket_sums_select(schema),
+        refresh.stored_lineage_bucket_sums_select(schema, "changes"),
+        refresh.moved_samples_select(schema, "changes"),
+        refresh.descendants_select(schema, "moved"),
+        refresh.lineage_update_select(schema, "changes"),
+        *refresh.bucket_table_update_statements(
+            schema, refresh.LINEAGE_BUCKETS, "b", refresh.stored_lineage_bucket_sums_select, "changes"
+        ),
+    ]
+
+
+def test_sql_aliases_are_not_words_mysql8_reserves():
+    for sql in _refresh_sql_texts():
+        aliases = {a.lower() for a in re.findall(r"\bAS\s+([A-Za-z_][A-Za-z_0-9]*)", sql)}
+        assert not aliases & MYSQL8_ONLY_RESERVED, (aliases & MYSQL8_ONLY_RESERVED, sql)

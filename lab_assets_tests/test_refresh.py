@@ -16,6 +16,7 @@ from lab_assets.lib.refresh import (
     LINEAGE_BUCKETS,
     LINEAGE_BUCKETS_TABLE,
     MEASUREMENT_BUCKETS,
+    BucketScheme,
 )
 from lab_assets_tests.lab_data import assert_flat_table_is_exact, generate, insert
 
@@ -158,3 +159,18 @@ def test_refresh_touches_only_changed_rows(built_db):
     metadata = result.asset_materializations_for_node("experiment_measurements")[0].metadata
     assert touched >= 2 and metadata["rows_written"].value == touched
     assert metadata["dagster/row_count"].value == BASE_SAMPLES + 20
+
+
+@pytest.mark.parametrize("scheme", [MEASUREMENT_BUCKETS, LINEAGE_BUCKETS, BucketScheme(9)], ids=lambda s: f"width_{s.width}")
+def test_bucket_sql_lists_each_id_in_exactly_one_bucket(empty_lab_db, scheme):
+    width = scheme.width
+    for sample_id in (-(2**31), -width - 1, -1, 0, 1, width - 1, width, 2**31 - 1):
+        members = empty_lab_db.query(
+            f"SELECT {scheme.member_id(scheme.bucket_of('%s'), 'o.offset_in_bucket')} AS member_id,"
+            f" {scheme.bucket_of(scheme.member_id(scheme.bucket_of('%s'), 'o.offset_in_bucket'))} AS member_bucket"
+            f" FROM {scheme.offsets()} AS o ORDER BY member_id",
+            (sample_id, sample_id),
+        )
+        ids = [int(m) for m, _ in members]
+        assert sample_id in ids and ids == list(range(ids[0], ids[0] + width)), (sample_id, ids[:3])
+        assert len({b for _, b in members}) == 1

@@ -31,7 +31,6 @@ from lab_assets.lib.flat_table import (
 )
 from lab_assets.lib.lineage import LINEAGE_TABLE, lineage_bulk_build, lineage_select, recursion_limit, recursion_limit_statement
 from lab_assets.lib.refresh import (
-    BUCKET_SUMS_DEFINITION,
     CHANGE_SET_DEFINITION,
     LINEAGE_BUCKETS,
     MEASUREMENT_BUCKETS,
@@ -160,10 +159,10 @@ def measurement_types(context: AssetExecutionContext, mysql: MySQLResource) -> p
     return catalog
 
 
-# Work tables of an incremental refresh (lib/refresh.py), dropped once the write is done: bucket
-# sums of the source, the sample ids of the buckets that differ from the stored sums, the changed
-# sample ids among them (and for lineage the moved ones).
-_CHANGE_DETECTION_TABLES = ("live_buckets", "candidates", "changes")
+# Work tables of an incremental refresh (lib/refresh.py), dropped once the write is done: the
+# sample ids of the buckets whose sums differ from the stored ones, the changed sample ids among
+# them (and for lineage the moved ones).
+_CHANGE_DETECTION_TABLES = ("candidates", "changes")
 LINEAGE_WORK_TABLES = tuple(f"sample_lineage__{t}" for t in (*_CHANGE_DETECTION_TABLES, "moved"))
 DIGEST_WORK_TABLES = tuple(f"{DIGEST_TABLE}__{t}" for t in _CHANGE_DETECTION_TABLES)
 REFRESH_TAG = "lab_assets/refresh"  # run tag; "full" rebuilds every table whole
@@ -214,18 +213,19 @@ def _fill_changed_ids(
     mysql: MySQLResource, work_tables: tuple[str, ...], scheme: BucketScheme, live_sums_select: str,
     buckets_table: str, stored_sums_select, changed_select,
 ) -> int:
-    """The two-level diff of lib/refresh.py into the work tables: the source's bucket sums, the
-    ids of the buckets whose sums differ from ``buckets_table`` (first summed from the state
-    table with ``stored_sums_select`` if missing), and the changed ids among those
+    """The two-level diff of lib/refresh.py into the work tables: the ids of the buckets whose
+    live sums differ from ``buckets_table`` (first summed from the state table with
+    ``stored_sums_select`` if missing), and the changed ids among those
     (``changed_select(candidates_table)``); the number changed."""
     schema = mysql.database
-    live_sums, candidates, changes = work_tables[:3]
+    candidates, changes = work_tables[:2]
     with mysql.connect() as connection:
         if not existing_columns(connection, schema, buckets_table):
             for statement in bucket_table_build_statements(schema, buckets_table, stored_sums_select):
                 connection.exec_driver_sql(statement)
-        _fill_work_table(connection, schema, live_sums, live_sums_select, BUCKET_SUMS_DEFINITION)
-        _fill_work_table(connection, schema, candidates, changed_bucket_members_select(schema, scheme, live_sums, buckets_table))
+        _fill_work_table(
+            connection, schema, candidates, changed_bucket_members_select(schema, scheme, live_sums_select, buckets_table)
+        )
         return _fill_work_table(connection, schema, changes, changed_select(candidates))
 
 
@@ -264,7 +264,7 @@ def sample_lineage(context: AssetExecutionContext, mysql: MySQLResource) -> SqlR
     )
     if incremental:
         started = time.monotonic()
-        changes_table, moved_table = LINEAGE_WORK_TABLES[2:]
+        changes_table, moved_table = LINEAGE_WORK_TABLES[1:]
         _fill_changed_ids(
             mysql, LINEAGE_WORK_TABLES, LINEAGE_BUCKETS, lineage_bucket_sums_select(schema), LINEAGE_BUCKETS_TABLE,
             stored_lineage_bucket_sums_select, lambda candidates: changed_samples_select(schema, candidates),
@@ -315,7 +315,7 @@ def sample_measurement_digests(context: AssetExecutionContext, mysql: MySQLResou
     )
     if incremental:
         started = time.monotonic()
-        changes_table = DIGEST_WORK_TABLES[2]
+        changes_table = DIGEST_WORK_TABLES[1]
         changed = _fill_changed_ids(
             mysql, DIGEST_WORK_TABLES, MEASUREMENT_BUCKETS, measurement_bucket_sums_select(schema), DIGEST_BUCKETS_TABLE,
             digest_bucket_sums_select, lambda candidates: changed_measurement_samples_select(schema, candidates),

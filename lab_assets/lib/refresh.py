@@ -13,7 +13,7 @@ A refresh finds what changed in two levels, both set-based:
    same sums over the stored state hold every change (:func:`changed_bucket_members_select`).
    A scan with a small grouping costs a fraction of joining every source row to its stored
    state. The stored side's sums are kept in a bucket table next to each state table
-   (``sample_lineage_buckets_64``, ``sample_measurement_digests_buckets_8``) that always equals the
+   (``sample_lineage_buckets_64``, ``sample_measurement_digests_buckets_4``) that always equals the
    sums over the state table: updated in the transaction that updates the state table, dropped
    before the state table is rebuilt whole and summed again after (or, if that was cut short,
    by the next refresh).
@@ -42,9 +42,10 @@ REBUILD_ALL_MARKER = -2147483648  # INT's minimum; AUTO_INCREMENT sample ids are
 PENDING_TABLE_DEFINITION = TableDefinition(columns=(Column("sample_id", "INT NOT NULL"),), primary_key=("sample_id",))
 CHANGE_SET_DEFINITION = TableDefinition(columns=(Column("sample_id", "INT NOT NULL"),), primary_key=("sample_id",))
 BUCKET_SUMS = ("row_count", "hash_a", "hash_b")
-# Per bucket: row count and the sums of both row hashes (DECIMAL: a SUM of BIGINTs is one).
+# Per bucket: row count and the sums of both 32-bit row hashes (BIGINT holds the sums of up to
+# 2^31 rows per bucket).
 BUCKET_SUMS_DEFINITION = TableDefinition(
-    columns=(Column("bucket", "BIGINT NOT NULL"), *(Column(c, "DECIMAL(65,0) NOT NULL") for c in BUCKET_SUMS)),
+    columns=(Column("bucket", "BIGINT NOT NULL"), *(Column(c, "BIGINT NOT NULL") for c in BUCKET_SUMS)),
     primary_key=("bucket",),
 )
 
@@ -64,8 +65,7 @@ _DIGITS = " UNION ALL ".join(f"SELECT {i} AS digit" for i in range(8))
 
 @dataclass(frozen=True)
 class BucketScheme:
-    """Buckets of ``width`` consecutive sample ids (a power of 8, so the ids of a bucket can be
-    listed with a cross join of octal digits)."""
+    """Buckets of ``width`` consecutive sample ids."""
 
     width: int
     # Shifts every INT id to a non-negative number first, so DIV (which truncates toward zero)
@@ -73,8 +73,8 @@ class BucketScheme:
     id_shift: int = 2**31
 
     def __post_init__(self) -> None:
-        if self.width < 8 or 8 ** round(math.log(self.width, 8)) != self.width:
-            raise ValueError(f"bucket width must be a power of 8, got {self.width}")
+        if not 2 <= self.width <= 8**4:
+            raise ValueError(f"bucket width must be between 2 and {8**4}, got {self.width}")
 
     def bucket_of(self, id_sql: str) -> str:
         return f"({id_sql} + {self.id_shift}) DIV {self.width}"
@@ -83,11 +83,12 @@ class BucketScheme:
         return f"{bucket_sql} * {self.width} - {self.id_shift} + {offset_sql}"
 
     def offsets(self) -> str:
-        """A derived table of the offsets 0 .. width-1 (column ``offset_in_bucket``)."""
-        digits = round(math.log(self.width, 8))
+        """A derived table of the offsets 0 .. width-1 (column ``offset_in_bucket``): octal digits
+        cross-joined, the offsets past the width filtered out."""
+        digits = max(1, math.ceil(math.log(self.width, 8) - 1e-9))
         tables = " CROSS JOIN ".join(f"({_DIGITS}) AS d{i}" for i in range(digits))
         offset = " + ".join(f"d{i}.digit * {8 ** i}" for i in range(digits))
-        return f"(SELECT {offset} AS offset_in_bucket FROM {tables})"
+        return f"(SELECT {offset} AS offset_in_bucket FROM {tables} WHERE {offset} < {self.width})"
 
     def table_for(self, state_table: str) -> str:
         """The bucket table of ``state_table``; named with the width, so a table summed with
@@ -95,10 +96,12 @@ class BucketScheme:
         return f"{state_table}_buckets_{self.width}"
 
 
-# With changes spread evenly over 1% of the samples (the bench's case), 8 ids per bucket leaves
-# ~92% of the buckets unchanged while the grouping of 1.85M measurement rows stays cheap. Sample
-# changes cluster (new samples at the end, a few moves), so lineage takes wider, cheaper buckets.
-MEASUREMENT_BUCKETS = BucketScheme(8)
+# With changes spread evenly over 1% of the samples (the bench's case), 4 ids per bucket leaves
+# ~96% of the buckets unchanged; at 1M samples the scan that sums 1.85M measurement rows into
+# buckets measured the same for 8, 4 and 2 ids per bucket, while fewer candidates make the
+# id-by-id step cheaper. Sample changes cluster (new samples at the end, a few moves), so lineage
+# takes wider buckets and a smaller bucket table.
+MEASUREMENT_BUCKETS = BucketScheme(4)
 LINEAGE_BUCKETS = BucketScheme(64)
 DIGEST_BUCKETS_TABLE = MEASUREMENT_BUCKETS.table_for(DIGEST_TABLE)
 LINEAGE_BUCKETS_TABLE = LINEAGE_BUCKETS.table_for("sample_lineage")
@@ -114,24 +117,24 @@ def _differing_keys_select(key: str, sums: tuple[str, ...], live_sql: str, store
     negated = ", ".join(f"-{c}" for c in sums)
     differs = " OR ".join(f"SUM({c}) <> 0" for c in sums)
     return f"""SELECT {key} FROM (
+SELECT * FROM (
 {live_sql}
+) AS live_side
 UNION ALL
 SELECT {key}, {negated} FROM (
 {stored_sql}
-) AS stored
+) AS stored_side
 ) AS both_sides
 GROUP BY {key}
 HAVING {differs}"""
 
 
-def changed_bucket_members_select(schema: str, scheme: BucketScheme, live_sums_table: str, stored_sums_table: str) -> str:
-    """Every sample id of the buckets whose sums differ between the two bucket-sum work tables
-    (:data:`BUCKET_SUMS_DEFINITION`): the candidates the second level compares one by one."""
+def changed_bucket_members_select(schema: str, scheme: BucketScheme, live_sums_select: str, buckets_table: str) -> str:
+    """Every sample id of the buckets whose live sums (``live_sums_select``, one scan of a source
+    table, kept in the server's in-memory temporary tables) differ from ``buckets_table``: the
+    candidates the second level compares one by one."""
     differing = _differing_keys_select(
-        "bucket",
-        BUCKET_SUMS,
-        f"SELECT * FROM {qualified_name(schema, live_sums_table)}",
-        f"SELECT * FROM {qualified_name(schema, stored_sums_table)}",
+        "bucket", BUCKET_SUMS, live_sums_select, f"SELECT * FROM {qualified_name(schema, buckets_table)}"
     )
     return f"""SELECT {scheme.member_id("b.bucket", "o.offset_in_bucket")} AS sample_id
 FROM (
