@@ -85,7 +85,7 @@ def test_pivot_binds_type_values_in_column_order_before_lineage_params():
 
 
 def test_fingerprint_and_catalog_sql_quote_identifiers():
-    assert "FROM `d``b`.`t`" in fingerprint_select("d`b", "t", ["id"])
+    assert "FROM `d``b`.`samples`" in fingerprint_select("d`b", "samples", ["id"])
     with pytest.raises(ValueError):
         measurement_type_catalog_select("db", "utf8mb4_bin; DROP TABLE x")
 

@@ -31,12 +31,12 @@ def _refresh_and_compare(db, tags=None):
     return result.asset_materializations_for_node("experiment_measurements")[0].metadata["refresh"].value
 
 
-def _row_hashes(*values) -> tuple[int, int]:
+def _row_hashes(values, numeric_values) -> tuple[int, int]:
     """The row hashes of lib/sources.row_hash_expressions, recomputed in Python: CONCAT_WS skips
-    NULLs, DECIMAL(16,6) prints with six decimals, the NULL flags follow."""
+    NULLs, DECIMAL(16,6) prints with six decimals (also tripled), the NULL flags follow."""
     row = ",".join([str(v) for v in values if v is not None] + ["".join("1" if v is None else "0" for v in values)])
-    hash_a = zlib.crc32(row.encode())
-    return hash_a, zlib.crc32(f"{hash_a}{row}".encode())
+    tripled = ",".join(str(v * 3) for v in numeric_values if v is not None)
+    return zlib.crc32(row.encode()), zlib.crc32(tripled.encode())
 
 
 def _bucket_sums(rows, width) -> dict[int, tuple[int, int, int]]:
@@ -56,7 +56,7 @@ def _assert_refresh_state_is_exact(db) -> None:
     for sample_id, measurement_type, value in db.query("SELECT sample_id, measurement_type, value FROM sample_measurements"):
         if sample_id is not None:
             count, a, b = expected_digests[sample_id]
-            hash_a, hash_b = _row_hashes(measurement_type, value)
+            hash_a, hash_b = _row_hashes((sample_id, measurement_type, value), (sample_id, value))
             expected_digests[sample_id] = (count + 1, a + hash_a, b + hash_b)
     digests = {row[0]: tuple(int(v) for v in row[1:]) for row in db.query(f"SELECT * FROM {DIGEST_TABLE}")}
     assert digests == dict(expected_digests)
@@ -66,7 +66,7 @@ def _assert_refresh_state_is_exact(db) -> None:
     lineage = db.query("SELECT sample_id, parent_id, experiment_id FROM sample_lineage")
     assert sorted(lineage) == sorted(db.query("SELECT id, parent_id, experiment_id FROM samples"))
     lineage_buckets = {row[0]: tuple(int(v) for v in row[1:]) for row in db.query(f"SELECT * FROM {LINEAGE_BUCKETS_TABLE}")}
-    assert lineage_buckets == _bucket_sums([(i, 1, *_row_hashes(i, p, e)) for i, p, e in lineage], LINEAGE_BUCKETS.width)
+    assert lineage_buckets == _bucket_sums([(i, 1, *_row_hashes((i, p, e), (i, p, e))) for i, p, e in lineage], LINEAGE_BUCKETS.width)
 
 
 @pytest.fixture
@@ -99,6 +99,20 @@ def deleted_measurements(db):
     db.execute("DELETE FROM sample_measurements WHERE sample_id IN (3, 12, 900)")
 
 
+def swapped_values(db):
+    # Samples 2 and 3 trade their pH values: the same rows by (type, value), now on other samples
+    # of one bucket, so only hashes that include the sample id see it.
+    db.execute(
+        "UPDATE sample_measurements SET value = CASE sample_id WHEN 2 THEN 7.0 ELSE 5.0 END"
+        " WHERE sample_id IN (2, 3) AND measurement_type = 'ph'"
+    )
+
+
+def swapped_parents(db):
+    # Samples 6 and 14 (one lineage bucket) trade parents: subtrees under 2 and 13 trade places.
+    db.execute("UPDATE samples SET parent_id = CASE id WHEN 6 THEN 13 ELSE 2 END WHERE id IN (6, 14)")
+
+
 def brand_new_type(db):
     db.execute("INSERT INTO sample_measurements VALUES (5, 'temp', 21.5), (1000, 'temp', 19)")
 
@@ -121,7 +135,10 @@ def deep_chain(db):
         insert(connection, chain, [(first + 4_999, "vol", Decimal("2.5"))])
 
 
-CHANGES = [new_samples, late_measurements, changed_values, deleted_measurements, brand_new_type, moved_subtree, deleted_samples, deep_chain]
+CHANGES = [
+    new_samples, late_measurements, changed_values, swapped_values, deleted_measurements, brand_new_type, moved_subtree,
+    swapped_parents, deleted_samples, deep_chain,
+]
 
 
 @pytest.mark.parametrize("change", CHANGES, ids=lambda f: f.__name__)

@@ -106,7 +106,9 @@ LINEAGE_BUCKETS = BucketScheme(64)
 DIGEST_BUCKETS_TABLE = MEASUREMENT_BUCKETS.table_for(DIGEST_TABLE)
 LINEAGE_BUCKETS_TABLE = LINEAGE_BUCKETS.table_for("sample_lineage")
 
-_MEASUREMENT_HASH_A, _MEASUREMENT_HASH_B = row_hash_expressions(["m.measurement_type", "m.value"])
+_MEASUREMENT_HASH_A, _MEASUREMENT_HASH_B = row_hash_expressions(
+    ["m.sample_id", "m.measurement_type", "m.value"], ["m.sample_id", "m.value"]
+)
 
 
 def _differing_keys_select(key: str, sums: tuple[str, ...], live_sql: str, stored_sql: str) -> str:
@@ -214,7 +216,8 @@ JOIN {qualified_name(schema, DIGEST_TABLE)} AS d ON d.sample_id = c.sample_id"""
 def lineage_bucket_sums_select(schema: str) -> str:
     """Bucket sums (:data:`BUCKET_SUMS_DEFINITION`) of the samples' (id, parent_id,
     experiment_id): one sequential scan."""
-    hash_a, hash_b = row_hash_expressions(["s.id", "s.parent_id", "s.experiment_id"])
+    columns = ["s.id", "s.parent_id", "s.experiment_id"]
+    hash_a, hash_b = row_hash_expressions(columns, columns)
     return f"""SELECT {LINEAGE_BUCKETS.bucket_of("s.id")} AS bucket, COUNT(*) AS row_count, SUM({hash_a}) AS hash_a, SUM({hash_b}) AS hash_b
 FROM {qualified_name(schema, "samples")} AS s GROUP BY bucket ORDER BY NULL"""
 
@@ -223,7 +226,8 @@ def stored_lineage_bucket_sums_select(schema: str, only_buckets_of: str | None =
     """The same sums over what ``sample_lineage`` recorded: all buckets, or those of the ids in
     ``only_buckets_of``."""
     touched, on, bucket = _touched_buckets(schema, LINEAGE_BUCKETS, only_buckets_of)
-    hash_a, hash_b = row_hash_expressions(["state.sample_id", "state.parent_id", "state.experiment_id"])
+    columns = ["state.sample_id", "state.parent_id", "state.experiment_id"]
+    hash_a, hash_b = row_hash_expressions(columns, columns)
     return f"""SELECT {bucket} AS bucket, COUNT(*) AS row_count, SUM({hash_a}) AS hash_a, SUM({hash_b}) AS hash_b
 FROM {touched}{qualified_name(schema, "sample_lineage")} AS state{on} GROUP BY {bucket}"""
 

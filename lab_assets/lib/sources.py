@@ -10,24 +10,36 @@ SAMPLES_COLUMNS = ("id", "parent_id", "experiment_id", "ts")
 MEASUREMENTS_COLUMNS = ("sample_id", "measurement_type", "value")
 
 
-def row_hash_expressions(values: Sequence[str]) -> tuple[str, str]:
-    """Two 32-bit hashes of one row, given its value expressions (SQL text).
+# Per source table, the numeric columns that make the second row hash (see row_hash_expressions).
+NUMERIC_COLUMNS = {"samples": ("id", "parent_id", "experiment_id"), "sample_measurements": ("sample_id", "value")}
 
-    The row is its values joined with ',' plus one NULL flag per value (so NULL and '' differ).
-    CRC32 is the only fast hash both servers have, and it is affine over bit strings: for rows of
-    equal length, CRC32 of a prefixed copy collides exactly when CRC32 of the row does. The second
-    hash therefore mixes the first one's decimal text into the row, which is not affine, so the
-    two collide independently (a 64-bit hash for the price of two CRC32 calls)."""
+
+def row_hash_expressions(values: Sequence[str], numeric_values: Sequence[str]) -> tuple[str, str]:
+    """Two 32-bit hashes of one row, given its value expressions (SQL text); ``numeric_values``
+    are those of the values that are numbers.
+
+    The first is CRC32 of the whole row: its values joined with ',' plus one NULL flag per value
+    (so NULL and '' differ). CRC32 is the only fast hash both servers have, and it is affine over
+    bit strings: two rows of equal length collide exactly when their difference is a multiple of
+    the CRC polynomial, and so does CRC32 of any other string that holds the same differing bytes.
+    The second hash therefore reads the numbers tripled (``5.1`` becomes ``15.300000``), which
+    changes their digits non-linearly, so a corrected value that collides in one hash almost
+    never collides in the other. Tripling and CRC32 of a short string cost less than a second
+    CRC32 of the row (measured at 1M samples, bench/RESULTS.md). Each sample's or measurement's
+    own id is among the values, so rows that swap values between two ids change both hashes."""
     null_flags = ", ".join(f"ISNULL({v})" for v in values)
     row = f"CONCAT_WS(',', {', '.join(values)}, CONCAT({null_flags}))"
-    return f"CRC32({row})", f"CRC32(CONCAT(CRC32({row}), {row}))"
+    tripled = ", ".join(f"{v} * 3" for v in numeric_values)
+    return f"CRC32({row})", f"CRC32(CONCAT_WS(',', {tripled}))"
 
 
 def fingerprint_select(schema: str, table: str, columns: Sequence[str]) -> str:
     """Row count and an order-independent content hash of ``table`` in one scan: the sums of
     both :func:`row_hash_expressions` over all rows. Sums (not XOR) so that an exact duplicate row
     added to a key-less table changes them, and so that two rows swapping values do not cancel."""
-    hash_a, hash_b = row_hash_expressions([quote_identifier(c) for c in columns])
+    hash_a, hash_b = row_hash_expressions(
+        [quote_identifier(c) for c in columns], [quote_identifier(c) for c in NUMERIC_COLUMNS[table]]
+    )
     return (
         f"SELECT COUNT(*), COALESCE(SUM({hash_a}), 0), COALESCE(SUM({hash_b}), 0)"
         f" FROM {qualified_name(schema, table)}"
