@@ -16,7 +16,7 @@ from decimal import Decimal
 import pytest
 from dagster import materialize
 
-from lab_assets.defs.assets import experiment_measurements, measurement_types, sample_lineage, sample_measurements, samples
+from lab_assets.defs.assets import experiment_measurements, lab_source_derivations, sample_measurements, samples
 from lab_assets.lib.flat_table import MAX_MEASUREMENT_COLUMNS
 from lab_assets_tests.lab_data import (
     actual_flat_table,
@@ -250,7 +250,7 @@ def test_one_type_over_the_column_limit_fails_naming_limit_and_count_and_keeps_t
     assert flat_table(lab_db) == good and helper_tables(lab_db) == []
     # Without the checks, the asset itself refuses before any DDL.
     result = materialize(
-        [samples, sample_measurements, measurement_types, sample_lineage, experiment_measurements],
+        [samples, sample_measurements, lab_source_derivations, experiment_measurements],
         resources=lab_db.resources(),
         raise_on_error=False,
     )

@@ -1,19 +1,25 @@
 """The asset graph: lab sources -> measurement-type catalog and sample lineage -> flat table."""
 
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import pandas as pd
 from sqlalchemy.engine import Connection
 from dagster import (
     AssetExecutionContext,
+    AssetOut,
+    DagsterLogManager,
     DataVersion,
     Failure,
     MetadataValue,
     ObserveResult,
+    Output,
     TableColumn,
     TableColumnConstraints,
     TableSchema,
     asset,
+    multi_asset,
     observable_source_asset,
 )
 from dagster._core.definitions.metadata.metadata_set import TableMetadataSet
@@ -58,6 +64,7 @@ from lab_assets.lib.refresh import (
     stored_lineage_bucket_sums_select,
 )
 from lab_assets.lib.naming import column_name_for_type
+from lab_assets.lib.threads import completed_in_threads
 from lab_assets.lib.sql import TableDefinition, qualified_name
 from lab_assets.lib.sources import (
     MEASUREMENTS_COLUMNS,
@@ -133,16 +140,22 @@ def _binary_collation_of_measurement_type(mysql: MySQLResource) -> str:
     return f"{charset}_bin"
 
 
-@asset(
-    deps=[sample_measurements],
-    group_name=FLAT_GROUP,
-    kinds={"mysql", "pandas"},
-    pool=FLAT_TABLE_POOL,
-    description="Catalog of measurement types: one row per distinct type (as the source column's"
-    " collation compares them) with the type as stored, its column in experiment_measurements and"
-    " how many samples have it.",
-)
-def measurement_types(context: AssetExecutionContext, mysql: MySQLResource) -> pd.DataFrame:
+MEASUREMENT_TYPES = "measurement_types"
+LINEAGE = "sample_lineage"
+
+
+@dataclass
+class DerivedTable:
+    """One source-derived table's computation, handed back to the step that runs them side by
+    side: the value for the IO manager, its materialization metadata, and the sample ids to mark
+    in the pending table (a SELECT) before the value is written."""
+
+    value: object
+    metadata: dict = field(default_factory=dict)
+    pending_select: str | None = None
+
+
+def _measurement_type_catalog(log: DagsterLogManager, mysql: MySQLResource) -> DerivedTable:
     rows = mysql.fetch_all(
         measurement_type_catalog_select(mysql.database, _binary_collation_of_measurement_type(mysql))
     )
@@ -154,9 +167,8 @@ def measurement_types(context: AssetExecutionContext, mysql: MySQLResource) -> p
             "measurement_count": pd.array([int(r[2]) for r in rows], dtype="int64"),
         }
     ).sort_values("column_name", ignore_index=True)
-    context.log.info(f"{len(catalog)} measurement types: {', '.join(catalog['measurement_type'])}")
-    context.add_output_metadata({"preview": MetadataValue.md(catalog.to_markdown(index=False))})
-    return catalog
+    log.info(f"{len(catalog)} measurement types: {', '.join(catalog['measurement_type'])}")
+    return DerivedTable(catalog, metadata={"preview": MetadataValue.md(catalog.to_markdown(index=False))})
 
 
 # Work tables of an incremental refresh (lib/refresh.py), dropped once the write is done: the
@@ -184,13 +196,8 @@ def _ensure_pending_table(mysql: MySQLResource) -> None:
         mysql.execute(PENDING_TABLE_DEFINITION.create_statement(mysql.database, PENDING_TABLE))
 
 
-def _mark_pending(mysql: MySQLResource, select_sql: str, params: tuple = ()) -> None:
-    _ensure_pending_table(mysql)
-    mysql.execute(f"INSERT IGNORE INTO {qualified_name(mysql.database, PENDING_TABLE)} (sample_id) {select_sql}", params)
-
-
-def _mark_rebuild_all(mysql: MySQLResource) -> None:
-    _mark_pending(mysql, "SELECT %s", (REBUILD_ALL_MARKER,))
+def _mark_pending(mysql: MySQLResource, select_sql: str) -> None:
+    mysql.execute(f"INSERT IGNORE INTO {qualified_name(mysql.database, PENDING_TABLE)} (sample_id) {select_sql}")
 
 
 def _fill_work_table(
@@ -245,24 +252,14 @@ def _too_many(changed: int, sample_count: int) -> bool:
     return changed > FULL_REBUILD_FRACTION * max(sample_count, 1)
 
 
-@asset(
-    deps=[samples],
-    group_name=FLAT_GROUP,
-    kinds={"mysql"},
-    pool=FLAT_TABLE_POOL,
-    description="Root enrichment: each sample's root sample (top_parent_id) and depth, computed in"
-    " MySQL with a recursive CTE for trees of any depth, plus the parent_id and experiment_id it was"
-    " computed from. Samples on a parent cycle or under a missing parent get top_parent_id NULL."
-    " Refreshes recompute only changed samples and the subtrees under them.",
-)
-def sample_lineage(context: AssetExecutionContext, mysql: MySQLResource) -> SqlRelation:
+_REBUILD_ALL_SELECT = f"SELECT {REBUILD_ALL_MARKER}"
+
+
+def _sample_lineage(log: DagsterLogManager, mysql: MySQLResource, full_rebuild: bool) -> DerivedTable:
     schema = mysql.database
     sample_count = _sample_count(mysql)
     limit = recursion_limit(sample_count)
-    incremental = not _full_rebuild_requested(context) and _table_columns(mysql, "sample_lineage") == list(
-        LINEAGE_TABLE.column_names
-    )
-    if incremental:
+    if not full_rebuild and _table_columns(mysql, LINEAGE) == list(LINEAGE_TABLE.column_names):
         started = time.monotonic()
         changes_table, moved_table = LINEAGE_WORK_TABLES[1:]
         _fill_changed_ids(
@@ -273,79 +270,151 @@ def sample_lineage(context: AssetExecutionContext, mysql: MySQLResource) -> SqlR
             _fill_work_table(connection, schema, moved_table, moved_samples_select(schema, changes_table))
             connection.exec_driver_sql(recursion_limit_statement(connection.dialect.is_mariadb, limit))
             changed = _add_to_change_set(connection, schema, changes_table, descendants_select(schema, moved_table))
-        context.log.info(f"{changed} samples changed or under a changed parent ({time.monotonic() - started:.2f} s to find)")
+        log.info(f"{changed} samples changed or under a changed parent ({time.monotonic() - started:.2f} s to find)")
         if not _too_many(changed, sample_count):
-            _mark_pending(mysql, f"SELECT sample_id FROM {qualified_name(schema, changes_table)}")
-            context.add_output_metadata({"refresh": "incremental", "changed_samples": changed})
-            return SqlRelation(
-                select_sql=lineage_update_select(schema, changes_table),
-                definition=LINEAGE_TABLE,
-                recursion_limit=limit,
-                only_keys_in=changes_table,
-                after_write=bucket_table_update_statements(
-                    schema, LINEAGE_BUCKETS, LINEAGE_BUCKETS_TABLE, stored_lineage_bucket_sums_select, changes_table
+            return DerivedTable(
+                SqlRelation(
+                    select_sql=lineage_update_select(schema, changes_table),
+                    definition=LINEAGE_TABLE,
+                    recursion_limit=limit,
+                    only_keys_in=changes_table,
+                    after_write=bucket_table_update_statements(
+                        schema, LINEAGE_BUCKETS, LINEAGE_BUCKETS_TABLE, stored_lineage_bucket_sums_select, changes_table
+                    ),
+                    drop_after_write=LINEAGE_WORK_TABLES,
                 ),
-                drop_after_write=LINEAGE_WORK_TABLES,
+                metadata={"refresh": "incremental", "changed_samples": changed},
+                pending_select=f"SELECT sample_id FROM {qualified_name(schema, changes_table)}",
             )
-        context.log.info(f"{changed} of {sample_count} samples changed: rebuilding whole")
+        log.info(f"{changed} of {sample_count} samples changed: rebuilding sample_lineage whole")
     _drop_table(mysql, LINEAGE_BUCKETS_TABLE)  # stale once the new table is swapped in; summed again after
-    _mark_rebuild_all(mysql)
-    context.add_output_metadata({"refresh": "full"})
-    return SqlRelation(
-        select_sql=lineage_select(schema), definition=LINEAGE_TABLE, recursion_limit=limit,
-        bulk=lineage_bulk_build(schema), drop_after_write=LINEAGE_WORK_TABLES,
-        after_write=bucket_table_build_statements(schema, LINEAGE_BUCKETS_TABLE, stored_lineage_bucket_sums_select),
+    return DerivedTable(
+        SqlRelation(
+            select_sql=lineage_select(schema), definition=LINEAGE_TABLE, recursion_limit=limit,
+            bulk=lineage_bulk_build(schema), drop_after_write=LINEAGE_WORK_TABLES,
+            after_write=bucket_table_build_statements(schema, LINEAGE_BUCKETS_TABLE, stored_lineage_bucket_sums_select),
+        ),
+        metadata={"refresh": "full"},
+        pending_select=_REBUILD_ALL_SELECT,
     )
 
 
-@asset(
-    name=DIGEST_TABLE,
-    deps=[samples, sample_measurements],
-    group_name=FLAT_GROUP,
-    kinds={"mysql"},
-    pool=FLAT_TABLE_POOL,
-    description="Per-sample digest of sample_measurements (row count and two CRC32 sums): what the"
-    " last refresh saw, so the next one finds changed, added and deleted measurements without"
-    " timestamps on the source table.",
-)
-def sample_measurement_digests(context: AssetExecutionContext, mysql: MySQLResource) -> SqlRelation:
+def _sample_measurement_digests(log: DagsterLogManager, mysql: MySQLResource, full_rebuild: bool) -> DerivedTable:
     schema = mysql.database
-    incremental = not _full_rebuild_requested(context) and _table_columns(mysql, DIGEST_TABLE) == list(
-        DIGEST_TABLE_DEFINITION.column_names
-    )
-    if incremental:
+    if not full_rebuild and _table_columns(mysql, DIGEST_TABLE) == list(DIGEST_TABLE_DEFINITION.column_names):
         started = time.monotonic()
         changes_table = DIGEST_WORK_TABLES[1]
         changed = _fill_changed_ids(
             mysql, DIGEST_WORK_TABLES, MEASUREMENT_BUCKETS, measurement_bucket_sums_select(schema), DIGEST_BUCKETS_TABLE,
             digest_bucket_sums_select, lambda candidates: changed_measurement_samples_select(schema, candidates),
         )
-        context.log.info(f"{changed} samples with changed measurements ({time.monotonic() - started:.2f} s to find)")
+        log.info(f"{changed} samples with changed measurements ({time.monotonic() - started:.2f} s to find)")
         if not _too_many(changed, _sample_count(mysql)):
-            _mark_pending(mysql, f"SELECT sample_id FROM {qualified_name(schema, changes_table)}")
-            context.add_output_metadata({"refresh": "incremental", "changed_samples": changed})
-            return SqlRelation(
-                select_sql=measurement_digest_select(schema, only_samples_in=changes_table),
-                definition=DIGEST_TABLE_DEFINITION,
-                only_keys_in=changes_table,
-                after_write=bucket_table_update_statements(
-                    schema, MEASUREMENT_BUCKETS, DIGEST_BUCKETS_TABLE, digest_bucket_sums_select, changes_table
+            return DerivedTable(
+                SqlRelation(
+                    select_sql=measurement_digest_select(schema, only_samples_in=changes_table),
+                    definition=DIGEST_TABLE_DEFINITION,
+                    only_keys_in=changes_table,
+                    after_write=bucket_table_update_statements(
+                        schema, MEASUREMENT_BUCKETS, DIGEST_BUCKETS_TABLE, digest_bucket_sums_select, changes_table
+                    ),
+                    drop_after_write=DIGEST_WORK_TABLES,
                 ),
-                drop_after_write=DIGEST_WORK_TABLES,
+                metadata={"refresh": "incremental", "changed_samples": changed},
+                pending_select=f"SELECT sample_id FROM {qualified_name(schema, changes_table)}",
             )
+        log.info(f"{changed} samples changed: rebuilding {DIGEST_TABLE} whole")
     _drop_table(mysql, DIGEST_BUCKETS_TABLE)  # stale once the new table is swapped in; summed again after
-    _mark_rebuild_all(mysql)
-    context.add_output_metadata({"refresh": "full"})
-    return SqlRelation(
-        select_sql=measurement_digest_select(schema), definition=DIGEST_TABLE_DEFINITION,
-        bulk=digest_bulk_build(schema), drop_after_write=DIGEST_WORK_TABLES,
-        after_write=bucket_table_build_statements(schema, DIGEST_BUCKETS_TABLE, digest_bucket_sums_select),
+    return DerivedTable(
+        SqlRelation(
+            select_sql=measurement_digest_select(schema), definition=DIGEST_TABLE_DEFINITION,
+            bulk=digest_bulk_build(schema), drop_after_write=DIGEST_WORK_TABLES,
+            after_write=bucket_table_build_statements(schema, DIGEST_BUCKETS_TABLE, digest_bucket_sums_select),
+        ),
+        metadata={"refresh": "full"},
+        pending_select=_REBUILD_ALL_SELECT,
     )
+
+
+# The tables lab_assets derives from the sources, in the order their outputs are written.
+SOURCE_DERIVED_TABLES = (MEASUREMENT_TYPES, LINEAGE, DIGEST_TABLE)
+
+
+@multi_asset(
+    name="lab_source_derivations",
+    outs={
+        MEASUREMENT_TYPES: AssetOut(
+            dagster_type=pd.DataFrame,
+            group_name=FLAT_GROUP,
+            kinds={"mysql", "pandas"},
+            is_required=False,
+            description="Catalog of measurement types: one row per distinct type (as the source column's"
+            " collation compares them) with the type as stored, its column in experiment_measurements and"
+            " how many samples have it.",
+        ),
+        LINEAGE: AssetOut(
+            dagster_type=SqlRelation,
+            group_name=FLAT_GROUP,
+            kinds={"mysql"},
+            is_required=False,
+            description="Root enrichment: each sample's root sample (top_parent_id) and depth, computed in"
+            " MySQL with a recursive CTE for trees of any depth, plus the parent_id and experiment_id it was"
+            " computed from. Samples on a parent cycle or under a missing parent get top_parent_id NULL."
+            " Refreshes recompute only changed samples and the subtrees under them.",
+        ),
+        DIGEST_TABLE: AssetOut(
+            dagster_type=SqlRelation,
+            group_name=FLAT_GROUP,
+            kinds={"mysql"},
+            is_required=False,
+            description="Per-sample digest of sample_measurements (row count and two CRC32 sums): what the"
+            " last refresh saw, so the next one finds changed, added and deleted measurements without"
+            " timestamps on the source table.",
+        ),
+    },
+    deps=[samples, sample_measurements],
+    internal_asset_deps={
+        MEASUREMENT_TYPES: {sample_measurements.key},
+        LINEAGE: {samples.key},
+        DIGEST_TABLE: {samples.key, sample_measurements.key},
+    },
+    can_subset=True,
+    pool=FLAT_TABLE_POOL,
+    description="The tables derived from the two sources, computed side by side: each reads the sources"
+    " on its own connection (a refresh's change detection is one scan per source), so on a server with"
+    " more than one core the catalog, the lineage and the digests take about as long as the slowest.",
+)
+def lab_source_derivations(context: AssetExecutionContext, mysql: MySQLResource) -> Iterator[Output]:
+    full_rebuild = _full_rebuild_requested(context)
+    computations = {
+        MEASUREMENT_TYPES: lambda: _measurement_type_catalog(context.log, mysql),
+        LINEAGE: lambda: _sample_lineage(context.log, mysql, full_rebuild),
+        DIGEST_TABLE: lambda: _sample_measurement_digests(context.log, mysql, full_rebuild),
+    }
+    selected = {key.to_user_string() for key in context.selected_asset_keys}
+    _ensure_pending_table(mysql)  # before the threads, which mark samples in it
+    done: dict[str, DerivedTable] = {}
+    failures: dict[str, BaseException] = {}
+    for name, derived, error in completed_in_threads({n: f for n, f in computations.items() if n in selected}):
+        if error is None:
+            done[name] = derived
+        else:
+            failures[name] = error
+            context.log.error(f"{name} failed: {error}")
+    # Written one after another, each after its pending marks (the IO manager writes each output as
+    # it is yielded); the tables whose computation succeeded are written even if another failed.
+    for name in SOURCE_DERIVED_TABLES:
+        if name in done:
+            if done[name].pending_select:
+                _mark_pending(mysql, done[name].pending_select)
+            yield Output(done[name].value, output_name=name, metadata=done[name].metadata)
+    if failures:
+        raise next(iter(failures.values()))
 
 
 @asset(
     name=FLAT_TABLE,
-    deps=[samples, sample_measurements, sample_measurement_digests],
+    deps=[samples, sample_measurements, DIGEST_TABLE],
     group_name=FLAT_GROUP,
     kinds={"mysql"},
     pool=FLAT_TABLE_POOL,
@@ -420,4 +489,4 @@ def experiment_measurements(
     )
 
 
-LAB_ASSETS = [samples, sample_measurements, measurement_types, sample_lineage, sample_measurement_digests, experiment_measurements]
+LAB_ASSETS = [samples, sample_measurements, lab_source_derivations, experiment_measurements]

@@ -25,9 +25,9 @@ from dagster import (
 
 from lab_assets.defs.assets import (
     FLAT_TABLE,
+    LINEAGE,
+    MEASUREMENT_TYPES,
     experiment_measurements,
-    measurement_types,
-    sample_lineage,
     sample_measurements,
     samples,
 )
@@ -93,7 +93,7 @@ def _value(value: object) -> str:
 
 
 @asset_check(
-    asset=sample_lineage,
+    asset=LINEAGE,
     additional_deps=[samples],
     description="No parent cycles: every sample either reaches a root or hangs under a missing parent."
     " Names the samples on or under a cycle (they get top_parent_id NULL). Non-blocking: all other"
@@ -114,7 +114,7 @@ def no_parent_cycles(context: AssetCheckExecutionContext, mysql: MySQLResource) 
 
 
 @asset_check(
-    asset=sample_lineage,
+    asset=LINEAGE,
     additional_deps=[samples],
     description="No missing parents: every parent_id names an existing sample. Names the samples under"
     " a parent that does not exist (they get top_parent_id NULL) and the missing parent ids."
@@ -143,7 +143,7 @@ def no_missing_parents(context: AssetCheckExecutionContext, mysql: MySQLResource
 
 
 @asset_check(
-    asset=measurement_types,
+    asset=MEASUREMENT_TYPES,
     additional_deps=[sample_measurements, samples],
     description="Every measurement belongs to a sample: sample_id is not NULL and names an existing"
     " sample. Such rows cannot be placed in the flat table and are left out; names them"
@@ -162,7 +162,7 @@ def measurements_have_samples(context: AssetCheckExecutionContext, mysql: MySQLR
 
 
 @asset_check(
-    asset=measurement_types,
+    asset=MEASUREMENT_TYPES,
     additional_deps=[sample_measurements],
     description="Every measurement has a type (measurement_type is not NULL). Rows without one are left"
     " out of the flat table; names them (sample_id, value).",
@@ -180,7 +180,7 @@ def measurement_types_not_null(context: AssetCheckExecutionContext, mysql: MySQL
 
 
 @asset_check(
-    asset=measurement_types,
+    asset=MEASUREMENT_TYPES,
     additional_deps=[sample_measurements],
     description="No (sample, type) measured twice, types compared with the source column's collation"
     " as the catalog does. The flat table keeps the larger value (MAX), so results stay"
@@ -208,7 +208,7 @@ def _fail_step_if(result: AssetCheckResult) -> Iterator[AssetCheckResult]:
 
 
 @asset_check(
-    asset=measurement_types,
+    asset=MEASUREMENT_TYPES,
     blocking=True,
     description="The catalog's column names are unique as MySQL compares column names (case-insensitively),"
     " also against experiment_id, top_parent_id and sample_id. Blocking: experiment_measurements is"
@@ -230,7 +230,7 @@ def catalog_column_names_unique(context: AssetCheckExecutionContext, mysql: MySQ
 
 
 @asset_check(
-    asset=measurement_types,
+    asset=MEASUREMENT_TYPES,
     blocking=True,
     description=f"The catalog fits in one table: at most {MAX_MEASUREMENT_COLUMNS} measurement columns"
     " (InnoDB row size limit with DECIMAL(16,6) columns) and a table definition within MariaDB's limit."
@@ -284,7 +284,7 @@ def one_row_per_sample(context: AssetCheckExecutionContext, mysql: MySQLResource
 
 @asset_check(
     asset=experiment_measurements,
-    additional_deps=[samples, sample_measurements, measurement_types],
+    additional_deps=[samples, sample_measurements, MEASUREMENT_TYPES],
     description="Reconciliation over the whole table, recomputed differently from the build: every"
     " measurement cell equals MAX(value) of its (sample, type) in the source (NULL where none), the"
     " table has exactly the catalog's columns, experiment_id is the sample's, and top_parent_id is"

@@ -1,7 +1,8 @@
 """Concurrency names shared by the assets, the sensor and dagster.yaml.
 
-* ``FLAT_TABLE_POOL``: the Dagster pool of every step that writes a table (``measurement_types``,
-  ``sample_lineage``, ``sample_measurement_digests``, ``experiment_measurements``). Two runs
+* ``FLAT_TABLE_POOL``: the Dagster pool of every step that writes a table (``lab_source_derivations``,
+  which writes ``measurement_types``, ``sample_lineage`` and ``sample_measurement_digests``, and
+  ``experiment_measurements``). Two runs
   building into the same ``<table>__new`` staging table or work tables would clobber each other;
   dagster.yaml limits the pool to one step at a time (``concurrency: pools: default_limit: 1``),
   whatever launched the run (UI, sensor, ``dagster asset materialize`` on that instance).

@@ -24,6 +24,11 @@ def _engine(url: str) -> Engine:
         url,
         isolation_level="AUTOCOMMIT",
         pool_pre_ping=True,
+        # One idle connection kept per database; the few more a step opens side by side
+        # (lab_source_derivations) are closed when returned, so a process that reaches many
+        # databases (a code server, the test session) holds few connections.
+        pool_size=1,
+        max_overflow=8,
         connect_args={"connect_timeout": 10},
     )
 

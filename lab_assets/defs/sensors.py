@@ -17,13 +17,7 @@ from dagster import (
     sensor,
 )
 
-from lab_assets.defs.assets import (
-    FLAT_TABLE,
-    experiment_measurements,
-    measurement_types,
-    sample_lineage,
-    sample_measurement_digests,
-)
+from lab_assets.defs.assets import FLAT_TABLE, SOURCE_DERIVED_TABLES, experiment_measurements
 from lab_assets.defs.checks import BLOCKING_CHECKS
 from lab_assets.defs.resources import MySQLResource
 from lab_assets.lib.change_detection import SensorCursor, is_unsettled, needs_fingerprint, run_key
@@ -42,9 +36,7 @@ IN_PROGRESS = [
 # The sensor's refresh builds the tables and runs the blocking checks that guard the flat table;
 # the whole-table integrity checks (each a full scan) run with every full materialization
 # (`--select '*'`, the UI) and with the nightly `lab_integrity_audit` schedule instead.
-REFRESH_SELECTION = AssetSelection.assets(
-    measurement_types, sample_lineage, sample_measurement_digests, experiment_measurements
-).without_checks() | AssetSelection.checks(*BLOCKING_CHECKS)
+REFRESH_SELECTION = AssetSelection.assets(*SOURCE_DERIVED_TABLES, experiment_measurements).without_checks() | AssetSelection.checks(*BLOCKING_CHECKS)
 lab_refresh_job = define_asset_job(
     "lab_refresh",
     selection=REFRESH_SELECTION,
