@@ -111,14 +111,14 @@ def _refresh_sql_texts() -> list[str]:
         refresh.changed_samples_select(schema, "candidates"),
         refresh.measurement_bucket_sums_select(schema),
         refresh.digest_bucket_sums_select(schema),
-        refresh.digest_bucket_sums_select(schema, "changes"),
+        refresh.digest_bucket_sums_select(schema, ("changes",)),
         refresh.lineage_bucket_sums_select(schema),
-        refresh.stored_lineage_bucket_sums_select(schema, "changes"),
+        refresh.stored_lineage_bucket_sums_select(schema, ("candidates", "changes")),
         refresh.moved_samples_select(schema, "changes"),
         refresh.descendants_select(schema, "moved"),
         refresh.lineage_update_select(schema, "changes"),
         *refresh.bucket_table_update_statements(
-            schema, refresh.LINEAGE_BUCKETS, "b", refresh.stored_lineage_bucket_sums_select, "changes"
+            schema, refresh.LINEAGE_BUCKETS, "b", refresh.stored_lineage_bucket_sums_select, ("candidates", "changes")
         ),
     ]
 

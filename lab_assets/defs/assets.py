@@ -279,7 +279,8 @@ def _sample_lineage(log: DagsterLogManager, mysql: MySQLResource, full_rebuild: 
                     recursion_limit=limit,
                     only_keys_in=changes_table,
                     after_write=bucket_table_update_statements(
-                        schema, LINEAGE_BUCKETS, LINEAGE_BUCKETS_TABLE, stored_lineage_bucket_sums_select, changes_table
+                        schema, LINEAGE_BUCKETS, LINEAGE_BUCKETS_TABLE, stored_lineage_bucket_sums_select,
+                        LINEAGE_WORK_TABLES[:2],
                     ),
                     drop_after_write=LINEAGE_WORK_TABLES,
                 ),
@@ -316,7 +317,7 @@ def _sample_measurement_digests(log: DagsterLogManager, mysql: MySQLResource, fu
                     definition=DIGEST_TABLE_DEFINITION,
                     only_keys_in=changes_table,
                     after_write=bucket_table_update_statements(
-                        schema, MEASUREMENT_BUCKETS, DIGEST_BUCKETS_TABLE, digest_bucket_sums_select, changes_table
+                        schema, MEASUREMENT_BUCKETS, DIGEST_BUCKETS_TABLE, digest_bucket_sums_select, DIGEST_WORK_TABLES[:1]
                     ),
                     drop_after_write=DIGEST_WORK_TABLES,
                 ),

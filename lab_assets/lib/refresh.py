@@ -183,19 +183,26 @@ def measurement_bucket_sums_select(schema: str) -> str:
 FROM {qualified_name(schema, "sample_measurements")} AS m WHERE m.sample_id IS NOT NULL GROUP BY bucket ORDER BY NULL"""
 
 
-def _touched_buckets(schema: str, scheme: BucketScheme, changes_table: str | None) -> tuple[str, str, str]:
+def _buckets_of_ids(schema: str, scheme: BucketScheme, id_tables: tuple[str, ...]) -> str:
+    """The distinct buckets of the sample ids in the work tables ``id_tables``."""
+    ids = " UNION ALL ".join(f"SELECT sample_id FROM {qualified_name(schema, t)}" for t in id_tables)
+    return f"SELECT DISTINCT {scheme.bucket_of('ids.sample_id')} AS bucket FROM ({ids}) AS ids"
+
+
+def _touched_buckets(schema: str, scheme: BucketScheme, id_tables: tuple[str, ...]) -> tuple[str, str, str]:
     """FROM items, join condition and GROUP BY key to sum a state table (alias ``state``, key
-    ``sample_id``) over all buckets, or over the buckets of the ids in ``changes_table``."""
-    if changes_table is None:
+    ``sample_id``) over all buckets (no ``id_tables``), or over the buckets of the ids in them."""
+    if not id_tables:
         return "", "", scheme.bucket_of("state.sample_id")
-    touched = f"""(SELECT DISTINCT {scheme.bucket_of("c.sample_id")} AS bucket FROM {qualified_name(schema, changes_table)} AS c) AS touched
+    touched = f"""({_buckets_of_ids(schema, scheme, id_tables)}) AS touched
 CROSS JOIN {scheme.offsets()} AS o
 JOIN """
     return touched, f" ON state.sample_id = {scheme.member_id('touched.bucket', 'o.offset_in_bucket')}", "touched.bucket"
 
 
-def digest_bucket_sums_select(schema: str, only_buckets_of: str | None = None) -> str:
-    """Bucket sums of the stored digests: all buckets, or those of the ids in ``only_buckets_of``."""
+def digest_bucket_sums_select(schema: str, only_buckets_of: tuple[str, ...] = ()) -> str:
+    """Bucket sums of the stored digests: all buckets, or those of the ids in the work tables
+    ``only_buckets_of``."""
     touched, on, bucket = _touched_buckets(schema, MEASUREMENT_BUCKETS, only_buckets_of)
     return f"""SELECT {bucket} AS bucket, SUM(state.measurement_rows) AS row_count,
   SUM(state.digest_a) AS hash_a, SUM(state.digest_b) AS hash_b
@@ -222,7 +229,7 @@ def lineage_bucket_sums_select(schema: str) -> str:
 FROM {qualified_name(schema, "samples")} AS s GROUP BY bucket ORDER BY NULL"""
 
 
-def stored_lineage_bucket_sums_select(schema: str, only_buckets_of: str | None = None) -> str:
+def stored_lineage_bucket_sums_select(schema: str, only_buckets_of: tuple[str, ...] = ()) -> str:
     """The same sums over what ``sample_lineage`` recorded: all buckets, or those of the ids in
     ``only_buckets_of``."""
     touched, on, bucket = _touched_buckets(schema, LINEAGE_BUCKETS, only_buckets_of)
@@ -246,17 +253,20 @@ def bucket_table_build_statements(schema: str, buckets_table: str, stored_sums_s
 
 
 def bucket_table_update_statements(
-    schema: str, scheme: BucketScheme, buckets_table: str, stored_sums_select, changes_table: str
+    schema: str, scheme: BucketScheme, buckets_table: str, stored_sums_select, id_tables: tuple[str, ...]
 ) -> tuple[str, ...]:
-    """Bring the bucket table up to date for the buckets of the ids in ``changes_table``, from the
-    state table just written (``stored_sums_select(schema, changes_table)``); run in the write's
-    transaction. A bucket left without state rows disappears."""
+    """Bring the bucket table up to date for the buckets of the ids in the work tables
+    ``id_tables``, from the state table just written (``stored_sums_select(schema, id_tables)``);
+    run in the write's transaction. A bucket left without state rows disappears. Callers pass the
+    candidates (every bucket whose sums differed) as well as the changed ids, so a bucket whose
+    stored sums are stale but whose ids all compare equal (sums of an older hash, say) is
+    repaired instead of being compared id by id on every refresh."""
     buckets = qualified_name(schema, buckets_table)
     return (
         f"""DELETE b FROM {buckets} AS b
-JOIN (SELECT DISTINCT {scheme.bucket_of("c.sample_id")} AS bucket FROM {qualified_name(schema, changes_table)} AS c) AS touched
+JOIN ({_buckets_of_ids(schema, scheme, id_tables)}) AS touched
 ON touched.bucket = b.bucket""",
-        f"INSERT INTO {buckets} {stored_sums_select(schema, changes_table)}",
+        f"INSERT INTO {buckets} {stored_sums_select(schema, id_tables)}",
     )
 
 
