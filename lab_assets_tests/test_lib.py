@@ -107,7 +107,9 @@ def _refresh_sql_texts() -> list[str]:
     schema = "lab"
     return [
         refresh.changed_bucket_members_select(schema, refresh.MEASUREMENT_BUCKETS, refresh.measurement_bucket_sums_select(schema), "b"),
-        refresh.changed_measurement_samples_select(schema, "candidates"),
+        refresh.candidate_digests_select(schema, "candidates"),
+        refresh.changed_measurement_samples_select(schema, "candidates", "live"),
+        refresh.changed_digests_select(schema, "live", "changes"),
         refresh.changed_samples_select(schema, "candidates"),
         refresh.measurement_bucket_sums_select(schema),
         refresh.digest_bucket_sums_select(schema),

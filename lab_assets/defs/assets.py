@@ -51,6 +51,8 @@ from lab_assets.lib.refresh import (
     bucket_table_build_statements,
     bucket_table_update_statements,
     changed_bucket_members_select,
+    candidate_digests_select,
+    changed_digests_select,
     changed_measurement_samples_select,
     changed_samples_select,
     descendants_select,
@@ -173,10 +175,9 @@ def _measurement_type_catalog(log: DagsterLogManager, mysql: MySQLResource) -> D
 
 # Work tables of an incremental refresh (lib/refresh.py), dropped once the write is done: the
 # sample ids of the buckets whose sums differ from the stored ones, the changed sample ids among
-# them (and for lineage the moved ones).
-_CHANGE_DETECTION_TABLES = ("candidates", "changes")
-LINEAGE_WORK_TABLES = tuple(f"sample_lineage__{t}" for t in (*_CHANGE_DETECTION_TABLES, "moved"))
-DIGEST_WORK_TABLES = tuple(f"{DIGEST_TABLE}__{t}" for t in _CHANGE_DETECTION_TABLES)
+# them, for lineage the moved ones, for digests the candidates' live digests.
+LINEAGE_WORK_TABLES = tuple(f"sample_lineage__{t}" for t in ("candidates", "changes", "moved"))
+DIGEST_WORK_TABLES = tuple(f"{DIGEST_TABLE}__{t}" for t in ("candidates", "live", "changes"))
 REFRESH_TAG = "lab_assets/refresh"  # run tag; "full" rebuilds every table whole
 # Above this share of changed samples an incremental refresh costs more than a full build.
 FULL_REBUILD_FRACTION = 0.25
@@ -203,7 +204,8 @@ def _mark_pending(mysql: MySQLResource, select_sql: str) -> None:
 def _fill_work_table(
     connection: Connection, schema: str, table: str, select_sql: str, definition: TableDefinition = CHANGE_SET_DEFINITION
 ) -> int:
-    """(Re)create the work table ``table`` holding the keys ``select_sql`` produces; its size."""
+    """(Re)create the work table ``table`` holding the rows ``select_sql`` produces (by default
+    sample ids); its size."""
     connection.exec_driver_sql(f"DROP TABLE IF EXISTS {qualified_name(schema, table)}")
     connection.exec_driver_sql(definition.create_statement(schema, table))
     return _add_to_change_set(connection, schema, table, select_sql)
@@ -216,24 +218,22 @@ def _add_to_change_set(connection: Connection, schema: str, table: str, select_s
     return int(count)
 
 
-def _fill_changed_ids(
-    mysql: MySQLResource, work_tables: tuple[str, ...], scheme: BucketScheme, live_sums_select: str,
-    buckets_table: str, stored_sums_select, changed_select,
-) -> int:
-    """The two-level diff of lib/refresh.py into the work tables: the ids of the buckets whose
-    live sums differ from ``buckets_table`` (first summed from the state table with
-    ``stored_sums_select`` if missing), and the changed ids among those
-    (``changed_select(candidates_table)``); the number changed."""
+def _fill_candidates(
+    mysql: MySQLResource, candidates_table: str, scheme: BucketScheme, live_sums_select: str, buckets_table: str,
+    stored_sums_select,
+) -> None:
+    """The first level of lib/refresh.py's diff: the ids of the buckets whose live sums differ
+    from ``buckets_table`` (first summed from the state table with ``stored_sums_select`` if
+    missing) into the work table ``candidates_table``."""
     schema = mysql.database
-    candidates, changes = work_tables[:2]
     with mysql.connect() as connection:
         if not existing_columns(connection, schema, buckets_table):
             for statement in bucket_table_build_statements(schema, buckets_table, stored_sums_select):
                 connection.exec_driver_sql(statement)
         _fill_work_table(
-            connection, schema, candidates, changed_bucket_members_select(schema, scheme, live_sums_select, buckets_table)
+            connection, schema, candidates_table,
+            changed_bucket_members_select(schema, scheme, live_sums_select, buckets_table),
         )
-        return _fill_work_table(connection, schema, changes, changed_select(candidates))
 
 
 def _drop_table(mysql: MySQLResource, table: str) -> None:
@@ -261,12 +261,13 @@ def _sample_lineage(log: DagsterLogManager, mysql: MySQLResource, full_rebuild: 
     limit = recursion_limit(sample_count)
     if not full_rebuild and _table_columns(mysql, LINEAGE) == list(LINEAGE_TABLE.column_names):
         started = time.monotonic()
-        changes_table, moved_table = LINEAGE_WORK_TABLES[1:]
-        _fill_changed_ids(
-            mysql, LINEAGE_WORK_TABLES, LINEAGE_BUCKETS, lineage_bucket_sums_select(schema), LINEAGE_BUCKETS_TABLE,
-            stored_lineage_bucket_sums_select, lambda candidates: changed_samples_select(schema, candidates),
+        candidates_table, changes_table, moved_table = LINEAGE_WORK_TABLES
+        _fill_candidates(
+            mysql, candidates_table, LINEAGE_BUCKETS, lineage_bucket_sums_select(schema), LINEAGE_BUCKETS_TABLE,
+            stored_lineage_bucket_sums_select,
         )
         with mysql.connect() as connection:
+            _fill_work_table(connection, schema, changes_table, changed_samples_select(schema, candidates_table))
             _fill_work_table(connection, schema, moved_table, moved_samples_select(schema, changes_table))
             connection.exec_driver_sql(recursion_limit_statement(connection.dialect.is_mariadb, limit))
             changed = _add_to_change_set(connection, schema, changes_table, descendants_select(schema, moved_table))
@@ -304,16 +305,23 @@ def _sample_measurement_digests(log: DagsterLogManager, mysql: MySQLResource, fu
     schema = mysql.database
     if not full_rebuild and _table_columns(mysql, DIGEST_TABLE) == list(DIGEST_TABLE_DEFINITION.column_names):
         started = time.monotonic()
-        changes_table = DIGEST_WORK_TABLES[1]
-        changed = _fill_changed_ids(
-            mysql, DIGEST_WORK_TABLES, MEASUREMENT_BUCKETS, measurement_bucket_sums_select(schema), DIGEST_BUCKETS_TABLE,
-            digest_bucket_sums_select, lambda candidates: changed_measurement_samples_select(schema, candidates),
+        candidates_table, live_table, changes_table = DIGEST_WORK_TABLES
+        _fill_candidates(
+            mysql, candidates_table, MEASUREMENT_BUCKETS, measurement_bucket_sums_select(schema), DIGEST_BUCKETS_TABLE,
+            digest_bucket_sums_select,
         )
+        with mysql.connect() as connection:
+            _fill_work_table(
+                connection, schema, live_table, candidate_digests_select(schema, candidates_table), DIGEST_TABLE_DEFINITION
+            )
+            changed = _fill_work_table(
+                connection, schema, changes_table, changed_measurement_samples_select(schema, candidates_table, live_table)
+            )
         log.info(f"{changed} samples with changed measurements ({time.monotonic() - started:.2f} s to find)")
         if not _too_many(changed, _sample_count(mysql)):
             return DerivedTable(
                 SqlRelation(
-                    select_sql=measurement_digest_select(schema, only_samples_in=changes_table),
+                    select_sql=changed_digests_select(schema, live_table, changes_table),
                     definition=DIGEST_TABLE_DEFINITION,
                     only_keys_in=changes_table,
                     after_write=bucket_table_update_statements(

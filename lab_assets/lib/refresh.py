@@ -209,15 +209,30 @@ def digest_bucket_sums_select(schema: str, only_buckets_of: tuple[str, ...] = ()
 FROM {touched}{qualified_name(schema, DIGEST_TABLE)} AS state{on} GROUP BY {bucket}"""
 
 
-def changed_measurement_samples_select(schema: str, candidates_table: str) -> str:
+def candidate_digests_select(schema: str, candidates_table: str) -> str:
+    """The live digests (:data:`DIGEST_TABLE_DEFINITION`) of the candidate ids that have
+    measurements, by index lookups: compared with the stored digests by
+    :func:`changed_measurement_samples_select`, then written for the changed ones as they are, so
+    each candidate's measurements are read once."""
+    return measurement_digest_select(schema, only_samples_in=candidates_table)
+
+
+def changed_measurement_samples_select(schema: str, candidates_table: str, live_digests_table: str) -> str:
     """Of the candidate ids, those whose measurements were added, changed or deleted since the
-    stored digests (index and primary-key lookups)."""
+    stored digests: live digests (``live_digests_table``, see :func:`candidate_digests_select`)
+    and stored ones compared by primary-key lookups."""
     stored = f"""SELECT d.sample_id, d.measurement_rows, d.digest_a, d.digest_b
 FROM {qualified_name(schema, candidates_table)} AS c
 JOIN {qualified_name(schema, DIGEST_TABLE)} AS d ON d.sample_id = c.sample_id"""
-    return _differing_keys_select(
-        "sample_id", _DIGEST_SUMS, measurement_digest_select(schema, only_samples_in=candidates_table), stored
-    )
+    live = f"SELECT sample_id, measurement_rows, digest_a, digest_b FROM {qualified_name(schema, live_digests_table)}"
+    return _differing_keys_select("sample_id", _DIGEST_SUMS, live, stored)
+
+
+def changed_digests_select(schema: str, live_digests_table: str, changes_table: str) -> str:
+    """The new digest rows of the changed samples: their live digests as compared."""
+    return f"""SELECT live.sample_id, live.measurement_rows, live.digest_a, live.digest_b
+FROM {qualified_name(schema, changes_table)} AS c
+JOIN {qualified_name(schema, live_digests_table)} AS live ON live.sample_id = c.sample_id"""
 
 
 def lineage_bucket_sums_select(schema: str) -> str:
