@@ -296,10 +296,14 @@ class SqlRelationTypeHandler(DbTypeHandler[SqlRelation]):
                     relation.params,
                 ).rowcount
                 with transaction(connection):
+                    # The keys that are gone are found first (a derived table of the few listed
+                    # keys the build did not produce), so only their rows are read and locked in
+                    # the target: joining the target to every listed key locked all of them.
                     connection.exec_driver_sql(
-                        f"DELETE target FROM {target} AS target JOIN {keys} AS k ON k.{key_column} = target.{key_column}"
-                        f" LEFT JOIN {rows} AS fresh ON fresh.{key_column} = target.{key_column}"
-                        f" WHERE fresh.{key_column} IS NULL"
+                        f"DELETE target FROM {target} AS target JOIN ("
+                        f"SELECT k.{key_column} FROM {keys} AS k LEFT JOIN {rows} AS fresh"
+                        f" ON fresh.{key_column} = k.{key_column} WHERE fresh.{key_column} IS NULL"
+                        f") AS gone ON gone.{key_column} = target.{key_column}"
                     )
                     connection.exec_driver_sql(upsert_select_statement(schema, table, definition, rows_table))
                     for statement in relation.after_write:
