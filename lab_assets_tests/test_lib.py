@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 
 import pytest
 
@@ -129,3 +130,23 @@ def test_sql_aliases_are_not_words_mysql8_reserves():
     for sql in _refresh_sql_texts():
         aliases = {a.lower() for a in re.findall(r"\bAS\s+([A-Za-z_][A-Za-z_0-9]*)", sql)}
         assert not aliases & MYSQL8_ONLY_RESERVED, (aliases & MYSQL8_ONLY_RESERVED, sql)
+
+
+def test_completed_in_threads_runs_tasks_side_by_side_and_hands_back_errors():
+    from lab_assets.lib.threads import completed_in_threads
+
+    # Each task waits for the other two at the barrier: run one after another they would time out.
+    barrier = threading.Barrier(3, timeout=5)
+
+    def task(value):
+        def run():
+            barrier.wait()
+            if value == "bad":
+                raise ValueError("bad input")
+            return value
+
+        return run
+
+    finished = {name: (result, error) for name, result, error in completed_in_threads({n: task(n) for n in ("a", "b", "bad")})}
+    assert finished["a"] == ("a", None) and finished["b"] == ("b", None)
+    assert finished["bad"][0] is None and str(finished["bad"][1]) == "bad input"
