@@ -114,14 +114,15 @@ def _refresh_sql_texts() -> list[str]:
         refresh.changed_samples_select(schema, "candidates"),
         refresh.measurement_bucket_sums_select(schema),
         refresh.digest_bucket_sums_select(schema),
-        refresh.digest_bucket_sums_select(schema, ("changes",)),
+        refresh.candidate_bucket_sums_select(schema, "live"),
         refresh.lineage_bucket_sums_select(schema),
         refresh.stored_lineage_bucket_sums_select(schema, ("candidates", "changes")),
         refresh.moved_samples_select(schema, "changes"),
         refresh.descendants_select(schema, "moved"),
         refresh.lineage_update_select(schema, "changes"),
         *refresh.bucket_table_update_statements(
-            schema, refresh.LINEAGE_BUCKETS, "b", refresh.stored_lineage_bucket_sums_select, ("candidates", "changes")
+            schema, refresh.LINEAGE_BUCKETS, "b", ("candidates", "changes"),
+            refresh.stored_lineage_bucket_sums_select(schema, ("candidates", "changes")),
         ),
     ]
 

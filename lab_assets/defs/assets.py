@@ -51,6 +51,7 @@ from lab_assets.lib.refresh import (
     bucket_table_build_statements,
     bucket_table_update_statements,
     changed_bucket_members_select,
+    candidate_bucket_sums_select,
     candidate_digests_select,
     changed_digests_select,
     changed_measurement_samples_select,
@@ -280,8 +281,8 @@ def _sample_lineage(log: DagsterLogManager, mysql: MySQLResource, full_rebuild: 
                     recursion_limit=limit,
                     only_keys_in=changes_table,
                     after_write=bucket_table_update_statements(
-                        schema, LINEAGE_BUCKETS, LINEAGE_BUCKETS_TABLE, stored_lineage_bucket_sums_select,
-                        LINEAGE_WORK_TABLES[:2],
+                        schema, LINEAGE_BUCKETS, LINEAGE_BUCKETS_TABLE, LINEAGE_WORK_TABLES[:2],
+                        stored_lineage_bucket_sums_select(schema, LINEAGE_WORK_TABLES[:2]),
                     ),
                     drop_after_write=LINEAGE_WORK_TABLES,
                 ),
@@ -325,7 +326,8 @@ def _sample_measurement_digests(log: DagsterLogManager, mysql: MySQLResource, fu
                     definition=DIGEST_TABLE_DEFINITION,
                     only_keys_in=changes_table,
                     after_write=bucket_table_update_statements(
-                        schema, MEASUREMENT_BUCKETS, DIGEST_BUCKETS_TABLE, digest_bucket_sums_select, DIGEST_WORK_TABLES[:1]
+                        schema, MEASUREMENT_BUCKETS, DIGEST_BUCKETS_TABLE, (candidates_table,),
+                        candidate_bucket_sums_select(schema, live_table),
                     ),
                     drop_after_write=DIGEST_WORK_TABLES,
                 ),

@@ -200,13 +200,21 @@ JOIN """
     return touched, f" ON state.sample_id = {scheme.member_id('touched.bucket', 'o.offset_in_bucket')}", "touched.bucket"
 
 
-def digest_bucket_sums_select(schema: str, only_buckets_of: tuple[str, ...] = ()) -> str:
-    """Bucket sums of the stored digests: all buckets, or those of the ids in the work tables
-    ``only_buckets_of``."""
-    touched, on, bucket = _touched_buckets(schema, MEASUREMENT_BUCKETS, only_buckets_of)
-    return f"""SELECT {bucket} AS bucket, SUM(state.measurement_rows) AS row_count,
+def digest_bucket_sums_select(schema: str) -> str:
+    """Bucket sums of the whole stored digest table."""
+    return f"""SELECT {MEASUREMENT_BUCKETS.bucket_of("state.sample_id")} AS bucket, SUM(state.measurement_rows) AS row_count,
   SUM(state.digest_a) AS hash_a, SUM(state.digest_b) AS hash_b
-FROM {touched}{qualified_name(schema, DIGEST_TABLE)} AS state{on} GROUP BY {bucket}"""
+FROM {qualified_name(schema, DIGEST_TABLE)} AS state GROUP BY bucket"""
+
+
+def candidate_bucket_sums_select(schema: str, live_digests_table: str) -> str:
+    """The new sums of every candidate bucket, from the candidates' live digests alone: every id
+    of a candidate bucket is a candidate, and once the changed digests are written from the live
+    ones (and the ids without measurements deleted), the stored digests of those buckets are the
+    live digests. So the bucket table needs no lookups into the digest table."""
+    return f"""SELECT {MEASUREMENT_BUCKETS.bucket_of("live.sample_id")} AS bucket, SUM(live.measurement_rows) AS row_count,
+  SUM(live.digest_a) AS hash_a, SUM(live.digest_b) AS hash_b
+FROM {qualified_name(schema, live_digests_table)} AS live GROUP BY bucket"""
 
 
 def candidate_digests_select(schema: str, candidates_table: str) -> str:
@@ -268,20 +276,20 @@ def bucket_table_build_statements(schema: str, buckets_table: str, stored_sums_s
 
 
 def bucket_table_update_statements(
-    schema: str, scheme: BucketScheme, buckets_table: str, stored_sums_select, id_tables: tuple[str, ...]
+    schema: str, scheme: BucketScheme, buckets_table: str, id_tables: tuple[str, ...], new_sums_select: str
 ) -> tuple[str, ...]:
     """Bring the bucket table up to date for the buckets of the ids in the work tables
-    ``id_tables``, from the state table just written (``stored_sums_select(schema, id_tables)``);
-    run in the write's transaction. A bucket left without state rows disappears. Callers pass the
-    candidates (every bucket whose sums differed) as well as the changed ids, so a bucket whose
-    stored sums are stale but whose ids all compare equal (sums of an older hash, say) is
-    repaired instead of being compared id by id on every refresh."""
+    ``id_tables``: their rows are replaced by ``new_sums_select`` (the same sums over the state
+    table just written); run in the write's transaction. A bucket left without state rows
+    disappears. Callers pass the candidates (every bucket whose sums differed) as well as the
+    changed ids, so a bucket whose stored sums are stale but whose ids all compare equal (sums
+    of an older hash, say) is repaired instead of being compared id by id on every refresh."""
     buckets = qualified_name(schema, buckets_table)
     return (
         f"""DELETE b FROM {buckets} AS b
 JOIN ({_buckets_of_ids(schema, scheme, id_tables)}) AS touched
 ON touched.bucket = b.bucket""",
-        f"INSERT INTO {buckets} {stored_sums_select(schema, id_tables)}",
+        f"INSERT INTO {buckets} {new_sums_select}",
     )
 
 
