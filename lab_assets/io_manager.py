@@ -84,6 +84,9 @@ class SqlRelation:
     after_write: tuple[str, ...] = ()
     # Work tables (same schema) the asset made for this build, dropped once the write is done.
     drop_after_write: tuple[str, ...] = ()
+    # For an incremental write: a query giving the table's exact row count afterwards that is
+    # cheaper than COUNT(*) over it (a sum over a summary table kept in the write's transaction).
+    row_count_select: str | None = None
     # Optional faster plan for whole-table builds (lab_assets.lib.bulk); select_sql stays the
     # complete definition used everywhere else.
     bulk: BulkBuild | None = field(default=None, compare=False)
@@ -227,7 +230,8 @@ class SqlRelationTypeHandler(DbTypeHandler[SqlRelation]):
         )
         metadata = {"write": write, "rows_written": row_count, "build_seconds": round(seconds, 3)}
         if write == "rows replaced":
-            (total,) = connection.exec_driver_sql(f"SELECT COUNT(*) FROM {qualified_name(schema, table)}").one()
+            count_sql = obj.row_count_select or f"SELECT COUNT(*) FROM {qualified_name(schema, table)}"
+            (total,) = connection.exec_driver_sql(count_sql).one()
             return {**metadata, **_table_metadata(table_slice, int(total), obj.definition.columns)}
         return {**metadata, **_table_metadata(table_slice, row_count, obj.definition.columns)}
 

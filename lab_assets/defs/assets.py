@@ -37,6 +37,7 @@ from lab_assets.lib.flat_table import (
 )
 from lab_assets.lib.lineage import LINEAGE_TABLE, lineage_bulk_build, lineage_select, recursion_limit, recursion_limit_statement
 from lab_assets.lib.refresh import (
+    BUCKET_SUMS_DEFINITION,
     CHANGE_SET_DEFINITION,
     LINEAGE_BUCKETS,
     MEASUREMENT_BUCKETS,
@@ -64,6 +65,7 @@ from lab_assets.lib.refresh import (
     measurement_bucket_sums_select,
     measurement_digest_select,
     moved_samples_select,
+    state_row_count_select,
     stored_lineage_bucket_sums_select,
 )
 from lab_assets.lib.naming import column_name_for_type
@@ -228,7 +230,8 @@ def _fill_candidates(
     missing) into the work table ``candidates_table``."""
     schema = mysql.database
     with mysql.connect() as connection:
-        if not existing_columns(connection, schema, buckets_table):
+        # Missing (a whole-table build was cut short) or of an older layout: summed again.
+        if existing_columns(connection, schema, buckets_table) != list(BUCKET_SUMS_DEFINITION.column_names):
             for statement in bucket_table_build_statements(schema, buckets_table, stored_sums_select):
                 connection.exec_driver_sql(statement)
         _fill_work_table(
@@ -284,6 +287,7 @@ def _sample_lineage(log: DagsterLogManager, mysql: MySQLResource, full_rebuild: 
                         schema, LINEAGE_BUCKETS, LINEAGE_BUCKETS_TABLE, LINEAGE_WORK_TABLES[:2],
                         stored_lineage_bucket_sums_select(schema, LINEAGE_WORK_TABLES[:2]),
                     ),
+                    row_count_select=state_row_count_select(schema, LINEAGE_BUCKETS_TABLE),
                     drop_after_write=LINEAGE_WORK_TABLES,
                 ),
                 metadata={"refresh": "incremental", "changed_samples": changed},
@@ -329,6 +333,7 @@ def _sample_measurement_digests(log: DagsterLogManager, mysql: MySQLResource, fu
                         schema, MEASUREMENT_BUCKETS, DIGEST_BUCKETS_TABLE, (candidates_table,),
                         candidate_bucket_sums_select(schema, live_table),
                     ),
+                    row_count_select=state_row_count_select(schema, DIGEST_BUCKETS_TABLE),
                     drop_after_write=DIGEST_WORK_TABLES,
                 ),
                 metadata={"refresh": "incremental", "changed_samples": changed},

@@ -42,10 +42,15 @@ REBUILD_ALL_MARKER = -2147483648  # INT's minimum; AUTO_INCREMENT sample ids are
 PENDING_TABLE_DEFINITION = TableDefinition(columns=(Column("sample_id", "INT NOT NULL"),), primary_key=("sample_id",))
 CHANGE_SET_DEFINITION = TableDefinition(columns=(Column("sample_id", "INT NOT NULL"),), primary_key=("sample_id",))
 BUCKET_SUMS = ("row_count", "hash_a", "hash_b")
-# Per bucket: row count and the sums of both 32-bit row hashes (BIGINT holds the sums of up to
-# 2^31 rows per bucket).
+# Per bucket: the sums compared with the source (row count and the sums of both 32-bit row hashes;
+# BIGINT holds the sums of up to 2^31 rows per bucket), and how many rows the state table holds
+# in the bucket, so the state table's row count is a sum over the small bucket table.
 BUCKET_SUMS_DEFINITION = TableDefinition(
-    columns=(Column("bucket", "BIGINT NOT NULL"), *(Column(c, "BIGINT NOT NULL") for c in BUCKET_SUMS)),
+    columns=(
+        Column("bucket", "BIGINT NOT NULL"),
+        *(Column(c, "BIGINT NOT NULL") for c in BUCKET_SUMS),
+        Column("state_rows", "BIGINT NOT NULL"),
+    ),
     primary_key=("bucket",),
 )
 
@@ -136,7 +141,8 @@ def changed_bucket_members_select(schema: str, scheme: BucketScheme, live_sums_s
     table, kept in the server's in-memory temporary tables) differ from ``buckets_table``: the
     candidates the second level compares one by one."""
     differing = _differing_keys_select(
-        "bucket", BUCKET_SUMS, live_sums_select, f"SELECT * FROM {qualified_name(schema, buckets_table)}"
+        "bucket", BUCKET_SUMS, live_sums_select,
+        f"SELECT bucket, {', '.join(BUCKET_SUMS)} FROM {qualified_name(schema, buckets_table)}",
     )
     return f"""SELECT {scheme.member_id("b.bucket", "o.offset_in_bucket")} AS sample_id
 FROM (
@@ -203,7 +209,7 @@ JOIN """
 def digest_bucket_sums_select(schema: str) -> str:
     """Bucket sums of the whole stored digest table."""
     return f"""SELECT {MEASUREMENT_BUCKETS.bucket_of("state.sample_id")} AS bucket, SUM(state.measurement_rows) AS row_count,
-  SUM(state.digest_a) AS hash_a, SUM(state.digest_b) AS hash_b
+  SUM(state.digest_a) AS hash_a, SUM(state.digest_b) AS hash_b, COUNT(*) AS state_rows
 FROM {qualified_name(schema, DIGEST_TABLE)} AS state GROUP BY bucket"""
 
 
@@ -213,7 +219,7 @@ def candidate_bucket_sums_select(schema: str, live_digests_table: str) -> str:
     ones (and the ids without measurements deleted), the stored digests of those buckets are the
     live digests. So the bucket table needs no lookups into the digest table."""
     return f"""SELECT {MEASUREMENT_BUCKETS.bucket_of("live.sample_id")} AS bucket, SUM(live.measurement_rows) AS row_count,
-  SUM(live.digest_a) AS hash_a, SUM(live.digest_b) AS hash_b
+  SUM(live.digest_a) AS hash_a, SUM(live.digest_b) AS hash_b, COUNT(*) AS state_rows
 FROM {qualified_name(schema, live_digests_table)} AS live GROUP BY bucket"""
 
 
@@ -258,8 +264,15 @@ def stored_lineage_bucket_sums_select(schema: str, only_buckets_of: tuple[str, .
     touched, on, bucket = _touched_buckets(schema, LINEAGE_BUCKETS, only_buckets_of)
     columns = ["state.sample_id", "state.parent_id", "state.experiment_id"]
     hash_a, hash_b = row_hash_expressions(columns, columns)
-    return f"""SELECT {bucket} AS bucket, COUNT(*) AS row_count, SUM({hash_a}) AS hash_a, SUM({hash_b}) AS hash_b
+    return f"""SELECT {bucket} AS bucket, COUNT(*) AS row_count, SUM({hash_a}) AS hash_a, SUM({hash_b}) AS hash_b,
+  COUNT(*) AS state_rows
 FROM {touched}{qualified_name(schema, "sample_lineage")} AS state{on} GROUP BY {bucket}"""
+
+
+def state_row_count_select(schema: str, buckets_table: str) -> str:
+    """The number of rows of a state table, summed over its bucket table (which equals the sums
+    over the state table; kept in the same transaction)."""
+    return f"SELECT COALESCE(SUM(state_rows), 0) FROM {qualified_name(schema, buckets_table)}"
 
 
 def bucket_table_build_statements(schema: str, buckets_table: str, stored_sums_select) -> tuple[str, ...]:
