@@ -18,7 +18,9 @@ A refresh finds what changed in two levels, both set-based:
    before the state table is rebuilt whole and summed again after (or, if that was cut short,
    by the next refresh).
 2. **ids**: only the ids of the changed buckets are compared one by one, by primary-key and
-   index lookups.
+   index lookups. For measurements the candidates' live digests are read once into a work
+   table: compared with the stored ones, written from there for the changed ids, and summed for
+   the new bucket sums (:func:`candidate_bucket_sums_select`).
 
 It then rebuilds only the changed rows and the subtrees under changed parents, and marks the
 affected sample ids in ``lab_pending_samples``; the flat table rebuilds exactly the pending rows
