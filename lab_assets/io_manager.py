@@ -303,8 +303,10 @@ class SqlRelationTypeHandler(DbTypeHandler[SqlRelation]):
                     # The keys that are gone are found first (a derived table of the few listed
                     # keys the build did not produce), so only their rows are read and locked in
                     # the target: joining the target to every listed key locked all of them.
+                    # NO_MERGE keeps MySQL 8 from merging the derived table back into the join
+                    # (MariaDB reads the hint as a comment and materializes it anyway).
                     connection.exec_driver_sql(
-                        f"DELETE target FROM {target} AS target JOIN ("
+                        f"DELETE /*+ NO_MERGE(gone) */ target FROM {target} AS target JOIN ("
                         f"SELECT k.{key_column} FROM {keys} AS k LEFT JOIN {rows} AS fresh"
                         f" ON fresh.{key_column} = k.{key_column} WHERE fresh.{key_column} IS NULL"
                         f") AS gone ON gone.{key_column} = target.{key_column}"

@@ -10,6 +10,7 @@ from decimal import Decimal
 import pytest
 
 from lab_assets.defs.assets import REFRESH_TAG
+from lab_assets.lib.sources import HASH_PRIME
 from lab_assets.lib.refresh import (
     DIGEST_BUCKETS_TABLE,
     DIGEST_TABLE,
@@ -35,12 +36,16 @@ def _refresh_and_compare(db, tags=None):
     return materializations["experiment_measurements"].metadata["refresh"].value
 
 
-def _row_hashes(values, numeric_values) -> tuple[int, int]:
+def _row_hashes(values, numeric_values, other_values=()) -> tuple[int, int]:
     """The row hashes of lib/sources.row_hash_expressions, recomputed in Python: CONCAT_WS skips
-    NULLs, DECIMAL(16,6) prints with six decimals (also tripled), the NULL flags follow."""
+    NULLs, DECIMAL(16,6) prints with six decimals (also tripled), the NULL flags follow;
+    ``other_values`` are the values that are not numbers."""
     row = ",".join([str(v) for v in values if v is not None] + ["".join("1" if v is None else "0" for v in values)])
-    tripled = ",".join(str(v * 3) for v in numeric_values if v is not None)
-    return zlib.crc32(row.encode()), zlib.crc32(tripled.encode())
+    numbers = zlib.crc32(",".join(str(v * 3) for v in numeric_values if v is not None).encode())
+    if not other_values:
+        return zlib.crc32(row.encode()), numbers
+    others_hash = zlib.crc32(",".join(str(v) for v in other_values if v is not None).encode())
+    return zlib.crc32(row.encode()), numbers * (others_hash + 1) % HASH_PRIME
 
 
 def _bucket_sums(rows, width) -> dict[int, tuple[int, int, int, int]]:
@@ -61,7 +66,7 @@ def _assert_refresh_state_is_exact(db) -> None:
     for sample_id, measurement_type, value in db.query("SELECT sample_id, measurement_type, value FROM sample_measurements"):
         if sample_id is not None:
             count, a, b = expected_digests[sample_id]
-            hash_a, hash_b = _row_hashes((sample_id, measurement_type, value), (sample_id, value))
+            hash_a, hash_b = _row_hashes((sample_id, measurement_type, value), (sample_id, value), (measurement_type,))
             expected_digests[sample_id] = (count + 1, a + hash_a, b + hash_b)
     digests = {row[0]: tuple(int(v) for v in row[1:]) for row in db.query(f"SELECT * FROM {DIGEST_TABLE}")}
     assert digests == dict(expected_digests)
@@ -170,6 +175,22 @@ def test_all_changes_mixed_then_a_quiet_refresh(built_db):
 def test_full_rebuild_tag_rebuilds_whole(built_db):
     changed_values(built_db)
     assert _refresh_and_compare(built_db, tags={REFRESH_TAG: "full"}) == "full (full rebuild requested)"
+
+
+def test_values_traded_between_two_types_of_one_sample_are_refreshed(built_db):
+    # Sample 2's vol and ph trade values. These two values are ones for which CRC32 of the rows
+    # (affine) sums to the same before and after the trade; a second hash that does not mix the
+    # type with the value (as an earlier version's did not) then misses the trade altogether.
+    built_db.execute(
+        "UPDATE sample_measurements SET value = CASE measurement_type WHEN 'vol' THEN 1.513785 ELSE 8.988472 END"
+        " WHERE sample_id = 2 AND measurement_type IN ('vol', 'ph')"
+    )
+    assert _refresh_and_compare(built_db) == "incremental"
+    built_db.execute(
+        "UPDATE sample_measurements SET value = CASE measurement_type WHEN 'vol' THEN 8.988472 ELSE 1.513785 END"
+        " WHERE sample_id = 2 AND measurement_type IN ('vol', 'ph')"
+    )
+    assert _refresh_and_compare(built_db) == "incremental"
 
 
 def test_stale_bucket_sums_are_repaired_by_the_next_refresh(built_db):

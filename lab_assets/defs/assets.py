@@ -328,9 +328,10 @@ def _fill_live_digests(mysql: MySQLResource, candidates_table: str, live_table: 
         )
         for first, last in halves
     }
-    for _, _, error in completed_in_threads(inserts):
-        if error is not None:
-            raise error
+    # Both halves end before anything is raised: no statement is left running on its own.
+    errors = [error for _, _, error in completed_in_threads(inserts) if error is not None]
+    if errors:
+        raise errors[0]
 
 
 def _sample_measurement_digests(log: DagsterLogManager, mysql: MySQLResource, full_rebuild: bool) -> DerivedTable:
@@ -433,7 +434,7 @@ def lab_source_derivations(context: AssetExecutionContext, mysql: MySQLResource)
         DIGEST_TABLE: lambda: _sample_measurement_digests(context.log, mysql, full_rebuild),
     }
     selected = {key.to_user_string() for key in context.selected_asset_keys}
-    _ensure_pending_table(mysql)  # before the threads, which mark samples in it
+    _ensure_pending_table(mysql)  # once, before the marks made below
     done: dict[str, DerivedTable] = {}
     failures: dict[str, BaseException] = {}
     for name, derived, error in completed_in_threads({n: f for n, f in computations.items() if n in selected}):

@@ -14,6 +14,10 @@ MEASUREMENTS_COLUMNS = ("sample_id", "measurement_type", "value")
 NUMERIC_COLUMNS = {"samples": ("id", "parent_id", "experiment_id"), "sample_measurements": ("sample_id", "value")}
 
 
+# The largest prime below 2^32: the second hash's product is reduced modulo it.
+HASH_PRIME = 4294967291
+
+
 def row_hash_expressions(values: Sequence[str], numeric_values: Sequence[str]) -> tuple[str, str]:
     """Two 32-bit hashes of one row, given its value expressions (SQL text); ``numeric_values``
     are those of the values that are numbers.
@@ -21,16 +25,26 @@ def row_hash_expressions(values: Sequence[str], numeric_values: Sequence[str]) -
     The first is CRC32 of the whole row: its values joined with ',' plus one NULL flag per value
     (so NULL and '' differ). CRC32 is the only fast hash both servers have, and it is affine over
     bit strings: two rows of equal length collide exactly when their difference is a multiple of
-    the CRC polynomial, and so does CRC32 of any other string that holds the same differing bytes.
-    The second hash therefore reads the numbers tripled (``5.1`` becomes ``15.300000``), which
-    changes their digits non-linearly, so a corrected value that collides in one hash almost
-    never collides in the other. Tripling and CRC32 of a short string cost less than a second
-    CRC32 of the row (measured at 1M samples, bench/RESULTS.md). Each sample's or measurement's
-    own id is among the values, so rows that swap values between two ids change both hashes."""
+    the CRC polynomial, and so does CRC32 of any other string that holds the same differing bytes;
+    sums of such hashes are weak too (two values trading places between two rows of equal length
+    leave the XOR of the four hashes unchanged, and the sum about once in 10^4 swaps).
+
+    The second hash therefore (a) reads the numbers tripled (``5.1`` becomes ``15.300000``),
+    which changes their digits non-linearly, and (b) multiplies that CRC32 by CRC32 of the other
+    values plus one, modulo a prime. Values trading places between two rows then change the sum
+    of products by (x1 - x2)(y1 - y2), non-zero modulo the prime unless a CRC32 collides, so a
+    corrected value or a swap that collides in one hash almost never collides in the other.
+    CRC32 of two short strings and a product cost less than a second CRC32 of the row (measured
+    at 1M samples, bench/RESULTS.md). Each sample's or measurement's own id is among the values,
+    so rows that swap values between two ids change both hashes."""
     null_flags = ", ".join(f"ISNULL({v})" for v in values)
     row = f"CONCAT_WS(',', {', '.join(values)}, CONCAT({null_flags}))"
-    tripled = ", ".join(f"{v} * 3" for v in numeric_values)
-    return f"CRC32({row})", f"CRC32(CONCAT_WS(',', {tripled}))"
+    numbers = f"CRC32(CONCAT_WS(',', {', '.join(f'{v} * 3' for v in numeric_values)}))"
+    others = [v for v in values if v not in numeric_values]
+    if not others:
+        return f"CRC32({row})", numbers
+    # Both factors are below 2^32 + 1, so the product fits BIGINT UNSIGNED on both servers.
+    return f"CRC32({row})", f"({numbers} * (CRC32(CONCAT_WS(',', {', '.join(others)})) + 1)) MOD {HASH_PRIME}"
 
 
 def fingerprint_select(schema: str, table: str, columns: Sequence[str]) -> str:
