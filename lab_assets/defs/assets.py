@@ -28,7 +28,7 @@ from dagster._core.definitions.metadata.metadata_set import TableMetadataSet
 from lab_assets.defs.concurrency import FLAT_TABLE_POOL
 from lab_assets.defs.resources import MySQLResource
 from lab_assets.io_manager import SqlRelation, existing_columns
-from lab_assets.lib.bulk import chunk_select, in_sample_id_ranges, key_ranges
+from lab_assets.lib.bulk import BulkBuild, chunk_select, in_sample_id_ranges, key_ranges
 from lab_assets.lib.flat_table import (
     MAX_MEASUREMENT_COLUMNS,
     MeasurementColumn,
@@ -260,6 +260,46 @@ def _too_many(changed: int, sample_count: int) -> bool:
 _REBUILD_ALL_SELECT = f"SELECT {REBUILD_ALL_MARKER}"
 
 
+def _changed_rows_written(
+    schema: str, select_sql: str, definition: TableDefinition, work_tables: tuple[str, ...], changes_table: str,
+    changed: int, buckets_table: str, bucket_updates: tuple[str, ...], recursion_limit: int | None = None,
+) -> DerivedTable:
+    """A state table's incremental write: the rows of the ids in ``changes_table`` replaced by
+    ``select_sql``, its bucket table brought up to date in the same transaction, its row count
+    summed from the bucket table, those ids marked pending for the flat table."""
+    return DerivedTable(
+        SqlRelation(
+            select_sql=select_sql,
+            definition=definition,
+            recursion_limit=recursion_limit,
+            only_keys_in=changes_table,
+            after_write=bucket_updates,
+            row_count_select=state_row_count_select(schema, buckets_table),
+            drop_after_write=work_tables,
+        ),
+        metadata={"refresh": "incremental", "changed_samples": changed},
+        pending_select=f"SELECT sample_id FROM {qualified_name(schema, changes_table)}",
+    )
+
+
+def _whole_table_written(
+    mysql: MySQLResource, select_sql: str, definition: TableDefinition, work_tables: tuple[str, ...], bulk: BulkBuild,
+    buckets_table: str, stored_sums_select, recursion_limit: int | None = None,
+) -> DerivedTable:
+    """A state table's whole-table build: its bucket table dropped now (stale once the new table
+    is swapped in) and summed again after the swap; every sample marked for the flat table."""
+    _drop_table(mysql, buckets_table)
+    return DerivedTable(
+        SqlRelation(
+            select_sql=select_sql, definition=definition, recursion_limit=recursion_limit, bulk=bulk,
+            drop_after_write=work_tables,
+            after_write=bucket_table_build_statements(mysql.database, buckets_table, stored_sums_select),
+        ),
+        metadata={"refresh": "full"},
+        pending_select=_REBUILD_ALL_SELECT,
+    )
+
+
 def _sample_lineage(log: DagsterLogManager, mysql: MySQLResource, full_rebuild: bool) -> DerivedTable:
     schema = mysql.database
     sample_count = _sample_count(mysql)
@@ -278,32 +318,19 @@ def _sample_lineage(log: DagsterLogManager, mysql: MySQLResource, full_rebuild: 
             changed = _add_to_change_set(connection, schema, changes_table, descendants_select(schema, moved_table))
         log.info(f"{changed} samples changed or under a changed parent ({time.monotonic() - started:.2f} s to find)")
         if not _too_many(changed, sample_count):
-            return DerivedTable(
-                SqlRelation(
-                    select_sql=lineage_update_select(schema, changes_table),
-                    definition=LINEAGE_TABLE,
-                    recursion_limit=limit,
-                    only_keys_in=changes_table,
-                    after_write=bucket_table_update_statements(
-                        schema, LINEAGE_BUCKETS, LINEAGE_BUCKETS_TABLE, LINEAGE_WORK_TABLES[:2],
-                        stored_lineage_bucket_sums_select(schema, LINEAGE_WORK_TABLES[:2]),
-                    ),
-                    row_count_select=state_row_count_select(schema, LINEAGE_BUCKETS_TABLE),
-                    drop_after_write=LINEAGE_WORK_TABLES,
+            return _changed_rows_written(
+                schema, lineage_update_select(schema, changes_table), LINEAGE_TABLE, LINEAGE_WORK_TABLES, changes_table,
+                changed, LINEAGE_BUCKETS_TABLE,
+                bucket_table_update_statements(
+                    schema, LINEAGE_BUCKETS, LINEAGE_BUCKETS_TABLE, LINEAGE_WORK_TABLES[:2],
+                    stored_lineage_bucket_sums_select(schema, LINEAGE_WORK_TABLES[:2]),
                 ),
-                metadata={"refresh": "incremental", "changed_samples": changed},
-                pending_select=f"SELECT sample_id FROM {qualified_name(schema, changes_table)}",
+                recursion_limit=limit,
             )
         log.info(f"{changed} of {sample_count} samples changed: rebuilding sample_lineage whole")
-    _drop_table(mysql, LINEAGE_BUCKETS_TABLE)  # stale once the new table is swapped in; summed again after
-    return DerivedTable(
-        SqlRelation(
-            select_sql=lineage_select(schema), definition=LINEAGE_TABLE, recursion_limit=limit,
-            bulk=lineage_bulk_build(schema), drop_after_write=LINEAGE_WORK_TABLES,
-            after_write=bucket_table_build_statements(schema, LINEAGE_BUCKETS_TABLE, stored_lineage_bucket_sums_select),
-        ),
-        metadata={"refresh": "full"},
-        pending_select=_REBUILD_ALL_SELECT,
+    return _whole_table_written(
+        mysql, lineage_select(schema), LINEAGE_TABLE, LINEAGE_WORK_TABLES, lineage_bulk_build(schema),
+        LINEAGE_BUCKETS_TABLE, stored_lineage_bucket_sums_select, recursion_limit=limit,
     )
 
 
@@ -350,31 +377,18 @@ def _sample_measurement_digests(log: DagsterLogManager, mysql: MySQLResource, fu
             )
         log.info(f"{changed} samples with changed measurements ({time.monotonic() - started:.2f} s to find)")
         if not _too_many(changed, _sample_count(mysql)):
-            return DerivedTable(
-                SqlRelation(
-                    select_sql=changed_digests_select(schema, live_table, changes_table),
-                    definition=DIGEST_TABLE_DEFINITION,
-                    only_keys_in=changes_table,
-                    after_write=bucket_table_update_statements(
-                        schema, MEASUREMENT_BUCKETS, DIGEST_BUCKETS_TABLE, (candidates_table,),
-                        candidate_bucket_sums_select(schema, live_table),
-                    ),
-                    row_count_select=state_row_count_select(schema, DIGEST_BUCKETS_TABLE),
-                    drop_after_write=DIGEST_WORK_TABLES,
+            return _changed_rows_written(
+                schema, changed_digests_select(schema, live_table, changes_table), DIGEST_TABLE_DEFINITION,
+                DIGEST_WORK_TABLES, changes_table, changed, DIGEST_BUCKETS_TABLE,
+                bucket_table_update_statements(
+                    schema, MEASUREMENT_BUCKETS, DIGEST_BUCKETS_TABLE, (candidates_table,),
+                    candidate_bucket_sums_select(schema, live_table),
                 ),
-                metadata={"refresh": "incremental", "changed_samples": changed},
-                pending_select=f"SELECT sample_id FROM {qualified_name(schema, changes_table)}",
             )
         log.info(f"{changed} samples changed: rebuilding {DIGEST_TABLE} whole")
-    _drop_table(mysql, DIGEST_BUCKETS_TABLE)  # stale once the new table is swapped in; summed again after
-    return DerivedTable(
-        SqlRelation(
-            select_sql=measurement_digest_select(schema), definition=DIGEST_TABLE_DEFINITION,
-            bulk=digest_bulk_build(schema), drop_after_write=DIGEST_WORK_TABLES,
-            after_write=bucket_table_build_statements(schema, DIGEST_BUCKETS_TABLE, digest_bucket_sums_select),
-        ),
-        metadata={"refresh": "full"},
-        pending_select=_REBUILD_ALL_SELECT,
+    return _whole_table_written(
+        mysql, measurement_digest_select(schema), DIGEST_TABLE_DEFINITION, DIGEST_WORK_TABLES,
+        digest_bulk_build(schema), DIGEST_BUCKETS_TABLE, digest_bucket_sums_select,
     )
 
 
