@@ -5,7 +5,7 @@ VENV := .venv
 export LAB_DB_URL ?= mysql+pymysql://root@127.0.0.1:3306/lab
 export DAGSTER_HOME ?= $(CURDIR)/dagster_home
 
-.PHONY: install run test bench
+.PHONY: install run test lint typecheck bench
 install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,14 @@ run: install
 
 test: install
 	$(VENV)/bin/pytest
+
+# ruff (lint + format check, 120 columns) and pyright (basic), configured in pyproject.toml.
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: install
+	$(VENV)/bin/pyright
 
 bench: install
 	$(VENV)/bin/python bench/bench.py

@@ -22,9 +22,9 @@ databases named ``bench_<size>`` are created, replaced and (with --drop) dropped
 from __future__ import annotations
 
 import argparse
-import re
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -79,6 +79,13 @@ RELEVANT_VARIABLES = (
 )
 
 
+def _one(cursor) -> tuple:
+    """The next row of a query that always gives one (COUNT, MAX, @@version)."""
+    row = cursor.fetchone()
+    assert row is not None, "the query gave no row"
+    return row
+
+
 def connect(database: str | None = None) -> pymysql.connections.Connection:
     return server_connection(SERVER_URL, database)
 
@@ -99,7 +106,7 @@ def prepare_database(size: int, reuse: bool) -> str:
         cursor.execute("SELECT 1 FROM information_schema.schemata WHERE schema_name = %s", (database,))
         if reuse and cursor.fetchone():
             cursor.execute(f"SELECT COUNT(*) FROM `{database}`.samples")
-            if cursor.fetchone()[0] == size + SEED_ROWS:
+            if _one(cursor)[0] == size + SEED_ROWS:
                 print(f"[{size}] reusing {database}", flush=True)
                 return database
         started = time.monotonic()
@@ -146,9 +153,9 @@ def reference_build(database: str) -> tuple[float, dict[str, float]]:
         types = sorted(r[0] for r in cursor.fetchall())
         assert all(t.isidentifier() and t.islower() for t in types), types  # the generator's types only
         cursor.execute("SELECT COUNT(*) FROM samples")
-        (count,) = cursor.fetchone()
+        (count,) = _one(cursor)
         cursor.execute("SELECT @@version")
-        mariadb = "mariadb" in cursor.fetchone()[0].lower()
+        mariadb = "mariadb" in _one(cursor)[0].lower()
         variable = "max_recursive_iterations" if mariadb else "cte_max_recursion_depth"
         cursor.execute(f"SET SESSION {variable} = {count + 1}")
         measurement_columns = [f"measurement_{t}" for t in types]
@@ -163,13 +170,14 @@ def reference_build(database: str) -> tuple[float, dict[str, float]]:
         pivots = ", ".join(
             f"MAX(CASE WHEN measurement_type = '{t}' THEN value END) AS `measurement_{t}`" for t in types
         )
-        insert_sql = f"""INSERT INTO `{REFERENCE_TABLE}` (experiment_id, top_parent_id, sample_id{''.join(f', `{c}`' for c in measurement_columns)})
+        column_list = "".join(f", `{c}`" for c in measurement_columns)
+        insert_sql = f"""INSERT INTO `{REFERENCE_TABLE}` (experiment_id, top_parent_id, sample_id{column_list})
 WITH RECURSIVE tree (sample_id, top_parent_id) AS (
   SELECT id, id FROM samples WHERE parent_id IS NULL
   UNION ALL
   SELECT child.id, tree.top_parent_id FROM tree JOIN samples AS child ON child.parent_id = tree.sample_id
 )
-SELECT s.experiment_id, tree.top_parent_id, s.id{''.join(f', pivot.`{c}`' for c in measurement_columns)}
+SELECT s.experiment_id, tree.top_parent_id, s.id{"".join(f", pivot.`{c}`" for c in measurement_columns)}
 FROM samples AS s
 LEFT JOIN tree ON tree.sample_id = s.id
 LEFT JOIN (SELECT sample_id, {pivots} FROM sample_measurements GROUP BY sample_id) AS pivot ON pivot.sample_id = s.id"""
@@ -237,7 +245,8 @@ class CliRun:
 MEMORY_POLL_SECONDS = 0.25
 
 STEP_LINE = re.compile(
-    r"\.(?P<table>\w+): (?:table swapped in|rows replaced|partition replaced), \d+ rows written, \d+ columns, (?P<seconds>[\d.]+) s"
+    r"\.(?P<table>\w+): (?:table swapped in|rows replaced|partition replaced), \d+ rows written,"
+    r" \d+ columns, (?P<seconds>[\d.]+) s"
 )
 
 
@@ -326,8 +335,8 @@ def quiet_sensor_tick(database: str) -> float:
     tables), a second one, a second later, is the quiet tick that is timed."""
     from dagster import DagsterInstance, SensorResult, build_sensor_context
 
-    from lab_assets.defs.resources import MySQLResource
     from lab_assets.defs.sensors import lab_source_change_sensor
+    from lab_assets.mysql import MySQLResource
 
     resources = {"mysql": MySQLResource(url=database_url(database))}
     with DagsterInstance.ephemeral() as instance:
@@ -347,11 +356,16 @@ def change_one_percent(database: str, round_number: int = 0) -> int:
     10 samples moved to become roots (their subtrees change root; another 10 in every round, so
     each round moves samples). Returns the samples touched."""
     with connect(database) as connection, connection.cursor() as cursor:
-        cursor.execute("UPDATE sample_measurements SET value = value + 1 WHERE sample_id % 100 = 0 AND measurement_type = 'vol'")
-        cursor.execute("SELECT COUNT(DISTINCT sample_id) FROM sample_measurements WHERE sample_id % 100 = 0 AND measurement_type = 'vol'")
-        (touched,) = cursor.fetchone()
+        cursor.execute(
+            "UPDATE sample_measurements SET value = value + 1 WHERE sample_id % 100 = 0 AND measurement_type = 'vol'"
+        )
+        cursor.execute(
+            "SELECT COUNT(DISTINCT sample_id) FROM sample_measurements"
+            " WHERE sample_id % 100 = 0 AND measurement_type = 'vol'"
+        )
+        (touched,) = _one(cursor)
         cursor.execute("SELECT MAX(id) FROM samples")
-        (max_id,) = cursor.fetchone()
+        (max_id,) = _one(cursor)
         moved = [max_id * k // 11 - round_number for k in range(1, 11)]
         cursor.execute(f"UPDATE samples SET parent_id = NULL WHERE id IN ({', '.join(map(str, moved))})")
         connection.commit()
@@ -443,8 +457,11 @@ def verify_against_recomputation(database: str, size: int, other_tables: list[st
     assert len(expected) == size + SEED_ROWS
     for table in ["experiment_measurements", *other_tables]:
         verify(database, table, columns, expected)
-    print(f"[{size}] verified {', '.join(['experiment_measurements', *other_tables])} whole against the"
-          f" recomputation ({time.monotonic() - started:.0f} s)", flush=True)
+    print(
+        f"[{size}] verified {', '.join(['experiment_measurements', *other_tables])} whole against the"
+        f" recomputation ({time.monotonic() - started:.0f} s)",
+        flush=True,
+    )
 
 
 def main() -> None:
@@ -494,7 +511,11 @@ def main() -> None:
         for attempt in range(args.repeat):
             seconds, refresh_touched, steps = one_percent_refresh(database, log_dir, attempt)
             refresh_runs.append((seconds, steps))
-            print(f"[{size}] 1% refresh round {attempt + 1} ({refresh_touched} samples changed): {seconds:.2f} s, steps {steps}", flush=True)
+            print(
+                f"[{size}] 1% refresh round {attempt + 1} ({refresh_touched} samples changed):"
+                f" {seconds:.2f} s, steps {steps}",
+                flush=True,
+            )
         refresh, refresh_steps = min(refresh_runs, key=lambda run: run[0])
         if not args.skip_verify:
             # The refreshed table, whole, against a recomputation from the changed sources.
@@ -528,10 +549,12 @@ def main() -> None:
 
     header = (
         "| samples | reference s (runs) | lab_assets cold CLI s (runs) | ratio lab/ref | ref rows/s"
-        " | lab rows/s | lab peak memory MiB (tree PSS) | quiet sensor tick s | 1% refresh s | refresh/full | verified |"
+        " | lab rows/s | lab peak memory MiB (tree PSS) | quiet sensor tick s | 1% refresh s | refresh/full"
+        " | verified |"
     )
     lines = [header, "|" + "---|" * (header.count("|") - 1)]
     for r in rows:
+
         def num(value, pattern):
             return "n/a" if value is None else format(value, pattern)
 
@@ -548,12 +571,16 @@ def main() -> None:
     print("\n".join(lines))
     print()
     for r in rows:
-        print(f"{r['samples']:,}: reference steps {r['ref_steps']}; lab_assets steps {r['lab_steps']};"
-              f" refresh steps {r['refresh_steps']}; max process RSS {r['ru_maxrss_mib']:.0f} MiB;"
-              f" load1 before {r['load1']:.2f}")
+        print(
+            f"{r['samples']:,}: reference steps {r['ref_steps']}; lab_assets steps {r['lab_steps']};"
+            f" refresh steps {r['refresh_steps']}; max process RSS {r['ru_maxrss_mib']:.0f} MiB;"
+            f" load1 before {r['load1']:.2f}"
+        )
     if args.markdown:
-        facts = ["- machine: " + ", ".join(f"{k} {v}" for k, v in machine.items()),
-                 "- server: " + ", ".join(f"`{k}`={v}" for k, v in server.items())]
+        facts = [
+            "- machine: " + ", ".join(f"{k} {v}" for k, v in machine.items()),
+            "- server: " + ", ".join(f"`{k}`={v}" for k, v in server.items()),
+        ]
         args.markdown.write_text("\n".join(facts + ["", *lines, ""]) + "\n")
 
 

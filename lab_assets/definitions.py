@@ -1,19 +1,12 @@
 """Entry point: ``dagster ... -m lab_assets.definitions`` loads ``defs``."""
 
-from dagster import Definitions, EnvVar, in_process_executor
+from dagster import Definitions, in_process_executor
 
 from lab_assets.defs.assets import LAB_ASSETS
 from lab_assets.defs.checks import ALL_CHECKS
-from lab_assets.defs.resources import LAB_DB_URL_ENV, MySQLResource
-from lab_assets.defs.sensors import (
-    lab_integrity_audit_job,
-    lab_integrity_audit_schedule,
-    lab_refresh_job,
-    lab_source_change_sensor,
-)
-from lab_assets.io_manager import MySQLIOManager
-
-mysql = MySQLResource(url=EnvVar(LAB_DB_URL_ENV))
+from lab_assets.defs.jobs import lab_integrity_audit_job, lab_integrity_audit_schedule, lab_refresh_job
+from lab_assets.defs.resources import RESOURCES
+from lab_assets.defs.sensors import lab_source_change_sensor
 
 defs = Definitions(
     assets=LAB_ASSETS,
@@ -21,7 +14,7 @@ defs = Definitions(
     jobs=[lab_refresh_job, lab_integrity_audit_job],
     sensors=[lab_source_change_sensor],
     schedules=[lab_integrity_audit_schedule],
-    resources={"mysql": mysql, "io_manager": MySQLIOManager(mysql=mysql)},
+    resources=RESOURCES,
     # One process for the whole run: the steps are SQL statements, a process per step is overhead.
     executor=in_process_executor,
 )

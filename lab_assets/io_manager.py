@@ -2,17 +2,19 @@
 DbTypeHandler, TableSlice) like dagster-duckdb and dagster-clickhouse: schema = MySQL database,
 backtick-quoted identifiers, values as bound parameters.
 
-Two kinds of output:
+Outputs, each kind with one write path:
 
 * ``pandas.DataFrame``: for small tables (the measurement-type catalog). The table is created
   even for an empty frame, columns the frame has and the table lacks are added with
   ``ALTER TABLE ... ADD COLUMN`` (schema evolution, open upstream as dagster issue 13098), and the
   slice (whole table or one partition) is replaced in one transaction.
-* :class:`SqlRelation`: a SELECT that MySQL runs itself, so no row passes through Python. A whole
-  table is built into ``<table>__new`` and swapped in with one atomic ``RENAME TABLE``: readers see
-  the old complete table or the new complete one, never a half-built, empty or missing one. A
-  partition is replaced with delete-then-insert in one transaction. Loading such an asset gives
-  the downstream asset a relation to compose into its own SQL, not rows.
+* SQL that MySQL runs itself, so no row passes through Python (:class:`TableWrite`):
+  :class:`TableBuild` (whole table, built aside and swapped in with one atomic ``RENAME TABLE``),
+  :class:`KeyedRowsReplacement` (the rows of listed keys, in one transaction) and
+  :class:`PartitionRows` (one partition, in one transaction).
+
+Inputs typed :class:`SqlRelation` load as a relation to compose into the downstream asset's own
+SQL, not rows; other inputs load as DataFrames.
 
 DbIOManager deletes the slice before the type handler writes; MySQL commits implicitly around DDL,
 so that delete could not share a transaction with the write. As in dagster-deltalake,
@@ -41,11 +43,10 @@ from dagster._core.definitions.partitions.utils import TimeWindow
 from dagster._core.storage.db_io_manager import DbClient, DbIOManager, DbTypeHandler, TableSlice
 from sqlalchemy.engine import Connection
 
-from lab_assets.defs.resources import MySQLResource, transaction
 from lab_assets.lib.bulk import BulkBuild, chunk_select, key_ranges, missing_rows_insert, unchunked_select
 from lab_assets.lib.lineage import recursion_limit_statement
-from lab_assets.lib.naming import staging_table_name
-from lab_assets.lib.progress import InfoLogger, logged_step
+from lab_assets.lib.names import NEW_SUFFIX, OLD_SUFFIX, ROWS_SUFFIX, helper_table
+from lab_assets.lib.progress import logged_step
 from lab_assets.lib.sql import (
     Column,
     TableDefinition,
@@ -56,45 +57,23 @@ from lab_assets.lib.sql import (
     quote_identifier,
     upsert_select_statement,
 )
+from lab_assets.mysql import MySQLResource, column_names, is_mariadb, table_exists, transaction
 
 
 @dataclass(frozen=True)
 class SqlRelation:
-    """A table's rows as a SELECT that MySQL evaluates (with ``%s`` bound parameters).
-
-    As an asset's output it needs ``definition`` (the columns and keys of the table to build).
-    ``recursion_limit``, when set, raises the server's recursive-CTE limit for the build.
-    ``bulk``, when set, is an equivalent faster plan for whole-table builds (lab_assets.lib.bulk);
-    ``select_sql`` stays the complete definition used everywhere else.
-    """
+    """Rows as a SELECT that MySQL evaluates (``%s`` bound parameters): what an input typed
+    ``SqlRelation`` loads as, to be composed into the downstream asset's own SQL. No row passes
+    through Python. Returning one as an output is an error: say how to write it with one of the
+    :class:`TableWrite` kinds."""
 
     select_sql: str
     params: tuple[Any, ...] = ()
-    definition: TableDefinition | None = None
-    recursion_limit: int | None = None
-    # Incremental write: replace only the rows whose primary key is listed in this table (same
-    # schema, one column named like the key), delete-then-insert in one transaction. The SELECT
-    # must produce exactly the listed keys that still exist.
-    only_keys_in: str | None = None
-    # A work table (same schema) emptied in the same transaction as the write: the keys this
-    # build has consumed.
-    consume_keys_in: str | None = None
-    # Statements run after the write, to keep a summary of the table in step with it: in the
-    # write's transaction for an incremental write (only_keys_in), after the swap for a whole table.
-    after_write: tuple[str, ...] = ()
-    # Work tables (same schema) the asset made for this build, dropped once the write is done.
-    drop_after_write: tuple[str, ...] = ()
-    # For an incremental write: a query giving the table's exact row count afterwards that is
-    # cheaper than COUNT(*) over it (a sum over a summary table kept in the write's transaction).
-    row_count_select: str | None = None
-    # Optional faster plan for whole-table builds (lab_assets.lib.bulk); select_sql stays the
-    # complete definition used everywhere else.
-    bulk: BulkBuild | None = field(default=None, compare=False)
-    # Set when the relation is a plain reference to a whole stored table.
+    # Set when the relation is a plain reference to a whole stored table (schema, table).
     table_reference: tuple[str, str] | None = field(default=None, compare=False)
 
     @classmethod
-    def of_table(cls, schema: str, table: str) -> "SqlRelation":
+    def of_table(cls, schema: str, table: str) -> SqlRelation:
         return cls(select_sql=f"SELECT * FROM {qualified_name(schema, table)}", table_reference=(schema, table))
 
     def as_from_item(self) -> str:
@@ -102,6 +81,69 @@ class SqlRelation:
         if self.table_reference is not None:
             return qualified_name(*self.table_reference)
         return f"(\n{self.select_sql}\n)"
+
+
+class TableWrite:
+    """Base of the output kinds the IO manager writes inside MySQL. Each kind has one write path:
+
+    * :class:`TableBuild`: the whole table, built aside and swapped in atomically;
+    * :class:`KeyedRowsReplacement`: the rows of listed primary keys, replaced in one transaction;
+    * :class:`PartitionRows`: one partition's rows, replaced in one transaction.
+
+    Declare ``dagster_type=TableWrite`` on an output that returns one kind or another."""
+
+    definition: TableDefinition  # the columns and keys of the table written
+
+
+@dataclass(frozen=True, kw_only=True)
+class TableBuild(TableWrite):
+    """The whole table as ``select_sql`` gives it, built into ``<table>__new`` and swapped in with
+    one ``RENAME TABLE``: readers see the old complete table or the new complete one, never a
+    half-built, empty or missing one. A failed build drops ``<table>__new`` and leaves the table.
+
+    ``faster_plan`` (lab_assets.lib.bulk) is an equivalent, faster way to fill the empty staging
+    table; ``select_sql`` stays the complete definition. ``after_swap`` statements run once the new
+    table is in place (not atomic with the swap: each must be safe to run again). ``drop_after``
+    names work tables (same schema) the asset made for this build, dropped once it is written.
+    ``recursion_limit`` raises the session's recursive-CTE limit first."""
+
+    select_sql: str
+    definition: TableDefinition
+    params: tuple[Any, ...] = ()
+    recursion_limit: int | None = None
+    faster_plan: BulkBuild | None = field(default=None, compare=False)
+    after_swap: tuple[str, ...] = ()
+    drop_after: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class KeyedRowsReplacement(TableWrite):
+    """Only the rows whose primary key is listed in ``keys_table`` (same schema, one column named
+    like the table's single-column key) are replaced by ``select_sql``, which must produce exactly
+    the listed keys that still exist; listed keys it does not produce are deleted. One transaction,
+    with ``in_transaction`` statements run inside it (to keep a summary of the table in step).
+    ``row_count_select``: a query giving the table's exact row count afterwards that is cheaper
+    than ``COUNT(*)`` (default ``COUNT(*)``). The table must exist with ``definition``'s columns."""
+
+    select_sql: str
+    definition: TableDefinition
+    keys_table: str
+    params: tuple[Any, ...] = ()
+    recursion_limit: int | None = None
+    in_transaction: tuple[str, ...] = ()
+    row_count_select: str | None = None
+    drop_after: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class PartitionRows(TableWrite):
+    """The rows of the partition being materialized (a partitioned asset's output): the partition's
+    old rows deleted and these inserted in one transaction. The table is created if missing and
+    gains columns ``definition`` adds (``ALTER TABLE ... ADD COLUMN``)."""
+
+    select_sql: str
+    definition: TableDefinition
+    params: tuple[Any, ...] = ()
 
 
 def _partition_condition(table_slice: TableSlice) -> tuple[str, tuple[Any, ...]]:
@@ -132,31 +174,10 @@ def _select_slice(table_slice: TableSlice) -> tuple[str, tuple[Any, ...]]:
     return (f"{sql} WHERE {condition}" if condition else sql), params
 
 
-def _table_exists(connection: Connection, schema: str, table: str) -> bool:
-    return (
-        connection.exec_driver_sql(
-            "SELECT 1 FROM information_schema.tables WHERE table_schema = %s AND table_name = %s",
-            (schema, table),
-        ).first()
-        is not None
-    )
-
-
-def existing_columns(connection: Connection, schema: str, table: str) -> list[str]:
-    rows = connection.exec_driver_sql(
-        "SELECT column_name FROM information_schema.columns"
-        " WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
-        (schema, table),
-    ).fetchall()
-    return [row[0] for row in rows]
-
-
-def add_missing_columns(
-    connection: Connection, schema: str, table: str, wanted: Sequence[Column]
-) -> list[str]:
+def add_missing_columns(connection: Connection, schema: str, table: str, wanted: Sequence[Column]) -> list[str]:
     """Schema evolution: ``ALTER TABLE ... ADD COLUMN`` for each wanted column the table lacks.
     MySQL column names are case-insensitive, so they are compared that way."""
-    present = {name.lower() for name in existing_columns(connection, schema, table)}
+    present = {name.lower() for name in column_names(connection, schema, table)}
     missing = [column for column in wanted if column.name.lower() not in present]
     if missing:
         additions = ", ".join(f"ADD COLUMN {column.definition()}" for column in missing)
@@ -194,68 +215,89 @@ class MySQLDbClient(DbClient[Connection]):
             yield connection
 
 
-class SqlRelationTypeHandler(DbTypeHandler[SqlRelation]):
-    """Builds :class:`SqlRelation` outputs inside MySQL; loads inputs as relations."""
+class _TableWriteHandler(DbTypeHandler[TableWrite]):
+    """What every write kind shares: the recursion limit, the log line, the metadata and the work
+    tables dropped afterwards. Subclasses implement :meth:`write`, their one write path."""
+
+    kind: type[TableWrite]
+    write_label: str
 
     @property
     def supported_types(self) -> Sequence[type[object]]:
-        return [SqlRelation]
+        return [self.kind]
+
+    def write(
+        self, context: OutputContext, table_slice: TableSlice, obj: Any, connection: Connection
+    ) -> tuple[int, int]:
+        """Write ``obj``; (rows written, rows in the table afterwards)."""
+        raise NotImplementedError
 
     def handle_output(
-        self, context: OutputContext, table_slice: TableSlice, obj: SqlRelation, connection: Connection
+        self, context: OutputContext, table_slice: TableSlice, obj: TableWrite, connection: Connection
     ) -> Mapping[str, Any]:
-        if obj.definition is None:
-            raise ValueError(
-                f"{context.asset_key.to_user_string()}: a SqlRelation output needs a TableDefinition"
-                " (its columns and keys) so the table can be created"
-            )
         started = time.monotonic()
-        if obj.recursion_limit is not None:
-            connection.exec_driver_sql(recursion_limit_statement(connection.dialect.is_mariadb, obj.recursion_limit))
+        limit = getattr(obj, "recursion_limit", None)
+        if limit is not None:
+            connection.exec_driver_sql(recursion_limit_statement(is_mariadb(connection), limit))
+        rows_written, total = self.write(context, table_slice, obj, connection)
         schema, table = table_slice.schema, table_slice.table
-        if table_slice.partition_dimensions:
-            write = "partition replaced"
-            row_count = self._replace_partition(connection, table_slice, obj, context.log)
-        elif obj.only_keys_in:
-            write = "rows replaced"
-            row_count = self._replace_keyed_rows(connection, schema, table, obj, context.log)
-        else:
-            write = "table swapped in"
-            row_count = self._build_and_swap(connection, schema, table, obj, context.log)
-        for work_table in obj.drop_after_write:
+        for work_table in getattr(obj, "drop_after", ()):
             connection.exec_driver_sql(f"DROP TABLE IF EXISTS {qualified_name(schema, work_table)}")
         seconds = time.monotonic() - started
+        columns = obj.definition.columns
         context.log.info(
-            f"{schema}.{table}: {write}, {row_count} rows written, {len(obj.definition.columns)} columns, {seconds:.2f} s"
+            f"{schema}.{table}: {self.write_label}, {rows_written} rows written,"
+            f" {len(columns)} columns, {seconds:.2f} s"
         )
-        metadata = {"write": write, "rows_written": row_count, "build_seconds": round(seconds, 3)}
-        if write == "rows replaced":
-            count_sql = obj.row_count_select or f"SELECT COUNT(*) FROM {qualified_name(schema, table)}"
-            (total,) = connection.exec_driver_sql(count_sql).one()
-            return {**metadata, **_table_metadata(table_slice, int(total), obj.definition.columns)}
-        return {**metadata, **_table_metadata(table_slice, row_count, obj.definition.columns)}
+        return {
+            "write": self.write_label,
+            "rows_written": rows_written,
+            "build_seconds": round(seconds, 3),
+            **_table_metadata(table_slice, total, columns),
+        }
 
-    @staticmethod
-    def _build_and_swap(
-        connection: Connection, schema: str, table: str, relation: SqlRelation, log: InfoLogger
-    ) -> int:
-        assert relation.definition is not None
-        new_table, old_table = staging_table_name(table, "new"), staging_table_name(table, "old")
+    def load_input(self, context: InputContext, table_slice: TableSlice, connection: Connection) -> Any:
+        raise TypeError(
+            f"{context.asset_key.to_user_string()}: annotate the input as SqlRelation to read a table"
+            f" written as {self.kind.__name__}"
+        )
+
+
+def _reject_partitions(context: OutputContext, table_slice: TableSlice, kind: type) -> None:
+    if table_slice.partition_dimensions:
+        raise TypeError(
+            f"{context.asset_key.to_user_string()} is partitioned: return PartitionRows, not {kind.__name__}"
+        )
+
+
+class TableBuildHandler(_TableWriteHandler):
+    """:class:`TableBuild`: built aside, swapped in with one ``RENAME TABLE``."""
+
+    kind = TableBuild
+    write_label = "table swapped in"
+
+    def write(
+        self, context: OutputContext, table_slice: TableSlice, obj: TableBuild, connection: Connection
+    ) -> tuple[int, int]:
+        _reject_partitions(context, table_slice, TableBuild)
+        schema, table = table_slice.schema, table_slice.table
+        new_table, old_table = helper_table(table, NEW_SUFFIX), helper_table(table, OLD_SUFFIX)
+        log = context.log
         # Leftovers of a run that was killed mid-build are dropped first.
         connection.exec_driver_sql(
             f"DROP TABLE IF EXISTS {qualified_name(schema, new_table)}, {qualified_name(schema, old_table)}"
         )
         # Secondary indexes are added after the load: one sorted index build each instead of
         # maintaining them row by row (bench/RESULTS.md).
-        connection.exec_driver_sql(relation.definition.create_statement(schema, new_table, with_indexes=False))
+        connection.exec_driver_sql(obj.definition.create_statement(schema, new_table, with_indexes=False))
         try:
             with logged_step(log, f"filling {schema}.{new_table}"):
-                row_count = SqlRelationTypeHandler._load(connection, schema, new_table, relation)
-                add_indexes = add_indexes_statement(schema, new_table, relation.definition)
+                row_count = _load(connection, schema, new_table, obj)
+                add_indexes = add_indexes_statement(schema, new_table, obj.definition)
                 if add_indexes:
                     connection.exec_driver_sql(add_indexes)
             log.info(f"swapping {schema}.{new_table} in as {schema}.{table} ({row_count} rows)")
-            if _table_exists(connection, schema, table):
+            if table_exists(connection, schema, table):
                 connection.exec_driver_sql(
                     f"RENAME TABLE {qualified_name(schema, table)} TO {qualified_name(schema, old_table)},"
                     f" {qualified_name(schema, new_table)} TO {qualified_name(schema, table)}"
@@ -268,36 +310,80 @@ class SqlRelationTypeHandler(DbTypeHandler[SqlRelation]):
         except BaseException:
             connection.exec_driver_sql(f"DROP TABLE IF EXISTS {qualified_name(schema, new_table)}")
             raise
-        for statement in relation.after_write:
+        for statement in obj.after_swap:
             connection.exec_driver_sql(statement)
-        if relation.consume_keys_in:
-            # After the swap, not atomic with it: a crash in between only rebuilds rows again.
-            connection.exec_driver_sql(f"DELETE FROM {qualified_name(schema, relation.consume_keys_in)}")
-        return row_count
+        return row_count, row_count
 
-    @staticmethod
-    def _replace_keyed_rows(
-        connection: Connection, schema: str, table: str, relation: SqlRelation, log: InfoLogger
-    ) -> int:
-        """Replace the rows whose keys are listed in ``relation.only_keys_in``.
 
-        The new rows are built first into ``<table>__rows``; then, in one transaction, listed keys
+def _load(connection: Connection, schema: str, new_table: str, build: TableBuild) -> int:
+    """Fill the empty staging table with the build's rows; the row count."""
+    columns = build.definition.column_names
+    plan = build.faster_plan
+    if plan is None:
+        insert = insert_select_statement(schema, new_table, columns, build.select_sql)
+        return connection.exec_driver_sql(insert, build.params).rowcount
+    if plan.chunk_key is None:
+        selects = [unchunked_select(plan.select_sql)]
+    else:
+        assert plan.chunk_bounds_sql is not None
+        low, high = connection.exec_driver_sql(plan.chunk_bounds_sql).one()
+        selects = [
+            chunk_select(plan.select_sql, plan.chunk_key, lo, hi) for lo, hi in key_ranges(low, high, plan.chunk_width)
+        ]
+    # Each statement commits on its own (AUTOCOMMIT): the staging table is invisible to
+    # readers until the RENAME, and a failed build drops it, so the swap stays atomic.
+    inserts = [insert_select_statement(schema, new_table, columns, select) for select in selects]
+    if plan.parallel > 1 and len(inserts) > 1:
+        row_count = _insert_in_parallel(connection, inserts, plan.params, plan.parallel)
+    else:
+        row_count = sum(connection.exec_driver_sql(insert, plan.params).rowcount for insert in inserts)
+    if plan.missing_rows_sql is not None:
+        fill = missing_rows_insert(schema, new_table, columns, build.definition.primary_key, plan.missing_rows_sql)
+        row_count += connection.exec_driver_sql(fill).rowcount
+    return row_count
+
+
+def _insert_in_parallel(connection: Connection, inserts: list[str], params: tuple[Any, ...], workers: int) -> int:
+    """Run the chunk INSERTs on ``workers`` connections of the same engine (AUTOCOMMIT like
+    ``connection``), each taking every workers-th chunk; the first error is raised after all
+    workers stop."""
+
+    def run(share: list[str]) -> int:
+        with connection.engine.connect() as worker:
+            return sum(worker.exec_driver_sql(insert, params).rowcount for insert in share)
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bulk-insert") as pool:
+        futures = [pool.submit(run, inserts[i::workers]) for i in range(workers)]
+    return sum(future.result() for future in futures)
+
+
+class KeyedRowsReplacementHandler(_TableWriteHandler):
+    """:class:`KeyedRowsReplacement`: listed keys' rows replaced in one transaction."""
+
+    kind = KeyedRowsReplacement
+    write_label = "rows replaced"
+
+    def write(
+        self, context: OutputContext, table_slice: TableSlice, obj: KeyedRowsReplacement, connection: Connection
+    ) -> tuple[int, int]:
+        """The new rows are built first into ``<table>__rows``; then, in one transaction, listed keys
         the build did not produce are deleted and the built rows are upserted. An upsert changes a
         row in place, and touches a secondary index only where that column's value changed:
         measured about twice as fast as deleting and re-inserting every listed row."""
-        assert relation.definition is not None and relation.only_keys_in is not None
-        definition = relation.definition
+        _reject_partitions(context, table_slice, KeyedRowsReplacement)
+        schema, table = table_slice.schema, table_slice.table
+        definition = obj.definition
         (key,) = definition.primary_key
         key_column = quote_identifier(key)
-        rows_table = staging_table_name(table, "rows")
-        target, keys, rows = (qualified_name(schema, t) for t in (table, relation.only_keys_in, rows_table))
+        rows_table = helper_table(table, ROWS_SUFFIX)
+        target, keys, rows = (qualified_name(schema, t) for t in (table, obj.keys_table, rows_table))
         connection.exec_driver_sql(f"DROP TABLE IF EXISTS {rows}")
         connection.exec_driver_sql(definition.create_statement(schema, rows_table, with_indexes=False))
         try:
-            with logged_step(log, f"replacing changed rows of {schema}.{table}"):
+            with logged_step(context.log, f"replacing changed rows of {schema}.{table}"):
                 row_count = connection.exec_driver_sql(
-                    insert_select_statement(schema, rows_table, definition.column_names, relation.select_sql),
-                    relation.params,
+                    insert_select_statement(schema, rows_table, definition.column_names, obj.select_sql),
+                    obj.params,
                 ).rowcount
                 with transaction(connection):
                     # The keys that are gone are found first (a derived table of the few listed
@@ -312,69 +398,57 @@ class SqlRelationTypeHandler(DbTypeHandler[SqlRelation]):
                         f") AS gone ON gone.{key_column} = target.{key_column}"
                     )
                     connection.exec_driver_sql(upsert_select_statement(schema, table, definition, rows_table))
-                    for statement in relation.after_write:
+                    for statement in obj.in_transaction:
                         connection.exec_driver_sql(statement)
-                    if relation.consume_keys_in:
-                        connection.exec_driver_sql(f"DELETE FROM {qualified_name(schema, relation.consume_keys_in)}")
         finally:
             connection.exec_driver_sql(f"DROP TABLE IF EXISTS {rows}")
-        return row_count
+        (total,) = connection.exec_driver_sql(obj.row_count_select or f"SELECT COUNT(*) FROM {target}").one()
+        return row_count, int(total)
 
-    @staticmethod
-    def _load(connection: Connection, schema: str, new_table: str, relation: SqlRelation) -> int:
-        """Fill the empty staging table with the relation's rows; the row count."""
-        assert relation.definition is not None
-        columns = relation.definition.column_names
-        bulk = relation.bulk
-        if bulk is None:
-            insert = insert_select_statement(schema, new_table, columns, relation.select_sql)
-            return connection.exec_driver_sql(insert, relation.params).rowcount
-        if bulk.chunk_key is None:
-            selects = [unchunked_select(bulk.select_sql)]
-        else:
-            assert bulk.chunk_bounds_sql is not None
-            low, high = connection.exec_driver_sql(bulk.chunk_bounds_sql).one()
-            selects = [chunk_select(bulk.select_sql, bulk.chunk_key, lo, hi) for lo, hi in key_ranges(low, high, bulk.chunk_width)]
-        # Each statement commits on its own (AUTOCOMMIT): the staging table is invisible to
-        # readers until the RENAME, and a failed build drops it, so the swap stays atomic.
-        inserts = [insert_select_statement(schema, new_table, columns, select) for select in selects]
-        if bulk.parallel > 1 and len(inserts) > 1:
-            row_count = SqlRelationTypeHandler._insert_in_parallel(connection, inserts, bulk.params, bulk.parallel)
-        else:
-            row_count = sum(connection.exec_driver_sql(insert, bulk.params).rowcount for insert in inserts)
-        if bulk.missing_rows_sql is not None:
-            fill = missing_rows_insert(schema, new_table, columns, relation.definition.primary_key, bulk.missing_rows_sql)
-            row_count += connection.exec_driver_sql(fill).rowcount
-        return row_count
 
-    @staticmethod
-    def _insert_in_parallel(connection: Connection, inserts: list[str], params: tuple[Any, ...], workers: int) -> int:
-        """Run the chunk INSERTs on ``workers`` connections of the same engine (AUTOCOMMIT like
-        ``connection``), each taking every workers-th chunk; the first error is raised after all
-        workers stop."""
+class PartitionRowsHandler(_TableWriteHandler):
+    """:class:`PartitionRows`: the partition's rows replaced in one transaction."""
 
-        def run(share: list[str]) -> int:
-            with connection.engine.connect() as worker:
-                return sum(worker.exec_driver_sql(insert, params).rowcount for insert in share)
+    kind = PartitionRows
+    write_label = "partition replaced"
 
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bulk-insert") as pool:
-            futures = [pool.submit(run, inserts[i::workers]) for i in range(workers)]
-        return sum(future.result() for future in futures)
-
-    @staticmethod
-    def _replace_partition(
-        connection: Connection, table_slice: TableSlice, relation: SqlRelation, log: InfoLogger
-    ) -> int:
-        assert relation.definition is not None
+    def write(
+        self, context: OutputContext, table_slice: TableSlice, obj: PartitionRows, connection: Connection
+    ) -> tuple[int, int]:
+        if not table_slice.partition_dimensions:
+            raise TypeError(
+                f"{context.asset_key.to_user_string()} is not partitioned: return TableBuild, not PartitionRows"
+            )
         schema, table = table_slice.schema, table_slice.table
-        if not _table_exists(connection, schema, table):
-            connection.exec_driver_sql(relation.definition.create_statement(schema, table))
-        add_missing_columns(connection, schema, table, relation.definition.columns)
+        if not table_exists(connection, schema, table):
+            connection.exec_driver_sql(obj.definition.create_statement(schema, table))
+        add_missing_columns(connection, schema, table, obj.definition.columns)
         condition, condition_params = _partition_condition(table_slice)
-        insert = insert_select_statement(schema, table, relation.definition.column_names, relation.select_sql)
-        with transaction(connection), logged_step(log, f"replacing partition rows of {schema}.{table}"):
-            connection.exec_driver_sql(f"DELETE FROM {qualified_name(schema, table)} WHERE {condition}", condition_params)
-            return connection.exec_driver_sql(insert, relation.params).rowcount
+        insert = insert_select_statement(schema, table, obj.definition.column_names, obj.select_sql)
+        with transaction(connection), logged_step(context.log, f"replacing partition rows of {schema}.{table}"):
+            connection.exec_driver_sql(
+                f"DELETE FROM {qualified_name(schema, table)} WHERE {condition}", condition_params
+            )
+            row_count = connection.exec_driver_sql(insert, obj.params).rowcount
+        return row_count, row_count
+
+
+class SqlRelationTypeHandler(DbTypeHandler[SqlRelation]):
+    """Loads inputs typed :class:`SqlRelation`: the whole table by reference, or a SELECT of the
+    requested columns and partitions."""
+
+    @property
+    def supported_types(self) -> Sequence[type[object]]:
+        return [SqlRelation]
+
+    def handle_output(
+        self, context: OutputContext, table_slice: TableSlice, obj: SqlRelation, connection: Connection
+    ) -> Mapping[str, Any]:
+        raise TypeError(
+            f"{context.asset_key.to_user_string()} returned a SqlRelation, which only says what to read:"
+            " return TableBuild (whole table), KeyedRowsReplacement (listed keys) or PartitionRows"
+            " (partitioned asset) with the table's TableDefinition"
+        )
 
     def load_input(self, context: InputContext, table_slice: TableSlice, connection: Connection) -> SqlRelation:
         if not table_slice.columns and not table_slice.partition_dimensions:
@@ -412,7 +486,7 @@ class DataFrameTypeHandler(DbTypeHandler[pd.DataFrame]):
     ) -> Mapping[str, Any]:
         schema, table = table_slice.schema, table_slice.table
         columns = [Column(str(name), _sql_type_for(obj[name])) for name in obj.columns]
-        if not _table_exists(connection, schema, table):
+        if not table_exists(connection, schema, table):
             connection.exec_driver_sql(TableDefinition(columns=tuple(columns)).create_statement(schema, table))
             added: list[str] = []
         else:
@@ -420,14 +494,12 @@ class DataFrameTypeHandler(DbTypeHandler[pd.DataFrame]):
             if added:
                 context.log.info(f"added columns to {schema}.{table}: {', '.join(added)}")
         condition, condition_params = _partition_condition(table_slice)
-        rows = list(zip(*(_python_values(obj[name]) for name in obj.columns)))
+        rows = list(zip(*(_python_values(obj[name]) for name in obj.columns), strict=True))
         with transaction(connection):
             delete = f"DELETE FROM {qualified_name(schema, table)}"
             connection.exec_driver_sql(f"{delete} WHERE {condition}" if condition else delete, condition_params)
             if rows:
-                connection.exec_driver_sql(
-                    insert_values_statement(schema, table, [c.name for c in columns]), rows
-                )
+                connection.exec_driver_sql(insert_values_statement(schema, table, [c.name for c in columns]), rows)
         context.log.info(f"wrote {len(rows)} rows to {schema}.{table}")
         metadata = _table_metadata(table_slice, len(rows), columns)
         if added:
@@ -451,7 +523,13 @@ class MySQLIOManager(ConfigurableIOManagerFactory):
         # still name another database with metadata={"schema": ...}.
         schema = self.mysql.database
         return DbIOManager(
-            type_handlers=[SqlRelationTypeHandler(), DataFrameTypeHandler()],
+            type_handlers=[
+                TableBuildHandler(),
+                KeyedRowsReplacementHandler(),
+                PartitionRowsHandler(),
+                SqlRelationTypeHandler(),
+                DataFrameTypeHandler(),
+            ],
             db_client=MySQLDbClient(self.mysql),
             database=schema,
             schema=schema,

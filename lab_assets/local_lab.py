@@ -14,8 +14,8 @@ from importlib.resources import files
 
 import sqlalchemy as sa
 
-from lab_assets.defs.resources import LAB_DB_URL_ENV
 from lab_assets.lib.sql import quote_identifier
+from lab_assets.mysql import LAB_DB_URL_ENV
 
 
 def source_schema_statements() -> list[str]:
@@ -50,9 +50,9 @@ def show(url: str) -> None:
         rows = [["NULL" if v is None else str(v) for v in row] for row in result]
         (total,) = connection.exec_driver_sql("SELECT COUNT(*) FROM experiment_measurements").one()
     widths = [max(len(n), *(len(r[i]) for r in rows)) if rows else len(n) for i, n in enumerate(names)]
-    print("  ".join(n.ljust(w) for n, w in zip(names, widths)))
+    print("  ".join(n.ljust(w) for n, w in zip(names, widths, strict=True)))
     for row in rows:
-        print("  ".join(v.rjust(w) for v, w in zip(row, widths)))
+        print("  ".join(v.rjust(w) for v, w in zip(row, widths, strict=True)))
     print(f"({total} rows{', first 50 shown' if total > 50 else ''})")
 
 

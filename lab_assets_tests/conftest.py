@@ -15,9 +15,9 @@ from dagster import DagsterInstance, materialize
 
 from lab_assets.defs.assets import LAB_ASSETS
 from lab_assets.defs.checks import ALL_CHECKS
-from lab_assets.defs.resources import MySQLResource
 from lab_assets.io_manager import MySQLIOManager
 from lab_assets.local_lab import source_schema_statements
+from lab_assets.mysql import MySQLResource
 from lab_assets_tests import lab_data
 
 # The server the tests use; its database part is ignored (each test gets its own database).
@@ -55,7 +55,13 @@ class LabDatabase:
         return {"mysql": mysql, "io_manager": MySQLIOManager(mysql=mysql)}
 
     def materialize_all(self, instance: DagsterInstance | None = None, raise_on_error: bool = True, tags=None):
-        return materialize([*LAB_ASSETS, *ALL_CHECKS], tags=tags, resources=self.resources(), instance=instance, raise_on_error=raise_on_error)
+        return materialize(
+            [*LAB_ASSETS, *ALL_CHECKS],
+            tags=tags,
+            resources=self.resources(),
+            instance=instance,
+            raise_on_error=raise_on_error,
+        )
 
 
 _counter = iter(range(1_000_000))
@@ -73,11 +79,26 @@ def create_lab_database(seed_rows: bool = True) -> LabDatabase:
     return database
 
 
+# Fixtures that reach the server: a test using any of them (directly or through another fixture)
+# is marked ``integration``, as are the tests marked so in their module.
+SERVER_FIXTURES = {"lab_db", "empty_lab_db", "mysql_dagster_home"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
+
+
 @pytest.fixture(scope="session", autouse=True)
-def _drop_session_databases() -> Iterator[None]:
+def _drop_session_databases(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
+    if not any(item.get_closest_marker("integration") for item in request.session.items):
+        return  # nothing here reached the server (e.g. pytest -m "not integration")
     with server_connection() as connection, connection.cursor() as cursor:
-        cursor.execute("SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE %s", (SESSION_PREFIX + "\\_%",))
+        cursor.execute(
+            "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE %s", (SESSION_PREFIX + "\\_%",)
+        )
         for (name,) in cursor.fetchall():
             cursor.execute(f"DROP DATABASE `{name}`")
 

@@ -12,6 +12,7 @@ import random
 import re
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
+
 import pymysql
 import sqlalchemy as sa
 
@@ -61,7 +62,9 @@ def generate(sample_count: int, first_id: int = SEED_SAMPLE_COUNT + 1, seed: int
     return samples, measurements
 
 
-def insert(connection: pymysql.connections.Connection, samples: Sequence[Sample], measurements: Sequence[Measurement]) -> None:
+def insert(
+    connection: pymysql.connections.Connection, samples: Sequence[Sample], measurements: Sequence[Measurement]
+) -> None:
     """Bulk insert (multi-row INSERTs) with FK checks off: generated parents may come later in a
     batch, and bad-input tests need parents that do not exist."""
     with connection.cursor() as cursor:
@@ -125,7 +128,12 @@ def expected_flat_table(
     sample_ids = {s[0] for s in samples}
     columns = sorted({column_for_type(t) for s, t, _ in measurements if t is not None and s in sample_ids})
     rows = {
-        sample_id: {"experiment_id": experiment_id, "top_parent_id": roots[sample_id][0], "sample_id": sample_id, **dict.fromkeys(columns)}
+        sample_id: {
+            "experiment_id": experiment_id,
+            "top_parent_id": roots[sample_id][0],
+            "sample_id": sample_id,
+            **dict.fromkeys(columns),
+        }
         for sample_id, _, experiment_id in samples
     }
     for sample_id, measurement_type, value in measurements:
@@ -143,7 +151,7 @@ def actual_flat_table(connection: pymysql.connections.Connection, table: str = "
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT * FROM `{table}`")
         names = [d[0] for d in cursor.description]
-        rows = {row[names.index("sample_id")]: dict(zip(names, row)) for row in cursor.fetchall()}
+        rows = {row[names.index("sample_id")]: dict(zip(names, row, strict=True)) for row in cursor.fetchall()}
     return names, rows
 
 
@@ -151,7 +159,11 @@ def documented_column_name(measurement_type: str) -> str:
     """The README's naming rule, written again here (not imported) so the tests check the project
     against the documentation: plain lowercase identifiers keep their name, anything else gets
     ``measurement_<slug>__<first 8 hex digits of SHA-1 of the exact type>``."""
-    if re.fullmatch(r"[a-z][a-z0-9_]*", measurement_type) and "__" not in measurement_type and len(measurement_type) <= 52:
+    if (
+        re.fullmatch(r"[a-z][a-z0-9_]*", measurement_type)
+        and "__" not in measurement_type
+        and len(measurement_type) <= 52
+    ):
         return f"measurement_{measurement_type}"
     slug = re.sub(r"[^a-z0-9]+", "_", measurement_type.lower()).strip("_")[:42].strip("_") or "type"
     return f"measurement_{slug}__{hashlib.sha1(measurement_type.encode('utf-8')).hexdigest()[:8]}"
@@ -187,7 +199,9 @@ def source_snapshot(connection: pymysql.connections.Connection) -> tuple:
     return samples, measurements, checksums
 
 
-def assert_flat_table_is_exact(connection: pymysql.connections.Connection) -> tuple[list[str], dict[int, dict[str, object]]]:
+def assert_flat_table_is_exact(
+    connection: pymysql.connections.Connection,
+) -> tuple[list[str], dict[int, dict[str, object]]]:
     """experiment_measurements, whole (column names and order, every row, every cell), equals the
     recomputation from the current source rows; returns the table as read."""
     source = read_sources(connection)

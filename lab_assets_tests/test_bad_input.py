@@ -66,9 +66,13 @@ def flat_table(db):
 
 
 def helper_tables(db) -> list[str]:
-    return [r[0] for r in db.query(
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name LIKE '%%\\_\\_%%'"
-    )]
+    return [
+        r[0]
+        for r in db.query(
+            "SELECT table_name FROM information_schema.tables"
+            " WHERE table_schema = DATABASE() AND table_name LIKE '%%\\_\\_%%'"
+        )
+    ]
 
 
 def all_checks_passed_except(result, *failing: str) -> None:
@@ -118,7 +122,9 @@ NON_IDENTIFIER_TYPES = ["pH-1", "temp C", "o2%", "a`b", "x'y", 'q"z', "';DROP T-
 
 def test_non_identifier_types_get_safe_unique_stable_columns(lab_db):
     with lab_db.connect() as connection:
-        insert(connection, [], [(n % 20 + 1, t, Decimal(n) + Decimal("0.5")) for n, t in enumerate(NON_IDENTIFIER_TYPES)])
+        insert(
+            connection, [], [(n % 20 + 1, t, Decimal(n) + Decimal("0.5")) for n, t in enumerate(NON_IDENTIFIER_TYPES)]
+        )
     before = snapshot(lab_db)
     result = lab_db.materialize_all()
     all_checks_passed_except(result)
@@ -132,7 +138,10 @@ def test_non_identifier_types_get_safe_unique_stable_columns(lab_db):
     assert len({n.lower() for n in names}) == len(names)
     first = flat_table(lab_db)
     lab_db.materialize_all()
-    assert flat_table(lab_db) == first and dict(lab_db.query("SELECT measurement_type, column_name FROM measurement_types")) == catalog
+    assert (
+        flat_table(lab_db) == first
+        and dict(lab_db.query("SELECT measurement_type, column_name FROM measurement_types")) == catalog
+    )
     assert snapshot(lab_db) == before
 
 
@@ -156,12 +165,11 @@ def test_types_differing_by_case_are_one_type_under_a_case_insensitive_collation
     rows = assert_exact(lab_db, case_insensitive=True)
     assert rows[2]["measurement_vol"] == Decimal("900") and rows[3]["measurement_vol"] == Decimal("400")
     assert sorted(lab_db.query("SELECT measurement_type, column_name FROM measurement_types")) == [
-        ("ph", "measurement_ph"), ("vol", "measurement_vol")
+        ("ph", "measurement_ph"),
+        ("vol", "measurement_vol"),
     ]
     duplicates = evaluations(result)["no_duplicate_measurements"]
-    assert offenders(duplicates) == [
-        "sample_id=2 type='vol' measurements=2", "sample_id=3 type='vol' measurements=2"
-    ]
+    assert offenders(duplicates) == ["sample_id=2 type='vol' measurements=2", "sample_id=3 type='vol' measurements=2"]
     all_checks_passed_except(result, "no_duplicate_measurements")
     assert snapshot(lab_db) == before
 
@@ -185,7 +193,11 @@ def test_types_differing_by_case_are_two_columns_under_a_binary_collation(lab_db
 
 def test_same_sample_and_type_twice_keeps_max_and_is_named(lab_db):
     with lab_db.connect() as connection:
-        insert(connection, [], [(2, "vol", Decimal("499")), (2, "vol", Decimal("501")), (3, "ph", None), (6, "ph", Decimal("5.1"))])
+        insert(
+            connection,
+            [],
+            [(2, "vol", Decimal("499")), (2, "vol", Decimal("501")), (3, "ph", None), (6, "ph", Decimal("5.1"))],
+        )
     before = snapshot(lab_db)
     result = lab_db.materialize_all()
     rows = assert_exact(lab_db)
@@ -214,7 +226,8 @@ def test_null_sample_type_and_value(lab_db):
     assert rows[21]["measurement_ph"] is None and rows[5]["measurement_vol"] is None
     by_name = evaluations(result)
     assert offenders(by_name["measurements_have_samples"]) == [
-        "sample_id=NULL type='vol' value='1.000000'", "sample_id='99999' type='vol' value='3.000000'"
+        "sample_id=NULL type='vol' value='1.000000'",
+        "sample_id='99999' type='vol' value='3.000000'",
     ]
     assert offenders(by_name["measurement_types_not_null"]) == ["sample_id='5' value='2.000000'"]
     all_checks_passed_except(result, "measurements_have_samples", "measurement_types_not_null")

@@ -29,7 +29,9 @@ def test_chunk_select_replaces_the_one_placeholder_with_integers():
 
 
 def test_missing_rows_insert_is_an_anti_join_on_the_primary_key():
-    sql = missing_rows_insert("db", "t__new", ["sample_id", "depth"], ["sample_id"], "SELECT id AS sample_id, NULL AS depth FROM s")
+    sql = missing_rows_insert(
+        "db", "t__new", ["sample_id", "depth"], ["sample_id"], "SELECT id AS sample_id, NULL AS depth FROM s"
+    )
     assert sql.startswith("INSERT INTO `db`.`t__new` (`sample_id`, `depth`)")
     assert "LEFT JOIN `db`.`t__new` AS present ON present.`sample_id` = candidate.`sample_id`" in sql
     assert sql.endswith("WHERE present.`sample_id` IS NULL")
@@ -38,11 +40,24 @@ def test_missing_rows_insert_is_an_anti_join_on_the_primary_key():
 def test_cycles_and_missing_parents_get_null_roots_in_chunked_builds(empty_lab_db):
     # 1 <- 2 <- 3 is a tree; 4 <-> 5 is a cycle; 6's parent 99 does not exist; 7 hangs below 6.
     samples = [(1, None, 1), (2, 1, 1), (3, 2, 1), (4, 5, 2), (5, 4, 2), (6, 99, 3), (7, 6, 3)]
-    measurements = [(3, "ph", Decimal("7.1")), (5, "vol", Decimal("2")), (7, "ph", Decimal("1")), (42, "ph", Decimal("9"))]
+    measurements = [
+        (3, "ph", Decimal("7.1")),
+        (5, "vol", Decimal("2")),
+        (7, "ph", Decimal("1")),
+        (42, "ph", Decimal("9")),
+    ]
     with empty_lab_db.connect() as connection:
         insert(connection, samples, measurements)
     empty_lab_db.materialize_all()
     lineage = empty_lab_db.query("SELECT sample_id, top_parent_id, depth FROM sample_lineage ORDER BY sample_id")
-    assert lineage == [(1, 1, 0), (2, 1, 1), (3, 1, 2), (4, None, None), (5, None, None), (6, None, None), (7, None, None)]
+    assert lineage == [
+        (1, 1, 0),
+        (2, 1, 1),
+        (3, 1, 2),
+        (4, None, None),
+        (5, None, None),
+        (6, None, None),
+        (7, None, None),
+    ]
     with empty_lab_db.connect() as connection:
         assert_flat_table_is_exact(connection)

@@ -7,10 +7,10 @@ from __future__ import annotations
 import pytest
 from dagster import build_asset_check_context
 
-import lab_assets.defs.assets as assets_module
+import lab_assets.refresh.flat_table as flat_table_module
 from lab_assets.defs import checks
-from lab_assets.defs.resources import MySQLResource
 from lab_assets.lib.flat_table import MAX_MEASUREMENT_COLUMNS
+from lab_assets.mysql import MySQLResource
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -63,29 +63,47 @@ CORRUPTIONS = {
     ),
     "one_row_per_sample": (
         checks.one_row_per_sample,
-        ["DELETE FROM experiment_measurements WHERE sample_id = 7",
-         "INSERT INTO experiment_measurements (experiment_id, top_parent_id, sample_id) VALUES (1, 1, 555)"],
+        [
+            "DELETE FROM experiment_measurements WHERE sample_id = 7",
+            "INSERT INTO experiment_measurements (experiment_id, top_parent_id, sample_id) VALUES (1, 1, 555)",
+        ],
         ["7 (no row)", "555 (not a sample)"],
     ),
 }
 
 RECONCILIATION_CORRUPTIONS = {
-    "cell value": ("UPDATE experiment_measurements SET measurement_ph = measurement_ph + 1 WHERE sample_id = 3",
-                   ["sample_id=3 measurement_ph"]),
-    "value lost": ("UPDATE experiment_measurements SET measurement_vol = NULL WHERE sample_id = 2",
-                   ["sample_id=2 count of non-NULL measurement cells", "sample_id=2 measurement_vol"]),
-    "value without source": ("UPDATE experiment_measurements SET measurement_vol = 1 WHERE sample_id = 1",
-                             ["sample_id=1 count of non-NULL measurement cells"]),
-    "wrong root": ("UPDATE experiment_measurements SET top_parent_id = 13 WHERE sample_id = 8",
-                   ["sample_id=8 top_parent_id"]),
-    "root not its own": ("UPDATE experiment_measurements SET top_parent_id = 1 WHERE sample_id = 5",
-                         ["sample_id=5 top_parent_id"]),
-    "missing root": ("UPDATE experiment_measurements SET top_parent_id = NULL WHERE sample_id = 20",
-                     ["sample_id=20 top_parent_id"]),
-    "experiment": ("UPDATE experiment_measurements SET experiment_id = 9 WHERE sample_id = 14",
-                   ["sample_id=14 experiment_id"]),
-    "extra column": ("ALTER TABLE experiment_measurements ADD COLUMN measurement_zz DECIMAL(16,6)",
-                     ["column measurement_zz not in the catalog"]),
+    "cell value": (
+        "UPDATE experiment_measurements SET measurement_ph = measurement_ph + 1 WHERE sample_id = 3",
+        ["sample_id=3 measurement_ph"],
+    ),
+    "value lost": (
+        "UPDATE experiment_measurements SET measurement_vol = NULL WHERE sample_id = 2",
+        ["sample_id=2 count of non-NULL measurement cells", "sample_id=2 measurement_vol"],
+    ),
+    "value without source": (
+        "UPDATE experiment_measurements SET measurement_vol = 1 WHERE sample_id = 1",
+        ["sample_id=1 count of non-NULL measurement cells"],
+    ),
+    "wrong root": (
+        "UPDATE experiment_measurements SET top_parent_id = 13 WHERE sample_id = 8",
+        ["sample_id=8 top_parent_id"],
+    ),
+    "root not its own": (
+        "UPDATE experiment_measurements SET top_parent_id = 1 WHERE sample_id = 5",
+        ["sample_id=5 top_parent_id"],
+    ),
+    "missing root": (
+        "UPDATE experiment_measurements SET top_parent_id = NULL WHERE sample_id = 20",
+        ["sample_id=20 top_parent_id"],
+    ),
+    "experiment": (
+        "UPDATE experiment_measurements SET experiment_id = 9 WHERE sample_id = 14",
+        ["sample_id=14 experiment_id"],
+    ),
+    "extra column": (
+        "ALTER TABLE experiment_measurements ADD COLUMN measurement_zz DECIMAL(16,6)",
+        ["column measurement_zz not in the catalog"],
+    ),
 }
 
 
@@ -129,7 +147,7 @@ def test_column_limit_check_fails_on_an_oversized_catalog(built_seed_db):
 
 
 def _wrapped_pivot(wrap):
-    original = assets_module.pivot_select
+    original = flat_table_module.pivot_select
 
     def pivot(*args, **kwargs):
         sql, params = original(*args, **kwargs)
@@ -141,12 +159,14 @@ def _wrapped_pivot(wrap):
 def test_flat_table_checks_fail_inside_a_materialization_when_the_build_is_wrong(lab_db, monkeypatch):
     # A deliberately wrong build: sample 7 left out, sample 3's ph off by one.
     monkeypatch.setattr(
-        assets_module,
+        flat_table_module,
         "pivot_select",
-        _wrapped_pivot(lambda sql: (
-            "SELECT experiment_id, top_parent_id, sample_id, measurement_ph + (sample_id = 3) AS measurement_ph,"
-            f" measurement_vol FROM ({sql}) AS built WHERE sample_id <> 7"
-        )),
+        _wrapped_pivot(
+            lambda sql: (
+                "SELECT experiment_id, top_parent_id, sample_id, measurement_ph + (sample_id = 3) AS measurement_ph,"
+                f" measurement_vol FROM ({sql}) AS built WHERE sample_id <> 7"
+            )
+        ),
     )
     result = lab_db.materialize_all()
     by_name = {e.check_name: e for e in result.get_asset_check_evaluations()}

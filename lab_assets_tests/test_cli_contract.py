@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from lab_assets_tests.lab_data import assert_flat_table_is_exact, actual_flat_table, generate, insert, read_sources
+from lab_assets_tests.lab_data import actual_flat_table, assert_flat_table_is_exact, generate, insert, read_sources
 
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 
@@ -19,7 +19,10 @@ def _materialize_everything(url: str, dagster_home: Path) -> subprocess.Complete
     env.update(LAB_DB_URL=url, DAGSTER_HOME=str(dagster_home))
     return subprocess.run(
         [DAGSTER, "asset", "materialize", "-m", "lab_assets.definitions", "--select", "*"],
-        env=env, capture_output=True, text=True, timeout=240,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
 
 
@@ -30,8 +33,15 @@ def test_cli_contract_builds_every_table_and_is_repeatable(lab_db, tmp_path):
     assert first.returncode == 0, first.stderr[-3000:]
     tables = {r[0] for r in lab_db.query("SHOW TABLES")}
     assert tables == {
-        "samples", "sample_measurements", "measurement_types", "sample_lineage", "sample_measurement_digests",
-        "experiment_measurements", "lab_pending_samples", "sample_lineage_buckets_64", "sample_measurement_digests_buckets_4",
+        "samples",
+        "sample_measurements",
+        "measurement_types",
+        "sample_lineage",
+        "sample_measurement_digests",
+        "experiment_measurements",
+        "lab_pending_samples",
+        "sample_lineage_buckets_64",
+        "sample_measurement_digests_buckets_4",
     }
     with lab_db.connect() as connection:
         source = read_sources(connection)
@@ -49,7 +59,10 @@ def test_cli_without_lab_db_url_fails_naming_the_variable(tmp_path):
     env["DAGSTER_HOME"] = str(tmp_path)
     result = subprocess.run(
         [DAGSTER, "asset", "materialize", "-m", "lab_assets.definitions", "--select", "*"],
-        env=env, capture_output=True, text=True, timeout=240,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
     assert result.returncode != 0
     assert "LAB_DB_URL" in result.stdout + result.stderr

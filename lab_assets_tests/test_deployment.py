@@ -18,8 +18,19 @@ from dagster import AssetKey, DagsterInstance
 from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus, RunsFilter
 from dagster._utils.tags import TagConcurrencyLimitsCounter
 
-from lab_assets.defs.concurrency import FLAT_TABLE_POOL, REFRESH_RUN_TAGS, REFRESH_TAG_KEY
-from lab_assets.defs.resources import LAB_DB_URL_ENV, MySQLResource
+from lab_assets.lib.names import (
+    SENSOR_NAME,
+)
+from lab_assets.lib.names import (
+    SENSOR_RUN_TAGS as REFRESH_RUN_TAGS,
+)
+from lab_assets.lib.names import (
+    SENSOR_TRIGGER_TAG as REFRESH_TAG_KEY,
+)
+from lab_assets.lib.names import (
+    TABLE_WRITERS_POOL as FLAT_TABLE_POOL,
+)
+from lab_assets.mysql import LAB_DB_URL_ENV, MySQLResource
 from lab_assets_tests.conftest import SERVER_URL, SESSION_PREFIX, server_connection
 from lab_assets_tests.lab_data import assert_flat_table_is_exact, generate, insert
 
@@ -76,10 +87,8 @@ def test_the_yaml_files_parse_and_dagster_yaml_is_a_valid_instance_config(tmp_pa
     limits = config["concurrency"]["runs"]["tag_concurrency_limits"]
     assert limits == [{"key": REFRESH_TAG_KEY, "limit": 1}]
     assert REFRESH_TAG_KEY in REFRESH_RUN_TAGS
-    # The key is the one the source-change sensor really puts on its run requests.
-    from lab_assets.defs import sensors
-
-    assert {sensors.TRIGGER_TAG: sensors.SENSOR_NAME} == REFRESH_RUN_TAGS
+    # The sensor puts exactly these tags on its run requests (test_sensor checks real requests).
+    assert REFRESH_RUN_TAGS == {REFRESH_TAG_KEY: SENSOR_NAME}
     assert config["concurrency"]["pools"]["default_limit"] == 1
 
 
@@ -155,7 +164,11 @@ def test_workspace_yaml_loads_the_definitions(tmp_path):
     env.update(LAB_DB_URL="mysql+pymysql://root@127.0.0.1:3306/unused", DAGSTER_HOME=str(tmp_path))
     result = subprocess.run(
         [DAGSTER, "definitions", "validate", "--workspace", "workspace.yaml"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
@@ -193,9 +206,9 @@ def mysql_instance(mysql_dagster_home, monkeypatch):
 
 def test_dagster_yaml_runs_an_instance_on_the_local_mariadb(mysql_instance, lab_db):
     instance = mysql_instance
-    assert [type(s).__name__ for s in (instance.run_storage, instance.event_log_storage, instance.schedule_storage)] == [
-        "MySQLRunStorage", "MySQLEventLogStorage", "MySQLScheduleStorage"
-    ]
+    assert [
+        type(s).__name__ for s in (instance.run_storage, instance.event_log_storage, instance.schedule_storage)
+    ] == ["MySQLRunStorage", "MySQLEventLogStorage", "MySQLScheduleStorage"]
     assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
     assert "mariadb" in instance.run_storage.get_server_version().lower()  # this test's point
 
@@ -236,7 +249,9 @@ def test_dagster_yaml_lets_one_refresh_at_a_time_through(mysql_instance):
     refresh = DagsterRun(job_name="__ASSET_JOB", tags=REFRESH_RUN_TAGS)
     other = DagsterRun(job_name="__ASSET_JOB", tags={"team": "lab"})
     assert not TagConcurrencyLimitsCounter(limits, []).is_blocked(refresh)
-    assert TagConcurrencyLimitsCounter(limits, [refresh]).is_blocked(DagsterRun(job_name="__ASSET_JOB", tags=REFRESH_RUN_TAGS))
+    assert TagConcurrencyLimitsCounter(limits, [refresh]).is_blocked(
+        DagsterRun(job_name="__ASSET_JOB", tags=REFRESH_RUN_TAGS)
+    )
     assert not TagConcurrencyLimitsCounter(limits, [refresh]).is_blocked(other)
 
     # The pool, in MariaDB through dagster-mysql: one slot; a step of a second run is refused

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from lab_assets_tests.lab_data import (
-    assert_flat_table_is_exact,
     actual_flat_table,
+    assert_flat_table_is_exact,
     expected_flat_table,
     generate,
     insert,

@@ -18,7 +18,9 @@ from lab_assets.lib.flat_table import (
 def test_column_limit_allows_the_limit_and_names_limit_and_count_beyond_it():
     assert column_limit_problem([f"measurement_t{i:04d}" for i in range(MAX_MEASUREMENT_COLUMNS)]) is None
     problem = column_limit_problem([f"measurement_t{i:04d}" for i in range(MAX_MEASUREMENT_COLUMNS + 1)])
-    assert problem is not None and str(MAX_MEASUREMENT_COLUMNS) in problem and str(MAX_MEASUREMENT_COLUMNS + 1) in problem
+    assert (
+        problem is not None and str(MAX_MEASUREMENT_COLUMNS) in problem and str(MAX_MEASUREMENT_COLUMNS + 1) in problem
+    )
 
 
 def test_column_limit_with_long_names_is_the_definition_budget():

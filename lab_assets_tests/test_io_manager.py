@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 from dagster import AssetIn, StaticPartitionsDefinition, asset, materialize
 
-from lab_assets.defs.resources import MySQLResource
-from lab_assets.io_manager import MySQLIOManager, SqlRelation
+from lab_assets.io_manager import KeyedRowsReplacement, MySQLIOManager, PartitionRows, SqlRelation, TableBuild
 from lab_assets.lib.sql import Column, TableDefinition, qualified_name
+from lab_assets.mysql import MySQLResource
 
 PARTITIONS = StaticPartitionsDefinition(["p1", "p2"])
 
@@ -25,9 +25,14 @@ def _rows(db, table):
 
 
 def _columns(db, table):
-    return [r[0] for r in db.query(
-        "SELECT column_name FROM information_schema.columns WHERE table_schema = DATABASE()"
-        " AND table_name = %s ORDER BY ordinal_position", (table,))]
+    return [
+        r[0]
+        for r in db.query(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = DATABASE()"
+            " AND table_name = %s ORDER BY ordinal_position",
+            (table,),
+        )
+    ]
 
 
 def _frame_asset(frame_box):
@@ -105,15 +110,18 @@ NUMBERS = TableDefinition(columns=(Column("n", "INT NOT NULL"), Column("label", 
 def _numbers_relation(schema, upto, definition=NUMBERS, label="%s"):
     select = f"SELECT id AS n, CONCAT('s', %s) AS label FROM {qualified_name(schema, 'samples')} WHERE id <= %s"
     if definition is not NUMBERS:
-        select = f"SELECT id AS n, CONCAT('s', %s) AS label, id * 10 AS extra FROM {qualified_name(schema, 'samples')} WHERE id <= %s"
-    return SqlRelation(select_sql=select, params=("-" + label, upto), definition=definition)
+        select = (
+            f"SELECT id AS n, CONCAT('s', %s) AS label, id * 10 AS extra FROM {qualified_name(schema, 'samples')}"
+            " WHERE id <= %s"
+        )
+    return TableBuild(select_sql=select, params=("-" + label, upto), definition=definition)
 
 
 def test_relation_materialized_twice_is_swapped_in_whole(lab_db):
     upto = [5]
 
     @asset
-    def numbers() -> SqlRelation:
+    def numbers() -> TableBuild:
         return _numbers_relation(lab_db.name, upto[0])
 
     materialize([numbers], resources=_resources(lab_db))
@@ -130,7 +138,7 @@ def test_relation_new_column_between_runs(lab_db):
     definition = [NUMBERS]
 
     @asset
-    def numbers() -> SqlRelation:
+    def numbers() -> TableBuild:
         return _numbers_relation(lab_db.name, 2, definition[0])
 
     materialize([numbers], resources=_resources(lab_db))
@@ -144,10 +152,12 @@ def test_failed_relation_build_keeps_the_last_good_table(lab_db):
     broken = [False]
 
     @asset
-    def numbers() -> SqlRelation:
+    def numbers() -> TableBuild:
         relation = _numbers_relation(lab_db.name, 4)
         if broken[0]:
-            return SqlRelation(select_sql=relation.select_sql + " AND no_such_column = 1", params=relation.params, definition=NUMBERS)
+            return TableBuild(
+                select_sql=relation.select_sql + " AND no_such_column = 1", params=relation.params, definition=NUMBERS
+            )
         return relation
 
     materialize([numbers], resources=_resources(lab_db))
@@ -165,10 +175,10 @@ def test_relation_partitions_p1_p2_then_p1_again_and_new_column(lab_db):
     definition = [TableDefinition(columns=(Column("part", "VARCHAR(8)"), Column("n", "INT")))]
 
     @asset(partitions_def=PARTITIONS, metadata={"partition_expr": "part"})
-    def parted(context) -> SqlRelation:
+    def parted(context) -> PartitionRows:
         low, high = bounds[context.partition_key]
         extra = ", id * 2" if len(definition[0].columns) == 3 else ""
-        return SqlRelation(
+        return PartitionRows(
             select_sql=f"SELECT %s, id{extra} FROM {qualified_name(lab_db.name, 'samples')} WHERE id BETWEEN %s AND %s",
             params=(context.partition_key, low, high),
             definition=definition[0],
@@ -188,22 +198,22 @@ def test_relation_input_is_a_relation_and_subset_loads_only_those_columns(lab_db
     seen = {}
 
     @asset
-    def numbers() -> SqlRelation:
+    def numbers() -> TableBuild:
         return _numbers_relation(lab_db.name, 3)
 
     @asset(ins={"numbers": AssetIn(metadata={"columns": ["label"]})})
-    def labels(numbers: SqlRelation) -> SqlRelation:
+    def labels(numbers: SqlRelation) -> TableBuild:
         seen["relation"] = numbers
-        return SqlRelation(
+        return TableBuild(
             select_sql=f"SELECT DISTINCT label FROM {numbers.as_from_item()} AS n",
             params=numbers.params,
             definition=TableDefinition(columns=(Column("label", "VARCHAR(20)"),)),
         )
 
     @asset
-    def whole(numbers: SqlRelation) -> SqlRelation:
+    def whole(numbers: SqlRelation) -> TableBuild:
         seen["whole"] = numbers
-        return SqlRelation(
+        return TableBuild(
             select_sql=f"SELECT COUNT(*) FROM {numbers.as_from_item()} AS n",
             params=numbers.params,
             definition=TableDefinition(columns=(Column("c", "INT"),)),
@@ -224,3 +234,65 @@ def test_dataframe_output_type_without_handler_is_a_clear_error(empty_lab_db):
 
     with pytest.raises(Exception, match="does not have a handler"):
         materialize([not_a_table], resources=_resources(empty_lab_db))
+
+
+def test_each_write_kind_refuses_what_it_cannot_write(lab_db):
+    @asset
+    def plain() -> SqlRelation:
+        return SqlRelation(select_sql="SELECT 1 AS n")
+
+    with pytest.raises(Exception, match="only says what to read"):
+        materialize([plain], resources=_resources(lab_db))
+
+    @asset(partitions_def=PARTITIONS, metadata={"partition_expr": "part"})
+    def parted() -> TableBuild:
+        return TableBuild(
+            select_sql="SELECT 'p1' AS part", definition=TableDefinition(columns=(Column("part", "VARCHAR(8)"),))
+        )
+
+    with pytest.raises(Exception, match="is partitioned: return PartitionRows"):
+        materialize([parted], partition_key="p1", resources=_resources(lab_db))
+
+    @asset
+    def unparted() -> PartitionRows:
+        return PartitionRows(select_sql="SELECT 1 AS n", definition=TableDefinition(columns=(Column("n", "INT"),)))
+
+    with pytest.raises(Exception, match="is not partitioned: return TableBuild"):
+        materialize([unparted], resources=_resources(lab_db))
+    tables = {r[0] for r in lab_db.query("SHOW TABLES")}
+    assert not tables & {"plain", "parted", "unparted"}, "nothing was written"
+
+
+def test_keyed_rows_replacement_replaces_listed_keys_in_one_transaction(lab_db):
+    # Rows 1-5 built whole; then keys 2 (changed), 4 (gone from the SELECT) and 9 (new) listed.
+    upto = [5]
+
+    @asset
+    def numbers() -> TableBuild:
+        return _numbers_relation(lab_db.name, upto[0])
+
+    materialize([numbers], resources=_resources(lab_db))
+    lab_db.execute(
+        "CREATE TABLE listed (n INT PRIMARY KEY)",
+        "INSERT INTO listed VALUES (2), (4), (9)",
+        "CREATE TABLE side (x INT)",
+    )
+
+    @asset(name="numbers")
+    def numbers_again() -> KeyedRowsReplacement:
+        samples = qualified_name(lab_db.name, "samples")
+        return KeyedRowsReplacement(
+            select_sql=f"SELECT id AS n, CONCAT('new', id) AS label FROM {samples} WHERE id IN (2, 9)",
+            definition=NUMBERS,
+            keys_table="listed",
+            in_transaction=("INSERT INTO side VALUES (1)",),
+            drop_after=("listed",),
+        )
+
+    result = materialize([numbers_again], resources=_resources(lab_db))
+    assert _rows(lab_db, "numbers") == [(1, "s-%s"), (2, "new2"), (3, "s-%s"), (5, "s-%s"), (9, "new9")]
+    metadata = result.asset_materializations_for_node("numbers")[0].metadata
+    assert metadata["write"].value == "rows replaced" and metadata["rows_written"].value == 2
+    assert metadata["dagster/row_count"].value == 5
+    assert _rows(lab_db, "side") == [(1,)]
+    assert not {r[0] for r in lab_db.query("SHOW TABLES")} & {"listed", "numbers__rows"}

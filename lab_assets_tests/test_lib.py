@@ -9,11 +9,28 @@ import pytest
 
 from lab_assets.lib.flat_table import MeasurementColumn, flat_table_definition, pivot_select
 from lab_assets.lib.lineage import recursion_limit, recursion_limit_statement
-from lab_assets.lib.naming import MYSQL_MAX_IDENTIFIER_LENGTH, column_name_for_type, staging_table_name
-from lab_assets.lib.sql import TableDefinition, Column, quote_identifier
+from lab_assets.lib.names import helper_table as staging_table_name
+from lab_assets.lib.naming import MYSQL_MAX_IDENTIFIER_LENGTH, column_name_for_type
 from lab_assets.lib.sources import fingerprint_select, measurement_type_catalog_select
+from lab_assets.lib.sql import Column, TableDefinition, quote_identifier
 
-ODD_TYPES = ["pH-1", "temp C", "o2%", "a`b", "it's", 'say"hi', "VOL", "Vol", "vol ", "", "é", "x__y", "__", "1st", "drop;--"]
+ODD_TYPES = [
+    "pH-1",
+    "temp C",
+    "o2%",
+    "a`b",
+    "it's",
+    'say"hi',
+    "VOL",
+    "Vol",
+    "vol ",
+    "",
+    "é",
+    "x__y",
+    "__",
+    "1st",
+    "drop;--",
+]
 
 
 @pytest.mark.parametrize("plain", ["ph", "vol", "smoot", "a", "x1", "long_name1", "abcdefghij"])
@@ -55,7 +72,9 @@ def test_staging_names_fit_the_identifier_limit():
 
 
 def test_table_definition_create_statement():
-    definition = TableDefinition(columns=(Column("id", "INT NOT NULL"), Column("v`x", "TEXT")), primary_key=("id",), indexes=(("v`x",),))
+    definition = TableDefinition(
+        columns=(Column("id", "INT NOT NULL"), Column("v`x", "TEXT")), primary_key=("id",), indexes=(("v`x",),)
+    )
     assert definition.create_statement("db", "t") == (
         "CREATE TABLE `db`.`t` (\n  `id` INT NOT NULL,\n  `v``x` TEXT,\n  PRIMARY KEY (`id`),\n  KEY (`v``x`)\n)"
         " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
@@ -72,12 +91,21 @@ def test_recursion_limit_never_below_server_default_and_covers_every_depth():
 def test_flat_table_columns_identifying_first_then_by_column_name():
     columns = [MeasurementColumn("vol", "measurement_vol"), MeasurementColumn("ph", "measurement_ph")]
     definition = flat_table_definition(columns)
-    assert definition.column_names == ("experiment_id", "top_parent_id", "sample_id", "measurement_ph", "measurement_vol")
+    assert definition.column_names == (
+        "experiment_id",
+        "top_parent_id",
+        "sample_id",
+        "measurement_ph",
+        "measurement_vol",
+    )
     assert definition.primary_key == ("sample_id",)
 
 
 def test_pivot_binds_type_values_in_column_order_before_lineage_params():
-    columns = [MeasurementColumn("vol", "measurement_vol"), MeasurementColumn("o2%'; DROP", "measurement_o2_drop__12345678")]
+    columns = [
+        MeasurementColumn("vol", "measurement_vol"),
+        MeasurementColumn("o2%'; DROP", "measurement_o2_drop__12345678"),
+    ]
     sql, params = pivot_select("db", "(SELECT ...)", ("lineage-param",), columns)
     assert params == ("o2%'; DROP", "vol", "lineage-param")
     assert sql.index("%s") < sql.index("(SELECT ...)"), "pivot placeholders precede the lineage subquery in the text"
@@ -95,10 +123,35 @@ def test_fingerprint_and_catalog_sql_quote_identifiers():
 # them passes every test here and fails on the production server (MySQL 8.0 reference manual,
 # "Keywords and Reserved Words", words marked (R)).
 MYSQL8_ONLY_RESERVED = {
-    "cube", "cume_dist", "dense_rank", "empty", "first_value", "function", "generated", "grouping",
-    "groups", "json_table", "lag", "last_value", "lateral", "lead", "master_bind", "nth_value",
-    "ntile", "of", "optimizer_costs", "over", "percent_rank", "rank", "row", "rows", "row_number",
-    "stored", "system", "virtual", "window",
+    "cube",
+    "cume_dist",
+    "dense_rank",
+    "empty",
+    "first_value",
+    "function",
+    "generated",
+    "grouping",
+    "groups",
+    "json_table",
+    "lag",
+    "last_value",
+    "lateral",
+    "lead",
+    "master_bind",
+    "nth_value",
+    "ntile",
+    "of",
+    "optimizer_costs",
+    "over",
+    "percent_rank",
+    "rank",
+    "row",
+    "rows",
+    "row_number",
+    "stored",
+    "system",
+    "virtual",
+    "window",
 }
 
 
@@ -107,7 +160,9 @@ def _refresh_sql_texts() -> list[str]:
 
     schema = "lab"
     return [
-        refresh.changed_bucket_members_select(schema, refresh.MEASUREMENT_BUCKETS, refresh.measurement_bucket_sums_select(schema), "b"),
+        refresh.changed_bucket_members_select(
+            schema, refresh.MEASUREMENT_BUCKETS, refresh.measurement_bucket_sums_select(schema), "b"
+        ),
         refresh.candidate_digests_select(schema, "candidates"),
         refresh.changed_measurement_samples_select(schema, "candidates", "live"),
         refresh.changed_digests_select(schema, "live", "changes"),
@@ -121,7 +176,10 @@ def _refresh_sql_texts() -> list[str]:
         refresh.descendants_select(schema, "moved"),
         refresh.lineage_update_select(schema, "changes"),
         *refresh.bucket_table_update_statements(
-            schema, refresh.LINEAGE_BUCKETS, "b", ("candidates", "changes"),
+            schema,
+            refresh.LINEAGE_BUCKETS,
+            "b",
+            ("candidates", "changes"),
             refresh.stored_lineage_bucket_sums_select(schema, ("candidates", "changes")),
         ),
     ]
@@ -148,6 +206,8 @@ def test_completed_in_threads_runs_tasks_side_by_side_and_hands_back_errors():
 
         return run
 
-    finished = {name: (result, error) for name, result, error in completed_in_threads({n: task(n) for n in ("a", "b", "bad")})}
+    finished = {
+        name: (result, error) for name, result, error in completed_in_threads({n: task(n) for n in ("a", "b", "bad")})
+    }
     assert finished["a"] == ("a", None) and finished["b"] == ("b", None)
     assert finished["bad"][0] is None and str(finished["bad"][1]) == "bad input"

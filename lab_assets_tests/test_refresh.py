@@ -9,17 +9,14 @@ from decimal import Decimal
 
 import pytest
 
-from lab_assets.defs.assets import REFRESH_TAG
+from lab_assets.lib.names import FULL_REBUILD_TAG as REFRESH_TAG
+from lab_assets.lib.names import SAMPLE_MEASUREMENT_DIGESTS as DIGEST_TABLE
+from lab_assets.lib.refresh import LINEAGE_BUCKETS, MEASUREMENT_BUCKETS, BucketScheme
 from lab_assets.lib.sources import HASH_PRIME
-from lab_assets.lib.refresh import (
-    DIGEST_BUCKETS_TABLE,
-    DIGEST_TABLE,
-    LINEAGE_BUCKETS,
-    LINEAGE_BUCKETS_TABLE,
-    MEASUREMENT_BUCKETS,
-    BucketScheme,
-)
+from lab_assets.refresh.state_tables import DIGEST_STATE, LINEAGE_STATE
 from lab_assets_tests.lab_data import assert_flat_table_is_exact, generate, insert
+
+DIGEST_BUCKETS_TABLE, LINEAGE_BUCKETS_TABLE = DIGEST_STATE.buckets_table, LINEAGE_STATE.buckets_table
 
 BASE_SAMPLES = 3_000
 
@@ -29,10 +26,15 @@ def _refresh_and_compare(db, tags=None):
     with db.connect() as connection:
         assert_flat_table_is_exact(connection)
     _assert_refresh_state_is_exact(db)
-    materializations = {e.asset_key.to_user_string(): e.materialization for e in result.get_asset_materialization_events()}
+    materializations = {
+        e.asset_key.to_user_string(): e.materialization for e in result.get_asset_materialization_events()
+    }
     for table in ("sample_lineage", DIGEST_TABLE, "experiment_measurements"):
         # Exact even where it is summed from a bucket table instead of counted.
-        assert materializations[table].metadata["dagster/row_count"].value == db.query(f"SELECT COUNT(*) FROM {table}")[0][0]
+        assert (
+            materializations[table].metadata["dagster/row_count"].value
+            == db.query(f"SELECT COUNT(*) FROM {table}")[0][0]
+        )
     return materializations["experiment_measurements"].metadata["refresh"].value
 
 
@@ -63,20 +65,28 @@ def _assert_refresh_state_is_exact(db) -> None:
     """What the next refresh diffs against is exact, whole: the digests equal a Python
     recomputation from the sources, and each bucket table equals the sums over its state table."""
     expected_digests = defaultdict(lambda: (0, 0, 0))
-    for sample_id, measurement_type, value in db.query("SELECT sample_id, measurement_type, value FROM sample_measurements"):
+    for sample_id, measurement_type, value in db.query(
+        "SELECT sample_id, measurement_type, value FROM sample_measurements"
+    ):
         if sample_id is not None:
             count, a, b = expected_digests[sample_id]
             hash_a, hash_b = _row_hashes((sample_id, measurement_type, value), (sample_id, value), (measurement_type,))
             expected_digests[sample_id] = (count + 1, a + hash_a, b + hash_b)
     digests = {row[0]: tuple(int(v) for v in row[1:]) for row in db.query(f"SELECT * FROM {DIGEST_TABLE}")}
     assert digests == dict(expected_digests)
-    digest_buckets = {row[0]: tuple(int(v) for v in row[1:]) for row in db.query(f"SELECT * FROM {DIGEST_BUCKETS_TABLE}")}
+    digest_buckets = {
+        row[0]: tuple(int(v) for v in row[1:]) for row in db.query(f"SELECT * FROM {DIGEST_BUCKETS_TABLE}")
+    }
     assert digest_buckets == _bucket_sums([(k, *v) for k, v in digests.items()], MEASUREMENT_BUCKETS.width)
 
     lineage = db.query("SELECT sample_id, parent_id, experiment_id FROM sample_lineage")
     assert sorted(lineage) == sorted(db.query("SELECT id, parent_id, experiment_id FROM samples"))
-    lineage_buckets = {row[0]: tuple(int(v) for v in row[1:]) for row in db.query(f"SELECT * FROM {LINEAGE_BUCKETS_TABLE}")}
-    assert lineage_buckets == _bucket_sums([(i, 1, *_row_hashes((i, p, e), (i, p, e))) for i, p, e in lineage], LINEAGE_BUCKETS.width)
+    lineage_buckets = {
+        row[0]: tuple(int(v) for v in row[1:]) for row in db.query(f"SELECT * FROM {LINEAGE_BUCKETS_TABLE}")
+    }
+    assert lineage_buckets == _bucket_sums(
+        [(i, 1, *_row_hashes((i, p, e), (i, p, e))) for i, p, e in lineage], LINEAGE_BUCKETS.width
+    )
 
 
 @pytest.fixture
@@ -102,7 +112,9 @@ def late_measurements(db):
 
 
 def changed_values(db):
-    db.execute("UPDATE sample_measurements SET value = value + 1 WHERE sample_id IN (2, 9, 700) AND measurement_type = 'ph'")
+    db.execute(
+        "UPDATE sample_measurements SET value = value + 1 WHERE sample_id IN (2, 9, 700) AND measurement_type = 'ph'"
+    )
 
 
 def deleted_measurements(db):
@@ -146,8 +158,16 @@ def deep_chain(db):
 
 
 CHANGES = [
-    new_samples, late_measurements, changed_values, swapped_values, deleted_measurements, brand_new_type, moved_subtree,
-    swapped_parents, deleted_samples, deep_chain,
+    new_samples,
+    late_measurements,
+    changed_values,
+    swapped_values,
+    deleted_measurements,
+    brand_new_type,
+    moved_subtree,
+    swapped_parents,
+    deleted_samples,
+    deep_chain,
 ]
 
 
@@ -197,13 +217,17 @@ def test_stale_bucket_sums_are_repaired_by_the_next_refresh(built_db):
     # Sums no longer matching their state table (as after a change of the row hash): every
     # bucket differs, no id does; the refresh rewrites those buckets instead of leaving them to be
     # compared id by id on every later refresh.
-    built_db.execute(f"UPDATE {LINEAGE_BUCKETS_TABLE} SET hash_b = hash_b + 1", f"UPDATE {DIGEST_BUCKETS_TABLE} SET hash_a = hash_a + 1")
+    built_db.execute(
+        f"UPDATE {LINEAGE_BUCKETS_TABLE} SET hash_b = hash_b + 1",
+        f"UPDATE {DIGEST_BUCKETS_TABLE} SET hash_a = hash_a + 1",
+    )
     assert _refresh_and_compare(built_db) == "incremental"
 
 
 def test_refresh_touches_only_changed_rows(built_db):
     ((touched,),) = built_db.query(
-        "SELECT COUNT(DISTINCT sample_id) FROM sample_measurements WHERE sample_id IN (2, 9, 700) AND measurement_type = 'ph'"
+        "SELECT COUNT(DISTINCT sample_id) FROM sample_measurements"
+        " WHERE sample_id IN (2, 9, 700) AND measurement_type = 'ph'"
     )
     changed_values(built_db)
     result = built_db.materialize_all()
@@ -212,7 +236,9 @@ def test_refresh_touches_only_changed_rows(built_db):
     assert metadata["dagster/row_count"].value == BASE_SAMPLES + 20
 
 
-@pytest.mark.parametrize("scheme", [MEASUREMENT_BUCKETS, LINEAGE_BUCKETS, BucketScheme(9)], ids=lambda s: f"width_{s.width}")
+@pytest.mark.parametrize(
+    "scheme", [MEASUREMENT_BUCKETS, LINEAGE_BUCKETS, BucketScheme(9)], ids=lambda s: f"width_{s.width}"
+)
 def test_bucket_sql_lists_each_id_in_exactly_one_bucket(empty_lab_db, scheme):
     width = scheme.width
     for sample_id in (-(2**31), -width - 1, -1, 0, 1, width - 1, width, 2**31 - 1):

@@ -9,9 +9,11 @@ import pytest
 from dagster import DagsterInstance, DagsterRunStatus, SkipReason, build_sensor_context
 from dagster._core.test_utils import create_run_for_test
 
-from lab_assets.defs.resources import MySQLResource
-from lab_assets.defs.sensors import SENSOR_NAME, TRIGGER_TAG, lab_source_change_sensor
+from lab_assets.defs.sensors import lab_source_change_sensor
 from lab_assets.lib.change_detection import FULL_CHECK_INTERVAL_SECONDS, SensorCursor, needs_fingerprint
+from lab_assets.lib.names import SENSOR_NAME
+from lab_assets.lib.names import SENSOR_TRIGGER_TAG as TRIGGER_TAG
+from lab_assets.mysql import MySQLResource
 from lab_assets_tests.lab_data import generate, insert
 from lab_assets_tests.test_refresh import CHANGES
 
@@ -59,10 +61,17 @@ def test_quiet_tick_starts_no_run_and_says_what_it_saw(ticker):
     assert requests == [] and message.startswith("no change")
 
 
-@pytest.mark.parametrize("change", CHANGES + [
-    lambda db: db.execute("UPDATE sample_measurements SET value = 6.5 WHERE sample_id = 2 AND measurement_type = 'ph'"),
-    lambda db: db.execute("UPDATE samples SET parent_id = 5 WHERE id = 4"),
-], ids=[f.__name__ for f in CHANGES] + ["corrected_ph_same_counts", "sample_moved_same_counts"])
+@pytest.mark.parametrize(
+    "change",
+    CHANGES
+    + [
+        lambda db: db.execute(
+            "UPDATE sample_measurements SET value = 6.5 WHERE sample_id = 2 AND measurement_type = 'ph'"
+        ),
+        lambda db: db.execute("UPDATE samples SET parent_id = 5 WHERE id = 4"),
+    ],
+    ids=[f.__name__ for f in CHANGES] + ["corrected_ph_same_counts", "sample_moved_same_counts"],
+)
 def test_each_change_kind_starts_exactly_one_run(ticker, lab_db, change):
     change(lab_db)
     requests, _ = ticker.tick()
@@ -87,14 +96,19 @@ def test_run_keys_are_deterministic_and_new_for_each_change(lab_db):
 
 
 def test_no_tick_while_a_refresh_is_running(ticker, lab_db):
-    create_run_for_test(ticker.instance, job_name="__ASSET_JOB", status=DagsterRunStatus.STARTED, tags={TRIGGER_TAG: SENSOR_NAME})
+    create_run_for_test(
+        ticker.instance, job_name="__ASSET_JOB", status=DagsterRunStatus.STARTED, tags={TRIGGER_TAG: SENSOR_NAME}
+    )
     lab_db.execute("DELETE FROM sample_measurements WHERE sample_id = 2")
     requests, message = ticker.tick()
     assert requests == [] and "still in progress" in message
 
 
 def test_touched_but_unchanged_tables_start_no_run(ticker, lab_db):
-    lab_db.execute("UPDATE sample_measurements SET value = value + 1 WHERE sample_id = 2", "UPDATE sample_measurements SET value = value - 1 WHERE sample_id = 2")
+    lab_db.execute(
+        "UPDATE sample_measurements SET value = value + 1 WHERE sample_id = 2",
+        "UPDATE sample_measurements SET value = value - 1 WHERE sample_id = 2",
+    )
     requests, message = ticker.tick()
     assert requests == [] and "content unchanged" in message
 
@@ -112,9 +126,9 @@ def test_fingerprint_decision_rules():
 def test_refresh_job_runs_the_tables_and_only_the_blocking_checks():
     from dagster import AssetsDefinition
 
+    from lab_assets.definitions import defs
     from lab_assets.defs.assets import LAB_ASSETS
     from lab_assets.defs.checks import ALL_CHECKS, BLOCKING_CHECKS
-    from lab_assets.definitions import defs
 
     assert lab_source_change_sensor.job_name == "lab_refresh"
     refresh = {node.name for node in defs.resolve_job_def("lab_refresh").graph.nodes}

@@ -12,8 +12,8 @@ import pytest
 from dagster import AssetKey, DagsterEventType, DagsterInstance, EventRecordsFilter
 from dagster._core.definitions.observe import observe
 
-from lab_assets.defs.assets import sample_measurements, samples
 from lab_assets.definitions import defs
+from lab_assets.defs.assets import sample_measurements, samples
 from lab_assets.lib.progress import logged_step
 
 TABLE_ASSETS = ["measurement_types", "sample_lineage", "sample_measurement_digests", "experiment_measurements"]
@@ -50,7 +50,11 @@ def _latest_metadata(instance: DagsterInstance, key: str, event_type: DagsterEve
     )
     assert records, f"no {event_type} for {key}"
     event = records[0].event_log_entry.dagster_event
-    data = event.step_materialization_data.materialization if event_type == DagsterEventType.ASSET_MATERIALIZATION else event.asset_observation_data.asset_observation
+    data = (
+        event.step_materialization_data.materialization
+        if event_type == DagsterEventType.ASSET_MATERIALIZATION
+        else event.asset_observation_data.asset_observation
+    )
     return dict(data.metadata)
 
 
@@ -90,7 +94,10 @@ def test_a_new_measurement_type_is_reported_in_the_materialization(lab_db):
     added_columns = flat["measurement_columns_added"].value.split(", ")
     assert added_columns[1] == "measurement_temp" and added_columns[0].startswith("measurement_ph_1__")
     assert flat["measurement_columns"].value == 4
-    rows = lab_db.query(f"SELECT `{added_columns[0]}`, measurement_temp FROM experiment_measurements WHERE sample_id IN (4, 5) ORDER BY sample_id")
+    rows = lab_db.query(
+        f"SELECT `{added_columns[0]}`, measurement_temp FROM experiment_measurements"
+        " WHERE sample_id IN (4, 5) ORDER BY sample_id"
+    )
     assert rows == [(Decimal("6.500000"), None), (None, Decimal("21.000000"))]
 
 
@@ -107,7 +114,9 @@ def test_observations_of_the_sources_carry_row_count_column_schema_and_table_nam
         assert metadata["dagster/row_count"].value == 20
         assert metadata["dagster/table_name"].value == f"{lab_db.name}.{table}"
         assert [c.name for c in metadata["dagster/column_schema"].value.columns] == expected_columns[table]
-    samples_schema = _latest_metadata(instance, "samples", DagsterEventType.ASSET_OBSERVATION)["dagster/column_schema"].value
+    samples_schema = _latest_metadata(instance, "samples", DagsterEventType.ASSET_OBSERVATION)[
+        "dagster/column_schema"
+    ].value
     assert samples_schema.columns[0].constraints.nullable is False  # id is the primary key
     assert samples_schema.columns[1].constraints.nullable is True
 

@@ -79,14 +79,20 @@ class Webserver:
             # process group that stop() ends as a whole.
             self.process = subprocess.Popen(
                 [*program, "-m", "lab_assets.definitions", "-h", "127.0.0.1", "-p", str(self.port)],
-                cwd=home, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                cwd=home,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
 
     def log_tail(self) -> str:
         return self.log_path.read_text()[-4000:]
 
     def graphql(self, query: str, variables: dict | None = None) -> dict:
-        response = requests.post(f"{self.base}/graphql", json={"query": query, "variables": variables or {}}, timeout=30)
+        response = requests.post(
+            f"{self.base}/graphql", json={"query": query, "variables": variables or {}}, timeout=30
+        )
         response.raise_for_status()
         body = response.json()
         assert "errors" not in body, body["errors"]
@@ -109,7 +115,11 @@ class Webserver:
     def launch(self, selector: dict, asset_names: list[str], tags: dict[str, str] | None = None) -> str:
         """Launch a materialization of ``asset_names`` as the UI does; returns the run id."""
         params = {
-            "selector": {**selector, "pipelineName": "__ASSET_JOB", "assetSelection": [{"path": [n]} for n in asset_names]},
+            "selector": {
+                **selector,
+                "pipelineName": "__ASSET_JOB",
+                "assetSelection": [{"path": [n]} for n in asset_names],
+            },
             "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in (tags or {}).items()]},
         }
         launched = self.graphql(LAUNCH, {"params": params})["launchPipelineExecution"]
@@ -181,7 +191,10 @@ def _drive(server: Webserver, lab_db) -> None:
     # Materialize every materializable asset, as the "Materialize all" button does.
     materializable = [name for name, n in nodes.items() if n["isMaterializable"]]
     assert sorted(materializable) == [
-        "experiment_measurements", "measurement_types", "sample_lineage", "sample_measurement_digests"
+        "experiment_measurements",
+        "measurement_types",
+        "sample_lineage",
+        "sample_measurement_digests",
     ]
     run_id = server.launch(selector, materializable)
 
@@ -209,7 +222,9 @@ def _drive(server: Webserver, lab_db) -> None:
                 (name,),
             )
         ], name
-    flat_entries = {e["label"]: e for e in after["experiment_measurements"]["assetMaterializations"][0]["metadataEntries"]}
+    flat_entries = {
+        e["label"]: e for e in after["experiment_measurements"]["assetMaterializations"][0]["metadataEntries"]
+    }
     assert "measurement_types_added" in flat_entries
 
     # The whole table, against the independent recomputation.

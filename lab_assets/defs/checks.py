@@ -11,7 +11,6 @@ from being rebuilt, so the last good table stays; they fail their step with a me
 problem. The other checks report and let good rows be published.
 """
 
-
 from collections.abc import Callable, Iterator, Sequence
 
 from dagster import (
@@ -23,21 +22,14 @@ from dagster import (
     asset_check,
 )
 
-from lab_assets.defs.assets import (
-    FLAT_TABLE,
-    LINEAGE,
-    MEASUREMENT_TYPES,
-    experiment_measurements,
-    sample_measurements,
-    samples,
-)
-from lab_assets.defs.resources import MySQLResource
+from lab_assets.defs.assets import experiment_measurements, sample_measurements, samples
 from lab_assets.lib import integrity
 from lab_assets.lib.flat_table import IDENTIFYING_COLUMNS, MAX_MEASUREMENT_COLUMNS, column_limit_problem
 from lab_assets.lib.lineage import recursion_limit
+from lab_assets.lib.names import EXPERIMENT_MEASUREMENTS, MEASUREMENT_TYPES, SAMPLE_LINEAGE, SAMPLE_MEASUREMENTS
 from lab_assets.lib.sql import qualified_name
+from lab_assets.mysql import MySQLResource
 
-CATALOG_TABLE = "measurement_types"
 OFFENDER_LIMIT = integrity.OFFENDER_LIMIT
 
 
@@ -49,7 +41,7 @@ def _result(
     severity: AssetCheckSeverity,
     what: str,
     offender: Callable[[tuple], object],
-    extra_metadata: dict[str, object] | None = None,
+    extra_metadata: dict[str, MetadataValue] | None = None,
 ) -> AssetCheckResult:
     """An AssetCheckResult from an ``integrity.offenders`` query result (count in the last column)."""
     count = int(rows[0][-1]) if rows else 0
@@ -74,15 +66,12 @@ def _result(
 
 def _source_collation(mysql: MySQLResource) -> tuple[str, str]:
     """Character set and collation of sample_measurements.measurement_type."""
-    charset, collation = mysql.fetch_one(
-        integrity.COLUMN_COLLATION_SQL, (mysql.database, "sample_measurements", "measurement_type")
-    )
-    return charset, collation
+    column = mysql.column(SAMPLE_MEASUREMENTS, "measurement_type")
+    return str(column.character_set), str(column.collation)
 
 
 def _lineage_recursion_limit(mysql: MySQLResource) -> int:
-    (count,) = mysql.fetch_one(f"SELECT COUNT(*) FROM {qualified_name(mysql.database, 'samples')}")
-    return recursion_limit(int(count))
+    return recursion_limit(mysql.sample_id_span())
 
 
 def _value(value: object) -> str:
@@ -93,7 +82,7 @@ def _value(value: object) -> str:
 
 
 @asset_check(
-    asset=LINEAGE,
+    asset=SAMPLE_LINEAGE,
     additional_deps=[samples],
     description="No parent cycles: every sample either reaches a root or hangs under a missing parent."
     " Names the samples on or under a cycle (they get top_parent_id NULL). Non-blocking: all other"
@@ -114,7 +103,7 @@ def no_parent_cycles(context: AssetCheckExecutionContext, mysql: MySQLResource) 
 
 
 @asset_check(
-    asset=LINEAGE,
+    asset=SAMPLE_LINEAGE,
     additional_deps=[samples],
     description="No missing parents: every parent_id names an existing sample. Names the samples under"
     " a parent that does not exist (they get top_parent_id NULL) and the missing parent ids."
@@ -207,15 +196,17 @@ def _fail_step_if(result: AssetCheckResult) -> Iterator[AssetCheckResult]:
         raise Failure(description=result.description, metadata=dict(result.metadata))
 
 
-@asset_check(
+@asset_check(  # pyright: ignore[reportArgumentType]  (a generator check: Dagster runs it, its stub type omits it)
     asset=MEASUREMENT_TYPES,
     blocking=True,
     description="The catalog's column names are unique as MySQL compares column names (case-insensitively),"
     " also against experiment_id, top_parent_id and sample_id. Blocking: experiment_measurements is"
     " not rebuilt, the last good table stays.",
 )
-def catalog_column_names_unique(context: AssetCheckExecutionContext, mysql: MySQLResource) -> Iterator[AssetCheckResult]:
-    sql, params = integrity.duplicate_column_names_select(mysql.database, CATALOG_TABLE)
+def catalog_column_names_unique(
+    context: AssetCheckExecutionContext, mysql: MySQLResource
+) -> Iterator[AssetCheckResult]:
+    sql, params = integrity.duplicate_column_names_select(mysql.database, MEASUREMENT_TYPES)
     rows = mysql.fetch_all(sql, params)
     yield from _fail_step_if(
         _result(
@@ -229,15 +220,20 @@ def catalog_column_names_unique(context: AssetCheckExecutionContext, mysql: MySQ
     )
 
 
-@asset_check(
+@asset_check(  # pyright: ignore[reportArgumentType]  (a generator check: Dagster runs it, its stub type omits it)
     asset=MEASUREMENT_TYPES,
     blocking=True,
     description=f"The catalog fits in one table: at most {MAX_MEASUREMENT_COLUMNS} measurement columns"
     " (InnoDB row size limit with DECIMAL(16,6) columns) and a table definition within MariaDB's limit."
     " Blocking: experiment_measurements is not rebuilt, the last good table stays.",
 )
-def catalog_within_column_limit(context: AssetCheckExecutionContext, mysql: MySQLResource) -> Iterator[AssetCheckResult]:
-    names = [row[0] for row in mysql.fetch_all(f"SELECT column_name FROM {qualified_name(mysql.database, CATALOG_TABLE)}")]
+def catalog_within_column_limit(
+    context: AssetCheckExecutionContext, mysql: MySQLResource
+) -> Iterator[AssetCheckResult]:
+    names = [
+        row[0]
+        for row in mysql.fetch_all(f"SELECT column_name FROM {qualified_name(mysql.database, MEASUREMENT_TYPES)}")
+    ]
     problem = column_limit_problem(names)
     metadata = {
         "measurement_columns": MetadataValue.int(len(names)),
@@ -271,7 +267,7 @@ def catalog_within_column_limit(context: AssetCheckExecutionContext, mysql: MySQ
     " rows without a sample and repeated ids.",
 )
 def one_row_per_sample(context: AssetCheckExecutionContext, mysql: MySQLResource) -> AssetCheckResult:
-    rows = mysql.fetch_all(integrity.sample_rows_mismatch_select(mysql.database, FLAT_TABLE))
+    rows = mysql.fetch_all(integrity.sample_rows_mismatch_select(mysql.database, EXPERIMENT_MEASUREMENTS))
     return _result(
         context,
         name="one_row_per_sample",
@@ -294,22 +290,33 @@ def one_row_per_sample(context: AssetCheckExecutionContext, mysql: MySQLResource
 def flat_table_reconciles(context: AssetCheckExecutionContext, mysql: MySQLResource) -> AssetCheckResult:
     database = mysql.database
     identifying = {c.name for c in IDENTIFYING_COLUMNS}
-    table_columns = [r[0] for r in mysql.fetch_all(integrity.TABLE_COLUMNS_SQL, (database, FLAT_TABLE))]
+    table_columns = mysql.column_names(EXPERIMENT_MEASUREMENTS)
     measurement_columns = [c for c in table_columns if c not in identifying]
-    catalog_columns = [r[0] for r in mysql.fetch_all(f"SELECT column_name FROM {qualified_name(database, CATALOG_TABLE)}")]
-    column_problems = [f"column {c} not in the catalog" for c in sorted(set(measurement_columns) - set(catalog_columns))]
+    catalog_columns = [
+        r[0] for r in mysql.fetch_all(f"SELECT column_name FROM {qualified_name(database, MEASUREMENT_TYPES)}")
+    ]
+    column_problems = [
+        f"column {c} not in the catalog" for c in sorted(set(measurement_columns) - set(catalog_columns))
+    ]
     column_problems += [f"catalog column {c} missing" for c in sorted(set(catalog_columns) - set(measurement_columns))]
     charset, collation = _source_collation(mysql)
     # Whole table in one cheap pass; then the columns of the first offending samples by name.
-    catalog = mysql.fetch_all(f"SELECT measurement_type, column_name FROM {qualified_name(database, CATALOG_TABLE)}")
+    catalog = mysql.fetch_all(
+        f"SELECT measurement_type, column_name FROM {qualified_name(database, MEASUREMENT_TYPES)}"
+    )
     sql, params = integrity.reconciliation_offending_samples_select(
-        database, FLAT_TABLE, [(t, c) for t, c in catalog if c in measurement_columns]
+        database, EXPERIMENT_MEASUREMENTS, [(t, c) for t, c in catalog if c in measurement_columns]
     )
     offending = sorted(r[0] for r in mysql.fetch_all(sql, params))
     rows = []
     if offending:
         sql, params = integrity.reconciliation_select(
-            database, FLAT_TABLE, CATALOG_TABLE, measurement_columns, charset, collation,
+            database,
+            EXPERIMENT_MEASUREMENTS,
+            MEASUREMENT_TYPES,
+            measurement_columns,
+            charset,
+            collation,
             only_sample_ids=offending[:OFFENDER_LIMIT],
         )
         rows = mysql.fetch_all(sql, params, recursion_limit=_lineage_recursion_limit(mysql))

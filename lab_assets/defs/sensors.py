@@ -3,10 +3,6 @@
 import time
 
 from dagster import (
-    AssetSelection,
-    DefaultScheduleStatus,
-    ScheduleDefinition,
-    define_asset_job,
     DagsterRunStatus,
     DefaultSensorStatus,
     RunRequest,
@@ -17,15 +13,19 @@ from dagster import (
     sensor,
 )
 
-from lab_assets.defs.assets import FLAT_TABLE, SOURCE_DERIVED_TABLES, experiment_measurements
-from lab_assets.defs.checks import BLOCKING_CHECKS
-from lab_assets.defs.resources import MySQLResource
+from lab_assets.defs.jobs import lab_refresh_job
 from lab_assets.lib.change_detection import SensorCursor, is_unsettled, needs_fingerprint, run_key
+from lab_assets.lib.names import (
+    EXPERIMENT_MEASUREMENTS,
+    SAMPLE_MEASUREMENTS,
+    SAMPLES,
+    SENSOR_NAME,
+    SENSOR_RUN_TAGS,
+)
 from lab_assets.lib.sources import MEASUREMENTS_COLUMNS, SAMPLES_COLUMNS, fingerprint_select
+from lab_assets.mysql import MySQLResource, is_mariadb
 
-TRIGGER_TAG = "lab_assets/trigger"
-SENSOR_NAME = "lab_source_change_sensor"
-SOURCE_TABLES = {"samples": SAMPLES_COLUMNS, "sample_measurements": MEASUREMENTS_COLUMNS}
+SOURCE_TABLES = {SAMPLES: SAMPLES_COLUMNS, SAMPLE_MEASUREMENTS: MEASUREMENTS_COLUMNS}
 IN_PROGRESS = [
     DagsterRunStatus.QUEUED,
     DagsterRunStatus.NOT_STARTED,
@@ -33,42 +33,21 @@ IN_PROGRESS = [
     DagsterRunStatus.STARTED,
     DagsterRunStatus.CANCELING,
 ]
-# The sensor's refresh builds the tables and runs the blocking checks that guard the flat table;
-# the whole-table integrity checks (each a full scan) run with every full materialization
-# (`--select '*'`, the UI) and with the nightly `lab_integrity_audit` schedule instead.
-REFRESH_SELECTION = AssetSelection.assets(*SOURCE_DERIVED_TABLES, experiment_measurements).without_checks() | AssetSelection.checks(*BLOCKING_CHECKS)
-lab_refresh_job = define_asset_job(
-    "lab_refresh",
-    selection=REFRESH_SELECTION,
-    description="Refresh the lab tables (incremental where possible) with the blocking catalog checks.",
-)
-lab_integrity_audit_job = define_asset_job(
-    "lab_integrity_audit",
-    selection=AssetSelection.all_asset_checks(),
-    description="Every integrity check over the whole tables, without rebuilding anything.",
-)
-lab_integrity_audit_schedule = ScheduleDefinition(
-    name="lab_integrity_audit_nightly",
-    job=lab_integrity_audit_job,
-    cron_schedule="0 3 * * *",
-    default_status=DefaultScheduleStatus.STOPPED,
-    description="Runs every integrity check at 03:00; sensor-driven refreshes run only the blocking ones.",
-)
 
 
 def _update_times(mysql: MySQLResource) -> tuple[dict[str, str | None], str]:
     with mysql.connect() as connection:
-        if not connection.dialect.is_mariadb:
+        if not is_mariadb(connection):
             # MySQL 8 caches information_schema table statistics for a day by default.
             connection.exec_driver_sql("SET SESSION information_schema_stats_expiry = 0")
         rows = connection.exec_driver_sql(
             "SELECT table_name, DATE_FORMAT(update_time, '%%Y-%%m-%%d %%H:%%i:%%s'),"
             " DATE_FORMAT(NOW(), '%%Y-%%m-%%d %%H:%%i:%%s') FROM information_schema.tables"
-            " WHERE table_schema = %s AND table_name IN ('samples', 'sample_measurements')",
-            (mysql.database,),
+            " WHERE table_schema = %s AND table_name IN (%s, %s)",
+            (mysql.database, *SOURCE_TABLES),
         ).fetchall()
     if len(rows) != 2:
-        raise RuntimeError(f"{mysql.database} must hold the tables samples and sample_measurements")
+        raise RuntimeError(f"{mysql.database} must hold the tables {' and '.join(SOURCE_TABLES)}")
     return {name: updated for name, updated, _ in rows}, rows[0][2]
 
 
@@ -91,9 +70,7 @@ def _fingerprint(mysql: MySQLResource) -> str:
     " while an earlier refresh is still going.",
 )
 def lab_source_change_sensor(context: SensorEvaluationContext, mysql: MySQLResource):
-    running = context.instance.get_run_records(
-        RunsFilter(statuses=IN_PROGRESS, tags={TRIGGER_TAG: SENSOR_NAME}), limit=1
-    )
+    running = context.instance.get_run_records(RunsFilter(statuses=IN_PROGRESS, tags=SENSOR_RUN_TAGS), limit=1)
     if running:
         return SkipReason(f"refresh run {running[0].dagster_run.run_id} is still in progress; waiting for it")
 
@@ -109,13 +86,11 @@ def lab_source_change_sensor(context: SensorEvaluationContext, mysql: MySQLResou
     cursor.unsettled = is_unsettled(update_times, server_now)
     cursor.last_full_check = now
     if fingerprint == cursor.fingerprint:
-        return SensorResult(
-            skip_reason=f"checked ({reason}): content unchanged", cursor=cursor.serialize()
-        )
+        return SensorResult(skip_reason=f"checked ({reason}): content unchanged", cursor=cursor.serialize())
     cursor.fingerprint = fingerprint
     cursor.changes_seen += 1
-    context.log.info(f"source change seen ({reason}): {fingerprint}; refreshing {FLAT_TABLE}")
+    context.log.info(f"source change seen ({reason}): {fingerprint}; refreshing {EXPERIMENT_MEASUREMENTS}")
     return SensorResult(
-        run_requests=[RunRequest(run_key=run_key(cursor.changes_seen, fingerprint), tags={TRIGGER_TAG: SENSOR_NAME})],
+        run_requests=[RunRequest(run_key=run_key(cursor.changes_seen, fingerprint), tags=SENSOR_RUN_TAGS)],
         cursor=cursor.serialize(),
     )

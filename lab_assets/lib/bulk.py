@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from lab_assets.lib.names import SAMPLES
 from lab_assets.lib.sql import qualified_name, quote_identifier
 
 # Placeholder in a SELECT's WHERE clause for a chunk's key range; valid SQL (TRUE) as it stands.
@@ -96,6 +97,6 @@ def in_sample_id_ranges(schema: str, select_sql: str, params: tuple[object, ...]
         select_sql=select_sql,
         params=params,
         chunk_key="s.id",
-        chunk_bounds_sql=f"SELECT MIN(id), MAX(id) FROM {qualified_name(schema, 'samples')}",
+        chunk_bounds_sql=f"SELECT MIN(id), MAX(id) FROM {qualified_name(schema, SAMPLES)}",
         parallel=2,
     )

@@ -26,7 +26,7 @@ class SensorCursor:
     changes_seen: int = 0
 
     @classmethod
-    def parse(cls, raw: str | None) -> "SensorCursor":
+    def parse(cls, raw: str | None) -> SensorCursor:
         return cls(**json.loads(raw)) if raw else cls()
 
     def serialize(self) -> str:

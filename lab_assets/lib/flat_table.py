@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from lab_assets.lib.bulk import CHUNK_FILTER
+from lab_assets.lib.names import SAMPLE_MEASUREMENTS, SAMPLES
 from lab_assets.lib.sql import Column, TableDefinition, qualified_name, quote_identifier
 
 IDENTIFYING_COLUMNS = (
@@ -62,8 +63,8 @@ def pivot_select(
     for incremental refreshes.
     """
     columns = ordered(measurement_columns)
-    samples = qualified_name(schema, "samples")
-    measurements = qualified_name(schema, "sample_measurements")
+    samples = qualified_name(schema, SAMPLES)
+    measurements = qualified_name(schema, SAMPLE_MEASUREMENTS)
     keys = qualified_name(schema, only_samples_in) if only_samples_in else ""
     only_samples = f" JOIN {keys} AS k ON k.sample_id = s.id" if keys else ""
     lineage_join = f"LEFT JOIN {lineage_from} AS lineage ON lineage.sample_id = s.id"
@@ -74,10 +75,10 @@ FROM {samples} AS s{only_samples}
 WHERE {CHUNK_FILTER}"""
         return sql, lineage_params
     pivots = ",\n  ".join(
-        f"MAX(CASE WHEN m.measurement_type = %s THEN m.value END) AS {quote_identifier(c.column_name)}"
-        for c in columns
+        f"MAX(CASE WHEN m.measurement_type = %s THEN m.value END) AS {quote_identifier(c.column_name)}" for c in columns
     )
-    sql = f"""SELECT MAX(s.experiment_id) AS experiment_id, MAX(lineage.top_parent_id) AS top_parent_id, s.id AS sample_id,
+    sql = f"""SELECT MAX(s.experiment_id) AS experiment_id, MAX(lineage.top_parent_id) AS top_parent_id,
+  s.id AS sample_id,
   {pivots}
 FROM {samples} AS s{only_samples}
 {lineage_join}

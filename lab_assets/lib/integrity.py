@@ -13,19 +13,11 @@ import re
 from collections.abc import Sequence
 
 from lab_assets.lib.flat_table import IDENTIFYING_COLUMNS
+from lab_assets.lib.names import SAMPLE_LINEAGE, SAMPLE_MEASUREMENTS, SAMPLES
 from lab_assets.lib.sql import qualified_name, quote_identifier
 
 OFFENDER_LIMIT = 20
 _NAME = re.compile(r"[A-Za-z0-9_]+")
-
-COLUMN_COLLATION_SQL = (
-    "SELECT character_set_name, collation_name FROM information_schema.columns"
-    " WHERE table_schema = %s AND table_name = %s AND column_name = %s"
-)
-TABLE_COLUMNS_SQL = (
-    "SELECT column_name FROM information_schema.columns"
-    " WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position"
-)
 
 
 def _checked_name(kind: str, name: str) -> str:
@@ -37,14 +29,17 @@ def _checked_name(kind: str, name: str) -> str:
 
 def offenders(select_sql: str, order_by: str, limit: int = OFFENDER_LIMIT) -> str:
     """``select_sql``'s rows (the offenders), first ``limit`` by ``order_by``, plus their count."""
-    return f"SELECT offender.*, COUNT(*) OVER () AS offender_count\nFROM (\n{select_sql}\n) AS offender\nORDER BY {order_by}\nLIMIT {int(limit)}"
+    return (
+        f"SELECT offender.*, COUNT(*) OVER () AS offender_count\nFROM (\n{select_sql}\n) AS offender\n"
+        f"ORDER BY {order_by}\nLIMIT {int(limit)}"
+    )
 
 
 def _lineage_ctes(schema: str) -> str:
     """``reached``: samples with a root, walked down from the roots. ``dangling``: samples whose
     parent does not exist and everything below them. A sample in neither is on or under a parent
     cycle. Both walks go down from a start set, so they end on any data."""
-    samples = qualified_name(schema, "samples")
+    samples = qualified_name(schema, SAMPLES)
     return f"""WITH RECURSIVE reached (id) AS (
   SELECT id FROM {samples} WHERE parent_id IS NULL
   UNION ALL
@@ -61,7 +56,7 @@ dangling (id) AS (
 def cycle_samples_select(schema: str, limit: int = OFFENDER_LIMIT) -> str:
     """Samples on or under a parent cycle (no root above them, no missing parent either):
     sample_id, parent_id, count."""
-    samples = qualified_name(schema, "samples")
+    samples = qualified_name(schema, SAMPLES)
     inner = f"""SELECT s.id AS sample_id, s.parent_id
 FROM {samples} AS s
 LEFT JOIN reached ON reached.id = s.id
@@ -73,14 +68,14 @@ WHERE reached.id IS NULL AND dangling.id IS NULL"""
 def missing_parent_samples_select(schema: str, limit: int = OFFENDER_LIMIT) -> str:
     """Samples under a parent id that does not exist (the sample naming it and all below it):
     sample_id, parent_id, count."""
-    samples = qualified_name(schema, "samples")
+    samples = qualified_name(schema, SAMPLES)
     inner = f"SELECT s.id AS sample_id, s.parent_id FROM {samples} AS s JOIN dangling ON dangling.id = s.id"
     return f"{_lineage_ctes(schema)}\n{offenders(inner, 'sample_id', limit)}"
 
 
 def missing_parent_ids_select(schema: str, limit: int = OFFENDER_LIMIT) -> str:
     """Distinct parent ids that samples name but that do not exist: parent_id, count."""
-    samples = qualified_name(schema, "samples")
+    samples = qualified_name(schema, SAMPLES)
     inner = f"""SELECT DISTINCT s.parent_id
 FROM {samples} AS s LEFT JOIN {samples} AS p ON p.id = s.parent_id
 WHERE s.parent_id IS NOT NULL AND p.id IS NULL"""
@@ -89,7 +84,7 @@ WHERE s.parent_id IS NOT NULL AND p.id IS NULL"""
 
 def measurements_without_sample_select(schema: str, limit: int = OFFENDER_LIMIT) -> str:
     """Measurement rows whose sample_id is NULL or not a sample: sample_id, type, value, count."""
-    samples, measurements = qualified_name(schema, "samples"), qualified_name(schema, "sample_measurements")
+    samples, measurements = qualified_name(schema, SAMPLES), qualified_name(schema, SAMPLE_MEASUREMENTS)
     inner = f"""SELECT m.sample_id, m.measurement_type, m.value
 FROM {measurements} AS m LEFT JOIN {samples} AS s ON s.id = m.sample_id
 WHERE s.id IS NULL"""
@@ -99,7 +94,7 @@ WHERE s.id IS NULL"""
 def measurements_without_type_select(schema: str, limit: int = OFFENDER_LIMIT) -> str:
     """Measurement rows with a NULL measurement_type: sample_id, value, count."""
     inner = f"""SELECT m.sample_id, m.value
-FROM {qualified_name(schema, 'sample_measurements')} AS m
+FROM {qualified_name(schema, SAMPLE_MEASUREMENTS)} AS m
 WHERE m.measurement_type IS NULL"""
     return offenders(inner, "sample_id, value", limit)
 
@@ -111,14 +106,16 @@ def duplicate_measurements_select(schema: str, binary_collation: str, limit: int
     binary_collation = _checked_name("collation", binary_collation)
     inner = f"""SELECT m.sample_id, MAX(m.measurement_type COLLATE {binary_collation}) AS measurement_type,
   COUNT(*) AS measurements
-FROM {qualified_name(schema, 'sample_measurements')} AS m
+FROM {qualified_name(schema, SAMPLE_MEASUREMENTS)} AS m
 WHERE m.sample_id IS NOT NULL AND m.measurement_type IS NOT NULL
 GROUP BY m.sample_id, m.measurement_type
 HAVING COUNT(*) > 1"""
     return offenders(inner, "sample_id, measurement_type", limit)
 
 
-def duplicate_column_names_select(schema: str, catalog_table: str, limit: int = OFFENDER_LIMIT) -> tuple[str, tuple[object, ...]]:
+def duplicate_column_names_select(
+    schema: str, catalog_table: str, limit: int = OFFENDER_LIMIT
+) -> tuple[str, tuple[object, ...]]:
     """Column names of the flat table that MySQL would see as one name (column names are
     case-insensitive), the catalog's names plus the identifying columns: name, how many, count."""
     fixed = " UNION ALL ".join(["SELECT %s"] * len(IDENTIFYING_COLUMNS))
@@ -140,7 +137,7 @@ def catalog_size_select(schema: str, catalog_table: str) -> str:
 def sample_rows_mismatch_select(schema: str, flat_table: str, limit: int = OFFENDER_LIMIT) -> str:
     """Ids that break "one row per sample": samples without a row, rows without a sample,
     ids with more than one row: sample_id, problem, count."""
-    samples, flat = qualified_name(schema, "samples"), qualified_name(schema, flat_table)
+    samples, flat = qualified_name(schema, SAMPLES), qualified_name(schema, flat_table)
     inner = f"""SELECT s.id AS sample_id, 'no row' AS problem
 FROM {samples} AS s LEFT JOIN {flat} AS e ON e.sample_id = s.id WHERE e.sample_id IS NULL
 UNION ALL
@@ -190,8 +187,8 @@ def reconciliation_select(
     """
     source_charset = _checked_name("character set", source_charset)
     source_collation = _checked_name("collation", source_collation)
-    samples = qualified_name(schema, "samples")
-    measurements = qualified_name(schema, "sample_measurements")
+    samples = qualified_name(schema, SAMPLES)
+    measurements = qualified_name(schema, SAMPLE_MEASUREMENTS)
     flat, catalog = qualified_name(schema, flat_table), qualified_name(schema, catalog_table)
     quoted = [quote_identifier(c) for c in measurement_columns]
     if quoted:
@@ -274,14 +271,18 @@ def reconciliation_offending_samples_select(
       and depth + 1 (NULL-safe), NULL under a missing parent. Depth strictly grows away from the
       root, so no cycle can carry a root: NULL exactly where no root is reachable.
     """
-    samples = qualified_name(schema, "samples")
-    measurements = qualified_name(schema, "sample_measurements")
-    lineage = qualified_name(schema, "sample_lineage")
+    samples = qualified_name(schema, SAMPLES)
+    measurements = qualified_name(schema, SAMPLE_MEASUREMENTS)
+    lineage = qualified_name(schema, SAMPLE_LINEAGE)
     flat = qualified_name(schema, flat_table)
     types = tuple(t for t, _ in measurement_columns)
     if measurement_columns:
         known = f"m.measurement_type IN ({', '.join(['%s'] * len(types))})"
-        cell = "CASE " + " ".join(f"WHEN m.measurement_type = %s THEN e.{quote_identifier(c)}" for _, c in measurement_columns) + " END"
+        cell = (
+            "CASE "
+            + " ".join(f"WHEN m.measurement_type = %s THEN e.{quote_identifier(c)}" for _, c in measurement_columns)
+            + " END"
+        )
         key = "CASE " + " ".join(f"WHEN m.measurement_type = %s THEN {i}" for i in range(len(types))) + " END"
         filled = balanced_sum([f"(e.{quote_identifier(c)} IS NOT NULL)" for _, c in measurement_columns])
     else:

@@ -12,6 +12,7 @@ session limit to :func:`recursion_limit` first.
 from __future__ import annotations
 
 from lab_assets.lib.bulk import BulkBuild
+from lab_assets.lib.names import SAMPLES
 from lab_assets.lib.sql import Column, TableDefinition, qualified_name
 
 # parent_id and experiment_id record what the lineage was computed from (the refresh diffs them).
@@ -52,7 +53,7 @@ def _walk(samples: str) -> str:
 )"""
 
 
-def lineage_select(schema: str, samples_table: str = "samples") -> str:
+def lineage_select(schema: str, samples_table: str = SAMPLES) -> str:
     """One row per sample: sample_id, parent_id, experiment_id, top_parent_id (NULL if no root is
     reachable), depth."""
     samples = qualified_name(schema, samples_table)
@@ -61,7 +62,7 @@ SELECT s.id AS sample_id, s.parent_id, s.experiment_id, tree.top_parent_id, tree
 FROM {samples} AS s LEFT JOIN tree ON tree.sample_id = s.id"""
 
 
-def lineage_bulk_build(schema: str, samples_table: str = "samples") -> BulkBuild:
+def lineage_bulk_build(schema: str, samples_table: str = SAMPLES) -> BulkBuild:
     """The same rows as :func:`lineage_select`, built faster into an empty table.
 
     The LEFT JOIN from samples to the walk's result makes MariaDB index its materialized
@@ -74,6 +75,8 @@ def lineage_bulk_build(schema: str, samples_table: str = "samples") -> BulkBuild
     the next refresh corrects it."""
     samples = qualified_name(schema, samples_table)
     return BulkBuild(
-        select_sql=f"{_walk(samples)}\nSELECT sample_id, parent_id, experiment_id, top_parent_id, depth FROM tree ORDER BY sample_id",
-        missing_rows_sql=f"SELECT id AS sample_id, parent_id, experiment_id, NULL AS top_parent_id, NULL AS depth FROM {samples}",
+        select_sql=f"{_walk(samples)}\nSELECT sample_id, parent_id, experiment_id, top_parent_id, depth"
+        " FROM tree ORDER BY sample_id",
+        missing_rows_sql="SELECT id AS sample_id, parent_id, experiment_id, NULL AS top_parent_id, NULL AS depth"
+        f" FROM {samples}",
     )

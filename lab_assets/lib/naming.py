@@ -43,9 +43,3 @@ def column_name_for_type(measurement_type: str) -> str:
     slug = _NOT_SLUG.sub("_", measurement_type.lower()).strip("_")[:_MAX_SLUG_LENGTH].strip("_")
     digest = hashlib.sha1(measurement_type.encode("utf-8")).hexdigest()[:_HASH_DIGITS]
     return f"{COLUMN_PREFIX}{slug or 'type'}__{digest}"
-
-
-def staging_table_name(table: str, suffix: str) -> str:
-    """Name of a helper table next to ``table`` (``<table>__new``), within the identifier limit."""
-    tail = f"__{suffix}"
-    return table[: MYSQL_MAX_IDENTIFIER_LENGTH - len(tail)] + tail

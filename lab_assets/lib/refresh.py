@@ -27,7 +27,7 @@ affected sample ids in ``lab_pending_samples``; the flat table rebuilds exactly 
 and clears them in the same transaction. State is always recorded from data read no later than
 the data the flat rows are built from, so a change that lands mid-refresh is seen by the next
 one. The marker row ``REBUILD_ALL_MARKER`` in the pending table asks for a full rebuild (written
-when an upstream table was rebuilt whole).
+when an upstream table was rebuilt whole; lab_assets.refresh.pending).
 """
 
 from __future__ import annotations
@@ -36,12 +36,18 @@ import math
 from dataclasses import dataclass
 
 from lab_assets.lib.bulk import CHUNK_FILTER, BulkBuild
+from lab_assets.lib.names import (
+    NEW_SUFFIX,
+    SAMPLE_LINEAGE,
+    SAMPLE_MEASUREMENT_DIGESTS,
+    SAMPLE_MEASUREMENTS,
+    SAMPLES,
+    helper_table,
+)
 from lab_assets.lib.sources import row_hash_expressions
 from lab_assets.lib.sql import Column, TableDefinition, qualified_name
 
-PENDING_TABLE = "lab_pending_samples"
-REBUILD_ALL_MARKER = -2147483648  # INT's minimum; AUTO_INCREMENT sample ids are positive
-PENDING_TABLE_DEFINITION = TableDefinition(columns=(Column("sample_id", "INT NOT NULL"),), primary_key=("sample_id",))
+# A work table of sample ids (candidates, changes, moved samples; also the pending table).
 CHANGE_SET_DEFINITION = TableDefinition(columns=(Column("sample_id", "INT NOT NULL"),), primary_key=("sample_id",))
 BUCKET_SUMS = ("row_count", "hash_a", "hash_b")
 # Per bucket: the sums compared with the source (row count and the sums of both 32-bit row hashes;
@@ -56,7 +62,6 @@ BUCKET_SUMS_DEFINITION = TableDefinition(
     primary_key=("bucket",),
 )
 
-DIGEST_TABLE = "sample_measurement_digests"
 DIGEST_TABLE_DEFINITION = TableDefinition(
     columns=(
         Column("sample_id", "INT NOT NULL"),
@@ -94,7 +99,7 @@ class BucketScheme:
         cross-joined, the offsets past the width filtered out."""
         digits = max(1, math.ceil(math.log(self.width, 8) - 1e-9))
         tables = " CROSS JOIN ".join(f"({_DIGITS}) AS d{i}" for i in range(digits))
-        offset = " + ".join(f"d{i}.digit * {8 ** i}" for i in range(digits))
+        offset = " + ".join(f"d{i}.digit * {8**i}" for i in range(digits))
         return f"(SELECT {offset} AS offset_in_bucket FROM {tables} WHERE {offset} < {self.width})"
 
     def table_for(self, state_table: str) -> str:
@@ -110,8 +115,6 @@ class BucketScheme:
 # takes wider buckets and a smaller bucket table.
 MEASUREMENT_BUCKETS = BucketScheme(4)
 LINEAGE_BUCKETS = BucketScheme(64)
-DIGEST_BUCKETS_TABLE = MEASUREMENT_BUCKETS.table_for(DIGEST_TABLE)
-LINEAGE_BUCKETS_TABLE = LINEAGE_BUCKETS.table_for("sample_lineage")
 
 _MEASUREMENT_HASH_A, _MEASUREMENT_HASH_B = row_hash_expressions(
     ["m.sample_id", "m.measurement_type", "m.value"], ["m.sample_id", "m.value"]
@@ -143,7 +146,9 @@ def changed_bucket_members_select(schema: str, scheme: BucketScheme, live_sums_s
     table, kept in the server's in-memory temporary tables) differ from ``buckets_table``: the
     candidates the second level compares one by one."""
     differing = _differing_keys_select(
-        "bucket", BUCKET_SUMS, live_sums_select,
+        "bucket",
+        BUCKET_SUMS,
+        live_sums_select,
         f"SELECT bucket, {', '.join(BUCKET_SUMS)} FROM {qualified_name(schema, buckets_table)}",
     )
     return f"""SELECT {scheme.member_id("b.bucket", "o.offset_in_bucket")} AS sample_id
@@ -160,7 +165,7 @@ def measurement_digest_select(schema: str, only_samples_in: str | None = None) -
     in the flat table): its row count and the sums of both row hashes. With ``only_samples_in``
     (a work table of sample ids) only those, by index lookups. ``CHUNK_FILTER`` lets a bulk build
     run it in ranges of sample ids (:func:`digest_bulk_build`)."""
-    measurements = qualified_name(schema, "sample_measurements")
+    measurements = qualified_name(schema, SAMPLE_MEASUREMENTS)
     if only_samples_in:
         source = f"{qualified_name(schema, only_samples_in)} AS c JOIN {measurements} AS m ON m.sample_id = c.sample_id"
     else:
@@ -179,7 +184,7 @@ def digest_bulk_build(schema: str) -> BulkBuild:
     return BulkBuild(
         select_sql=measurement_digest_select(schema),
         chunk_key="m.sample_id",
-        chunk_bounds_sql=f"SELECT MIN(sample_id), MAX(sample_id) FROM {qualified_name(schema, 'sample_measurements')}",
+        chunk_bounds_sql=f"SELECT MIN(sample_id), MAX(sample_id) FROM {qualified_name(schema, SAMPLE_MEASUREMENTS)}",
         parallel=2,
     )
 
@@ -188,7 +193,7 @@ def measurement_bucket_sums_select(schema: str) -> str:
     """Bucket sums (:data:`BUCKET_SUMS_DEFINITION`) of ``sample_measurements``: one sequential scan."""
     return f"""SELECT {MEASUREMENT_BUCKETS.bucket_of("m.sample_id")} AS bucket, COUNT(*) AS row_count,
   SUM({_MEASUREMENT_HASH_A}) AS hash_a, SUM({_MEASUREMENT_HASH_B}) AS hash_b
-FROM {qualified_name(schema, "sample_measurements")} AS m WHERE m.sample_id IS NOT NULL GROUP BY bucket ORDER BY NULL"""
+FROM {qualified_name(schema, SAMPLE_MEASUREMENTS)} AS m WHERE m.sample_id IS NOT NULL GROUP BY bucket ORDER BY NULL"""
 
 
 def _buckets_of_ids(schema: str, scheme: BucketScheme, id_tables: tuple[str, ...]) -> str:
@@ -205,14 +210,19 @@ def _touched_buckets(schema: str, scheme: BucketScheme, id_tables: tuple[str, ..
     touched = f"""({_buckets_of_ids(schema, scheme, id_tables)}) AS touched
 CROSS JOIN {scheme.offsets()} AS o
 JOIN """
-    return touched, f" ON state.sample_id = {scheme.member_id('touched.bucket', 'o.offset_in_bucket')}", "touched.bucket"
+    return (
+        touched,
+        f" ON state.sample_id = {scheme.member_id('touched.bucket', 'o.offset_in_bucket')}",
+        "touched.bucket",
+    )
 
 
 def digest_bucket_sums_select(schema: str) -> str:
     """Bucket sums of the whole stored digest table."""
-    return f"""SELECT {MEASUREMENT_BUCKETS.bucket_of("state.sample_id")} AS bucket, SUM(state.measurement_rows) AS row_count,
+    return f"""SELECT {MEASUREMENT_BUCKETS.bucket_of("state.sample_id")} AS bucket,
+  SUM(state.measurement_rows) AS row_count,
   SUM(state.digest_a) AS hash_a, SUM(state.digest_b) AS hash_b, COUNT(*) AS state_rows
-FROM {qualified_name(schema, DIGEST_TABLE)} AS state GROUP BY bucket"""
+FROM {qualified_name(schema, SAMPLE_MEASUREMENT_DIGESTS)} AS state GROUP BY bucket"""
 
 
 def candidate_bucket_sums_select(schema: str, live_digests_table: str) -> str:
@@ -220,7 +230,8 @@ def candidate_bucket_sums_select(schema: str, live_digests_table: str) -> str:
     of a candidate bucket is a candidate, and once the changed digests are written from the live
     ones (and the ids without measurements deleted), the stored digests of those buckets are the
     live digests. So the bucket table needs no lookups into the digest table."""
-    return f"""SELECT {MEASUREMENT_BUCKETS.bucket_of("live.sample_id")} AS bucket, SUM(live.measurement_rows) AS row_count,
+    return f"""SELECT {MEASUREMENT_BUCKETS.bucket_of("live.sample_id")} AS bucket,
+  SUM(live.measurement_rows) AS row_count,
   SUM(live.digest_a) AS hash_a, SUM(live.digest_b) AS hash_b, COUNT(*) AS state_rows
 FROM {qualified_name(schema, live_digests_table)} AS live GROUP BY bucket"""
 
@@ -239,7 +250,7 @@ def changed_measurement_samples_select(schema: str, candidates_table: str, live_
     and stored ones compared by primary-key lookups."""
     stored = f"""SELECT d.sample_id, d.measurement_rows, d.digest_a, d.digest_b
 FROM {qualified_name(schema, candidates_table)} AS c
-JOIN {qualified_name(schema, DIGEST_TABLE)} AS d ON d.sample_id = c.sample_id"""
+JOIN {qualified_name(schema, SAMPLE_MEASUREMENT_DIGESTS)} AS d ON d.sample_id = c.sample_id"""
     live = f"SELECT sample_id, measurement_rows, digest_a, digest_b FROM {qualified_name(schema, live_digests_table)}"
     return _differing_keys_select("sample_id", _DIGEST_SUMS, live, stored)
 
@@ -256,8 +267,9 @@ def lineage_bucket_sums_select(schema: str) -> str:
     experiment_id): one sequential scan."""
     columns = ["s.id", "s.parent_id", "s.experiment_id"]
     hash_a, hash_b = row_hash_expressions(columns, columns)
-    return f"""SELECT {LINEAGE_BUCKETS.bucket_of("s.id")} AS bucket, COUNT(*) AS row_count, SUM({hash_a}) AS hash_a, SUM({hash_b}) AS hash_b
-FROM {qualified_name(schema, "samples")} AS s GROUP BY bucket ORDER BY NULL"""
+    return f"""SELECT {LINEAGE_BUCKETS.bucket_of("s.id")} AS bucket, COUNT(*) AS row_count,
+  SUM({hash_a}) AS hash_a, SUM({hash_b}) AS hash_b
+FROM {qualified_name(schema, SAMPLES)} AS s GROUP BY bucket ORDER BY NULL"""
 
 
 def stored_lineage_bucket_sums_select(schema: str, only_buckets_of: tuple[str, ...] = ()) -> str:
@@ -268,7 +280,7 @@ def stored_lineage_bucket_sums_select(schema: str, only_buckets_of: tuple[str, .
     hash_a, hash_b = row_hash_expressions(columns, columns)
     return f"""SELECT {bucket} AS bucket, COUNT(*) AS row_count, SUM({hash_a}) AS hash_a, SUM({hash_b}) AS hash_b,
   COUNT(*) AS state_rows
-FROM {touched}{qualified_name(schema, "sample_lineage")} AS state{on} GROUP BY {bucket}"""
+FROM {touched}{qualified_name(schema, SAMPLE_LINEAGE)} AS state{on} GROUP BY {bucket}"""
 
 
 def state_row_count_select(schema: str, buckets_table: str) -> str:
@@ -280,10 +292,11 @@ def state_row_count_select(schema: str, buckets_table: str) -> str:
 def bucket_table_build_statements(schema: str, buckets_table: str, stored_sums_select) -> tuple[str, ...]:
     """(Re)build the bucket table from the whole state table (``stored_sums_select(schema)``),
     aside and renamed in, so an interrupted build leaves no partial table."""
-    staging = qualified_name(schema, f"{buckets_table}__new")
+    staging_table = helper_table(buckets_table, NEW_SUFFIX)
+    staging = qualified_name(schema, staging_table)
     return (
         f"DROP TABLE IF EXISTS {staging}",
-        BUCKET_SUMS_DEFINITION.create_statement(schema, f"{buckets_table}__new"),
+        BUCKET_SUMS_DEFINITION.create_statement(schema, staging_table),
         f"INSERT INTO {staging} {stored_sums_select(schema)}",
         f"DROP TABLE IF EXISTS {qualified_name(schema, buckets_table)}",
         f"RENAME TABLE {staging} TO {qualified_name(schema, buckets_table)}",
@@ -313,8 +326,8 @@ def changed_samples_select(schema: str, candidates_table: str) -> str:
     parent or experiment differs from what ``sample_lineage`` recorded; plus every sample
     recorded without a root: those are few (cycles, missing parents; an index lookup) and
     re-examining them each time repairs a sample that a whole-table build recorded mid-change."""
-    samples = qualified_name(schema, "samples")
-    lineage = qualified_name(schema, "sample_lineage")
+    samples = qualified_name(schema, SAMPLES)
+    lineage = qualified_name(schema, SAMPLE_LINEAGE)
     candidates = qualified_name(schema, candidates_table)
     return f"""SELECT s.id FROM {candidates} AS c
 JOIN {samples} AS s ON s.id = c.sample_id
@@ -331,8 +344,8 @@ SELECT l.sample_id FROM {lineage} AS l WHERE l.top_parent_id IS NULL"""
 def moved_samples_select(schema: str, changes_table: str) -> str:
     """Of the changed samples, those whose place in a tree changed (new, deleted, another
     parent, or no root recorded): their subtrees need new roots. Reads only the changed ids."""
-    samples = qualified_name(schema, "samples")
-    lineage = qualified_name(schema, "sample_lineage")
+    samples = qualified_name(schema, SAMPLES)
+    lineage = qualified_name(schema, SAMPLE_LINEAGE)
     return f"""SELECT c.sample_id FROM {qualified_name(schema, changes_table)} AS c
 LEFT JOIN {samples} AS s ON s.id = c.sample_id
 LEFT JOIN {lineage} AS l ON l.sample_id = c.sample_id
@@ -342,7 +355,7 @@ WHERE s.id IS NULL OR l.sample_id IS NULL OR l.top_parent_id IS NULL OR NOT (l.p
 def descendants_select(schema: str, seeds_table: str) -> str:
     """The seeds and every sample below them. UNION (not UNION ALL) drops rows already found,
     so the walk ends even on a parent cycle."""
-    samples = qualified_name(schema, "samples")
+    samples = qualified_name(schema, SAMPLES)
     return f"""WITH RECURSIVE down (sample_id) AS (
   SELECT sample_id FROM {qualified_name(schema, seeds_table)}
   UNION
@@ -358,8 +371,8 @@ def lineage_update_select(schema: str, changes_table: str) -> str:
     parent's stored root is still right) and goes down through changed samples only; a changed
     sample it never reaches is on a cycle or under a missing parent: root NULL.
     """
-    samples = qualified_name(schema, "samples")
-    lineage = qualified_name(schema, "sample_lineage")
+    samples = qualified_name(schema, SAMPLES)
+    lineage = qualified_name(schema, SAMPLE_LINEAGE)
     changes = qualified_name(schema, changes_table)
     return f"""WITH RECURSIVE tree (sample_id, top_parent_id, depth) AS (
   SELECT s.id,
@@ -380,4 +393,3 @@ SELECT s.id AS sample_id, s.parent_id, s.experiment_id, tree.top_parent_id, tree
 FROM {changes} AS c
 JOIN {samples} AS s ON s.id = c.sample_id
 LEFT JOIN tree ON tree.sample_id = s.id"""
-

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from lab_assets.lib.names import SAMPLE_MEASUREMENTS, SAMPLES
 from lab_assets.lib.sql import qualified_name, quote_identifier
 
 SAMPLES_COLUMNS = ("id", "parent_id", "experiment_id", "ts")
@@ -11,7 +12,7 @@ MEASUREMENTS_COLUMNS = ("sample_id", "measurement_type", "value")
 
 
 # Per source table, the numeric columns that make the second row hash (see row_hash_expressions).
-NUMERIC_COLUMNS = {"samples": ("id", "parent_id", "experiment_id"), "sample_measurements": ("sample_id", "value")}
+NUMERIC_COLUMNS = {SAMPLES: ("id", "parent_id", "experiment_id"), SAMPLE_MEASUREMENTS: ("sample_id", "value")}
 
 
 # The largest prime below 2^32: the second hash's product is reduced modulo it.
@@ -55,8 +56,7 @@ def fingerprint_select(schema: str, table: str, columns: Sequence[str]) -> str:
         [quote_identifier(c) for c in columns], [quote_identifier(c) for c in NUMERIC_COLUMNS[table]]
     )
     return (
-        f"SELECT COUNT(*), COALESCE(SUM({hash_a}), 0), COALESCE(SUM({hash_b}), 0)"
-        f" FROM {qualified_name(schema, table)}"
+        f"SELECT COUNT(*), COALESCE(SUM({hash_a}), 0), COALESCE(SUM({hash_b}), 0) FROM {qualified_name(schema, table)}"
     )
 
 
@@ -69,7 +69,7 @@ def measurement_type_catalog_select(schema: str, binary_collation: str) -> str:
     """
     if not binary_collation.replace("_", "").isalnum():
         raise ValueError(f"unexpected collation name {binary_collation!r}")
-    measurements = qualified_name(schema, "sample_measurements")
+    measurements = qualified_name(schema, SAMPLE_MEASUREMENTS)
     return f"""SELECT MAX(measurement_type COLLATE {binary_collation}) AS measurement_type,
   COUNT(DISTINCT sample_id) AS sample_count,
   COUNT(*) AS measurement_count

@@ -100,7 +100,7 @@ def insert_select_statement(schema: str, table: str, columns: Sequence[str], sel
     return f"INSERT INTO {qualified_name(schema, table)} ({column_list})\n{select_sql}"
 
 
-def upsert_select_statement(schema: str, table: str, definition: "TableDefinition", source_table: str) -> str:
+def upsert_select_statement(schema: str, table: str, definition: TableDefinition, source_table: str) -> str:
     """Copy every row of ``source_table`` (same columns) into ``table``: new keys are inserted,
     existing rows get the source's values (INSERT ... SELECT ... ON DUPLICATE KEY UPDATE, with
     the source's columns named in the update: valid on MySQL 8 and MariaDB, unlike the
@@ -108,12 +108,15 @@ def upsert_select_statement(schema: str, table: str, definition: "TableDefinitio
     columns = definition.column_names
     column_list = ", ".join(map(quote_identifier, columns))
     picked = ", ".join(f"fresh.{quote_identifier(c)}" for c in columns)
-    updates = [f"{quote_identifier(c)} = fresh.{quote_identifier(c)}" for c in columns if c not in definition.primary_key]
+    updates = [
+        f"{quote_identifier(c)} = fresh.{quote_identifier(c)}" for c in columns if c not in definition.primary_key
+    ]
+    source = f"SELECT {picked} FROM {qualified_name(schema, source_table)} AS fresh"
     if not updates:  # a key-only table: existing rows are already right
-        return f"INSERT IGNORE INTO {qualified_name(schema, table)} ({column_list}) SELECT {picked} FROM {qualified_name(schema, source_table)} AS fresh"
+        return f"INSERT IGNORE INTO {qualified_name(schema, table)} ({column_list}) {source}"
     return (
         f"INSERT INTO {qualified_name(schema, table)} ({column_list})\n"
-        f"SELECT {picked} FROM {qualified_name(schema, source_table)} AS fresh\n"
+        f"{source}\n"
         f"ON DUPLICATE KEY UPDATE {', '.join(updates)}"
     )
 

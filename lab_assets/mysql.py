@@ -1,0 +1,181 @@
+"""Connection code: the MySQL resource (how to reach the lab database) and the catalog reads
+(information_schema) everything else asks through it.
+
+Below ``defs/`` and ``io_manager``: both import from here, nothing here imports from them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cache
+
+import sqlalchemy as sa
+from dagster import ConfigurableResource
+from pydantic import Field
+from sqlalchemy.engine import Connection, Engine
+
+from lab_assets.lib.lineage import recursion_limit_statement
+from lab_assets.lib.names import SAMPLES
+from lab_assets.lib.sql import qualified_name
+
+LAB_DB_URL_ENV = "LAB_DB_URL"
+
+
+@cache
+def _engine(url: str) -> Engine:
+    # AUTOCOMMIT: MySQL commits implicitly around DDL anyway, so transactions are opened
+    # explicitly (see `transaction`) exactly where a change must be all-or-nothing.
+    return sa.create_engine(
+        url,
+        isolation_level="AUTOCOMMIT",
+        pool_pre_ping=True,
+        # One idle connection kept per database; the few more a step opens side by side
+        # (lab_source_derivations) are closed when returned, so a process that reaches many
+        # databases (a code server, the test session) holds few connections.
+        pool_size=1,
+        max_overflow=8,
+        connect_args={"connect_timeout": 10},
+    )
+
+
+@contextmanager
+def transaction(connection: Connection) -> Iterator[Connection]:
+    """An explicit transaction on an AUTOCOMMIT connection: COMMIT on success, else ROLLBACK."""
+    connection.exec_driver_sql("START TRANSACTION")
+    try:
+        yield connection
+    except BaseException:
+        connection.exec_driver_sql("ROLLBACK")
+        raise
+    connection.exec_driver_sql("COMMIT")
+
+
+@dataclass(frozen=True)
+class ColumnInfo:
+    """One column as information_schema describes it."""
+
+    name: str
+    column_type: str  # e.g. "int(11)" (MariaDB) or "int" (MySQL 8.0.19+): shown, never parsed
+    nullable: bool
+    character_set: str | None  # None for non-text columns
+    collation: str | None
+
+
+def is_mariadb(connection: Connection) -> bool:
+    """MariaDB or MySQL: a few session variables are named differently (lab_assets.lib.sql)."""
+    return bool(getattr(connection.dialect, "is_mariadb", False))
+
+
+def table_columns(connection: Connection, schema: str, table: str) -> list[ColumnInfo]:
+    """The table's columns in their order; empty if the table does not exist. Read by position:
+    MySQL 8 labels information_schema's result columns in upper case, MariaDB as written."""
+    rows = connection.exec_driver_sql(
+        "SELECT column_name, column_type, is_nullable, character_set_name, collation_name"
+        " FROM information_schema.columns WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
+        (schema, table),
+    ).fetchall()
+    return [ColumnInfo(str(r[0]), str(r[1]), r[2] == "YES", r[3], r[4]) for r in rows]
+
+
+def column_names(connection: Connection, schema: str, table: str) -> list[str]:
+    """The table's column names in their order; empty if the table does not exist."""
+    return [column.name for column in table_columns(connection, schema, table)]
+
+
+def table_exists(connection: Connection, schema: str, table: str) -> bool:
+    return (
+        connection.exec_driver_sql(
+            "SELECT 1 FROM information_schema.tables WHERE table_schema = %s AND table_name = %s",
+            (schema, table),
+        ).first()
+        is not None
+    )
+
+
+def sample_id_span(connection: Connection, schema: str) -> int:
+    """``MAX(id) - MIN(id) + 1`` of samples (0 when empty): at least the number of samples, exactly
+    that while ids are dense, read from the primary key's two ends instead of counting every row.
+    The one bound used for recursion limits and for the share of changed samples."""
+    (span,) = connection.exec_driver_sql(
+        f"SELECT COALESCE(MAX(id) - MIN(id) + 1, 0) FROM {qualified_name(schema, SAMPLES)}"
+    ).one()
+    return int(span)
+
+
+class MySQLResource(ConfigurableResource):
+    """Connection settings for the lab's MySQL (or MariaDB) database.
+
+    ``url`` is a SQLAlchemy URL such as ``mysql+pymysql://root@127.0.0.1:3306/lab``; its database
+    holds ``samples`` and ``sample_measurements``. Checks, sensors and the IO manager all connect
+    through this resource.
+    """
+
+    url: str = Field(description="SQLAlchemy URL of the lab database, e.g. mysql+pymysql://user@host:3306/lab")
+    temp_table_memory_mb: int = Field(
+        default=256,
+        description="Session tmp_table_size / max_heap_table_size in MiB: in-database intermediate"
+        " results (the lineage CTE, GROUP BY of measurements) up to this size stay in memory.",
+    )
+
+    @property
+    def database(self) -> str:
+        database = sa.make_url(self.url).database
+        if not database:
+            raise ValueError(
+                f"{LAB_DB_URL_ENV} must name a database, e.g. mysql+pymysql://root@127.0.0.1:3306/lab "
+                f"(got {sa.make_url(self.url).render_as_string(hide_password=True)})"
+            )
+        return database
+
+    @contextmanager
+    def connect(self) -> Iterator[Connection]:
+        with _engine(self.url).connect() as connection:
+            # Session only, never global. Spilled to disk, MariaDB's lookups into the lineage
+            # CTE's intermediate table made the lineage build 10x slower at 1M samples.
+            memory = self.temp_table_memory_mb * 1024 * 1024
+            connection.exec_driver_sql(f"SET SESSION tmp_table_size = {memory}, max_heap_table_size = {memory}")
+            yield connection
+
+    def fetch_all(self, sql: str, params: Sequence[object] = (), *, recursion_limit: int | None = None) -> list[tuple]:
+        """Rows of one query. ``recursion_limit`` first raises the session's recursive-CTE limit
+        (MariaDB ``max_recursive_iterations``, MySQL 8 ``cte_max_recursion_depth``)."""
+        with self.connect() as connection:
+            if recursion_limit is not None:
+                connection.exec_driver_sql(recursion_limit_statement(is_mariadb(connection), recursion_limit))
+            return [tuple(row) for row in connection.exec_driver_sql(sql, tuple(params)).fetchall()]
+
+    def execute(self, sql: str, params: Sequence[object] = ()) -> int:
+        """Run one statement; returns the affected row count."""
+        with self.connect() as connection:
+            return connection.exec_driver_sql(sql, tuple(params)).rowcount
+
+    def fetch_one(self, sql: str, params: Sequence[object] = (), *, recursion_limit: int | None = None) -> tuple:
+        rows = self.fetch_all(sql, params, recursion_limit=recursion_limit)
+        if len(rows) != 1:
+            raise ValueError(f"expected one row, got {len(rows)} from: {sql}")
+        return rows[0]
+
+    # --- catalog reads ------------------------------------------------------------------------
+
+    def table_columns(self, table: str) -> list[ColumnInfo]:
+        """Columns of ``table`` in this database (:func:`table_columns`)."""
+        with self.connect() as connection:
+            return table_columns(connection, self.database, table)
+
+    def column_names(self, table: str) -> list[str]:
+        """Column names of ``table`` in this database, in order; empty if it does not exist."""
+        return [column.name for column in self.table_columns(table)]
+
+    def column(self, table: str, column: str) -> ColumnInfo:
+        """One column of a table in this database; ``LookupError`` naming both if it is missing."""
+        for info in self.table_columns(table):
+            if info.name.lower() == column.lower():
+                return info
+        raise LookupError(f"{self.database}.{table} has no column {column}")
+
+    def sample_id_span(self) -> int:
+        """:func:`sample_id_span` of this database's samples."""
+        with self.connect() as connection:
+            return sample_id_span(connection, self.database)

@@ -1,0 +1,82 @@
+"""The three tables derived from the sources (catalog, lineage, digests), computed side by side
+and written one after another, each after its pending marks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pandas as pd
+from dagster import AssetExecutionContext, DagsterLogManager, MetadataValue, Output
+
+from lab_assets.lib.names import (
+    FULL_REBUILD_TAG,
+    FULL_REBUILD_VALUE,
+    MEASUREMENT_TYPES,
+    SAMPLE_LINEAGE,
+    SAMPLE_MEASUREMENT_DIGESTS,
+    SAMPLE_MEASUREMENTS,
+    SOURCE_DERIVED_TABLES,
+)
+from lab_assets.lib.naming import column_name_for_type
+from lab_assets.lib.sources import measurement_type_catalog_select
+from lab_assets.lib.threads import completed_in_threads
+from lab_assets.mysql import MySQLResource
+from lab_assets.refresh.digests import compute_sample_measurement_digests
+from lab_assets.refresh.lineage import compute_sample_lineage
+from lab_assets.refresh.pending import ensure_pending_table, mark_pending
+from lab_assets.refresh.writes import DerivedTable
+
+
+def full_rebuild_requested(context: AssetExecutionContext) -> bool:
+    """The run carries ``lab_assets/refresh=full``: every table is rebuilt whole."""
+    return context.run.tags.get(FULL_REBUILD_TAG) == FULL_REBUILD_VALUE
+
+
+def compute_measurement_type_catalog(log: DagsterLogManager, mysql: MySQLResource) -> DerivedTable:
+    """One row per distinct measurement type, as the source column's own collation groups them
+    (its binary collation picks the representative spelling), with its column name and counts."""
+    charset = mysql.column(SAMPLE_MEASUREMENTS, "measurement_type").character_set
+    rows = mysql.fetch_all(measurement_type_catalog_select(mysql.database, f"{charset}_bin"))
+    catalog = pd.DataFrame(
+        {
+            "measurement_type": [r[0] for r in rows],
+            "column_name": [column_name_for_type(r[0]) for r in rows],
+            "sample_count": pd.array([int(r[1]) for r in rows], dtype="int64"),
+            "measurement_count": pd.array([int(r[2]) for r in rows], dtype="int64"),
+        }
+    ).sort_values("column_name", ignore_index=True)
+    log.info(f"{len(catalog)} measurement types: {', '.join(catalog['measurement_type'])}")
+    return DerivedTable(catalog, metadata={"preview": MetadataValue.md(catalog.to_markdown(index=False))})
+
+
+def derive_source_tables(context: AssetExecutionContext, mysql: MySQLResource) -> Iterator[Output]:
+    """Computes the selected tables in threads, each on its own connection (code run there logs
+    only through ``context.log`` and returns metadata), then marks and yields them in
+    :data:`SOURCE_DERIVED_TABLES` order on the step's own thread. Tables whose computation
+    succeeded are written even if another failed; the first failure is raised afterwards."""
+    full_rebuild = full_rebuild_requested(context)
+    computations = {
+        MEASUREMENT_TYPES: lambda: compute_measurement_type_catalog(context.log, mysql),
+        SAMPLE_LINEAGE: lambda: compute_sample_lineage(context.log, mysql, full_rebuild),
+        SAMPLE_MEASUREMENT_DIGESTS: lambda: compute_sample_measurement_digests(context.log, mysql, full_rebuild),
+    }
+    selected = {key.to_user_string() for key in context.selected_asset_keys}
+    ensure_pending_table(mysql)  # once, before the marks made below
+    done: dict[str, DerivedTable] = {}
+    failures: dict[str, BaseException] = {}
+    for name, derived, error in completed_in_threads({n: f for n, f in computations.items() if n in selected}):
+        if error is None and derived is not None:
+            done[name] = derived
+        else:
+            failures[name] = error or RuntimeError(f"{name} returned nothing")
+            context.log.error(f"{name} failed: {error}")
+    # Written one after another, each after its pending marks (the IO manager writes each output
+    # as it is yielded).
+    for name in SOURCE_DERIVED_TABLES:
+        if name in done:
+            derived = done[name]
+            if derived.pending_select:
+                mark_pending(mysql, derived.pending_select)
+            yield Output(derived.value, output_name=name, metadata=derived.metadata)
+    if failures:
+        raise next(iter(failures.values()))

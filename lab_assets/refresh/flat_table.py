@@ -1,0 +1,92 @@
+"""The flat table's write: the pending samples' rows replaced, or the whole table built and
+swapped in, as :func:`lab_assets.refresh.plan.plan_flat_table` decides."""
+
+from __future__ import annotations
+
+import pandas as pd
+from dagster import AssetExecutionContext, Failure
+
+from lab_assets.io_manager import KeyedRowsReplacement, SqlRelation, TableBuild, TableWrite
+from lab_assets.lib.bulk import in_sample_id_ranges
+from lab_assets.lib.flat_table import (
+    MAX_MEASUREMENT_COLUMNS,
+    MeasurementColumn,
+    column_limit_problem,
+    flat_table_definition,
+    pivot_select,
+)
+from lab_assets.lib.names import EXPERIMENT_MEASUREMENTS, PENDING_SAMPLES
+from lab_assets.mysql import MySQLResource
+from lab_assets.refresh.derivations import full_rebuild_requested
+from lab_assets.refresh.pending import consume_statement, ensure_pending_table, read_pending
+from lab_assets.refresh.plan import plan_flat_table
+
+
+def flat_table_write(
+    context: AssetExecutionContext, mysql: MySQLResource, measurement_types: pd.DataFrame, sample_lineage: SqlRelation
+) -> TableWrite:
+    """The write of ``experiment_measurements`` for this run, with its metadata added to the
+    context. Raises ``Failure`` (before any DDL, so the last good table stays) when the catalog
+    has more measurement columns than one table can hold."""
+    schema = mysql.database
+    columns = [
+        MeasurementColumn(measurement_type=t, column_name=c)
+        for t, c in zip(measurement_types["measurement_type"], measurement_types["column_name"], strict=True)
+    ]
+    # Checked here too, so the limit holds also when the catalog checks are not run.
+    problem = column_limit_problem([c.column_name for c in columns])
+    if problem:
+        raise Failure(
+            description=f"{EXPERIMENT_MEASUREMENTS} not rebuilt: {problem}",
+            metadata={"measurement_columns": len(columns), "column_limit": MAX_MEASUREMENT_COLUMNS},
+        )
+    definition = flat_table_definition(columns)
+    present = mysql.column_names(EXPERIMENT_MEASUREMENTS)
+    added = [c for c in columns if present and c.column_name not in present]
+    if added:
+        context.log.info(f"new measurement columns: {', '.join(c.column_name for c in added)}")
+    context.add_output_metadata(
+        {
+            "measurement_columns": len(columns),
+            "measurement_columns_added": ", ".join(c.column_name for c in added) or "none",
+            # Shown per materialization in the UI: the measurement types this build brought in.
+            "measurement_types_added": ", ".join(c.measurement_type for c in added) or "none",
+        }
+    )
+    ensure_pending_table(mysql)
+    pending = read_pending(mysql)
+    plan = plan_flat_table(
+        full_rebuild_requested=full_rebuild_requested(context),
+        present_columns=present,
+        wanted_columns=definition.column_names,
+        upstream_rebuilt_whole=pending.rebuild_all,
+        pending_count=pending.count,
+        sample_count=mysql.sample_id_span(),
+    )
+    if plan.incremental:
+        context.log.info(f"refreshing {pending.count} changed samples")
+        context.add_output_metadata({"refresh": plan.metadata_value, "changed_samples": pending.count})
+        select_sql, params = pivot_select(
+            schema, sample_lineage.as_from_item(), sample_lineage.params, columns, only_samples_in=PENDING_SAMPLES
+        )
+        return KeyedRowsReplacement(
+            select_sql=select_sql,
+            params=params,
+            definition=definition,
+            keys_table=PENDING_SAMPLES,
+            in_transaction=(consume_statement(schema),),
+        )
+    context.log.info(f"building the whole table: {plan.reason}")
+    context.add_output_metadata({"refresh": plan.metadata_value})
+    select_sql, params = pivot_select(schema, sample_lineage.as_from_item(), sample_lineage.params, columns)
+    # In sample-id ranges only over a stored lineage table (a lineage subquery would be
+    # recomputed for every range).
+    faster_plan = in_sample_id_ranges(schema, select_sql, params) if sample_lineage.table_reference else None
+    # Consumed after the swap, not atomic with it: a crash in between only rebuilds rows again.
+    return TableBuild(
+        select_sql=select_sql,
+        params=params,
+        definition=definition,
+        faster_plan=faster_plan,
+        after_swap=(consume_statement(schema),),
+    )

@@ -1,0 +1,70 @@
+"""``sample_lineage``: each sample's root and depth, refreshed for changed samples and the
+subtrees under them, or rebuilt whole."""
+
+from __future__ import annotations
+
+import time
+
+from dagster import DagsterLogManager
+
+from lab_assets.lib.lineage import lineage_bulk_build, lineage_select, recursion_limit, recursion_limit_statement
+from lab_assets.lib.refresh import (
+    bucket_table_update_statements,
+    changed_samples_select,
+    descendants_select,
+    lineage_bucket_sums_select,
+    lineage_update_select,
+    moved_samples_select,
+    stored_lineage_bucket_sums_select,
+)
+from lab_assets.mysql import MySQLResource, is_mariadb
+from lab_assets.refresh.plan import too_many_changed
+from lab_assets.refresh.state_tables import LINEAGE_STATE
+from lab_assets.refresh.work_tables import add_to_work_table, fill_candidates, fill_work_table
+from lab_assets.refresh.writes import DerivedTable, changed_rows_written, whole_table_written
+
+
+def compute_sample_lineage(log: DagsterLogManager, mysql: MySQLResource, full_rebuild: bool) -> DerivedTable:
+    """Changed samples: those in buckets whose sums differ and whose (parent, experiment) differ
+    from the record, plus every sample under a moved one. Incremental unless a full rebuild is
+    asked for, the table is missing or of another layout, or too many samples changed."""
+    state, schema = LINEAGE_STATE, mysql.database
+    sample_count = mysql.sample_id_span()
+    limit = recursion_limit(sample_count)
+    if not full_rebuild and mysql.column_names(state.name) == list(state.definition.column_names):
+        started = time.monotonic()
+        fill_candidates(mysql, state, lineage_bucket_sums_select(schema))
+        with mysql.connect() as connection:
+            fill_work_table(
+                connection, schema, state.changes_table, changed_samples_select(schema, state.candidates_table)
+            )
+            fill_work_table(connection, schema, state.extra_table, moved_samples_select(schema, state.changes_table))
+            connection.exec_driver_sql(recursion_limit_statement(is_mariadb(connection), limit))
+            changed = add_to_work_table(
+                connection, schema, state.changes_table, descendants_select(schema, state.extra_table)
+            )
+        log.info(f"{changed} samples changed or under a changed parent ({time.monotonic() - started:.2f} s to find)")
+        if not too_many_changed(changed, sample_count):
+            touched = (state.candidates_table, state.changes_table)
+            return changed_rows_written(
+                schema=schema,
+                state=state,
+                select_sql=lineage_update_select(schema, state.changes_table),
+                changed=changed,
+                bucket_updates=bucket_table_update_statements(
+                    schema,
+                    state.buckets,
+                    state.buckets_table,
+                    touched,
+                    stored_lineage_bucket_sums_select(schema, touched),
+                ),
+                recursion_limit=limit,
+            )
+        log.info(f"{changed} of {sample_count} samples changed: rebuilding {state.name} whole")
+    return whole_table_written(
+        mysql=mysql,
+        state=state,
+        select_sql=lineage_select(schema),
+        faster_plan=lineage_bulk_build(schema),
+        recursion_limit=limit,
+    )

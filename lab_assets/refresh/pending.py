@@ -1,0 +1,54 @@
+"""The pending-table protocol between the state tables and the flat table.
+
+``lab_pending_samples`` holds the sample ids whose flat-table rows must be rebuilt:
+
+1. before a state table (lineage, digests) is written, the ids it changes are **marked**
+   (:func:`mark_pending`), or the **rebuild-all marker** when it is rebuilt whole; a crash
+   after the marks only rebuilds rows again;
+2. the flat table reads the marks (:func:`read_pending`) to plan its write, rebuilds the marked
+   rows (or the whole table) and **consumes** the marks (:func:`consume_statement`): in the
+   write's transaction for an incremental write, right after the swap for a whole table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lab_assets.lib.names import PENDING_SAMPLES
+from lab_assets.lib.refresh import CHANGE_SET_DEFINITION
+from lab_assets.lib.sql import qualified_name
+from lab_assets.mysql import MySQLResource
+
+# INT's minimum: AUTO_INCREMENT sample ids are positive, so it never names a sample.
+REBUILD_ALL_MARKER = -2147483648
+REBUILD_ALL_SELECT = f"SELECT {REBUILD_ALL_MARKER}"
+PENDING_TABLE_DEFINITION = CHANGE_SET_DEFINITION
+
+
+@dataclass(frozen=True)
+class PendingSamples:
+    count: int  # rows in the pending table (the marker included)
+    rebuild_all: bool  # the rebuild-all marker is there
+
+
+def ensure_pending_table(mysql: MySQLResource) -> None:
+    if not mysql.column_names(PENDING_SAMPLES):
+        mysql.execute(PENDING_TABLE_DEFINITION.create_statement(mysql.database, PENDING_SAMPLES))
+
+
+def mark_pending(mysql: MySQLResource, select_sql: str) -> None:
+    """Adds the sample ids ``select_sql`` gives (or :data:`REBUILD_ALL_SELECT`) to the marks."""
+    mysql.execute(f"INSERT IGNORE INTO {qualified_name(mysql.database, PENDING_SAMPLES)} (sample_id) {select_sql}")
+
+
+def read_pending(mysql: MySQLResource) -> PendingSamples:
+    count, rebuild_all = mysql.fetch_one(
+        f"SELECT COUNT(*), COALESCE(MAX(sample_id = %s), 0) FROM {qualified_name(mysql.database, PENDING_SAMPLES)}",
+        (REBUILD_ALL_MARKER,),
+    )
+    return PendingSamples(int(count), bool(rebuild_all))
+
+
+def consume_statement(schema: str) -> str:
+    """Empties the pending table: run by the flat table's write once the marked rows are rebuilt."""
+    return f"DELETE FROM {qualified_name(schema, PENDING_SAMPLES)}"

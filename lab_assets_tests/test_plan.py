@@ -1,0 +1,62 @@
+"""The flat table's full-or-incremental decision, without a database: each reason on its own,
+their order, and the 25% share at its boundary."""
+
+from __future__ import annotations
+
+import pytest
+
+from lab_assets.refresh.plan import plan_flat_table
+
+COLUMNS = ("experiment_id", "top_parent_id", "sample_id", "measurement_ph")
+
+
+def _plan(**changes):
+    arguments = dict(
+        full_rebuild_requested=False,
+        present_columns=COLUMNS,
+        wanted_columns=COLUMNS,
+        upstream_rebuilt_whole=False,
+        pending_count=3,
+        sample_count=100,
+    )
+    return plan_flat_table(**{**arguments, **changes})
+
+
+def test_nothing_forcing_a_build_is_incremental():
+    plan = _plan()
+    assert plan.incremental and plan.metadata_value == "incremental" and "3 changed samples" in plan.reason
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"full_rebuild_requested": True}, "full rebuild requested"),
+        ({"present_columns": ()}, "table missing"),
+        ({"present_columns": COLUMNS[:3]}, "measurement columns changed"),
+        ({"present_columns": (*COLUMNS[:2], COLUMNS[3], COLUMNS[2])}, "measurement columns changed"),
+        ({"upstream_rebuilt_whole": True}, "an upstream table was rebuilt whole"),
+        ({"pending_count": 26}, "too many changed samples"),
+    ],
+)
+def test_each_reason_alone_forces_a_full_build(changes, reason):
+    plan = _plan(**changes)
+    assert not plan.incremental and plan.reason == reason and plan.metadata_value == f"full ({reason})"
+
+
+def test_the_first_reason_in_order_is_given():
+    everything = dict(present_columns=(), upstream_rebuilt_whole=True, pending_count=1000)
+    assert _plan(full_rebuild_requested=True, **everything).reason == "full rebuild requested"
+    assert _plan(**everything).reason == "table missing"
+
+
+@pytest.mark.parametrize("sample_count", [1, 4, 100, 1_000_003])
+def test_a_quarter_of_the_samples_is_still_incremental_one_more_is_not(sample_count):
+    # The documented rule: more than 25% of the samples changed -> full build.
+    limit = sample_count // 4
+    assert _plan(pending_count=limit, sample_count=sample_count).incremental
+    assert not _plan(pending_count=limit + 1, sample_count=sample_count).incremental
+
+
+def test_an_empty_samples_table_counts_as_one_sample():
+    assert _plan(pending_count=0, sample_count=0).incremental
+    assert not _plan(pending_count=1, sample_count=0).incremental
