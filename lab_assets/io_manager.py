@@ -369,7 +369,7 @@ class KeyedRowsReplacementHandler(_TableWriteHandler):
         """The new rows are built first into ``<table>__rows``; then, in one transaction, listed keys
         the build did not produce are deleted and the built rows are upserted. An upsert changes a
         row in place, and touches a secondary index only where that column's value changed:
-        measured about twice as fast as deleting and re-inserting every listed row."""
+        measured faster than deleting and re-inserting every listed row (bench/RESULTS.md)."""
         _reject_partitions(context, table_slice, KeyedRowsReplacement)
         schema, table = table_slice.schema, table_slice.table
         definition = obj.definition

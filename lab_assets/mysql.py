@@ -133,7 +133,7 @@ class MySQLResource(ConfigurableResource):
     def connect(self) -> Iterator[Connection]:
         with _engine(self.url).connect() as connection:
             # Session only, never global. Spilled to disk, MariaDB's lookups into the lineage
-            # CTE's intermediate table made the lineage build 10x slower at 1M samples.
+            # CTE's intermediate table made the lineage build many times slower (bench/RESULTS.md).
             memory = self.temp_table_memory_mb * 1024 * 1024
             connection.exec_driver_sql(f"SET SESSION tmp_table_size = {memory}, max_heap_table_size = {memory}")
             yield connection

@@ -92,7 +92,7 @@ def missing_rows_insert(
 def in_sample_id_ranges(schema: str, select_sql: str, params: tuple[object, ...] = ()) -> BulkBuild:
     """A samples-driven SELECT (alias ``s``, ``CHUNK_FILTER`` in its WHERE) run in ranges of
     sample ids on two connections: many small INSERT ... SELECTs instead of one transaction over
-    every sample; two connections measured ~10-20% faster on 2 cores (bench/RESULTS.md)."""
+    every sample; two connections measured faster on 2 cores (numbers in bench/RESULTS.md)."""
     return BulkBuild(
         select_sql=select_sql,
         params=params,
