@@ -41,6 +41,7 @@ from dagster import (
 from dagster._core.definitions.metadata.metadata_set import TableMetadataSet
 from dagster._core.definitions.partitions.utils import TimeWindow
 from dagster._core.storage.db_io_manager import DbClient, DbIOManager, DbTypeHandler, TableSlice
+from pydantic import Field
 from sqlalchemy.engine import Connection
 
 from lab_assets.lib.bulk import BulkBuild, chunk_select, key_ranges, missing_rows_insert, unchunked_select
@@ -517,11 +518,17 @@ class MySQLIOManager(ConfigurableIOManagerFactory):
     tables built inside the database. Shares its connection settings with ``MySQLResource``."""
 
     mysql: MySQLResource
+    # `schema` as in dagster-snowflake / dagster-duckdb (pydantic's BaseModel.schema is taken).
+    schema_: str | None = Field(
+        default=None,
+        alias="schema",
+        description="Database the tables are written to; default: the resource's output database"
+        " (LAB_OUTPUT_DATABASE, else the URL's database). An asset can name another with"
+        ' metadata={"schema": ...}.',
+    )
 
     def create_io_manager(self, context) -> DbIOManager:
-        # lab_assets' own tables live next to the sources, in the URL's database; an asset can
-        # still name another database with metadata={"schema": ...}.
-        schema = self.mysql.database
+        schema = self.schema_ or self.mysql.tables.output_database
         return DbIOManager(
             type_handlers=[
                 TableBuildHandler(),

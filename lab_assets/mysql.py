@@ -18,9 +18,15 @@ from sqlalchemy.engine import Connection, Engine
 
 from lab_assets.lib.lineage import recursion_limit_statement
 from lab_assets.lib.names import SAMPLES
-from lab_assets.lib.sql import qualified_name
+from lab_assets.lib.sql import qualified_name, quote_identifier
+from lab_assets.lib.tables import TableLocations
 
 LAB_DB_URL_ENV = "LAB_DB_URL"
+LAB_OUTPUT_DATABASE_ENV = "LAB_OUTPUT_DATABASE"
+# MySQL's and MariaDB's default wait_timeout (8 hours, documented): the floor every lab_assets
+# session sets for itself, so a connection that waits while others load data is not dropped by a
+# server configured with a short global wait_timeout.
+SESSION_WAIT_TIMEOUT_SECONDS = 28800
 
 
 @cache
@@ -108,11 +114,23 @@ class MySQLResource(ConfigurableResource):
     """Connection settings for the lab's MySQL (or MariaDB) database.
 
     ``url`` is a SQLAlchemy URL such as ``mysql+pymysql://root@127.0.0.1:3306/lab``; its database
-    holds ``samples`` and ``sample_measurements``. Checks, sensors and the IO manager all connect
-    through this resource.
+    (the source database) holds ``samples`` and ``sample_measurements``, which lab_assets only
+    reads. ``output_database`` names the database on the same server where lab_assets creates and
+    writes every table of its own; unset, the source database. Checks, sensors and the IO manager
+    all connect through this resource; :attr:`tables` says where each table lives.
+
+    Every session reads at READ COMMITTED: a statement that reads the sources (``INSERT ... SELECT``
+    included) takes a consistent snapshot and no row locks, so it neither waits on a lab
+    transaction nor holds one up (under REPEATABLE READ, InnoDB share-locks the rows an
+    ``INSERT ... SELECT`` reads).
     """
 
     url: str = Field(description="SQLAlchemy URL of the lab database, e.g. mysql+pymysql://user@host:3306/lab")
+    output_database: str | None = Field(
+        default=None,
+        description="Database (same server) for every table lab_assets creates; default: the URL's database."
+        f" Set from {LAB_OUTPUT_DATABASE_ENV} by lab_assets.definitions.",
+    )
     temp_table_memory_mb: int = Field(
         default=256,
         description="Session tmp_table_size / max_heap_table_size in MiB: in-database intermediate"
@@ -129,13 +147,22 @@ class MySQLResource(ConfigurableResource):
             )
         return database
 
+    @property
+    def tables(self) -> TableLocations:
+        """Where each table lives: sources in the URL's database, lab_assets' own in the output one."""
+        return TableLocations(self.database, self.output_database or self.database)
+
     @contextmanager
     def connect(self) -> Iterator[Connection]:
         with _engine(self.url).connect() as connection:
             # Session only, never global. Spilled to disk, MariaDB's lookups into the lineage
             # CTE's intermediate table made the lineage build many times slower (bench/RESULTS.md).
             memory = self.temp_table_memory_mb * 1024 * 1024
-            connection.exec_driver_sql(f"SET SESSION tmp_table_size = {memory}, max_heap_table_size = {memory}")
+            connection.exec_driver_sql(
+                f"SET SESSION tmp_table_size = {memory}, max_heap_table_size = {memory},"
+                f" wait_timeout = GREATEST(@@session.wait_timeout, {SESSION_WAIT_TIMEOUT_SECONDS})"
+            )
+            connection.exec_driver_sql("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
             yield connection
 
     def fetch_all(self, sql: str, params: Sequence[object] = (), *, recursion_limit: int | None = None) -> list[tuple]:
@@ -160,12 +187,12 @@ class MySQLResource(ConfigurableResource):
     # --- catalog reads ------------------------------------------------------------------------
 
     def table_columns(self, table: str) -> list[ColumnInfo]:
-        """Columns of ``table`` in this database (:func:`table_columns`)."""
+        """Columns of ``table`` where it lives (:attr:`tables`; :func:`table_columns`)."""
         with self.connect() as connection:
-            return table_columns(connection, self.database, table)
+            return table_columns(connection, self.tables.database_of(table), table)
 
     def column_names(self, table: str) -> list[str]:
-        """Column names of ``table`` in this database, in order; empty if it does not exist."""
+        """Column names of ``table`` where it lives, in order; empty if it does not exist."""
         return [column.name for column in self.table_columns(table)]
 
     def column(self, table: str, column: str) -> ColumnInfo:
@@ -173,7 +200,18 @@ class MySQLResource(ConfigurableResource):
         for info in self.table_columns(table):
             if info.name.lower() == column.lower():
                 return info
-        raise LookupError(f"{self.database}.{table} has no column {column}")
+        raise LookupError(f"{self.tables.database_of(table)}.{table} has no column {column}")
+
+    def ensure_output_database(self) -> None:
+        """Creates the output database if it does not exist yet (needs CREATE on it; a DBA may
+        create it instead, README "Least privilege")."""
+        output = self.tables.output_database
+        with self.connect() as connection:
+            exists = connection.exec_driver_sql(
+                "SELECT 1 FROM information_schema.schemata WHERE schema_name = %s", (output,)
+            ).first()
+            if exists is None:
+                connection.exec_driver_sql(f"CREATE DATABASE {quote_identifier(output)}")
 
     def sample_id_span(self) -> int:
         """:func:`sample_id_span` of this database's samples."""

@@ -13,6 +13,7 @@ from lab_assets.lib.flat_table import (
     column_limit_problem,
     flat_table_definition,
 )
+from lab_assets.lib.tables import TableLocations
 
 
 def test_column_limit_allows_the_limit_and_names_limit_and_count_beyond_it():
@@ -59,38 +60,42 @@ def test_offenders_wraps_with_count_and_limit():
     assert "COUNT(*) OVER ()" in sql and sql.rstrip().endswith("LIMIT 5")
 
 
+WEIRD = TableLocations.single("we`ird")
+LAB = TableLocations.single("lab")
+
+
 def test_builders_quote_the_schema():
     for sql in (
-        integrity.cycle_samples_select("we`ird"),
-        integrity.missing_parent_samples_select("we`ird"),
-        integrity.measurements_without_sample_select("we`ird"),
-        integrity.duplicate_measurements_select("we`ird", "utf8mb4_bin"),
-        integrity.sample_rows_mismatch_select("we`ird", "experiment_measurements"),
+        integrity.cycle_samples_select(WEIRD),
+        integrity.missing_parent_samples_select(WEIRD),
+        integrity.measurements_without_sample_select(WEIRD),
+        integrity.duplicate_measurements_select(WEIRD, "utf8mb4_bin"),
+        integrity.sample_rows_mismatch_select(WEIRD, "experiment_measurements"),
     ):
         assert "`we``ird`.`samples`" in sql or "`we``ird`.`sample_measurements`" in sql
 
 
 def test_collation_names_are_validated_not_quoted():
     with pytest.raises(ValueError):
-        integrity.duplicate_measurements_select("lab", "utf8mb4_bin; DROP TABLE samples")
+        integrity.duplicate_measurements_select(LAB, "utf8mb4_bin; DROP TABLE samples")
     with pytest.raises(ValueError):
-        integrity.reconciliation_select("lab", "em", "mt", [], "utf8mb4", "x' OR 1")
+        integrity.reconciliation_select(LAB, "em", "mt", [], "utf8mb4", "x' OR 1")
 
 
 def test_reconciliation_binds_column_names_as_values_and_quotes_them_as_identifiers():
     sql, params = integrity.reconciliation_select(
-        "lab", "experiment_measurements", "measurement_types", ["measurement_a`b"], "utf8mb4", "utf8mb4_general_ci"
+        LAB, "experiment_measurements", "measurement_types", ["measurement_a`b"], "utf8mb4", "utf8mb4_general_ci"
     )
     assert params == ("measurement_a`b",)
     assert "WHEN %s THEN e.`measurement_a``b`" in sql
     sql, params = integrity.reconciliation_select(
-        "lab", "experiment_measurements", "measurement_types", [], "utf8mb4", "utf8mb4_general_ci"
+        LAB, "experiment_measurements", "measurement_types", [], "utf8mb4", "utf8mb4_general_ci"
     )
     assert params == () and "%s" not in sql
 
 
 def test_duplicate_column_names_includes_identifying_columns():
-    sql, params = integrity.duplicate_column_names_select("lab", "measurement_types")
+    sql, params = integrity.duplicate_column_names_select(LAB, "measurement_types")
     assert params == ("experiment_id", "top_parent_id", "sample_id") and sql.count("%s") == 3
 
 

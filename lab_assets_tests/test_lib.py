@@ -13,6 +13,7 @@ from lab_assets.lib.names import helper_table as staging_table_name
 from lab_assets.lib.naming import MYSQL_MAX_IDENTIFIER_LENGTH, column_name_for_type
 from lab_assets.lib.sources import fingerprint_select, measurement_type_catalog_select
 from lab_assets.lib.sql import Column, TableDefinition, quote_identifier
+from lab_assets.lib.tables import TableLocations
 
 ODD_TYPES = [
     "pH-1",
@@ -106,7 +107,7 @@ def test_pivot_binds_type_values_in_column_order_before_lineage_params():
         MeasurementColumn("vol", "measurement_vol"),
         MeasurementColumn("o2%'; DROP", "measurement_o2_drop__12345678"),
     ]
-    sql, params = pivot_select("db", "(SELECT ...)", ("lineage-param",), columns)
+    sql, params = pivot_select(TableLocations.single("db"), "(SELECT ...)", ("lineage-param",), columns)
     assert params == ("o2%'; DROP", "vol", "lineage-param")
     assert sql.index("%s") < sql.index("(SELECT ...)"), "pivot placeholders precede the lineage subquery in the text"
     assert "DROP" not in sql and "o2" not in sql.replace("measurement_o2_drop__12345678", "")
@@ -114,9 +115,9 @@ def test_pivot_binds_type_values_in_column_order_before_lineage_params():
 
 
 def test_fingerprint_and_catalog_sql_quote_identifiers():
-    assert "FROM `d``b`.`samples`" in fingerprint_select("d`b", "samples", ["id"])
+    assert "FROM `d``b`.`samples`" in fingerprint_select(TableLocations.single("d`b"), "samples", ["id"])
     with pytest.raises(ValueError):
-        measurement_type_catalog_select("db", "utf8mb4_bin; DROP TABLE x")
+        measurement_type_catalog_select(TableLocations.single("db"), "utf8mb4_bin; DROP TABLE x")
 
 
 # Words MySQL 8 reserves that MariaDB 10.11 accepts as plain identifiers: an unquoted alias among
@@ -158,7 +159,7 @@ MYSQL8_ONLY_RESERVED = {
 def _refresh_sql_texts() -> list[str]:
     from lab_assets.lib import refresh
 
-    schema = "lab"
+    schema = SEPARATE
     return [
         refresh.changed_bucket_members_select(
             schema, refresh.MEASUREMENT_BUCKETS, refresh.measurement_bucket_sums_select(schema), "b"
@@ -183,6 +184,52 @@ def _refresh_sql_texts() -> list[str]:
             refresh.stored_lineage_bucket_sums_select(schema, ("candidates", "changes")),
         ),
     ]
+
+
+SEPARATE = TableLocations(source_database="lab", output_database="lab_out")
+
+
+def _statements_of_every_builder() -> list[str]:
+    """Every SQL text the builders make, for sources and output in separate databases."""
+    from lab_assets.lib import integrity, lineage, refresh, sources
+    from lab_assets.lib.bulk import in_sample_id_ranges
+
+    tables = SEPARATE
+    pivot, _ = pivot_select(tables, tables.qualified("sample_lineage"), (), [MeasurementColumn("ph", "measurement_ph")])
+    return [
+        *_refresh_sql_texts(),
+        refresh.measurement_digest_select(tables),
+        str(refresh.digest_bulk_build(tables)),
+        *refresh.bucket_table_build_statements(tables, "b", refresh.digest_bucket_sums_select),
+        refresh.state_row_count_select(tables, "b"),
+        lineage.lineage_select(tables),
+        str(lineage.lineage_bulk_build(tables)),
+        sources.fingerprint_select(tables, "samples", ["id"]),
+        sources.fingerprint_select(tables, "sample_measurements", ["sample_id"]),
+        sources.measurement_type_catalog_select(tables, "utf8mb4_bin"),
+        pivot,
+        str(in_sample_id_ranges(tables, pivot)),
+        integrity.cycle_samples_select(tables),
+        integrity.missing_parent_ids_select(tables),
+        integrity.measurements_without_type_select(tables),
+        integrity.duplicate_column_names_select(tables, "measurement_types")[0],
+        integrity.sample_rows_mismatch_select(tables, "experiment_measurements"),
+        integrity.reconciliation_select(
+            tables, "experiment_measurements", "measurement_types", ["measurement_ph"], "utf8mb4", "utf8mb4_bin"
+        )[0],
+        integrity.reconciliation_offending_samples_select(
+            tables, "experiment_measurements", [("ph", "measurement_ph")]
+        )[0],
+    ]
+
+
+def test_sources_are_read_in_the_source_database_and_everything_else_lives_in_the_output_one():
+    for sql in _statements_of_every_builder():
+        qualified = set(re.findall(r"`(lab|lab_out)`\.`([^`]+)`", sql))
+        assert qualified, sql
+        for database, table in qualified:
+            expected = "lab" if table in ("samples", "sample_measurements") else "lab_out"
+            assert database == expected, (database, table, sql)
 
 
 def test_sql_aliases_are_not_words_mysql8_reserves():

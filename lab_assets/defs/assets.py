@@ -42,7 +42,7 @@ FLAT_GROUP = "lab_flat_table"
 def _observe(mysql: MySQLResource, table: str, columns: tuple[str, ...]) -> ObserveResult:
     """A source table's data version (row count and content hash, one scan) and its metadata."""
     started = time.monotonic()
-    row_count, hash_a, hash_b = mysql.fetch_one(fingerprint_select(mysql.database, table, columns))
+    row_count, hash_a, hash_b = mysql.fetch_one(fingerprint_select(mysql.tables, table, columns))
     column_schema = TableSchema(
         columns=[
             TableColumn(name=c.name, type=c.column_type, constraints=TableColumnConstraints(nullable=c.nullable))
@@ -53,7 +53,9 @@ def _observe(mysql: MySQLResource, table: str, columns: tuple[str, ...]) -> Obse
         data_version=DataVersion(f"{row_count}-{hash_a}-{hash_b}"),
         metadata={
             **TableMetadataSet(
-                row_count=int(row_count), table_name=f"{mysql.database}.{table}", column_schema=column_schema
+                row_count=int(row_count),
+                table_name=f"{mysql.tables.database_of(table)}.{table}",
+                column_schema=column_schema,
             ),
             "observe_seconds": round(time.monotonic() - started, 3),
         },

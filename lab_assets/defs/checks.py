@@ -27,7 +27,6 @@ from lab_assets.lib import integrity
 from lab_assets.lib.flat_table import IDENTIFYING_COLUMNS, MAX_MEASUREMENT_COLUMNS, column_limit_problem
 from lab_assets.lib.lineage import recursion_limit
 from lab_assets.lib.names import EXPERIMENT_MEASUREMENTS, MEASUREMENT_TYPES, SAMPLE_LINEAGE, SAMPLE_MEASUREMENTS
-from lab_assets.lib.sql import qualified_name
 from lab_assets.mysql import MySQLResource
 
 OFFENDER_LIMIT = integrity.OFFENDER_LIMIT
@@ -90,7 +89,7 @@ def _value(value: object) -> str:
 )
 def no_parent_cycles(context: AssetCheckExecutionContext, mysql: MySQLResource) -> AssetCheckResult:
     rows = mysql.fetch_all(
-        integrity.cycle_samples_select(mysql.database), recursion_limit=_lineage_recursion_limit(mysql)
+        integrity.cycle_samples_select(mysql.tables), recursion_limit=_lineage_recursion_limit(mysql)
     )
     return _result(
         context,
@@ -111,9 +110,9 @@ def no_parent_cycles(context: AssetCheckExecutionContext, mysql: MySQLResource) 
 )
 def no_missing_parents(context: AssetCheckExecutionContext, mysql: MySQLResource) -> AssetCheckResult:
     rows = mysql.fetch_all(
-        integrity.missing_parent_samples_select(mysql.database), recursion_limit=_lineage_recursion_limit(mysql)
+        integrity.missing_parent_samples_select(mysql.tables), recursion_limit=_lineage_recursion_limit(mysql)
     )
-    parents = mysql.fetch_all(integrity.missing_parent_ids_select(mysql.database))
+    parents = mysql.fetch_all(integrity.missing_parent_ids_select(mysql.tables))
     return _result(
         context,
         name="no_missing_parents",
@@ -139,7 +138,7 @@ def no_missing_parents(context: AssetCheckExecutionContext, mysql: MySQLResource
     " (sample_id, type, value).",
 )
 def measurements_have_samples(context: AssetCheckExecutionContext, mysql: MySQLResource) -> AssetCheckResult:
-    rows = mysql.fetch_all(integrity.measurements_without_sample_select(mysql.database))
+    rows = mysql.fetch_all(integrity.measurements_without_sample_select(mysql.tables))
     return _result(
         context,
         name="measurements_have_samples",
@@ -157,7 +156,7 @@ def measurements_have_samples(context: AssetCheckExecutionContext, mysql: MySQLR
     " out of the flat table; names them (sample_id, value).",
 )
 def measurement_types_not_null(context: AssetCheckExecutionContext, mysql: MySQLResource) -> AssetCheckResult:
-    rows = mysql.fetch_all(integrity.measurements_without_type_select(mysql.database))
+    rows = mysql.fetch_all(integrity.measurements_without_type_select(mysql.tables))
     return _result(
         context,
         name="measurement_types_not_null",
@@ -177,7 +176,7 @@ def measurement_types_not_null(context: AssetCheckExecutionContext, mysql: MySQL
 )
 def no_duplicate_measurements(context: AssetCheckExecutionContext, mysql: MySQLResource) -> AssetCheckResult:
     charset, _ = _source_collation(mysql)
-    rows = mysql.fetch_all(integrity.duplicate_measurements_select(mysql.database, f"{charset}_bin"))
+    rows = mysql.fetch_all(integrity.duplicate_measurements_select(mysql.tables, f"{charset}_bin"))
     return _result(
         context,
         name="no_duplicate_measurements",
@@ -206,7 +205,7 @@ def _fail_step_if(result: AssetCheckResult) -> Iterator[AssetCheckResult]:
 def catalog_column_names_unique(
     context: AssetCheckExecutionContext, mysql: MySQLResource
 ) -> Iterator[AssetCheckResult]:
-    sql, params = integrity.duplicate_column_names_select(mysql.database, MEASUREMENT_TYPES)
+    sql, params = integrity.duplicate_column_names_select(mysql.tables, MEASUREMENT_TYPES)
     rows = mysql.fetch_all(sql, params)
     yield from _fail_step_if(
         _result(
@@ -230,10 +229,7 @@ def catalog_column_names_unique(
 def catalog_within_column_limit(
     context: AssetCheckExecutionContext, mysql: MySQLResource
 ) -> Iterator[AssetCheckResult]:
-    names = [
-        row[0]
-        for row in mysql.fetch_all(f"SELECT column_name FROM {qualified_name(mysql.database, MEASUREMENT_TYPES)}")
-    ]
+    names = [row[0] for row in mysql.fetch_all(f"SELECT column_name FROM {mysql.tables.qualified(MEASUREMENT_TYPES)}")]
     problem = column_limit_problem(names)
     metadata = {
         "measurement_columns": MetadataValue.int(len(names)),
@@ -267,7 +263,7 @@ def catalog_within_column_limit(
     " rows without a sample and repeated ids.",
 )
 def one_row_per_sample(context: AssetCheckExecutionContext, mysql: MySQLResource) -> AssetCheckResult:
-    rows = mysql.fetch_all(integrity.sample_rows_mismatch_select(mysql.database, EXPERIMENT_MEASUREMENTS))
+    rows = mysql.fetch_all(integrity.sample_rows_mismatch_select(mysql.tables, EXPERIMENT_MEASUREMENTS))
     return _result(
         context,
         name="one_row_per_sample",
@@ -288,30 +284,26 @@ def one_row_per_sample(context: AssetCheckExecutionContext, mysql: MySQLResource
     " Names (sample_id, column) pairs.",
 )
 def flat_table_reconciles(context: AssetCheckExecutionContext, mysql: MySQLResource) -> AssetCheckResult:
-    database = mysql.database
+    tables = mysql.tables
     identifying = {c.name for c in IDENTIFYING_COLUMNS}
     table_columns = mysql.column_names(EXPERIMENT_MEASUREMENTS)
     measurement_columns = [c for c in table_columns if c not in identifying]
-    catalog_columns = [
-        r[0] for r in mysql.fetch_all(f"SELECT column_name FROM {qualified_name(database, MEASUREMENT_TYPES)}")
-    ]
+    catalog_columns = [r[0] for r in mysql.fetch_all(f"SELECT column_name FROM {tables.qualified(MEASUREMENT_TYPES)}")]
     column_problems = [
         f"column {c} not in the catalog" for c in sorted(set(measurement_columns) - set(catalog_columns))
     ]
     column_problems += [f"catalog column {c} missing" for c in sorted(set(catalog_columns) - set(measurement_columns))]
     charset, collation = _source_collation(mysql)
     # Whole table in one cheap pass; then the columns of the first offending samples by name.
-    catalog = mysql.fetch_all(
-        f"SELECT measurement_type, column_name FROM {qualified_name(database, MEASUREMENT_TYPES)}"
-    )
+    catalog = mysql.fetch_all(f"SELECT measurement_type, column_name FROM {tables.qualified(MEASUREMENT_TYPES)}")
     sql, params = integrity.reconciliation_offending_samples_select(
-        database, EXPERIMENT_MEASUREMENTS, [(t, c) for t, c in catalog if c in measurement_columns]
+        tables, EXPERIMENT_MEASUREMENTS, [(t, c) for t, c in catalog if c in measurement_columns]
     )
     offending = sorted(r[0] for r in mysql.fetch_all(sql, params))
     rows = []
     if offending:
         sql, params = integrity.reconciliation_select(
-            database,
+            tables,
             EXPERIMENT_MEASUREMENTS,
             MEASUREMENT_TYPES,
             measurement_columns,

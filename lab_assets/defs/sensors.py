@@ -44,17 +44,17 @@ def _update_times(mysql: MySQLResource) -> tuple[dict[str, str | None], str]:
             "SELECT table_name, DATE_FORMAT(update_time, '%%Y-%%m-%%d %%H:%%i:%%s'),"
             " DATE_FORMAT(NOW(), '%%Y-%%m-%%d %%H:%%i:%%s') FROM information_schema.tables"
             " WHERE table_schema = %s AND table_name IN (%s, %s)",
-            (mysql.database, *SOURCE_TABLES),
+            (mysql.tables.source_database, *SOURCE_TABLES),
         ).fetchall()
     if len(rows) != 2:
-        raise RuntimeError(f"{mysql.database} must hold the tables {' and '.join(SOURCE_TABLES)}")
+        raise RuntimeError(f"{mysql.tables.source_database} must hold the tables {' and '.join(SOURCE_TABLES)}")
     return {name: updated for name, updated, _ in rows}, rows[0][2]
 
 
 def _fingerprint(mysql: MySQLResource) -> str:
     parts = []
     for table, columns in SOURCE_TABLES.items():
-        count, hash_a, hash_b = mysql.fetch_one(fingerprint_select(mysql.database, table, columns))
+        count, hash_a, hash_b = mysql.fetch_one(fingerprint_select(mysql.tables, table, columns))
         parts.append(f"{table}:{count}:{hash_a}:{hash_b}")
     return "|".join(parts)
 

@@ -21,8 +21,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from lab_assets.lib.names import SAMPLES
 from lab_assets.lib.sql import qualified_name, quote_identifier
+from lab_assets.lib.tables import TableLocations
 
 # Placeholder in a SELECT's WHERE clause for a chunk's key range; valid SQL (TRUE) as it stands.
 CHUNK_FILTER = "/* lab_assets:chunk */ TRUE"
@@ -89,7 +89,7 @@ def missing_rows_insert(
     )
 
 
-def in_sample_id_ranges(schema: str, select_sql: str, params: tuple[object, ...] = ()) -> BulkBuild:
+def in_sample_id_ranges(tables: TableLocations, select_sql: str, params: tuple[object, ...] = ()) -> BulkBuild:
     """A samples-driven SELECT (alias ``s``, ``CHUNK_FILTER`` in its WHERE) run in ranges of
     sample ids on two connections: many small INSERT ... SELECTs instead of one transaction over
     every sample; two connections measured faster on 2 cores (numbers in bench/RESULTS.md)."""
@@ -97,6 +97,6 @@ def in_sample_id_ranges(schema: str, select_sql: str, params: tuple[object, ...]
         select_sql=select_sql,
         params=params,
         chunk_key="s.id",
-        chunk_bounds_sql=f"SELECT MIN(id), MAX(id) FROM {qualified_name(schema, SAMPLES)}",
+        chunk_bounds_sql=f"SELECT MIN(id), MAX(id) FROM {tables.samples}",
         parallel=2,
     )

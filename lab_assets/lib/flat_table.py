@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from lab_assets.lib.bulk import CHUNK_FILTER
-from lab_assets.lib.names import SAMPLE_MEASUREMENTS, SAMPLES
-from lab_assets.lib.sql import Column, TableDefinition, qualified_name, quote_identifier
+from lab_assets.lib.sql import Column, TableDefinition, quote_identifier
+from lab_assets.lib.tables import TableLocations
 
 IDENTIFYING_COLUMNS = (
     Column("experiment_id", "INT NULL"),
@@ -39,7 +39,7 @@ def flat_table_definition(measurement_columns: Sequence[MeasurementColumn]) -> T
 
 
 def pivot_select(
-    schema: str,
+    tables: TableLocations,
     lineage_from: str,
     lineage_params: tuple[object, ...],
     measurement_columns: Sequence[MeasurementColumn],
@@ -59,13 +59,13 @@ def pivot_select(
     (A derived ``GROUP BY m.sample_id`` pivot is materialized into an indexed temporary table
     instead.) The WHERE clause holds ``CHUNK_FILTER`` so a bulk build can run it in s.id ranges;
     identifying columns are wrapped in MAX() only to satisfy ONLY_FULL_GROUP_BY (one value per id).
-    ``only_samples_in`` names a table (same schema, column sample_id) that limits the rows built,
+    ``only_samples_in`` names a table (in the output database, column sample_id) that limits the rows built,
     for incremental refreshes.
     """
     columns = ordered(measurement_columns)
-    samples = qualified_name(schema, SAMPLES)
-    measurements = qualified_name(schema, SAMPLE_MEASUREMENTS)
-    keys = qualified_name(schema, only_samples_in) if only_samples_in else ""
+    samples = tables.samples
+    measurements = tables.sample_measurements
+    keys = tables.qualified(only_samples_in) if only_samples_in else ""
     only_samples = f" JOIN {keys} AS k ON k.sample_id = s.id" if keys else ""
     lineage_join = f"LEFT JOIN {lineage_from} AS lineage ON lineage.sample_id = s.id"
     if not columns:

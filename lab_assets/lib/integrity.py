@@ -13,8 +13,9 @@ import re
 from collections.abc import Sequence
 
 from lab_assets.lib.flat_table import IDENTIFYING_COLUMNS
-from lab_assets.lib.names import SAMPLE_LINEAGE, SAMPLE_MEASUREMENTS, SAMPLES
-from lab_assets.lib.sql import qualified_name, quote_identifier
+from lab_assets.lib.names import SAMPLE_LINEAGE
+from lab_assets.lib.sql import quote_identifier
+from lab_assets.lib.tables import TableLocations
 
 OFFENDER_LIMIT = 20
 _NAME = re.compile(r"[A-Za-z0-9_]+")
@@ -35,11 +36,11 @@ def offenders(select_sql: str, order_by: str, limit: int = OFFENDER_LIMIT) -> st
     )
 
 
-def _lineage_ctes(schema: str) -> str:
+def _lineage_ctes(tables: TableLocations) -> str:
     """``reached``: samples with a root, walked down from the roots. ``dangling``: samples whose
     parent does not exist and everything below them. A sample in neither is on or under a parent
     cycle. Both walks go down from a start set, so they end on any data."""
-    samples = qualified_name(schema, SAMPLES)
+    samples = tables.samples
     return f"""WITH RECURSIVE reached (id) AS (
   SELECT id FROM {samples} WHERE parent_id IS NULL
   UNION ALL
@@ -53,60 +54,60 @@ dangling (id) AS (
 )"""
 
 
-def cycle_samples_select(schema: str, limit: int = OFFENDER_LIMIT) -> str:
+def cycle_samples_select(tables: TableLocations, limit: int = OFFENDER_LIMIT) -> str:
     """Samples on or under a parent cycle (no root above them, no missing parent either):
     sample_id, parent_id, count."""
-    samples = qualified_name(schema, SAMPLES)
+    samples = tables.samples
     inner = f"""SELECT s.id AS sample_id, s.parent_id
 FROM {samples} AS s
 LEFT JOIN reached ON reached.id = s.id
 LEFT JOIN dangling ON dangling.id = s.id
 WHERE reached.id IS NULL AND dangling.id IS NULL"""
-    return f"{_lineage_ctes(schema)}\n{offenders(inner, 'sample_id', limit)}"
+    return f"{_lineage_ctes(tables)}\n{offenders(inner, 'sample_id', limit)}"
 
 
-def missing_parent_samples_select(schema: str, limit: int = OFFENDER_LIMIT) -> str:
+def missing_parent_samples_select(tables: TableLocations, limit: int = OFFENDER_LIMIT) -> str:
     """Samples under a parent id that does not exist (the sample naming it and all below it):
     sample_id, parent_id, count."""
-    samples = qualified_name(schema, SAMPLES)
+    samples = tables.samples
     inner = f"SELECT s.id AS sample_id, s.parent_id FROM {samples} AS s JOIN dangling ON dangling.id = s.id"
-    return f"{_lineage_ctes(schema)}\n{offenders(inner, 'sample_id', limit)}"
+    return f"{_lineage_ctes(tables)}\n{offenders(inner, 'sample_id', limit)}"
 
 
-def missing_parent_ids_select(schema: str, limit: int = OFFENDER_LIMIT) -> str:
+def missing_parent_ids_select(tables: TableLocations, limit: int = OFFENDER_LIMIT) -> str:
     """Distinct parent ids that samples name but that do not exist: parent_id, count."""
-    samples = qualified_name(schema, SAMPLES)
+    samples = tables.samples
     inner = f"""SELECT DISTINCT s.parent_id
 FROM {samples} AS s LEFT JOIN {samples} AS p ON p.id = s.parent_id
 WHERE s.parent_id IS NOT NULL AND p.id IS NULL"""
     return offenders(inner, "parent_id", limit)
 
 
-def measurements_without_sample_select(schema: str, limit: int = OFFENDER_LIMIT) -> str:
+def measurements_without_sample_select(tables: TableLocations, limit: int = OFFENDER_LIMIT) -> str:
     """Measurement rows whose sample_id is NULL or not a sample: sample_id, type, value, count."""
-    samples, measurements = qualified_name(schema, SAMPLES), qualified_name(schema, SAMPLE_MEASUREMENTS)
+    samples, measurements = tables.samples, tables.sample_measurements
     inner = f"""SELECT m.sample_id, m.measurement_type, m.value
 FROM {measurements} AS m LEFT JOIN {samples} AS s ON s.id = m.sample_id
 WHERE s.id IS NULL"""
     return offenders(inner, "sample_id, measurement_type, value", limit)
 
 
-def measurements_without_type_select(schema: str, limit: int = OFFENDER_LIMIT) -> str:
+def measurements_without_type_select(tables: TableLocations, limit: int = OFFENDER_LIMIT) -> str:
     """Measurement rows with a NULL measurement_type: sample_id, value, count."""
     inner = f"""SELECT m.sample_id, m.value
-FROM {qualified_name(schema, SAMPLE_MEASUREMENTS)} AS m
+FROM {tables.sample_measurements} AS m
 WHERE m.measurement_type IS NULL"""
     return offenders(inner, "sample_id, value", limit)
 
 
-def duplicate_measurements_select(schema: str, binary_collation: str, limit: int = OFFENDER_LIMIT) -> str:
+def duplicate_measurements_select(tables: TableLocations, binary_collation: str, limit: int = OFFENDER_LIMIT) -> str:
     """(sample, type) pairs measured more than once, types compared with the column's own
     collation (as the catalog groups them): sample_id, type (greatest spelling byte-wise),
     measurements, count."""
     binary_collation = _checked_name("collation", binary_collation)
     inner = f"""SELECT m.sample_id, MAX(m.measurement_type COLLATE {binary_collation}) AS measurement_type,
   COUNT(*) AS measurements
-FROM {qualified_name(schema, SAMPLE_MEASUREMENTS)} AS m
+FROM {tables.sample_measurements} AS m
 WHERE m.sample_id IS NOT NULL AND m.measurement_type IS NOT NULL
 GROUP BY m.sample_id, m.measurement_type
 HAVING COUNT(*) > 1"""
@@ -114,14 +115,14 @@ HAVING COUNT(*) > 1"""
 
 
 def duplicate_column_names_select(
-    schema: str, catalog_table: str, limit: int = OFFENDER_LIMIT
+    tables: TableLocations, catalog_table: str, limit: int = OFFENDER_LIMIT
 ) -> tuple[str, tuple[object, ...]]:
     """Column names of the flat table that MySQL would see as one name (column names are
     case-insensitive), the catalog's names plus the identifying columns: name, how many, count."""
     fixed = " UNION ALL ".join(["SELECT %s"] * len(IDENTIFYING_COLUMNS))
     inner = f"""SELECT LOWER(name) AS column_name, COUNT(*) AS occurrences
 FROM (
-  SELECT column_name AS name FROM {qualified_name(schema, catalog_table)}
+  SELECT column_name AS name FROM {tables.qualified(catalog_table)}
   UNION ALL {fixed}
 ) AS names
 GROUP BY LOWER(name)
@@ -129,15 +130,15 @@ HAVING COUNT(*) > 1"""
     return offenders(inner, "column_name", limit), tuple(c.name for c in IDENTIFYING_COLUMNS)
 
 
-def catalog_size_select(schema: str, catalog_table: str) -> str:
+def catalog_size_select(tables: TableLocations, catalog_table: str) -> str:
     """How many columns the catalog asks for and their names' total length."""
-    return f"SELECT COUNT(*), COALESCE(SUM(CHAR_LENGTH(column_name)), 0) FROM {qualified_name(schema, catalog_table)}"
+    return f"SELECT COUNT(*), COALESCE(SUM(CHAR_LENGTH(column_name)), 0) FROM {tables.qualified(catalog_table)}"
 
 
-def sample_rows_mismatch_select(schema: str, flat_table: str, limit: int = OFFENDER_LIMIT) -> str:
+def sample_rows_mismatch_select(tables: TableLocations, flat_table: str, limit: int = OFFENDER_LIMIT) -> str:
     """Ids that break "one row per sample": samples without a row, rows without a sample,
     ids with more than one row: sample_id, problem, count."""
-    samples, flat = qualified_name(schema, SAMPLES), qualified_name(schema, flat_table)
+    samples, flat = tables.samples, tables.qualified(flat_table)
     inner = f"""SELECT s.id AS sample_id, 'no row' AS problem
 FROM {samples} AS s LEFT JOIN {flat} AS e ON e.sample_id = s.id WHERE e.sample_id IS NULL
 UNION ALL
@@ -157,7 +158,7 @@ def balanced_sum(terms: Sequence[str]) -> str:
 
 
 def reconciliation_select(
-    schema: str,
+    tables: TableLocations,
     flat_table: str,
     catalog_table: str,
     measurement_columns: Sequence[str],
@@ -187,9 +188,9 @@ def reconciliation_select(
     """
     source_charset = _checked_name("character set", source_charset)
     source_collation = _checked_name("collation", source_collation)
-    samples = qualified_name(schema, SAMPLES)
-    measurements = qualified_name(schema, SAMPLE_MEASUREMENTS)
-    flat, catalog = qualified_name(schema, flat_table), qualified_name(schema, catalog_table)
+    samples = tables.samples
+    measurements = tables.sample_measurements
+    flat, catalog = tables.qualified(flat_table), tables.qualified(catalog_table)
     quoted = [quote_identifier(c) for c in measurement_columns]
     if quoted:
         cell = "CASE c.column_name " + " ".join(f"WHEN %s THEN e.{q}" for q in quoted) + " END"
@@ -251,7 +252,7 @@ LIMIT {int(limit)}"""
 
 
 def reconciliation_offending_samples_select(
-    schema: str,
+    tables: TableLocations,
     flat_table: str,
     measurement_columns: Sequence[tuple[str, str]],
 ) -> tuple[str, tuple[object, ...]]:
@@ -271,10 +272,10 @@ def reconciliation_offending_samples_select(
       and depth + 1 (NULL-safe), NULL under a missing parent. Depth strictly grows away from the
       root, so no cycle can carry a root: NULL exactly where no root is reachable.
     """
-    samples = qualified_name(schema, SAMPLES)
-    measurements = qualified_name(schema, SAMPLE_MEASUREMENTS)
-    lineage = qualified_name(schema, SAMPLE_LINEAGE)
-    flat = qualified_name(schema, flat_table)
+    samples = tables.samples
+    measurements = tables.sample_measurements
+    lineage = tables.qualified(SAMPLE_LINEAGE)
+    flat = tables.qualified(flat_table)
     types = tuple(t for t, _ in measurement_columns)
     if measurement_columns:
         known = f"m.measurement_type IN ({', '.join(['%s'] * len(types))})"

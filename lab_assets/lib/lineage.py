@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from lab_assets.lib.bulk import BulkBuild
 from lab_assets.lib.names import SAMPLES
-from lab_assets.lib.sql import Column, TableDefinition, qualified_name
+from lab_assets.lib.sql import Column, TableDefinition
+from lab_assets.lib.tables import TableLocations
 
 # parent_id and experiment_id record what the lineage was computed from (the refresh diffs them).
 LINEAGE_TABLE = TableDefinition(
@@ -53,16 +54,16 @@ def _walk(samples: str) -> str:
 )"""
 
 
-def lineage_select(schema: str, samples_table: str = SAMPLES) -> str:
+def lineage_select(tables: TableLocations, samples_table: str = SAMPLES) -> str:
     """One row per sample: sample_id, parent_id, experiment_id, top_parent_id (NULL if no root is
     reachable), depth."""
-    samples = qualified_name(schema, samples_table)
+    samples = tables.qualified(samples_table)
     return f"""{_walk(samples)}
 SELECT s.id AS sample_id, s.parent_id, s.experiment_id, tree.top_parent_id, tree.depth
 FROM {samples} AS s LEFT JOIN tree ON tree.sample_id = s.id"""
 
 
-def lineage_bulk_build(schema: str, samples_table: str = SAMPLES) -> BulkBuild:
+def lineage_bulk_build(tables: TableLocations, samples_table: str = SAMPLES) -> BulkBuild:
     """The same rows as :func:`lineage_select`, built faster into an empty table.
 
     The LEFT JOIN from samples to the walk's result makes MariaDB index its materialized
@@ -73,7 +74,7 @@ def lineage_bulk_build(schema: str, samples_table: str = SAMPLES) -> BulkBuild:
     and depth by an anti-join on the new table's primary key. A sample added between those two
     statements is recorded with a NULL root; the refresh re-examines every NULL-root sample, so
     the next refresh corrects it."""
-    samples = qualified_name(schema, samples_table)
+    samples = tables.qualified(samples_table)
     return BulkBuild(
         select_sql=f"{_walk(samples)}\nSELECT sample_id, parent_id, experiment_id, top_parent_id, depth"
         " FROM tree ORDER BY sample_id",

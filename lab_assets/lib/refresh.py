@@ -40,12 +40,11 @@ from lab_assets.lib.names import (
     NEW_SUFFIX,
     SAMPLE_LINEAGE,
     SAMPLE_MEASUREMENT_DIGESTS,
-    SAMPLE_MEASUREMENTS,
-    SAMPLES,
     helper_table,
 )
 from lab_assets.lib.sources import row_hash_expressions
-from lab_assets.lib.sql import Column, TableDefinition, qualified_name
+from lab_assets.lib.sql import Column, TableDefinition
+from lab_assets.lib.tables import TableLocations
 
 # A work table of sample ids (candidates, changes, moved samples; also the pending table).
 CHANGE_SET_DEFINITION = TableDefinition(columns=(Column("sample_id", "INT NOT NULL"),), primary_key=("sample_id",))
@@ -141,7 +140,9 @@ GROUP BY {key}
 HAVING {differs}"""
 
 
-def changed_bucket_members_select(schema: str, scheme: BucketScheme, live_sums_select: str, buckets_table: str) -> str:
+def changed_bucket_members_select(
+    tables: TableLocations, scheme: BucketScheme, live_sums_select: str, buckets_table: str
+) -> str:
     """Every sample id of the buckets whose live sums (``live_sums_select``, one scan of a source
     table, kept in the server's in-memory temporary tables) differ from ``buckets_table``: the
     candidates the second level compares one by one."""
@@ -149,7 +150,7 @@ def changed_bucket_members_select(schema: str, scheme: BucketScheme, live_sums_s
         "bucket",
         BUCKET_SUMS,
         live_sums_select,
-        f"SELECT bucket, {', '.join(BUCKET_SUMS)} FROM {qualified_name(schema, buckets_table)}",
+        f"SELECT bucket, {', '.join(BUCKET_SUMS)} FROM {tables.qualified(buckets_table)}",
     )
     return f"""SELECT {scheme.member_id("b.bucket", "o.offset_in_bucket")} AS sample_id
 FROM (
@@ -160,14 +161,14 @@ FROM (
 _DIGEST_SUMS = ("measurement_rows", "digest_a", "digest_b")
 
 
-def measurement_digest_select(schema: str, only_samples_in: str | None = None) -> str:
+def measurement_digest_select(tables: TableLocations, only_samples_in: str | None = None) -> str:
     """Per sample id in ``sample_measurements`` (orphans too; rows without a sample id are never
     in the flat table): its row count and the sums of both row hashes. With ``only_samples_in``
     (a work table of sample ids) only those, by index lookups. ``CHUNK_FILTER`` lets a bulk build
     run it in ranges of sample ids (:func:`digest_bulk_build`)."""
-    measurements = qualified_name(schema, SAMPLE_MEASUREMENTS)
+    measurements = tables.sample_measurements
     if only_samples_in:
-        source = f"{qualified_name(schema, only_samples_in)} AS c JOIN {measurements} AS m ON m.sample_id = c.sample_id"
+        source = f"{tables.qualified(only_samples_in)} AS c JOIN {measurements} AS m ON m.sample_id = c.sample_id"
     else:
         source = f"{measurements} AS m"
     return f"""SELECT m.sample_id, COUNT(*) AS measurement_rows,
@@ -177,37 +178,37 @@ WHERE m.sample_id IS NOT NULL AND {CHUNK_FILTER}
 GROUP BY m.sample_id"""
 
 
-def digest_bulk_build(schema: str) -> BulkBuild:
+def digest_bulk_build(tables: TableLocations) -> BulkBuild:
     """The whole digest table in ranges of sample ids on two connections, each range read in
     sample-id order through the index: measured faster than one scan that groups a million ids
     in a temporary table."""
     return BulkBuild(
-        select_sql=measurement_digest_select(schema),
+        select_sql=measurement_digest_select(tables),
         chunk_key="m.sample_id",
-        chunk_bounds_sql=f"SELECT MIN(sample_id), MAX(sample_id) FROM {qualified_name(schema, SAMPLE_MEASUREMENTS)}",
+        chunk_bounds_sql=f"SELECT MIN(sample_id), MAX(sample_id) FROM {tables.sample_measurements}",
         parallel=2,
     )
 
 
-def measurement_bucket_sums_select(schema: str) -> str:
+def measurement_bucket_sums_select(tables: TableLocations) -> str:
     """Bucket sums (:data:`BUCKET_SUMS_DEFINITION`) of ``sample_measurements``: one sequential scan."""
     return f"""SELECT {MEASUREMENT_BUCKETS.bucket_of("m.sample_id")} AS bucket, COUNT(*) AS row_count,
   SUM({_MEASUREMENT_HASH_A}) AS hash_a, SUM({_MEASUREMENT_HASH_B}) AS hash_b
-FROM {qualified_name(schema, SAMPLE_MEASUREMENTS)} AS m WHERE m.sample_id IS NOT NULL GROUP BY bucket ORDER BY NULL"""
+FROM {tables.sample_measurements} AS m WHERE m.sample_id IS NOT NULL GROUP BY bucket ORDER BY NULL"""
 
 
-def _buckets_of_ids(schema: str, scheme: BucketScheme, id_tables: tuple[str, ...]) -> str:
+def _buckets_of_ids(tables: TableLocations, scheme: BucketScheme, id_tables: tuple[str, ...]) -> str:
     """The distinct buckets of the sample ids in the work tables ``id_tables``."""
-    ids = " UNION ALL ".join(f"SELECT sample_id FROM {qualified_name(schema, t)}" for t in id_tables)
+    ids = " UNION ALL ".join(f"SELECT sample_id FROM {tables.qualified(t)}" for t in id_tables)
     return f"SELECT DISTINCT {scheme.bucket_of('ids.sample_id')} AS bucket FROM ({ids}) AS ids"
 
 
-def _touched_buckets(schema: str, scheme: BucketScheme, id_tables: tuple[str, ...]) -> tuple[str, str, str]:
+def _touched_buckets(tables: TableLocations, scheme: BucketScheme, id_tables: tuple[str, ...]) -> tuple[str, str, str]:
     """FROM items, join condition and GROUP BY key to sum a state table (alias ``state``, key
     ``sample_id``) over all buckets (no ``id_tables``), or over the buckets of the ids in them."""
     if not id_tables:
         return "", "", scheme.bucket_of("state.sample_id")
-    touched = f"""({_buckets_of_ids(schema, scheme, id_tables)}) AS touched
+    touched = f"""({_buckets_of_ids(tables, scheme, id_tables)}) AS touched
 CROSS JOIN {scheme.offsets()} AS o
 JOIN """
     return (
@@ -217,15 +218,15 @@ JOIN """
     )
 
 
-def digest_bucket_sums_select(schema: str) -> str:
+def digest_bucket_sums_select(tables: TableLocations) -> str:
     """Bucket sums of the whole stored digest table."""
     return f"""SELECT {MEASUREMENT_BUCKETS.bucket_of("state.sample_id")} AS bucket,
   SUM(state.measurement_rows) AS row_count,
   SUM(state.digest_a) AS hash_a, SUM(state.digest_b) AS hash_b, COUNT(*) AS state_rows
-FROM {qualified_name(schema, SAMPLE_MEASUREMENT_DIGESTS)} AS state GROUP BY bucket"""
+FROM {tables.qualified(SAMPLE_MEASUREMENT_DIGESTS)} AS state GROUP BY bucket"""
 
 
-def candidate_bucket_sums_select(schema: str, live_digests_table: str) -> str:
+def candidate_bucket_sums_select(tables: TableLocations, live_digests_table: str) -> str:
     """The new sums of every candidate bucket, from the candidates' live digests alone: every id
     of a candidate bucket is a candidate, and once the changed digests are written from the live
     ones (and the ids without measurements deleted), the stored digests of those buckets are the
@@ -233,78 +234,78 @@ def candidate_bucket_sums_select(schema: str, live_digests_table: str) -> str:
     return f"""SELECT {MEASUREMENT_BUCKETS.bucket_of("live.sample_id")} AS bucket,
   SUM(live.measurement_rows) AS row_count,
   SUM(live.digest_a) AS hash_a, SUM(live.digest_b) AS hash_b, COUNT(*) AS state_rows
-FROM {qualified_name(schema, live_digests_table)} AS live GROUP BY bucket"""
+FROM {tables.qualified(live_digests_table)} AS live GROUP BY bucket"""
 
 
-def candidate_digests_select(schema: str, candidates_table: str) -> str:
+def candidate_digests_select(tables: TableLocations, candidates_table: str) -> str:
     """The live digests (:data:`DIGEST_TABLE_DEFINITION`) of the candidate ids that have
     measurements, by index lookups: compared with the stored digests by
     :func:`changed_measurement_samples_select`, then written for the changed ones as they are, so
     each candidate's measurements are read once."""
-    return measurement_digest_select(schema, only_samples_in=candidates_table)
+    return measurement_digest_select(tables, only_samples_in=candidates_table)
 
 
-def changed_measurement_samples_select(schema: str, candidates_table: str, live_digests_table: str) -> str:
+def changed_measurement_samples_select(tables: TableLocations, candidates_table: str, live_digests_table: str) -> str:
     """Of the candidate ids, those whose measurements were added, changed or deleted since the
     stored digests: live digests (``live_digests_table``, see :func:`candidate_digests_select`)
     and stored ones compared by primary-key lookups."""
     stored = f"""SELECT d.sample_id, d.measurement_rows, d.digest_a, d.digest_b
-FROM {qualified_name(schema, candidates_table)} AS c
-JOIN {qualified_name(schema, SAMPLE_MEASUREMENT_DIGESTS)} AS d ON d.sample_id = c.sample_id"""
-    live = f"SELECT sample_id, measurement_rows, digest_a, digest_b FROM {qualified_name(schema, live_digests_table)}"
+FROM {tables.qualified(candidates_table)} AS c
+JOIN {tables.qualified(SAMPLE_MEASUREMENT_DIGESTS)} AS d ON d.sample_id = c.sample_id"""
+    live = f"SELECT sample_id, measurement_rows, digest_a, digest_b FROM {tables.qualified(live_digests_table)}"
     return _differing_keys_select("sample_id", _DIGEST_SUMS, live, stored)
 
 
-def changed_digests_select(schema: str, live_digests_table: str, changes_table: str) -> str:
+def changed_digests_select(tables: TableLocations, live_digests_table: str, changes_table: str) -> str:
     """The new digest rows of the changed samples: their live digests as compared."""
     return f"""SELECT live.sample_id, live.measurement_rows, live.digest_a, live.digest_b
-FROM {qualified_name(schema, changes_table)} AS c
-JOIN {qualified_name(schema, live_digests_table)} AS live ON live.sample_id = c.sample_id"""
+FROM {tables.qualified(changes_table)} AS c
+JOIN {tables.qualified(live_digests_table)} AS live ON live.sample_id = c.sample_id"""
 
 
-def lineage_bucket_sums_select(schema: str) -> str:
+def lineage_bucket_sums_select(tables: TableLocations) -> str:
     """Bucket sums (:data:`BUCKET_SUMS_DEFINITION`) of the samples' (id, parent_id,
     experiment_id): one sequential scan."""
     columns = ["s.id", "s.parent_id", "s.experiment_id"]
     hash_a, hash_b = row_hash_expressions(columns, columns)
     return f"""SELECT {LINEAGE_BUCKETS.bucket_of("s.id")} AS bucket, COUNT(*) AS row_count,
   SUM({hash_a}) AS hash_a, SUM({hash_b}) AS hash_b
-FROM {qualified_name(schema, SAMPLES)} AS s GROUP BY bucket ORDER BY NULL"""
+FROM {tables.samples} AS s GROUP BY bucket ORDER BY NULL"""
 
 
-def stored_lineage_bucket_sums_select(schema: str, only_buckets_of: tuple[str, ...] = ()) -> str:
+def stored_lineage_bucket_sums_select(tables: TableLocations, only_buckets_of: tuple[str, ...] = ()) -> str:
     """The same sums over what ``sample_lineage`` recorded: all buckets, or those of the ids in
     ``only_buckets_of``."""
-    touched, on, bucket = _touched_buckets(schema, LINEAGE_BUCKETS, only_buckets_of)
+    touched, on, bucket = _touched_buckets(tables, LINEAGE_BUCKETS, only_buckets_of)
     columns = ["state.sample_id", "state.parent_id", "state.experiment_id"]
     hash_a, hash_b = row_hash_expressions(columns, columns)
     return f"""SELECT {bucket} AS bucket, COUNT(*) AS row_count, SUM({hash_a}) AS hash_a, SUM({hash_b}) AS hash_b,
   COUNT(*) AS state_rows
-FROM {touched}{qualified_name(schema, SAMPLE_LINEAGE)} AS state{on} GROUP BY {bucket}"""
+FROM {touched}{tables.qualified(SAMPLE_LINEAGE)} AS state{on} GROUP BY {bucket}"""
 
 
-def state_row_count_select(schema: str, buckets_table: str) -> str:
+def state_row_count_select(tables: TableLocations, buckets_table: str) -> str:
     """The number of rows of a state table, summed over its bucket table (which equals the sums
     over the state table; kept in the same transaction)."""
-    return f"SELECT COALESCE(SUM(state_rows), 0) FROM {qualified_name(schema, buckets_table)}"
+    return f"SELECT COALESCE(SUM(state_rows), 0) FROM {tables.qualified(buckets_table)}"
 
 
-def bucket_table_build_statements(schema: str, buckets_table: str, stored_sums_select) -> tuple[str, ...]:
-    """(Re)build the bucket table from the whole state table (``stored_sums_select(schema)``),
+def bucket_table_build_statements(tables: TableLocations, buckets_table: str, stored_sums_select) -> tuple[str, ...]:
+    """(Re)build the bucket table from the whole state table (``stored_sums_select(tables)``),
     aside and renamed in, so an interrupted build leaves no partial table."""
     staging_table = helper_table(buckets_table, NEW_SUFFIX)
-    staging = qualified_name(schema, staging_table)
+    staging = tables.qualified(staging_table)
     return (
         f"DROP TABLE IF EXISTS {staging}",
-        BUCKET_SUMS_DEFINITION.create_statement(schema, staging_table),
-        f"INSERT INTO {staging} {stored_sums_select(schema)}",
-        f"DROP TABLE IF EXISTS {qualified_name(schema, buckets_table)}",
-        f"RENAME TABLE {staging} TO {qualified_name(schema, buckets_table)}",
+        BUCKET_SUMS_DEFINITION.create_statement(tables.output_database, staging_table),
+        f"INSERT INTO {staging} {stored_sums_select(tables)}",
+        f"DROP TABLE IF EXISTS {tables.qualified(buckets_table)}",
+        f"RENAME TABLE {staging} TO {tables.qualified(buckets_table)}",
     )
 
 
 def bucket_table_update_statements(
-    schema: str, scheme: BucketScheme, buckets_table: str, id_tables: tuple[str, ...], new_sums_select: str
+    tables: TableLocations, scheme: BucketScheme, buckets_table: str, id_tables: tuple[str, ...], new_sums_select: str
 ) -> tuple[str, ...]:
     """Bring the bucket table up to date for the buckets of the ids in the work tables
     ``id_tables``: their rows are replaced by ``new_sums_select`` (the same sums over the state
@@ -312,23 +313,23 @@ def bucket_table_update_statements(
     disappears. Callers pass the candidates (every bucket whose sums differed) as well as the
     changed ids, so a bucket whose stored sums are stale but whose ids all compare equal (sums
     of an older hash, say) is repaired instead of being compared id by id on every refresh."""
-    buckets = qualified_name(schema, buckets_table)
+    buckets = tables.qualified(buckets_table)
     return (
         f"""DELETE b FROM {buckets} AS b
-JOIN ({_buckets_of_ids(schema, scheme, id_tables)}) AS touched
+JOIN ({_buckets_of_ids(tables, scheme, id_tables)}) AS touched
 ON touched.bucket = b.bucket""",
         f"INSERT INTO {buckets} {new_sums_select}",
     )
 
 
-def changed_samples_select(schema: str, candidates_table: str) -> str:
+def changed_samples_select(tables: TableLocations, candidates_table: str) -> str:
     """Of the candidate ids (members of changed buckets), those that are new, deleted, or whose
     parent or experiment differs from what ``sample_lineage`` recorded; plus every sample
     recorded without a root: those are few (cycles, missing parents; an index lookup) and
     re-examining them each time repairs a sample that a whole-table build recorded mid-change."""
-    samples = qualified_name(schema, SAMPLES)
-    lineage = qualified_name(schema, SAMPLE_LINEAGE)
-    candidates = qualified_name(schema, candidates_table)
+    samples = tables.samples
+    lineage = tables.qualified(SAMPLE_LINEAGE)
+    candidates = tables.qualified(candidates_table)
     return f"""SELECT s.id FROM {candidates} AS c
 JOIN {samples} AS s ON s.id = c.sample_id
 LEFT JOIN {lineage} AS l ON l.sample_id = s.id
@@ -341,39 +342,39 @@ UNION
 SELECT l.sample_id FROM {lineage} AS l WHERE l.top_parent_id IS NULL"""
 
 
-def moved_samples_select(schema: str, changes_table: str) -> str:
+def moved_samples_select(tables: TableLocations, changes_table: str) -> str:
     """Of the changed samples, those whose place in a tree changed (new, deleted, another
     parent, or no root recorded): their subtrees need new roots. Reads only the changed ids."""
-    samples = qualified_name(schema, SAMPLES)
-    lineage = qualified_name(schema, SAMPLE_LINEAGE)
-    return f"""SELECT c.sample_id FROM {qualified_name(schema, changes_table)} AS c
+    samples = tables.samples
+    lineage = tables.qualified(SAMPLE_LINEAGE)
+    return f"""SELECT c.sample_id FROM {tables.qualified(changes_table)} AS c
 LEFT JOIN {samples} AS s ON s.id = c.sample_id
 LEFT JOIN {lineage} AS l ON l.sample_id = c.sample_id
 WHERE s.id IS NULL OR l.sample_id IS NULL OR l.top_parent_id IS NULL OR NOT (l.parent_id <=> s.parent_id)"""
 
 
-def descendants_select(schema: str, seeds_table: str) -> str:
+def descendants_select(tables: TableLocations, seeds_table: str) -> str:
     """The seeds and every sample below them. UNION (not UNION ALL) drops rows already found,
     so the walk ends even on a parent cycle."""
-    samples = qualified_name(schema, SAMPLES)
+    samples = tables.samples
     return f"""WITH RECURSIVE down (sample_id) AS (
-  SELECT sample_id FROM {qualified_name(schema, seeds_table)}
+  SELECT sample_id FROM {tables.qualified(seeds_table)}
   UNION
   SELECT child.id FROM down JOIN {samples} AS child ON child.parent_id = down.sample_id
 )
 SELECT sample_id FROM down"""
 
 
-def lineage_update_select(schema: str, changes_table: str) -> str:
+def lineage_update_select(tables: TableLocations, changes_table: str) -> str:
     """New lineage rows for the changed samples (those still present).
 
     The walk starts at changed samples that are roots or whose parent is unchanged (so the
     parent's stored root is still right) and goes down through changed samples only; a changed
     sample it never reaches is on a cycle or under a missing parent: root NULL.
     """
-    samples = qualified_name(schema, SAMPLES)
-    lineage = qualified_name(schema, SAMPLE_LINEAGE)
-    changes = qualified_name(schema, changes_table)
+    samples = tables.samples
+    lineage = tables.qualified(SAMPLE_LINEAGE)
+    changes = tables.qualified(changes_table)
     return f"""WITH RECURSIVE tree (sample_id, top_parent_id, depth) AS (
   SELECT s.id,
     CASE WHEN s.parent_id IS NULL THEN s.id ELSE parent.top_parent_id END,

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from lab_assets.lib.names import SAMPLE_MEASUREMENTS, SAMPLES
-from lab_assets.lib.sql import qualified_name, quote_identifier
+from lab_assets.lib.sql import quote_identifier
+from lab_assets.lib.tables import TableLocations
 
 SAMPLES_COLUMNS = ("id", "parent_id", "experiment_id", "ts")
 MEASUREMENTS_COLUMNS = ("sample_id", "measurement_type", "value")
@@ -48,19 +49,17 @@ def row_hash_expressions(values: Sequence[str], numeric_values: Sequence[str]) -
     return f"CRC32({row})", f"({numbers} * (CRC32(CONCAT_WS(',', {', '.join(others)})) + 1)) MOD {HASH_PRIME}"
 
 
-def fingerprint_select(schema: str, table: str, columns: Sequence[str]) -> str:
+def fingerprint_select(tables: TableLocations, table: str, columns: Sequence[str]) -> str:
     """Row count and an order-independent content hash of ``table`` in one scan: the sums of
     both :func:`row_hash_expressions` over all rows. Sums (not XOR) so that an exact duplicate row
     added to a key-less table changes them, and so that two rows swapping values do not cancel."""
     hash_a, hash_b = row_hash_expressions(
         [quote_identifier(c) for c in columns], [quote_identifier(c) for c in NUMERIC_COLUMNS[table]]
     )
-    return (
-        f"SELECT COUNT(*), COALESCE(SUM({hash_a}), 0), COALESCE(SUM({hash_b}), 0) FROM {qualified_name(schema, table)}"
-    )
+    return f"SELECT COUNT(*), COALESCE(SUM({hash_a}), 0), COALESCE(SUM({hash_b}), 0) FROM {tables.qualified(table)}"
 
 
-def measurement_type_catalog_select(schema: str, binary_collation: str) -> str:
+def measurement_type_catalog_select(tables: TableLocations, binary_collation: str) -> str:
     """One row per distinct measurement type as the column's own collation compares them.
 
     Types that the collation holds equal (``VOL`` and ``vol`` under a case-insensitive one) are
@@ -69,7 +68,7 @@ def measurement_type_catalog_select(schema: str, binary_collation: str) -> str:
     """
     if not binary_collation.replace("_", "").isalnum():
         raise ValueError(f"unexpected collation name {binary_collation!r}")
-    measurements = qualified_name(schema, SAMPLE_MEASUREMENTS)
+    measurements = tables.sample_measurements
     return f"""SELECT MAX(measurement_type COLLATE {binary_collation}) AS measurement_type,
   COUNT(DISTINCT sample_id) AS sample_count,
   COUNT(*) AS measurement_count

@@ -36,7 +36,7 @@ def compute_measurement_type_catalog(log: DagsterLogManager, mysql: MySQLResourc
     """One row per distinct measurement type, as the source column's own collation groups them
     (its binary collation picks the representative spelling), with its column name and counts."""
     charset = mysql.column(SAMPLE_MEASUREMENTS, "measurement_type").character_set
-    rows = mysql.fetch_all(measurement_type_catalog_select(mysql.database, f"{charset}_bin"))
+    rows = mysql.fetch_all(measurement_type_catalog_select(mysql.tables, f"{charset}_bin"))
     catalog = pd.DataFrame(
         {
             "measurement_type": [r[0] for r in rows],
@@ -61,6 +61,7 @@ def derive_source_tables(context: AssetExecutionContext, mysql: MySQLResource) -
         SAMPLE_MEASUREMENT_DIGESTS: lambda: compute_sample_measurement_digests(context.log, mysql, full_rebuild),
     }
     selected = {key.to_user_string() for key in context.selected_asset_keys}
+    mysql.ensure_output_database()
     ensure_pending_table(mysql)  # once, before the marks made below
     done: dict[str, DerivedTable] = {}
     failures: dict[str, BaseException] = {}

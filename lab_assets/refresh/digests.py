@@ -29,37 +29,37 @@ def compute_sample_measurement_digests(
     """Changed samples: candidates whose live digest differs from the stored one. Incremental
     unless a full rebuild is asked for, the table is missing or of another layout, or too many
     samples changed."""
-    state, schema = DIGEST_STATE, mysql.database
+    state, tables = DIGEST_STATE, mysql.tables
     if not full_rebuild and mysql.column_names(state.name) == list(state.definition.column_names):
         started = time.monotonic()
-        fill_candidates(mysql, state, measurement_bucket_sums_select(schema))
+        fill_candidates(mysql, state, measurement_bucket_sums_select(tables))
         fill_live_digests(mysql, state)
         with mysql.connect() as connection:
             changed = fill_work_table(
                 connection,
-                schema,
+                tables.output_database,
                 state.changes_table,
-                changed_measurement_samples_select(schema, state.candidates_table, state.extra_table),
+                changed_measurement_samples_select(tables, state.candidates_table, state.extra_table),
             )
         log.info(f"{changed} samples with changed measurements ({time.monotonic() - started:.2f} s to find)")
         if not too_many_changed(changed, mysql.sample_id_span()):
             return changed_rows_written(
-                schema=schema,
+                tables=tables,
                 state=state,
-                select_sql=changed_digests_select(schema, state.extra_table, state.changes_table),
+                select_sql=changed_digests_select(tables, state.extra_table, state.changes_table),
                 changed=changed,
                 bucket_updates=bucket_table_update_statements(
-                    schema,
+                    tables,
                     state.buckets,
                     state.buckets_table,
                     (state.candidates_table,),
-                    candidate_bucket_sums_select(schema, state.extra_table),
+                    candidate_bucket_sums_select(tables, state.extra_table),
                 ),
             )
         log.info(f"{changed} samples changed: rebuilding {state.name} whole")
     return whole_table_written(
         mysql=mysql,
         state=state,
-        select_sql=measurement_digest_select(schema),
-        faster_plan=digest_bulk_build(schema),
+        select_sql=measurement_digest_select(tables),
+        faster_plan=digest_bulk_build(tables),
     )

@@ -28,7 +28,7 @@ def flat_table_write(
     """The write of ``experiment_measurements`` for this run, with its metadata added to the
     context. Raises ``Failure`` (before any DDL, so the last good table stays) when the catalog
     has more measurement columns than one table can hold."""
-    schema = mysql.database
+    tables = mysql.tables
     columns = [
         MeasurementColumn(measurement_type=t, column_name=c)
         for t, c in zip(measurement_types["measurement_type"], measurement_types["column_name"], strict=True)
@@ -67,26 +67,26 @@ def flat_table_write(
         context.log.info(f"refreshing {pending.count} changed samples")
         context.add_output_metadata({"refresh": plan.metadata_value, "changed_samples": pending.count})
         select_sql, params = pivot_select(
-            schema, sample_lineage.as_from_item(), sample_lineage.params, columns, only_samples_in=PENDING_SAMPLES
+            tables, sample_lineage.as_from_item(), sample_lineage.params, columns, only_samples_in=PENDING_SAMPLES
         )
         return KeyedRowsReplacement(
             select_sql=select_sql,
             params=params,
             definition=definition,
             keys_table=PENDING_SAMPLES,
-            in_transaction=(consume_statement(schema),),
+            in_transaction=(consume_statement(tables),),
         )
     context.log.info(f"building the whole table: {plan.reason}")
     context.add_output_metadata({"refresh": plan.metadata_value})
-    select_sql, params = pivot_select(schema, sample_lineage.as_from_item(), sample_lineage.params, columns)
+    select_sql, params = pivot_select(tables, sample_lineage.as_from_item(), sample_lineage.params, columns)
     # In sample-id ranges only over a stored lineage table (a lineage subquery would be
     # recomputed for every range).
-    faster_plan = in_sample_id_ranges(schema, select_sql, params) if sample_lineage.table_reference else None
+    faster_plan = in_sample_id_ranges(tables, select_sql, params) if sample_lineage.table_reference else None
     # Consumed after the swap, not atomic with it: a crash in between only rebuilds rows again.
     return TableBuild(
         select_sql=select_sql,
         params=params,
         definition=definition,
         faster_plan=faster_plan,
-        after_swap=(consume_statement(schema),),
+        after_swap=(consume_statement(tables),),
     )

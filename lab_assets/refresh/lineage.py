@@ -28,35 +28,36 @@ def compute_sample_lineage(log: DagsterLogManager, mysql: MySQLResource, full_re
     """Changed samples: those in buckets whose sums differ and whose (parent, experiment) differ
     from the record, plus every sample under a moved one. Incremental unless a full rebuild is
     asked for, the table is missing or of another layout, or too many samples changed."""
-    state, schema = LINEAGE_STATE, mysql.database
+    state, tables = LINEAGE_STATE, mysql.tables
+    output = tables.output_database
     sample_count = mysql.sample_id_span()
     limit = recursion_limit(sample_count)
     if not full_rebuild and mysql.column_names(state.name) == list(state.definition.column_names):
         started = time.monotonic()
-        fill_candidates(mysql, state, lineage_bucket_sums_select(schema))
+        fill_candidates(mysql, state, lineage_bucket_sums_select(tables))
         with mysql.connect() as connection:
             fill_work_table(
-                connection, schema, state.changes_table, changed_samples_select(schema, state.candidates_table)
+                connection, output, state.changes_table, changed_samples_select(tables, state.candidates_table)
             )
-            fill_work_table(connection, schema, state.extra_table, moved_samples_select(schema, state.changes_table))
+            fill_work_table(connection, output, state.extra_table, moved_samples_select(tables, state.changes_table))
             connection.exec_driver_sql(recursion_limit_statement(is_mariadb(connection), limit))
             changed = add_to_work_table(
-                connection, schema, state.changes_table, descendants_select(schema, state.extra_table)
+                connection, output, state.changes_table, descendants_select(tables, state.extra_table)
             )
         log.info(f"{changed} samples changed or under a changed parent ({time.monotonic() - started:.2f} s to find)")
         if not too_many_changed(changed, sample_count):
             touched = (state.candidates_table, state.changes_table)
             return changed_rows_written(
-                schema=schema,
+                tables=tables,
                 state=state,
-                select_sql=lineage_update_select(schema, state.changes_table),
+                select_sql=lineage_update_select(tables, state.changes_table),
                 changed=changed,
                 bucket_updates=bucket_table_update_statements(
-                    schema,
+                    tables,
                     state.buckets,
                     state.buckets_table,
                     touched,
-                    stored_lineage_bucket_sums_select(schema, touched),
+                    stored_lineage_bucket_sums_select(tables, touched),
                 ),
                 recursion_limit=limit,
             )
@@ -64,7 +65,7 @@ def compute_sample_lineage(log: DagsterLogManager, mysql: MySQLResource, full_re
     return whole_table_written(
         mysql=mysql,
         state=state,
-        select_sql=lineage_select(schema),
-        faster_plan=lineage_bulk_build(schema),
+        select_sql=lineage_select(tables),
+        faster_plan=lineage_bulk_build(tables),
         recursion_limit=limit,
     )

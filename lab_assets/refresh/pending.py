@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from lab_assets.lib.names import PENDING_SAMPLES
 from lab_assets.lib.refresh import CHANGE_SET_DEFINITION
-from lab_assets.lib.sql import qualified_name
+from lab_assets.lib.tables import TableLocations
 from lab_assets.mysql import MySQLResource
 
 # INT's minimum: AUTO_INCREMENT sample ids are positive, so it never names a sample.
@@ -33,22 +33,22 @@ class PendingSamples:
 
 def ensure_pending_table(mysql: MySQLResource) -> None:
     if not mysql.column_names(PENDING_SAMPLES):
-        mysql.execute(PENDING_TABLE_DEFINITION.create_statement(mysql.database, PENDING_SAMPLES))
+        mysql.execute(PENDING_TABLE_DEFINITION.create_statement(mysql.tables.output_database, PENDING_SAMPLES))
 
 
 def mark_pending(mysql: MySQLResource, select_sql: str) -> None:
     """Adds the sample ids ``select_sql`` gives (or :data:`REBUILD_ALL_SELECT`) to the marks."""
-    mysql.execute(f"INSERT IGNORE INTO {qualified_name(mysql.database, PENDING_SAMPLES)} (sample_id) {select_sql}")
+    mysql.execute(f"INSERT IGNORE INTO {mysql.tables.qualified(PENDING_SAMPLES)} (sample_id) {select_sql}")
 
 
 def read_pending(mysql: MySQLResource) -> PendingSamples:
     count, rebuild_all = mysql.fetch_one(
-        f"SELECT COUNT(*), COALESCE(MAX(sample_id = %s), 0) FROM {qualified_name(mysql.database, PENDING_SAMPLES)}",
+        f"SELECT COUNT(*), COALESCE(MAX(sample_id = %s), 0) FROM {mysql.tables.qualified(PENDING_SAMPLES)}",
         (REBUILD_ALL_MARKER,),
     )
     return PendingSamples(int(count), bool(rebuild_all))
 
 
-def consume_statement(schema: str) -> str:
+def consume_statement(tables: TableLocations) -> str:
     """Empties the pending table: run by the flat table's write once the marked rows are rebuilt."""
-    return f"DELETE FROM {qualified_name(schema, PENDING_SAMPLES)}"
+    return f"DELETE FROM {tables.qualified(PENDING_SAMPLES)}"

@@ -25,20 +25,21 @@ from lab_assets.lib.refresh import (
     stored_lineage_bucket_sums_select,
 )
 from lab_assets.lib.sql import TableDefinition
+from lab_assets.lib.tables import TableLocations
 
 
 @dataclass(frozen=True, kw_only=True)
 class StateTable:
     """A table recording what the last refresh saw of a source, kept with a bucket table of sums.
 
-    ``stored_sums_select(schema)`` sums the whole state table per bucket (how the bucket table is
+    ``stored_sums_select(tables)`` sums the whole state table per bucket (how the bucket table is
     built from scratch). ``extra_role`` names the third work table: ``moved`` samples for lineage,
     the candidates' ``live`` digests for digests."""
 
     name: str
     definition: TableDefinition
     buckets: BucketScheme
-    stored_sums_select: Callable[[str], str]
+    stored_sums_select: Callable[[TableLocations], str]
     extra_role: str
 
     @property

@@ -28,22 +28,22 @@ from lab_assets.refresh.state_tables import StateTable
 
 def fill_work_table(
     connection: Connection,
-    schema: str,
+    database: str,
     table: str,
     select_sql: str,
     definition: TableDefinition = CHANGE_SET_DEFINITION,
 ) -> int:
-    """(Re)create the work table ``table`` holding the rows ``select_sql`` produces (by default
-    sample ids); its size."""
-    connection.exec_driver_sql(f"DROP TABLE IF EXISTS {qualified_name(schema, table)}")
-    connection.exec_driver_sql(definition.create_statement(schema, table))
-    return add_to_work_table(connection, schema, table, select_sql)
+    """(Re)create the work table ``table`` in ``database`` (the output database) holding the rows
+    ``select_sql`` produces (by default sample ids); its size."""
+    connection.exec_driver_sql(f"DROP TABLE IF EXISTS {qualified_name(database, table)}")
+    connection.exec_driver_sql(definition.create_statement(database, table))
+    return add_to_work_table(connection, database, table, select_sql)
 
 
-def add_to_work_table(connection: Connection, schema: str, table: str, select_sql: str) -> int:
+def add_to_work_table(connection: Connection, database: str, table: str, select_sql: str) -> int:
     """Adds the keys ``select_sql`` produces to the work table; its size afterwards."""
-    connection.exec_driver_sql(f"INSERT IGNORE INTO {qualified_name(schema, table)} {select_sql}")
-    (count,) = connection.exec_driver_sql(f"SELECT COUNT(*) FROM {qualified_name(schema, table)}").one()
+    connection.exec_driver_sql(f"INSERT IGNORE INTO {qualified_name(database, table)} {select_sql}")
+    (count,) = connection.exec_driver_sql(f"SELECT COUNT(*) FROM {qualified_name(database, table)}").one()
     return int(count)
 
 
@@ -52,16 +52,18 @@ def fill_candidates(mysql: MySQLResource, state: StateTable, live_sums_select: s
     one scan of the source) differ from the state table's bucket table, into its candidates work
     table. A bucket table that is missing (a whole-table build was cut short) or of an older
     layout is summed again from the state table first."""
-    schema = mysql.database
+    tables = mysql.tables
     with mysql.connect() as connection:
-        if column_names(connection, schema, state.buckets_table) != list(BUCKET_SUMS_DEFINITION.column_names):
-            for statement in bucket_table_build_statements(schema, state.buckets_table, state.stored_sums_select):
+        if column_names(connection, tables.output_database, state.buckets_table) != list(
+            BUCKET_SUMS_DEFINITION.column_names
+        ):
+            for statement in bucket_table_build_statements(tables, state.buckets_table, state.stored_sums_select):
                 connection.exec_driver_sql(statement)
         fill_work_table(
             connection,
-            schema,
+            tables.output_database,
             state.candidates_table,
-            changed_bucket_members_select(schema, state.buckets, live_sums_select, state.buckets_table),
+            changed_bucket_members_select(tables, state.buckets, live_sums_select, state.buckets_table),
         )
 
 
@@ -69,14 +71,14 @@ def fill_live_digests(mysql: MySQLResource, state: StateTable) -> None:
     """The candidates' live digests into the state's live work table, the two halves of the
     candidate id range side by side on two connections: by now the source scans are usually done
     and the second core would idle (bench/RESULTS.md)."""
-    schema = mysql.database
-    live_table = qualified_name(schema, state.extra_table)
-    select_sql = candidate_digests_select(schema, state.candidates_table)
+    tables = mysql.tables
+    live_table = tables.qualified(state.extra_table)
+    select_sql = candidate_digests_select(tables, state.candidates_table)
     with mysql.connect() as connection:
         connection.exec_driver_sql(f"DROP TABLE IF EXISTS {live_table}")
-        connection.exec_driver_sql(DIGEST_TABLE_DEFINITION.create_statement(schema, state.extra_table))
+        connection.exec_driver_sql(DIGEST_TABLE_DEFINITION.create_statement(tables.output_database, state.extra_table))
         low, high = connection.exec_driver_sql(
-            f"SELECT MIN(sample_id), MAX(sample_id) FROM {qualified_name(schema, state.candidates_table)}"
+            f"SELECT MIN(sample_id), MAX(sample_id) FROM {tables.qualified(state.candidates_table)}"
         ).one()
     if low is None:
         return

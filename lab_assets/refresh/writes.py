@@ -9,7 +9,7 @@ from typing import Any
 from lab_assets.io_manager import KeyedRowsReplacement, TableBuild, TableWrite
 from lab_assets.lib.bulk import BulkBuild
 from lab_assets.lib.refresh import bucket_table_build_statements, state_row_count_select
-from lab_assets.lib.sql import qualified_name
+from lab_assets.lib.tables import TableLocations
 from lab_assets.mysql import MySQLResource
 from lab_assets.refresh.pending import REBUILD_ALL_SELECT
 from lab_assets.refresh.state_tables import StateTable
@@ -28,7 +28,7 @@ class DerivedTable:
 
 def changed_rows_written(
     *,
-    schema: str,
+    tables: TableLocations,
     state: StateTable,
     select_sql: str,
     changed: int,
@@ -44,13 +44,13 @@ def changed_rows_written(
         keys_table=state.changes_table,
         recursion_limit=recursion_limit,
         in_transaction=bucket_updates,
-        row_count_select=state_row_count_select(schema, state.buckets_table),
+        row_count_select=state_row_count_select(tables, state.buckets_table),
         drop_after=state.work_tables,
     )
     return DerivedTable(
         write,
         metadata={"refresh": "incremental", "changed_samples": changed},
-        pending_select=f"SELECT sample_id FROM {qualified_name(schema, state.changes_table)}",
+        pending_select=f"SELECT sample_id FROM {tables.qualified(state.changes_table)}",
     )
 
 
@@ -64,13 +64,13 @@ def whole_table_written(
 ) -> DerivedTable:
     """The whole state table built and swapped in: its bucket table dropped now (stale once the
     new table is in) and summed again after the swap; every sample marked for the flat table."""
-    mysql.execute(f"DROP TABLE IF EXISTS {qualified_name(mysql.database, state.buckets_table)}")
+    mysql.execute(f"DROP TABLE IF EXISTS {mysql.tables.qualified(state.buckets_table)}")
     write: TableWrite = TableBuild(
         select_sql=select_sql,
         definition=state.definition,
         recursion_limit=recursion_limit,
         faster_plan=faster_plan,
-        after_swap=bucket_table_build_statements(mysql.database, state.buckets_table, state.stored_sums_select),
+        after_swap=bucket_table_build_statements(mysql.tables, state.buckets_table, state.stored_sums_select),
         drop_after=state.work_tables,
     )
     return DerivedTable(write, metadata={"refresh": "full"}, pending_select=REBUILD_ALL_SELECT)
