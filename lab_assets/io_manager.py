@@ -58,7 +58,7 @@ from lab_assets.lib.sql import (
     quote_identifier,
     upsert_select_statement,
 )
-from lab_assets.mysql import MySQLResource, column_names, is_mariadb, table_exists, transaction
+from lab_assets.mysql import MySQLResource, column_names, explained, is_mariadb, table_exists, transaction
 
 
 @dataclass(frozen=True)
@@ -240,7 +240,13 @@ class _TableWriteHandler(DbTypeHandler[TableWrite]):
         limit = getattr(obj, "recursion_limit", None)
         if limit is not None:
             connection.exec_driver_sql(recursion_limit_statement(is_mariadb(connection), limit))
-        rows_written, total = self.write(context, table_slice, obj, connection)
+        try:
+            rows_written, total = self.write(context, table_slice, obj, connection)
+        except Exception as error:
+            clearer = explained(error)
+            if clearer is error:
+                raise
+            raise clearer from error
         schema, table = table_slice.schema, table_slice.table
         for work_table in getattr(obj, "drop_after", ()):
             connection.exec_driver_sql(f"DROP TABLE IF EXISTS {qualified_name(schema, work_table)}")
@@ -298,22 +304,29 @@ class TableBuildHandler(_TableWriteHandler):
                 if add_indexes:
                     connection.exec_driver_sql(add_indexes)
             log.info(f"swapping {schema}.{new_table} in as {schema}.{table} ({row_count} rows)")
-            if table_exists(connection, schema, table):
-                connection.exec_driver_sql(
-                    f"RENAME TABLE {qualified_name(schema, table)} TO {qualified_name(schema, old_table)},"
-                    f" {qualified_name(schema, new_table)} TO {qualified_name(schema, table)}"
-                )
-                connection.exec_driver_sql(f"DROP TABLE {qualified_name(schema, old_table)}")
-            else:
-                connection.exec_driver_sql(
-                    f"RENAME TABLE {qualified_name(schema, new_table)} TO {qualified_name(schema, table)}"
-                )
+            _swap_in(connection, schema, table)
         except BaseException:
             connection.exec_driver_sql(f"DROP TABLE IF EXISTS {qualified_name(schema, new_table)}")
             raise
         for statement in obj.after_swap:
             connection.exec_driver_sql(statement)
         return row_count, row_count
+
+
+def _swap_in(connection: Connection, schema: str, table: str) -> None:
+    """``<table>__new`` becomes ``table`` in one ``RENAME TABLE`` (atomic for readers: they see
+    the old table or the new one, never none); the old one is dropped afterwards."""
+    new_table, old_table = helper_table(table, NEW_SUFFIX), helper_table(table, OLD_SUFFIX)
+    if table_exists(connection, schema, table):
+        connection.exec_driver_sql(
+            f"RENAME TABLE {qualified_name(schema, table)} TO {qualified_name(schema, old_table)},"
+            f" {qualified_name(schema, new_table)} TO {qualified_name(schema, table)}"
+        )
+        connection.exec_driver_sql(f"DROP TABLE {qualified_name(schema, old_table)}")
+    else:
+        connection.exec_driver_sql(
+            f"RENAME TABLE {qualified_name(schema, new_table)} TO {qualified_name(schema, table)}"
+        )
 
 
 def _load(connection: Connection, schema: str, new_table: str, build: TableBuild) -> int:
@@ -458,7 +471,11 @@ class SqlRelationTypeHandler(DbTypeHandler[SqlRelation]):
         return SqlRelation(select_sql=sql, params=params)
 
 
-def _sql_type_for(series: pd.Series) -> str:
+def _sql_type_for(series: pd.Series, key: bool = False) -> str:
+    """The column type for a frame's column; a primary-key column is NOT NULL and its text is
+    VARCHAR(255) (InnoDB cannot key a TEXT column whole)."""
+    if key:
+        return "BIGINT NOT NULL" if pd.api.types.is_integer_dtype(series) else "VARCHAR(255) NOT NULL"
     if pd.api.types.is_bool_dtype(series):
         return "BOOLEAN"
     if pd.api.types.is_integer_dtype(series):
@@ -476,7 +493,13 @@ def _python_values(series: pd.Series) -> list[Any]:
 
 
 class DataFrameTypeHandler(DbTypeHandler[pd.DataFrame]):
-    """Stores small pandas DataFrames; meant for catalogs, not for bulk data."""
+    """Stores small pandas DataFrames; meant for catalogs, not for bulk data.
+
+    A whole table is built aside and swapped in (readers never see it half-written; its columns
+    follow the frame, so a table created from another frame's types is replaced, not appended
+    to); a partition's rows are replaced in one transaction, columns the frame adds are added.
+    Output metadata ``primary_key`` (column names) gives the table a primary key, which servers
+    with ``sql_require_primary_key`` / ``innodb_force_primary_key`` require."""
 
     @property
     def supported_types(self) -> Sequence[type[object]]:
@@ -486,21 +509,43 @@ class DataFrameTypeHandler(DbTypeHandler[pd.DataFrame]):
         self, context: OutputContext, table_slice: TableSlice, obj: pd.DataFrame, connection: Connection
     ) -> Mapping[str, Any]:
         schema, table = table_slice.schema, table_slice.table
-        columns = [Column(str(name), _sql_type_for(obj[name])) for name in obj.columns]
-        if not table_exists(connection, schema, table):
-            connection.exec_driver_sql(TableDefinition(columns=tuple(columns)).create_statement(schema, table))
-            added: list[str] = []
-        else:
-            added = add_missing_columns(connection, schema, table, columns)
-            if added:
-                context.log.info(f"added columns to {schema}.{table}: {', '.join(added)}")
-        condition, condition_params = _partition_condition(table_slice)
+        key = tuple((context.definition_metadata or {}).get("primary_key") or ())
+        unknown = [k for k in key if k not in obj.columns]
+        if unknown:
+            raise ValueError(
+                f"{context.asset_key.to_user_string()}: primary_key names columns the frame lacks: {unknown}"
+            )
+        columns = [Column(str(name), _sql_type_for(obj[name], key=name in key)) for name in obj.columns]
+        definition = TableDefinition(columns=tuple(columns), primary_key=key)
         rows = list(zip(*(_python_values(obj[name]) for name in obj.columns), strict=True))
-        with transaction(connection):
-            delete = f"DELETE FROM {qualified_name(schema, table)}"
-            connection.exec_driver_sql(f"{delete} WHERE {condition}" if condition else delete, condition_params)
-            if rows:
-                connection.exec_driver_sql(insert_values_statement(schema, table, [c.name for c in columns]), rows)
+        present = column_names(connection, schema, table)
+        if table_slice.partition_dimensions:
+            if not present:
+                connection.exec_driver_sql(definition.create_statement(schema, table))
+            added = add_missing_columns(connection, schema, table, columns)
+            condition, condition_params = _partition_condition(table_slice)
+            with transaction(connection):
+                connection.exec_driver_sql(
+                    f"DELETE FROM {qualified_name(schema, table)} WHERE {condition}", condition_params
+                )
+                if rows:
+                    connection.exec_driver_sql(insert_values_statement(schema, table, definition.column_names), rows)
+        else:
+            added = [c.name for c in columns if present and c.name.lower() not in {p.lower() for p in present}]
+            new_table = helper_table(table, NEW_SUFFIX)
+            connection.exec_driver_sql(f"DROP TABLE IF EXISTS {qualified_name(schema, new_table)}")
+            connection.exec_driver_sql(definition.create_statement(schema, new_table))
+            try:
+                if rows:
+                    connection.exec_driver_sql(
+                        insert_values_statement(schema, new_table, definition.column_names), rows
+                    )
+                _swap_in(connection, schema, table)
+            except BaseException:
+                connection.exec_driver_sql(f"DROP TABLE IF EXISTS {qualified_name(schema, new_table)}")
+                raise
+        if added:
+            context.log.info(f"added columns to {schema}.{table}: {', '.join(added)}")
         context.log.info(f"wrote {len(rows)} rows to {schema}.{table}")
         metadata = _table_metadata(table_slice, len(rows), columns)
         if added:

@@ -15,7 +15,7 @@ from importlib.resources import files
 import sqlalchemy as sa
 
 from lab_assets.lib.sql import quote_identifier
-from lab_assets.mysql import LAB_DB_URL_ENV
+from lab_assets.mysql import LAB_DB_URL_ENV, parse_url
 
 
 def source_schema_statements() -> list[str]:
@@ -24,7 +24,7 @@ def source_schema_statements() -> list[str]:
 
 
 def create_if_missing(url: str) -> None:
-    parsed = sa.make_url(url)
+    parsed = parse_url(url)
     database = parsed.database
     if not database:
         raise SystemExit(f"{LAB_DB_URL_ENV} must name a database: {parsed.render_as_string()}")

@@ -29,12 +29,42 @@ LAB_OUTPUT_DATABASE_ENV = "LAB_OUTPUT_DATABASE"
 SESSION_WAIT_TIMEOUT_SECONDS = 28800
 
 
+_ENCODING_HINT = (
+    "If the password holds any of @ : / % # ? or spaces, URL-encode it, e.g."
+    " python -c 'import urllib.parse, getpass; print(urllib.parse.quote(getpass.getpass(), safe=\"\"))'"
+    " (@ is %40, / is %2F, : is %3A, % is %25)."
+)
+
+
+def parse_url(url: str, variable: str = LAB_DB_URL_ENV) -> sa.URL:
+    """The SQLAlchemy URL in ``url``; ``ValueError`` naming ``variable`` and how to encode a
+    password if it cannot be read unambiguously. No message shows any part of the password: a
+    parse error (which quotes the text it failed on) is replaced, and a URL with two ``@`` or an
+    odd host (an unencoded password split at its own ``@``, whose pieces would show up as host or
+    database names in connection errors) is refused before anything connects."""
+    problem = None
+    try:
+        parsed = sa.make_url(url)
+    except Exception:  # noqa: BLE001 - its message quotes a piece of the URL (maybe of the password)
+        parsed, problem = None, "it cannot be parsed (the part after the last ':' of the host is not a port)"
+    if parsed is not None and url.split("://", 1)[-1].split("?", 1)[0].count("@") > 1:
+        problem = "it holds more than one '@' before the query"
+    elif parsed is not None and parsed.host and any(c in parsed.host for c in "@/:%"):
+        problem = "its host name holds '@', '/', ':' or '%'"
+    if parsed is None or problem is not None:
+        raise ValueError(
+            f"{variable} is not a valid URL such as mysql+pymysql://user:password@host:3306/lab: {problem}."
+            f" {_ENCODING_HINT}"
+        ) from None
+    return parsed
+
+
 @cache
 def _engine(url: str) -> Engine:
     # AUTOCOMMIT: MySQL commits implicitly around DDL anyway, so transactions are opened
     # explicitly (see `transaction`) exactly where a change must be all-or-nothing.
     return sa.create_engine(
-        url,
+        parse_url(url),
         isolation_level="AUTOCOMMIT",
         pool_pre_ping=True,
         # One idle connection kept per database; the few more a step opens side by side
@@ -56,6 +86,44 @@ def transaction(connection: Connection) -> Iterator[Connection]:
         connection.exec_driver_sql("ROLLBACK")
         raise
     connection.exec_driver_sql("COMMIT")
+
+
+# Server errors whose cause is usually a server setting or a grant, with what to look at.
+_LIKELY_CAUSES = {
+    2006: "the server closed the connection: wait_timeout (idle connections; lab_assets raises its own"
+    f" sessions' to at least {SESSION_WAIT_TIMEOUT_SECONDS} s), max_allowed_packet, a server restart, or a proxy's"
+    " idle timeout",
+    2013: "the connection was lost during a statement: max_execution_time (MySQL 8), net_write_timeout /"
+    " net_read_timeout, a KILL by a DBA or a monitoring tool, or a proxy's timeout",
+    1205: "a lock wait timed out (innodb_lock_wait_timeout): lab_assets reads the sources at READ COMMITTED"
+    " without row locks, so the lock was on one of its own tables: another writer of the output database",
+    1665: "the server logs statements (binlog_format=STATEMENT), which InnoDB refuses for INSERT ... SELECT at"
+    " READ COMMITTED: ask the DBA for binlog_format=ROW or MIXED (MySQL 8 and MariaDB defaults)",
+    1142: "a privilege is missing (README.md, Least privilege)",
+    1044: "a privilege is missing (README.md, Least privilege)",
+}
+
+
+def server_error_code(error: BaseException) -> int | None:
+    """The MySQL error number of a PyMySQL or SQLAlchemy error, else None."""
+    original = getattr(error, "orig", error)
+    args = getattr(original, "args", ())
+    return args[0] if args and isinstance(args[0], int) else None
+
+
+class LabDatabaseError(RuntimeError):
+    """A server error with its likely cause named (the original is chained as ``__cause__``)."""
+
+
+def explained(error: BaseException) -> BaseException:
+    """``error``, or a :class:`LabDatabaseError` that names its likely server setting first."""
+    code = server_error_code(error)
+    cause = _LIKELY_CAUSES.get(code) if code is not None else None
+    if cause is None:
+        return error
+    explanation = LabDatabaseError(f"MySQL error {code}: {cause}. Server message: {getattr(error, 'orig', error)}")
+    explanation.__cause__ = error
+    return explanation
 
 
 @dataclass(frozen=True)
@@ -131,6 +199,12 @@ class MySQLResource(ConfigurableResource):
         description="Database (same server) for every table lab_assets creates; default: the URL's database."
         f" Set from {LAB_OUTPUT_DATABASE_ENV} by lab_assets.definitions.",
     )
+    build_lock_timeout_seconds: int = Field(
+        default=1800,
+        description="How long a build waits for another lab_assets build of the same output database"
+        " (from any Dagster instance) to end before it stops; a 1M-sample build takes about a minute"
+        " (bench/RESULTS.md).",
+    )
     temp_table_memory_mb: int = Field(
         default=256,
         description="Session tmp_table_size / max_heap_table_size in MiB: in-database intermediate"
@@ -139,12 +213,13 @@ class MySQLResource(ConfigurableResource):
 
     @property
     def database(self) -> str:
-        database = sa.make_url(self.url).database
-        if not database:
+        parsed = parse_url(self.url)
+        if not parsed.database:
             raise ValueError(
                 f"{LAB_DB_URL_ENV} must name a database, e.g. mysql+pymysql://root@127.0.0.1:3306/lab "
-                f"(got {sa.make_url(self.url).render_as_string(hide_password=True)})"
+                f"(got {parsed.render_as_string(hide_password=True)})"
             )
+        database = parsed.database
         return database
 
     @property

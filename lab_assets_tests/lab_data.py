@@ -146,10 +146,13 @@ def expected_flat_table(
     return columns, rows
 
 
-def actual_flat_table(connection: pymysql.connections.Connection, table: str = "experiment_measurements"):
-    """(column names in table order, sample_id -> row) read back from the database."""
+def actual_flat_table(
+    connection: pymysql.connections.Connection, table: str = "experiment_measurements", database: str | None = None
+):
+    """(column names in table order, sample_id -> row) read back from the connection's database,
+    or from ``database``."""
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT * FROM `{table}`")
+        cursor.execute(f"SELECT * FROM {f'`{database}`.' if database else ''}`{table}`")
         names = [d[0] for d in cursor.description]
         rows = {row[names.index("sample_id")]: dict(zip(names, row, strict=True)) for row in cursor.fetchall()}
     return names, rows
@@ -200,12 +203,13 @@ def source_snapshot(connection: pymysql.connections.Connection) -> tuple:
 
 
 def assert_flat_table_is_exact(
-    connection: pymysql.connections.Connection,
+    connection: pymysql.connections.Connection, output_database: str | None = None
 ) -> tuple[list[str], dict[int, dict[str, object]]]:
     """experiment_measurements, whole (column names and order, every row, every cell), equals the
-    recomputation from the current source rows; returns the table as read."""
+    recomputation from the current source rows (the connection's database); returns the table as
+    read (from ``output_database`` when lab_assets writes into a database of its own)."""
     source = read_sources(connection)
-    names, actual = actual_flat_table(connection)
+    names, actual = actual_flat_table(connection, database=output_database)
     columns, expected = expected_flat_table(*source)
     assert names == ["experiment_id", "top_parent_id", "sample_id", *columns]
     assert actual == expected

@@ -40,6 +40,7 @@ def test_cli_contract_builds_every_table_and_is_repeatable(lab_db, tmp_path):
         "sample_measurement_digests",
         "experiment_measurements",
         "lab_pending_samples",
+        "lab_build_lock",
         "sample_lineage_buckets_64",
         "sample_measurement_digests_buckets_4",
     }

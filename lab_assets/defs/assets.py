@@ -34,6 +34,7 @@ from lab_assets.lib.sources import MEASUREMENTS_COLUMNS, SAMPLES_COLUMNS, finger
 from lab_assets.mysql import MySQLResource
 from lab_assets.refresh.derivations import derive_source_tables
 from lab_assets.refresh.flat_table import flat_table_write
+from lab_assets.refresh.guard import guarded_build
 
 SOURCES_GROUP = "lab_sources"
 FLAT_GROUP = "lab_flat_table"
@@ -91,6 +92,9 @@ def sample_measurements(mysql: MySQLResource) -> ObserveResult:
             dagster_type=pd.DataFrame,
             group_name=FLAT_GROUP,
             kinds={"mysql", "pandas"},
+            # Servers that require primary keys accept the table. Not the column name alone: two
+            # types can hash to one name, and catalog_column_names_unique must then see both rows.
+            metadata={"primary_key": ["column_name", "measurement_type"]},
             is_required=False,
             description="Catalog of measurement types: one row per distinct type (as the source column's"
             " collation compares them) with the type as stored, its column in experiment_measurements and"
@@ -149,8 +153,10 @@ def experiment_measurements(
     mysql: MySQLResource,
     measurement_types: pd.DataFrame,
     sample_lineage: SqlRelation,
-) -> TableWrite:
-    return flat_table_write(context, mysql, measurement_types, sample_lineage)
+) -> Iterator[Output]:
+    # The build lock is held until the IO manager has written the table.
+    with guarded_build(context.log, mysql, context.run.run_id, EXPERIMENT_MEASUREMENTS):
+        yield Output(flat_table_write(context, mysql, measurement_types, sample_lineage))
 
 
 LAB_ASSETS = [samples, sample_measurements, lab_source_derivations, experiment_measurements]

@@ -70,7 +70,7 @@ class TableDefinition:
     def column_names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns)
 
-    def create_statement(self, schema: str, table: str, with_indexes: bool = True) -> str:
+    def create_statement(self, schema: str, table: str, with_indexes: bool = True, if_not_exists: bool = False) -> str:
         """CREATE TABLE; ``with_indexes=False`` leaves out the secondary indexes (a bulk load adds
         them afterwards with :meth:`add_indexes_statement`, one sorted build per index)."""
         parts = [c.definition() for c in self.columns]
@@ -81,7 +81,7 @@ class TableDefinition:
         body = ",\n  ".join(parts)
         # utf8mb4_bin: text kept exactly as the lab stored it (case and accents preserved).
         return (
-            f"CREATE TABLE {qualified_name(schema, table)} (\n  {body}\n)"
+            f"CREATE TABLE {'IF NOT EXISTS ' if if_not_exists else ''}{qualified_name(schema, table)} (\n  {body}\n)"
             " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
         )
 

@@ -22,6 +22,7 @@ from lab_assets.lib.sources import measurement_type_catalog_select
 from lab_assets.lib.threads import completed_in_threads
 from lab_assets.mysql import MySQLResource
 from lab_assets.refresh.digests import compute_sample_measurement_digests
+from lab_assets.refresh.guard import guarded_build
 from lab_assets.refresh.lineage import compute_sample_lineage
 from lab_assets.refresh.pending import ensure_pending_table, mark_pending
 from lab_assets.refresh.writes import DerivedTable
@@ -39,8 +40,9 @@ def compute_measurement_type_catalog(log: DagsterLogManager, mysql: MySQLResourc
     rows = mysql.fetch_all(measurement_type_catalog_select(mysql.tables, f"{charset}_bin"))
     catalog = pd.DataFrame(
         {
-            "measurement_type": [r[0] for r in rows],
-            "column_name": [column_name_for_type(r[0]) for r in rows],
+            # object dtype even when empty: an empty list alone would make float64 (DOUBLE) columns
+            "measurement_type": pd.Series([r[0] for r in rows], dtype=object),
+            "column_name": pd.Series([column_name_for_type(r[0]) for r in rows], dtype=object),
             "sample_count": pd.array([int(r[1]) for r in rows], dtype="int64"),
             "measurement_count": pd.array([int(r[2]) for r in rows], dtype="int64"),
         }
@@ -53,15 +55,21 @@ def derive_source_tables(context: AssetExecutionContext, mysql: MySQLResource) -
     """Computes the selected tables in threads, each on its own connection (code run there logs
     only through ``context.log`` and returns metadata), then marks and yields them in
     :data:`SOURCE_DERIVED_TABLES` order on the step's own thread. Tables whose computation
-    succeeded are written even if another failed; the first failure is raised afterwards."""
+    succeeded are written even if another failed; the first failure is raised afterwards. The
+    build lock is held until the last output is written (Dagster's IO manager writes an output
+    before the generator resumes)."""
     full_rebuild = full_rebuild_requested(context)
+    with guarded_build(context.log, mysql, context.run.run_id, "lab_source_derivations"):
+        yield from _computed_and_written(context, mysql, full_rebuild)
+
+
+def _computed_and_written(context: AssetExecutionContext, mysql: MySQLResource, full_rebuild: bool) -> Iterator[Output]:
     computations = {
         MEASUREMENT_TYPES: lambda: compute_measurement_type_catalog(context.log, mysql),
         SAMPLE_LINEAGE: lambda: compute_sample_lineage(context.log, mysql, full_rebuild),
         SAMPLE_MEASUREMENT_DIGESTS: lambda: compute_sample_measurement_digests(context.log, mysql, full_rebuild),
     }
     selected = {key.to_user_string() for key in context.selected_asset_keys}
-    mysql.ensure_output_database()
     ensure_pending_table(mysql)  # once, before the marks made below
     done: dict[str, DerivedTable] = {}
     failures: dict[str, BaseException] = {}

@@ -1,0 +1,295 @@
+"""Pointed at a production lab system: a SELECT-only account on the sources with lab_assets' tables
+in a database of their own, missing grants named, no waiting on a lab transaction's locks, one
+build per output database across Dagster instances, servers that require primary keys and drop
+idle connections, and passwords that never show (issue 13). Real MariaDB; the server settings on a
+private server the tests start (extra_server.py)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import urllib.parse
+from pathlib import Path
+
+import pytest
+from dagster import DagsterInstance, build_sensor_context, materialize
+
+from lab_assets.defs.assets import LAB_ASSETS
+from lab_assets.defs.checks import ALL_CHECKS
+from lab_assets.defs.sensors import lab_source_change_sensor
+from lab_assets.io_manager import MySQLIOManager
+from lab_assets.local_lab import source_schema_statements
+from lab_assets.mysql import MySQLResource
+from lab_assets.refresh import lineage as lineage_module
+from lab_assets.refresh.guard import OUTPUT_PRIVILEGES, build_lock_name
+from lab_assets_tests.conftest import SERVER_URL, SESSION_PREFIX, server_connection
+from lab_assets_tests.extra_server import extra_server
+from lab_assets_tests.lab_data import assert_flat_table_is_exact, generate, insert
+
+ROOT = Path(__file__).resolve().parent.parent
+# A password with every character that must be URL-encoded, in pieces long enough to spot.
+PASSWORD = "Kq7Vx@Pz4Lm/Tt8Nw:Hh2Jd%Rr5Gs"
+PASSWORD_PIECES = ("Kq7Vx", "Pz4Lm", "Tt8Nw", "Hh2Jd", "Rr5Gs")
+
+
+def _resources(url: str, output_database: str | None = None, **settings) -> dict[str, object]:
+    mysql = MySQLResource(url=url, output_database=output_database, **settings)
+    return {"mysql": mysql, "io_manager": MySQLIOManager(mysql=mysql)}
+
+
+def _materialize(resources, raise_on_error=True, tags=None):
+    return materialize([*LAB_ASSETS, *ALL_CHECKS], resources=resources, raise_on_error=raise_on_error, tags=tags)
+
+
+def _tables(connection, database: str) -> set[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (database,))
+        return {row[0] for row in cursor.fetchall()}
+
+
+def _account_url(user: str, database: str, password: str = PASSWORD) -> str:
+    host, port = SERVER_URL.host or "127.0.0.1", SERVER_URL.port or 3306
+    return f"mysql+pymysql://{user}:{urllib.parse.quote(password, safe='')}@{host}:{port}/{database}"
+
+
+@pytest.fixture
+def lab_account(lab_db):
+    """(lab database, output database, make_account): accounts are dropped afterwards."""
+    output = f"{lab_db.name}_out"
+    users: list[str] = []
+
+    def make_account(source_tables=("samples", "sample_measurements"), output_privileges=OUTPUT_PRIVILEGES) -> str:
+        user = f"{SESSION_PREFIX[-6:]}u{len(users)}{lab_db.name.rsplit('_', 1)[-1]}"
+        users.append(user)
+        with server_connection() as connection, connection.cursor() as cursor:
+            cursor.execute("CREATE USER %s@'%%' IDENTIFIED BY %s", (user, PASSWORD))
+            for table in source_tables:
+                cursor.execute(f"GRANT SELECT ON `{lab_db.name}`.`{table}` TO %s@'%%'", (user,))
+            cursor.execute(f"GRANT {', '.join(output_privileges)} ON `{output}`.* TO %s@'%%'", (user,))
+        return user
+
+    with server_connection() as connection, connection.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE `{output}`")  # made by the DBA, as README says
+    with lab_db.connect() as connection:
+        insert(connection, *generate(2_000))
+    yield lab_db, output, make_account
+    with server_connection() as connection, connection.cursor() as cursor:
+        for user in users:
+            cursor.execute("DROP USER IF EXISTS %s@'%%'", (user,))
+
+
+def test_select_only_account_builds_and_refreshes_into_its_own_database(lab_account):
+    lab_db, output, make_account = lab_account
+    url = _account_url(make_account(), lab_db.name)
+    resources = _resources(url, output)
+    result = _materialize(resources)
+    assert all(e.passed for e in result.get_asset_check_evaluations())
+    with lab_db.connect() as connection:
+        assert_flat_table_is_exact(connection, output_database=output)
+        assert _tables(connection, lab_db.name) == {"samples", "sample_measurements"}, "nothing in the source database"
+        assert "experiment_measurements" in _tables(connection, output)
+
+    # The sensor, on the same account, sees changes to the sources (their update times are read
+    # in the source database).
+    mysql = resources["mysql"]
+    first = lab_source_change_sensor(
+        build_sensor_context(instance=DagsterInstance.ephemeral(), resources={"mysql": mysql})
+    )
+    assert len(first.run_requests) == 1
+    lab_db.execute(
+        "UPDATE sample_measurements SET value = value + 1 WHERE sample_id IN (3, 700)",
+        "INSERT INTO samples (id, parent_id, experiment_id) VALUES (5000, 3, 2)",
+        "INSERT INTO sample_measurements VALUES (5000, 'ph', 4.5)",
+    )
+    result = _materialize(resources)
+    flat = result.asset_materializations_for_node("experiment_measurements")[0].metadata
+    assert flat["refresh"].value == "incremental"
+    with lab_db.connect() as connection:
+        assert_flat_table_is_exact(connection, output_database=output)
+        assert _tables(connection, lab_db.name) == {"samples", "sample_measurements"}
+
+
+def test_a_missing_grant_is_named_before_anything_is_written(lab_account):
+    lab_db, output, make_account = lab_account
+    user = make_account(source_tables=("samples",), output_privileges=("SELECT", "INSERT", "UPDATE", "DELETE"))
+    result = _materialize(_resources(_account_url(user, lab_db.name), output), raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    message = str(failure.event_specific_data.error)
+    for missing in (
+        f"SELECT on {lab_db.name}.sample_measurements",
+        f"CREATE on {output}.*",
+        f"DROP on {output}.*",
+        f"ALTER on {output}.*",
+        f"INDEX on {output}.*",
+    ):
+        assert missing in message, (missing, message)
+    assert f"SELECT on {lab_db.name}.samples" not in message and "GRANT CREATE, DROP, ALTER, INDEX ON" in message
+    assert "1142" not in message
+    with lab_db.connect() as connection:
+        assert _tables(connection, output) == set() and _tables(connection, lab_db.name) == {
+            "samples",
+            "sample_measurements",
+        }
+
+
+def test_a_second_build_waits_for_the_first_then_stops_naming_it(lab_db):
+    lab_db.materialize_all()
+    with lab_db.connect() as holder, holder.cursor() as cursor:
+        cursor.execute("SELECT GET_LOCK(%s, 0)", (build_lock_name(lab_db.name),))
+        assert cursor.fetchone() == (1,)
+        cursor.execute("SELECT holder FROM lab_build_lock")
+        (recorded,) = cursor.fetchone()
+        lab_db.execute("UPDATE sample_measurements SET value = value + 1 WHERE sample_id = 3")
+        before = lab_db.query("SELECT * FROM experiment_measurements ORDER BY sample_id")
+        result = _materialize(_resources(lab_db.url, build_lock_timeout_seconds=1), raise_on_error=False)
+    assert not result.success
+    message = str(next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE").event_specific_data.error)
+    assert f"another lab_assets build of database {lab_db.name} is running" in message
+    assert recorded in message and "since" in message
+    assert lab_db.query("SELECT * FROM experiment_measurements ORDER BY sample_id") == before, "nothing written"
+    lab_db.materialize_all()  # the lock was released with the holder's session: the next run works
+    with lab_db.connect() as connection:
+        assert_flat_table_is_exact(connection)
+
+
+def _cli(url: str, home: str) -> subprocess.Popen:
+    env = {**os.environ, "LAB_DB_URL": url, "DAGSTER_HOME": home}
+    env.pop("LAB_OUTPUT_DATABASE", None)
+    return subprocess.Popen(
+        [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "lab_assets.definitions", "--select", "*"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def test_two_instances_building_one_database_at_once_both_end_exact(lab_db):
+    with lab_db.connect() as connection:
+        insert(connection, *generate(20_000))
+    for round_number in range(2):  # the first build, then a refresh after a change
+        with tempfile.TemporaryDirectory() as first_home, tempfile.TemporaryDirectory() as second_home:
+            runs = [_cli(lab_db.url, home) for home in (first_home, second_home)]
+            outputs = [run.communicate(timeout=240)[0] for run in runs]
+        for run, output in zip(runs, outputs, strict=True):
+            assert run.returncode == 0, output[-3000:]
+            assert "doesn't exist" not in output
+        with lab_db.connect() as connection:
+            assert_flat_table_is_exact(connection)
+            assert not {t for t in _tables(connection, lab_db.name) if "__" in t}, "no work or staging table left"
+        if round_number == 0:
+            lab_db.execute(
+                "UPDATE sample_measurements SET value = value * 2 WHERE sample_id % 97 = 0",
+                "DELETE FROM samples WHERE id = 9000",
+            )
+
+
+def test_an_unencoded_password_never_shows(lab_db, tmp_path):
+    url = f"mysql+pymysql://someone:{PASSWORD}@127.0.0.1:3306/{lab_db.name}"
+    result = _materialize(_resources(url), raise_on_error=False)
+    assert not result.success
+    errors = [getattr(e.event_specific_data, "error", None) for e in result.all_events]
+    shown = "\n".join([e.message or "" for e in result.all_events] + [x.to_string() for x in errors if x])
+    assert "URL-encode" in shown
+    with tempfile.TemporaryDirectory() as home:
+        run = _cli(url, home)
+        output = run.communicate(timeout=120)[0]
+    assert run.returncode != 0 and "URL-encode" in output
+    for piece in PASSWORD_PIECES:
+        assert piece not in shown and piece not in output, piece
+
+
+# --- server settings a DBA may have chosen, on a private server --------------------------------
+
+STRICT_SERVER = {
+    "innodb_force_primary_key": "ON",  # MariaDB's sql_require_primary_key
+    "wait_timeout": "2",  # idle connections dropped after 2 s
+    "innodb_lock_wait_timeout": "2",  # a statement waiting on a lock fails after 2 s
+}
+
+
+@pytest.fixture(scope="module")
+def strict_server(tmp_path_factory):
+    with extra_server(tmp_path_factory.mktemp("strict"), STRICT_SERVER) as server:
+        yield server
+
+
+def _lab_database_on(server, name: str, samples: int = 2_000) -> str:
+    """A lab database on ``server``: its sample_measurements has no primary key, as the lab
+    system created it before the DBA turned innodb_force_primary_key on."""
+    with server.connect() as connection, connection.cursor() as cursor:
+        cursor.execute("SET GLOBAL innodb_force_primary_key = OFF")
+        cursor.execute(f"CREATE DATABASE `{name}`")
+        cursor.execute(f"USE `{name}`")
+        for statement in source_schema_statements():
+            cursor.execute(statement)
+        insert(connection, *generate(samples))
+        cursor.execute("SET GLOBAL innodb_force_primary_key = ON")
+    return f"{server.url}/{name}"
+
+
+@pytest.mark.integration
+def test_strict_server_build_refresh_with_an_open_lab_transaction_and_a_slow_step(strict_server, monkeypatch):
+    url = _lab_database_on(strict_server, "lab_strict")
+    resources = _resources(url)
+    _materialize(resources)  # every table has a primary key (innodb_force_primary_key=ON)
+
+    # A lab transaction left open, holding row locks on measurements the refresh must read.
+    lab = strict_server.connect("lab_strict")
+    with lab.cursor() as cursor:
+        cursor.execute("SET SESSION wait_timeout = 600")  # the lab's session outlives the build
+        cursor.execute("START TRANSACTION")
+        cursor.execute("UPDATE sample_measurements SET value = value + 100 WHERE sample_id BETWEEN 1 AND 60")
+    # Committed changes the refresh must pick up.
+    with strict_server.connect("lab_strict") as connection, connection.cursor() as cursor:
+        cursor.execute("UPDATE sample_measurements SET value = value + 1 WHERE sample_id BETWEEN 500 AND 520")
+
+    # One step's computation outlasts wait_timeout while its lock connection sits idle.
+    original = lineage_module.compute_sample_lineage
+
+    def slow_lineage(log, mysql, full_rebuild):
+        threading.Event().wait(3)
+        return original(log, mysql, full_rebuild)
+
+    monkeypatch.setattr("lab_assets.refresh.derivations.compute_sample_lineage", slow_lineage)
+    try:
+        result = _materialize(resources, raise_on_error=False)
+        assert result.success, [str(e.event_specific_data.error) for e in result.all_events if e.is_failure]
+        with strict_server.connect("lab_strict") as connection:
+            # The committed state: the open transaction's rows are not visible, so not in the table.
+            assert_flat_table_is_exact(connection)
+    finally:
+        lab.rollback()
+        lab.close()
+
+
+@pytest.mark.integration
+def test_strict_server_lost_connection_names_the_setting(strict_server, monkeypatch):
+    url = _lab_database_on(strict_server, "lab_lost", samples=200)
+
+    def killed(log, mysql, full_rebuild):
+        with mysql.connect() as connection:
+            (connection_id,) = connection.exec_driver_sql("SELECT CONNECTION_ID()").one()
+            with strict_server.connect() as admin, admin.cursor() as cursor:
+                cursor.execute(f"KILL {int(connection_id)}")
+            connection.exec_driver_sql("SELECT 1")
+        raise AssertionError("the killed connection answered")
+
+    monkeypatch.setattr("lab_assets.refresh.derivations.compute_sample_lineage", killed)
+    result = _materialize(_resources(url), raise_on_error=False)
+    assert not result.success
+    message = str(next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE").event_specific_data.error)
+    assert "wait_timeout" in message or "max_execution_time" in message, message
+
+
+def test_lab_assets_sessions_read_committed_and_outlast_a_short_wait_timeout(lab_db):
+    mysql = MySQLResource(url=lab_db.url)
+    with mysql.connect() as connection:
+        isolation = connection.exec_driver_sql("SELECT @@session.tx_isolation").scalar()
+        wait_timeout = connection.exec_driver_sql("SELECT @@session.wait_timeout").scalar()
+    assert isolation == "READ-COMMITTED" and int(wait_timeout) >= 28800
