@@ -31,7 +31,7 @@ from lab_assets.lib.names import (
     TABLE_WRITERS_POOL as FLAT_TABLE_POOL,
 )
 from lab_assets.mysql import LAB_DB_URL_ENV, MySQLResource
-from lab_assets_tests.conftest import SERVER_URL, SESSION_PREFIX, server_connection
+from lab_assets_tests.databases import SERVER_URL, SESSION_PREFIX, server_connection
 from lab_assets_tests.lab_data import assert_flat_table_is_exact, generate, insert
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -271,7 +271,7 @@ def test_dagster_dev_on_this_dagster_yaml_queues_and_runs_refreshes(mysql_dagste
     runs launched from the UI are queued, the daemon launches them, and they succeed. (The two
     short runs here do not overlap, but that alone would not prove the limits; the test above
     does.)"""
-    from lab_assets_tests.test_webserver_e2e import Webserver
+    from lab_assets_tests.webserver import Webserver
 
     home, url = mysql_dagster_home
     with lab_db.connect() as connection:

@@ -25,7 +25,7 @@ from lab_assets.local_lab import source_schema_statements
 from lab_assets.mysql import MySQLResource
 from lab_assets.refresh import lineage as lineage_module
 from lab_assets.refresh.guard import OUTPUT_PRIVILEGES, build_lock_name
-from lab_assets_tests.conftest import SERVER_URL, SESSION_PREFIX, server_connection
+from lab_assets_tests.databases import SERVER_URL, SESSION_PREFIX, server_connection
 from lab_assets_tests.extra_server import extra_server
 from lab_assets_tests.lab_data import assert_flat_table_is_exact, generate, insert
 
