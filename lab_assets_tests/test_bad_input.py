@@ -355,3 +355,32 @@ def test_run_killed_with_sigkill_mid_build_keeps_last_good_table(lab_db, tmp_pat
     lab_db.materialize_all()
     assert_exact(lab_db)
     assert helper_tables(lab_db) == [] and snapshot(lab_db) == before
+
+
+# --- empty first installs ---------------------------------------------------------------------
+
+
+def test_a_first_build_without_measurements_does_not_break_the_next_builds(lab_db):
+    lab_db.execute("DELETE FROM sample_measurements")
+    lab_db.materialize_all()
+    assert_exact(lab_db)
+    lab_db.execute("INSERT INTO sample_measurements VALUES (2, 'vol', 500), (3, 'ph', 7.0)")
+    lab_db.materialize_all()
+    assert_exact(lab_db)
+
+
+def test_a_catalog_table_left_with_wrong_column_types_is_replaced(lab_db):
+    # As an earlier version left it after an empty first build: DOUBLE columns, no primary key.
+    lab_db.execute(
+        "CREATE TABLE measurement_types (measurement_type DOUBLE, column_name DOUBLE,"
+        " sample_count BIGINT, measurement_count BIGINT)"
+    )
+    lab_db.materialize_all()
+    assert_exact(lab_db)
+    types = dict(
+        lab_db.query(
+            "SELECT column_name, data_type FROM information_schema.columns"
+            " WHERE table_schema = DATABASE() AND table_name = 'measurement_types'"
+        )
+    )
+    assert types["measurement_type"] != "double" and types["column_name"] != "double"
