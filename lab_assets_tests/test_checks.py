@@ -175,3 +175,20 @@ def test_flat_table_checks_fail_inside_a_materialization_when_the_build_is_wrong
     # one_row_per_sample's finding.
     assert by_name["flat_table_reconciles"].metadata["offenders"].value == ["sample_id=3 measurement_ph"]
     assert sorted(n for n, e in by_name.items() if not e.passed) == ["flat_table_reconciles", "one_row_per_sample"]
+
+
+def test_every_check_on_a_database_never_built_fails_with_a_message(lab_db):
+    # The audit job on a database whose first build never ran (or was stopped): no raw 1146.
+    reads_only_sources = {
+        checks.no_parent_cycles,
+        checks.no_missing_parents,
+        checks.measurements_have_samples,
+        checks.measurement_types_not_null,
+        checks.no_duplicate_measurements,
+    }
+    for check in checks.ALL_CHECKS:
+        result = run_check(lab_db, check)
+        if check in reads_only_sources:
+            assert result.passed, check.node_def.name
+        else:
+            assert not result.passed and "does not exist yet" in result.description, check.node_def.name

@@ -63,6 +63,22 @@ def _result(
     )
 
 
+def _missing_tables(context: AssetCheckExecutionContext, mysql: MySQLResource, name: str, *tables: str):
+    """A failed result naming the tables the check reads that do not exist (not built yet, or
+    their first build failed), instead of a raw ``1146 ... doesn't exist``; None if all exist."""
+    missing = [f"{mysql.tables.database_of(t)}.{t}" for t in tables if not mysql.column_names(t)]
+    if not missing:
+        return None
+    message = f"{name}: {', '.join(missing)} does not exist yet (not built, or its first build failed)"
+    context.log.error(message)
+    return AssetCheckResult(
+        passed=False,
+        severity=AssetCheckSeverity.ERROR,
+        description=message,
+        metadata={"missing_tables": MetadataValue.json(missing)},
+    )
+
+
 def _source_collation(mysql: MySQLResource) -> tuple[str, str]:
     """Character set and collation of sample_measurements.measurement_type."""
     column = mysql.column(SAMPLE_MEASUREMENTS, "measurement_type")
@@ -205,6 +221,10 @@ def _fail_step_if(result: AssetCheckResult) -> Iterator[AssetCheckResult]:
 def catalog_column_names_unique(
     context: AssetCheckExecutionContext, mysql: MySQLResource
 ) -> Iterator[AssetCheckResult]:
+    missing = _missing_tables(context, mysql, "catalog_column_names_unique", MEASUREMENT_TYPES)
+    if missing:
+        yield from _fail_step_if(missing)
+        return
     sql, params = integrity.duplicate_column_names_select(mysql.tables, MEASUREMENT_TYPES)
     rows = mysql.fetch_all(sql, params)
     yield from _fail_step_if(
@@ -229,6 +249,10 @@ def catalog_column_names_unique(
 def catalog_within_column_limit(
     context: AssetCheckExecutionContext, mysql: MySQLResource
 ) -> Iterator[AssetCheckResult]:
+    missing = _missing_tables(context, mysql, "catalog_within_column_limit", MEASUREMENT_TYPES)
+    if missing:
+        yield from _fail_step_if(missing)
+        return
     names = [row[0] for row in mysql.fetch_all(f"SELECT column_name FROM {mysql.tables.qualified(MEASUREMENT_TYPES)}")]
     problem = column_limit_problem(names)
     metadata = {
@@ -263,6 +287,9 @@ def catalog_within_column_limit(
     " rows without a sample and repeated ids.",
 )
 def one_row_per_sample(context: AssetCheckExecutionContext, mysql: MySQLResource) -> AssetCheckResult:
+    missing = _missing_tables(context, mysql, "one_row_per_sample", EXPERIMENT_MEASUREMENTS)
+    if missing:
+        return missing
     rows = mysql.fetch_all(integrity.sample_rows_mismatch_select(mysql.tables, EXPERIMENT_MEASUREMENTS))
     return _result(
         context,
@@ -284,6 +311,9 @@ def one_row_per_sample(context: AssetCheckExecutionContext, mysql: MySQLResource
     " Names (sample_id, column) pairs.",
 )
 def flat_table_reconciles(context: AssetCheckExecutionContext, mysql: MySQLResource) -> AssetCheckResult:
+    missing = _missing_tables(context, mysql, "flat_table_reconciles", EXPERIMENT_MEASUREMENTS, MEASUREMENT_TYPES)
+    if missing:
+        return missing
     tables = mysql.tables
     identifying = {c.name for c in IDENTIFYING_COLUMNS}
     table_columns = mysql.column_names(EXPERIMENT_MEASUREMENTS)
