@@ -138,6 +138,23 @@ def test_reconciliation_fails_naming_cells(built_seed_db, name):
     assert not result.passed and result.metadata["offenders"].value == expected
 
 
+def test_reconciliation_fails_on_a_cell_that_equals_a_source_value_below_the_max(lab_db):
+    """A (sample, type) measured twice: the cell must hold the larger value. A cell set to the
+    smaller one still equals a source value of its type, so only the MAX comparison sees it."""
+    ((smaller,),) = lab_db.query(
+        "SELECT value FROM sample_measurements WHERE sample_id = 3 AND measurement_type = 'ph'"
+    )
+    larger = smaller + 2
+    lab_db.query("INSERT INTO sample_measurements VALUES (3, 'ph', %s)", (larger,))
+    lab_db.materialize_all()
+    assert lab_db.query("SELECT measurement_ph FROM experiment_measurements WHERE sample_id = 3") == [(larger,)]
+    assert run_check(lab_db, checks.flat_table_reconciles).passed
+    lab_db.query("UPDATE experiment_measurements SET measurement_ph = %s WHERE sample_id = 3", (smaller,))
+    result = run_check(lab_db, checks.flat_table_reconciles)
+    assert not result.passed
+    assert result.metadata["offenders"].value == ["sample_id=3 measurement_ph"]
+
+
 def test_column_limit_check_fails_on_an_oversized_catalog(built_seed_db):
     rows = ", ".join(f"('t{i}', 'measurement_t{i}')" for i in range(MAX_MEASUREMENT_COLUMNS - 1))
     built_seed_db.execute(f"INSERT INTO measurement_types (measurement_type, column_name) VALUES {rows}")

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import csv
 import re
+import threading
+import time
 from decimal import Decimal
 from pathlib import Path
 
+import pymysql
 import pytest
 
+from lab_assets.lib.names import FULL_REBUILD_TAG as REFRESH_TAG
 from lab_assets_tests.lab_data import (
     actual_flat_table,
     assert_flat_table_is_exact,
@@ -103,3 +107,145 @@ def test_empty_source_tables_give_an_empty_table_with_identifying_columns(empty_
     with empty_lab_db.connect() as connection:
         names, rows = actual_flat_table(connection)
     assert names == ["experiment_id", "top_parent_id", "sample_id"] and rows == {}
+
+
+def _wait_for(condition, what: str, while_running: threading.Thread, timeout: float = 60.0, poll: float = 0.05):
+    """Polls ``condition`` until it returns something truthy (returned). Gives up as soon as the
+    thread ``while_running`` has ended (what was awaited can no longer happen), or after
+    ``timeout`` seconds, so a test that goes wrong fails instead of hanging."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = condition()
+        if found:
+            return found
+        if not while_running.is_alive():
+            raise AssertionError(f"{while_running.name} ended before {what}")
+        time.sleep(poll)
+    raise AssertionError(f"gave up waiting for {what}")
+
+
+def _in_thread(target, name: str) -> tuple[threading.Thread, dict]:
+    """``target()`` started in a daemon thread; its result or error lands in the returned dict."""
+    box: dict = {}
+
+    def run():
+        try:
+            box["result"] = target()
+        except BaseException as error:  # noqa: BLE001 - reported by the test after join
+            box["error"] = error
+
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    thread.start()
+    return thread, box
+
+
+@pytest.mark.timeout(120)
+def test_readers_never_see_the_flat_table_missing_or_empty_during_a_full_rebuild(lab_db):
+    """A full rebuild's swap, made to wait on metadata locks so the order is fixed: a reader in
+    a transaction holds the table; the rebuild queues its swap behind it; a second reader queues
+    behind the swap; when the first reader commits, the swap and then the second reader run, and
+    the second reader must find the whole new table, not a missing or empty one."""
+    with lab_db.connect() as connection:
+        insert(connection, *generate(3_000))
+    lab_db.materialize_all()
+    ((full_count,),) = lab_db.query("SELECT COUNT(*) FROM samples")
+    assert lab_db.query("SELECT COUNT(*) FROM experiment_measurements") == [(full_count,)]
+
+    def waiting_for_lock(statement_like: str):
+        return lab_db.query(
+            "SELECT id, info FROM information_schema.processlist WHERE db = %s AND id <> CONNECTION_ID()"
+            " AND state = 'Waiting for table metadata lock' AND info LIKE %s",
+            (lab_db.name, statement_like),
+        )
+
+    # Readers give up after 60 s instead of waiting on a lock forever.
+    first_reader = lab_db.connect()
+    second_reader = lab_db.connect()
+    poller = lab_db.connect()
+    for connection in (first_reader, second_reader, poller):
+        with connection.cursor() as cursor:
+            cursor.execute("SET SESSION lock_wait_timeout = 60")
+
+    def count(connection) -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT COUNT(*) FROM experiment_measurements")
+            return cursor.fetchone()[0]
+
+    build_done = threading.Event()
+    polled: list[object] = []
+
+    def poll_until_built():
+        while not build_done.is_set():
+            try:
+                polled.append(count(poller))
+            except pymysql.MySQLError as error:
+                polled.append(error)
+
+    threads = []
+    first_reader_open = True
+    try:
+        with first_reader.cursor() as cursor:
+            cursor.execute("START TRANSACTION")
+            cursor.execute("SELECT COUNT(*) FROM experiment_measurements")  # shared metadata lock until COMMIT
+            assert cursor.fetchone()[0] == full_count
+        threads.append(_in_thread(poll_until_built, "poller"))
+
+        def rebuild():
+            try:
+                return lab_db.materialize_all(tags={REFRESH_TAG: "full"})
+            finally:
+                build_done.set()
+
+        build, build_box = _in_thread(rebuild, "full-rebuild")
+        threads.append((build, build_box))
+        # The swap (any DDL statement naming the table) queues behind the first reader.
+        swap = _wait_for(
+            lambda: [
+                r
+                for r in waiting_for_lock("%experiment_measurements%")
+                if not r[1].lstrip().upper().startswith("SELECT")
+            ],
+            "the rebuild's swap waited for the table's metadata lock",
+            while_running=build,
+        )
+        assert len(swap) == 1, swap
+        second, second_box = _in_thread(lambda: count(second_reader), "second-reader")
+        threads.append((second, second_box))
+        _wait_for(
+            lambda: [
+                r
+                for r in waiting_for_lock("SELECT COUNT(*) FROM experiment_measurements")
+                if r[0] == second_reader.thread_id()
+            ],
+            "the second reader queued behind the swap",
+            while_running=second,
+        )
+        assert build.is_alive() and second.is_alive()
+        with first_reader.cursor() as cursor:
+            cursor.execute("COMMIT")
+        first_reader_open = False
+        second.join(60)
+        build.join(60)
+    finally:
+        if first_reader_open:
+            with first_reader.cursor() as cursor:
+                cursor.execute("COMMIT")
+        build_done.set()
+        for thread, _ in threads:
+            thread.join(60)
+        for connection in (first_reader, second_reader, poller):
+            connection.close()
+    assert not [t.name for t, _ in threads if t.is_alive()]
+    # The reader that queued behind the swap opens the table the swap left: the new, whole one.
+    assert second_box == {"result": full_count}
+    assert "error" not in build_box, build_box
+    assert build_box["result"].success
+    build_modes = {
+        e.asset_key.to_user_string(): e.materialization.metadata["refresh"].value
+        for e in build_box["result"].get_asset_materialization_events()
+        if "refresh" in e.materialization.metadata
+    }
+    assert build_modes["experiment_measurements"] == "full (full rebuild requested)"
+    assert polled and all(answer == full_count for answer in polled), [a for a in polled if a != full_count][:3]
+    with lab_db.connect() as connection:
+        assert_flat_table_is_exact(connection)

@@ -3,25 +3,37 @@ the independent recomputation. Each change kind on its own, then all of them mix
 
 from __future__ import annotations
 
-import zlib
-from collections import defaultdict
+import math
+import random
+from collections import Counter, defaultdict
 from decimal import Decimal
 
 import pytest
 
+from lab_assets.lib.bulk import unchunked_select
 from lab_assets.lib.names import FULL_REBUILD_TAG as REFRESH_TAG
 from lab_assets.lib.names import SAMPLE_MEASUREMENT_DIGESTS as DIGEST_TABLE
-from lab_assets.lib.refresh import LINEAGE_BUCKETS, MEASUREMENT_BUCKETS, BucketScheme
-from lab_assets.lib.sources import HASH_PRIME
+from lab_assets.lib.refresh import (
+    LINEAGE_BUCKETS,
+    MEASUREMENT_BUCKETS,
+    BucketScheme,
+    lineage_bucket_sums_select,
+    measurement_bucket_sums_select,
+    measurement_digest_select,
+    stored_lineage_bucket_sums_select,
+)
+from lab_assets.lib.tables import TableLocations
 from lab_assets.refresh.state_tables import DIGEST_STATE, LINEAGE_STATE
-from lab_assets_tests.lab_data import assert_flat_table_is_exact, generate, insert
+from lab_assets_tests.lab_data import assert_flat_table_is_exact, generate, insert, roots_and_depths
 
 DIGEST_BUCKETS_TABLE, LINEAGE_BUCKETS_TABLE = DIGEST_STATE.buckets_table, LINEAGE_STATE.buckets_table
 
 BASE_SAMPLES = 3_000
 
 
-def _refresh_and_compare(db, tags=None):
+def _refresh_and_compare_all(db, tags=None) -> dict[str, dict]:
+    """Refresh, check the flat table and the refresh state whole; each table's materialization
+    metadata."""
     result = db.materialize_all(tags=tags)
     with db.connect() as connection:
         assert_flat_table_is_exact(connection)
@@ -35,19 +47,11 @@ def _refresh_and_compare(db, tags=None):
             materializations[table].metadata["dagster/row_count"].value
             == db.query(f"SELECT COUNT(*) FROM {table}")[0][0]
         )
-    return materializations["experiment_measurements"].metadata["refresh"].value
+    return {name: m.metadata for name, m in materializations.items()}
 
 
-def _row_hashes(values, numeric_values, other_values=()) -> tuple[int, int]:
-    """The row hashes of lib/sources.row_hash_expressions, recomputed in Python: CONCAT_WS skips
-    NULLs, DECIMAL(16,6) prints with six decimals (also tripled), the NULL flags follow;
-    ``other_values`` are the values that are not numbers."""
-    row = ",".join([str(v) for v in values if v is not None] + ["".join("1" if v is None else "0" for v in values)])
-    numbers = zlib.crc32(",".join(str(v * 3) for v in numeric_values if v is not None).encode())
-    if not other_values:
-        return zlib.crc32(row.encode()), numbers
-    others_hash = zlib.crc32(",".join(str(v) for v in other_values if v is not None).encode())
-    return zlib.crc32(row.encode()), numbers * (others_hash + 1) % HASH_PRIME
+def _refresh_and_compare(db, tags=None):
+    return _refresh_and_compare_all(db, tags)["experiment_measurements"]["refresh"].value
 
 
 def _bucket_sums(rows, width) -> dict[int, tuple[int, int, int, int]]:
@@ -61,32 +65,47 @@ def _bucket_sums(rows, width) -> dict[int, tuple[int, int, int, int]]:
     return dict(sums)
 
 
-def _assert_refresh_state_is_exact(db) -> None:
-    """What the next refresh diffs against is exact, whole: the digests equal a Python
-    recomputation from the sources, and each bucket table equals the sums over its state table."""
-    expected_digests = defaultdict(lambda: (0, 0, 0))
-    for sample_id, measurement_type, value in db.query(
-        "SELECT sample_id, measurement_type, value FROM sample_measurements"
-    ):
-        if sample_id is not None:
-            count, a, b = expected_digests[sample_id]
-            hash_a, hash_b = _row_hashes((sample_id, measurement_type, value), (sample_id, value), (measurement_type,))
-            expected_digests[sample_id] = (count + 1, a + hash_a, b + hash_b)
-    digests = {row[0]: tuple(int(v) for v in row[1:]) for row in db.query(f"SELECT * FROM {DIGEST_TABLE}")}
-    assert digests == dict(expected_digests)
-    digest_buckets = {
-        row[0]: tuple(int(v) for v in row[1:]) for row in db.query(f"SELECT * FROM {DIGEST_BUCKETS_TABLE}")
-    }
-    assert digest_buckets == _bucket_sums([(k, *v) for k, v in digests.items()], MEASUREMENT_BUCKETS.width)
+def _keyed(rows) -> dict[int, tuple[int, ...]]:
+    """{first column: the other columns as ints} (the servers return sums as DECIMAL)."""
+    return {int(row[0]): tuple(int(v) for v in row[1:]) for row in rows}
 
-    lineage = db.query("SELECT sample_id, parent_id, experiment_id FROM sample_lineage")
-    assert sorted(lineage) == sorted(db.query("SELECT id, parent_id, experiment_id FROM samples"))
-    lineage_buckets = {
-        row[0]: tuple(int(v) for v in row[1:]) for row in db.query(f"SELECT * FROM {LINEAGE_BUCKETS_TABLE}")
-    }
-    assert lineage_buckets == _bucket_sums(
-        [(i, 1, *_row_hashes((i, p, e), (i, p, e))) for i, p, e in lineage], LINEAGE_BUCKETS.width
-    )
+
+def _whole_table_digests(db) -> dict[int, tuple[int, int, int]]:
+    """The digests as the whole-table build computes them, from scratch over the sources."""
+    return _keyed(db.query(unchunked_select(measurement_digest_select(TableLocations.single(db.name)))))
+
+
+def _assert_refresh_state_is_exact(db) -> None:
+    """What the next refresh diffs against is exact, whole. Nothing here recomputes the row hash
+    (a formula change that is harmless must not fail this); instead, by property:
+
+    * the digests hold one row per sample id found in the measurements, with that id's row count,
+      and equal the whole-table build's computation from scratch (the incremental path agrees
+      with the whole-table path);
+    * each bucket table equals the sums over its state table, and the sums the next refresh
+      computes from the sources (so an unchanged source gives no candidates);
+    * the lineage records each sample's parent and experiment, and its root and depth as found by
+      walking parent pointers in Python.
+    """
+    measurements = db.query("SELECT sample_id, measurement_type, value FROM sample_measurements")
+    rows_per_sample = Counter(sample_id for sample_id, _, _ in measurements if sample_id is not None)
+    digests = _keyed(db.query(f"SELECT * FROM {DIGEST_TABLE}"))
+    assert set(digests) == set(rows_per_sample)
+    assert {sample_id: digest[0] for sample_id, digest in digests.items()} == dict(rows_per_sample)
+    assert digests == _whole_table_digests(db)
+    digest_buckets = _keyed(db.query(f"SELECT * FROM {DIGEST_BUCKETS_TABLE}"))
+    assert digest_buckets == _bucket_sums([(k, *v) for k, v in digests.items()], MEASUREMENT_BUCKETS.width)
+    live_digest_buckets = _keyed(db.query(measurement_bucket_sums_select(TableLocations.single(db.name))))
+    assert {b: sums[:3] for b, sums in digest_buckets.items()} == live_digest_buckets
+
+    lineage = db.query("SELECT sample_id, parent_id, experiment_id, top_parent_id, depth FROM sample_lineage")
+    samples = db.query("SELECT id, parent_id, experiment_id FROM samples")
+    assert sorted(row[:3] for row in lineage) == sorted(samples)
+    assert {row[0]: (row[3], row[4]) for row in lineage} == roots_and_depths(samples)
+    lineage_buckets = _keyed(db.query(f"SELECT * FROM {LINEAGE_BUCKETS_TABLE}"))
+    assert lineage_buckets == _keyed(db.query(stored_lineage_bucket_sums_select(TableLocations.single(db.name))))
+    live_lineage_buckets = _keyed(db.query(lineage_bucket_sums_select(TableLocations.single(db.name))))
+    assert {b: sums[:3] for b, sums in lineage_buckets.items()} == live_lineage_buckets
 
 
 @pytest.fixture
@@ -251,3 +270,140 @@ def test_bucket_sql_lists_each_id_in_exactly_one_bucket(empty_lab_db, scheme):
         ids = [int(m) for m, _ in members]
         assert sample_id in ids and ids == list(range(ids[0], ids[0] + width)), (sample_id, ids[:3])
         assert len({b for _, b in members}) == 1
+
+
+def _sample_ids_with_measurements(db) -> list[int]:
+    return [
+        r[0]
+        for r in db.query(
+            "SELECT DISTINCT sample_id FROM sample_measurements WHERE sample_id IS NOT NULL ORDER BY sample_id"
+        )
+    ]
+
+
+# How the changed samples are split between the samples table (a new experiment_id: the lineage
+# changes, no subtree moves) and the measurements (values + 1: the digests change), and the modes
+# of (sample_lineage, digests, flat table) one changed sample over the line.
+SPREADS = {
+    "measurements_only": (0.0, ("incremental", "full", "full (an upstream table was rebuilt whole)")),
+    "samples_only": (1.0, ("full", "incremental", "full (an upstream table was rebuilt whole)")),
+    "samples_and_measurements": (0.5, ("incremental", "incremental", "full (too many changed samples)")),
+}
+
+
+@pytest.mark.parametrize("spread", sorted(SPREADS))
+def test_full_rebuild_share_is_exact_at_its_boundary(built_db, spread):
+    """The documented rule: a refresh rebuilds whole when more than 25% of the samples (counted
+    as the span of sample ids) changed. Exactly at 25% it stays incremental; one more changed
+    sample rebuilds whole. With measurements only (samples only), the digest (lineage) table
+    crosses the line itself and the flat table follows it; with the changes split between the
+    two, each state table stays under the line and the flat table's own count of pending samples
+    crosses it."""
+    share_of_samples, modes_over = SPREADS[spread]
+    ((span,),) = built_db.query("SELECT MAX(id) - MIN(id) + 1 FROM samples")
+    k_limit = math.floor(0.25 * span)
+    with_measurements = _sample_ids_with_measurements(built_db)
+    rng = random.Random(99)
+    tables = ("sample_lineage", DIGEST_TABLE, "experiment_measurements")
+    for changed, over in ((k_limit, False), (k_limit + 1, True)):
+        chosen = rng.sample(with_measurements, changed)
+        moved = chosen[: round(changed * share_of_samples)]
+        measured = chosen[len(moved) :]
+        if moved:
+            built_db.execute(
+                f"UPDATE samples SET experiment_id = experiment_id + 100 WHERE id IN ({', '.join(map(str, moved))})"
+            )
+        if measured:
+            built_db.execute(
+                f"UPDATE sample_measurements SET value = value + 1 WHERE sample_id IN ({', '.join(map(str, measured))})"
+            )
+        metadata = _refresh_and_compare_all(built_db)
+        modes = tuple(metadata[table]["refresh"].value for table in tables)
+        if over:
+            assert modes == modes_over, f"{changed} changed samples, id span {span}: {modes}"
+        else:
+            assert modes == ("incremental",) * 3, f"{changed} changed samples, id span {span}: {modes}"
+            changed_samples = tuple(metadata[table]["changed_samples"].value for table in tables)
+            assert changed_samples == (len(moved), len(measured), changed)
+
+
+def _value_of(db, sample_id: int, measurement_type: str) -> Decimal:
+    ((value,),) = db.query(
+        "SELECT value FROM sample_measurements WHERE sample_id = %s AND measurement_type = %s",
+        (sample_id, measurement_type),
+    )
+    return value
+
+
+def _trade_values(db, first: tuple[int, str], second: tuple[int, str]) -> None:
+    """The measurements ``first`` and ``second`` (sample id, type) trade values."""
+    a, b = _value_of(db, *first), _value_of(db, *second)
+    assert a != b, "trading equal values changes nothing"
+    db.query(  # an UPDATE with bound values (an autocommit connection)
+        "UPDATE sample_measurements SET value = CASE WHEN sample_id = %s AND measurement_type = %s THEN %s ELSE %s END"
+        " WHERE (sample_id = %s AND measurement_type = %s) OR (sample_id = %s AND measurement_type = %s)",
+        (*first, b, a, *first, *second),
+    )
+
+
+def _measurement_bucket(sample_id: int) -> int:
+    return (sample_id + 2**31) // MEASUREMENT_BUCKETS.width
+
+
+TRADES = {
+    # Two samples of one bucket trade their pH values: the bucket holds the same (type, value)
+    # rows as before, only on the other sample.
+    "ph_between_samples_2_and_3": ((2, "ph"), (3, "ph"), ()),
+    # One sample's vol and ph trade values: the sample holds the same ids and values as before,
+    # only under the other type.
+    "vol_and_ph_of_sample_2": ((2, "vol"), (2, "ph"), ()),
+    # The same with two values for which CRC32 of the whole rows sums to the same before and
+    # after the trade: the second hash alone must see it.
+    "vol_and_ph_of_sample_2_crc_colliding_values": (
+        (2, "vol"),
+        (2, "ph"),
+        (
+            "UPDATE sample_measurements SET value = CASE measurement_type WHEN 'vol' THEN 1.513785 ELSE 8.988472 END"
+            " WHERE sample_id = 2 AND measurement_type IN ('vol', 'ph')",
+        ),
+    ),
+}
+
+
+@pytest.mark.parametrize("trade", sorted(TRADES))
+def test_traded_values_change_the_digests_and_bucket_sums_they_touch(lab_db, trade):
+    """By property, not by formula: a trade of values keeps every count and the multiset of
+    values, yet must change the digest of each sample involved and the live sums of their bucket
+    (the first level of the diff, which would otherwise find no candidate at all), and nothing
+    else."""
+    first, second, setup = TRADES[trade]
+    if setup:
+        lab_db.execute(*setup)
+    involved = {first[0], second[0]}
+    buckets = {_measurement_bucket(i) for i in involved}
+    assert len(buckets) == 1, "the trade stays within one bucket"
+
+    def live():
+        return _whole_table_digests(lab_db), _keyed(
+            lab_db.query(measurement_bucket_sums_select(TableLocations.single(lab_db.name)))
+        )
+
+    digests_before, buckets_before = live()
+    values_before = sorted(r[0] for r in lab_db.query("SELECT value FROM sample_measurements"))
+    _trade_values(lab_db, first, second)
+    digests_after, buckets_after = live()
+    assert sorted(r[0] for r in lab_db.query("SELECT value FROM sample_measurements")) == values_before
+
+    assert set(digests_after) == set(digests_before)
+    for sample_id in involved:
+        assert digests_after[sample_id][0] == digests_before[sample_id][0]
+        assert digests_after[sample_id] != digests_before[sample_id], f"sample {sample_id}'s digest missed the trade"
+    assert {i: d for i, d in digests_after.items() if i not in involved} == {
+        i: d for i, d in digests_before.items() if i not in involved
+    }
+    (bucket,) = buckets
+    assert buckets_after[bucket][0] == buckets_before[bucket][0]
+    assert buckets_after[bucket] != buckets_before[bucket], "the bucket sums missed the trade"
+    assert {b: v for b, v in buckets_after.items() if b != bucket} == {
+        b: v for b, v in buckets_before.items() if b != bucket
+    }

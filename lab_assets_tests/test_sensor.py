@@ -3,14 +3,16 @@ database, carrying the cursor from tick to tick."""
 
 from __future__ import annotations
 
+import datetime
 import time
 
 import pytest
 from dagster import DagsterInstance, DagsterRunStatus, SkipReason, build_sensor_context
+from dagster._core.remote_origin import RegisteredCodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin
 from dagster._core.test_utils import create_run_for_test
 
-from lab_assets.defs.sensors import lab_source_change_sensor
-from lab_assets.lib.change_detection import FULL_CHECK_INTERVAL_SECONDS, SensorCursor, needs_fingerprint
+from lab_assets.defs.sensors import _update_times, lab_source_change_sensor
+from lab_assets.lib.change_detection import FULL_CHECK_INTERVAL_SECONDS, SensorCursor, is_unsettled, needs_fingerprint
 from lab_assets.lib.names import SENSOR_NAME
 from lab_assets.lib.names import SENSOR_TRIGGER_TAG as TRIGGER_TAG
 from lab_assets.mysql import MySQLResource
@@ -95,13 +97,37 @@ def test_run_keys_are_deterministic_and_new_for_each_change(lab_db):
     assert len({key_a, key_b, key_c}) == 3, "content that returns to an earlier state still refreshes"
 
 
-def test_no_tick_while_a_refresh_is_running(ticker, lab_db):
-    create_run_for_test(
-        ticker.instance, job_name="__ASSET_JOB", status=DagsterRunStatus.STARTED, tags={TRIGGER_TAG: SENSOR_NAME}
+# Every status of a run that has not finished yet (written out here, not imported from the sensor).
+UNFINISHED_RUN_STATUSES = [
+    DagsterRunStatus.QUEUED,
+    DagsterRunStatus.NOT_STARTED,
+    DagsterRunStatus.STARTING,
+    DagsterRunStatus.STARTED,
+    DagsterRunStatus.CANCELING,
+]
+
+
+def _sensor_run_with_status(instance, status):
+    """A run the sensor started, in ``status``. Dagster creates a QUEUED run only with the code
+    location it came from (the queue's daemon launches it from there), so every run gets one."""
+    origin = RemoteJobOrigin(
+        repository_origin=RemoteRepositoryOrigin(
+            code_location_origin=RegisteredCodeLocationOrigin("lab_assets"), repository_name="__repository__"
+        ),
+        job_name="lab_refresh",
     )
+    return create_run_for_test(
+        instance, job_name="lab_refresh", status=status, tags={TRIGGER_TAG: SENSOR_NAME}, remote_job_origin=origin
+    )
+
+
+@pytest.mark.parametrize("status", UNFINISHED_RUN_STATUSES, ids=lambda s: s.value)
+def test_no_tick_while_a_refresh_is_running(ticker, lab_db, status):
+    run = _sensor_run_with_status(ticker.instance, status)
+    assert ticker.instance.get_run_by_id(run.run_id).status == status
     lab_db.execute("DELETE FROM sample_measurements WHERE sample_id = 2")
     requests, message = ticker.tick()
-    assert requests == [] and "still in progress" in message
+    assert requests == [] and "still in progress" in message and run.run_id in message
 
 
 def test_touched_but_unchanged_tables_start_no_run(ticker, lab_db):
@@ -121,6 +147,55 @@ def test_fingerprint_decision_rules():
     assert needs_fingerprint(SensorCursor(), {}, 0.0) == "no earlier reading"
     unsettled = SensorCursor(update_times={"samples": "t1"}, fingerprint="f", unsettled=True, last_full_check=1000.0)
     assert needs_fingerprint(unsettled, {"samples": "t1"}, 1001.0) is not None
+
+
+SERVER_SECOND_FORMAT = "%Y-%m-%d %H:%M:%S"  # how the sensor reads UPDATE_TIME and NOW() (DATE_FORMAT)
+
+
+@pytest.mark.parametrize("now", ["2024-05-01 10:00:00", "2024-12-31 23:59:59", "2025-01-01 00:00:00"])
+def test_a_write_in_the_current_second_is_unsettled(now):
+    second = datetime.datetime.strptime(now, SERVER_SECOND_FORMAT)
+    earlier = (second - datetime.timedelta(seconds=1)).strftime(SERVER_SECOND_FORMAT)
+    later = (second + datetime.timedelta(seconds=1)).strftime(SERVER_SECOND_FORMAT)
+    much_earlier = (second - datetime.timedelta(days=400)).strftime(SERVER_SECOND_FORMAT)
+    # A table written in the current second: another write can follow within it unseen.
+    assert is_unsettled({"samples": now, "sample_measurements": much_earlier}, now) is True
+    assert is_unsettled({"samples": None, "sample_measurements": now}, now) is True
+    # A clock that went back (UPDATE_TIME ahead of NOW()) is not taken as settled either.
+    assert is_unsettled({"samples": later, "sample_measurements": earlier}, now) is True
+    # Written a second or more before: nothing more can land in that second.
+    assert is_unsettled({"samples": earlier, "sample_measurements": much_earlier}, now) is False
+    # No update time (server restart, table evicted from the cache): nothing to wait for.
+    assert is_unsettled({"samples": None, "sample_measurements": None}, now) is False
+    assert is_unsettled({}, now) is False
+
+
+def test_the_servers_own_second_is_unsettled(lab_db):
+    """The same rule on the strings the sensor reads from the server, so the format the tests
+    assume is the one it compares."""
+    update_times, server_now = _update_times(MySQLResource(url=lab_db.url))
+    assert set(update_times) == {"samples", "sample_measurements"}
+    second = datetime.datetime.strptime(server_now, SERVER_SECOND_FORMAT)
+    earlier = (second - datetime.timedelta(seconds=1)).strftime(SERVER_SECOND_FORMAT)
+    assert is_unsettled({"samples": server_now, "sample_measurements": None}, server_now) is True
+    assert is_unsettled({"samples": earlier, "sample_measurements": None}, server_now) is False
+
+
+def test_an_unsettled_reading_is_fingerprinted_again_until_settled():
+    times = {"samples": "2024-05-01 10:00:00", "sample_measurements": "2024-05-01 09:00:00"}
+    unsettled = SensorCursor(update_times=dict(times), fingerprint="f", unsettled=True, last_full_check=1000.0)
+    # Same update times, right after the last reading: only the unsettled flag asks for a hash.
+    assert (
+        needs_fingerprint(unsettled, dict(times), 1000.5)
+        == "the last change was within the same second as the last reading"
+    )
+    settled = SensorCursor(update_times=dict(times), fingerprint="f", unsettled=False, last_full_check=1000.0)
+    assert needs_fingerprint(settled, dict(times), 1000.5) is None
+    # Changed update times still say so first.
+    assert (
+        needs_fingerprint(unsettled, {**times, "samples": "2024-05-01 10:00:01"}, 1000.5)
+        == "a source table was written"
+    )
 
 
 def test_refresh_job_runs_the_tables_and_only_the_blocking_checks():
