@@ -214,3 +214,81 @@ def assert_flat_table_is_exact(
     assert names == ["experiment_id", "top_parent_id", "sample_id", *columns]
     assert actual == expected
     return names, actual
+
+
+# --- the kinds of change a lab makes, each applied to a built database ----------------------------
+# (used by the refresh and the sensor tests; ``db`` is a lab_assets_tests.databases.LabDatabase)
+
+
+def _max_id(db):
+    return db.query("SELECT MAX(id) FROM samples")[0][0]
+
+
+def new_samples(db):
+    samples, measurements = generate(50, first_id=_max_id(db) + 1, seed=7)
+    with db.connect() as connection:
+        insert(connection, samples, measurements)
+
+
+def late_measurements(db):
+    db.execute("INSERT INTO sample_measurements VALUES (1, 'vol', 1.5), (4, 'ph', 6.25), (500, 'ph', 3.125)")
+
+
+def changed_values(db):
+    db.execute(
+        "UPDATE sample_measurements SET value = value + 1 WHERE sample_id IN (2, 9, 700) AND measurement_type = 'ph'"
+    )
+
+
+def deleted_measurements(db):
+    db.execute("DELETE FROM sample_measurements WHERE sample_id IN (3, 12, 900)")
+
+
+def swapped_values(db):
+    # Samples 2 and 3 trade their pH values: the same rows by (type, value), now on other samples
+    # of one bucket, so only hashes that include the sample id see it.
+    db.execute(
+        "UPDATE sample_measurements SET value = CASE sample_id WHEN 2 THEN 7.0 ELSE 5.0 END"
+        " WHERE sample_id IN (2, 3) AND measurement_type = 'ph'"
+    )
+
+
+def swapped_parents(db):
+    # Samples 6 and 14 (one lineage bucket) trade parents: subtrees under 2 and 13 trade places.
+    db.execute("UPDATE samples SET parent_id = CASE id WHEN 6 THEN 13 ELSE 2 END WHERE id IN (6, 14)")
+
+
+def brand_new_type(db):
+    db.execute("INSERT INTO sample_measurements VALUES (5, 'temp', 21.5), (1000, 'temp', 19)")
+
+
+def moved_subtree(db):
+    # Sample 2 (root 1, with children 6 and 9 and their subtrees) moves under root 13; a generated
+    # sample moves under root 5.
+    db.execute("UPDATE samples SET parent_id = 13 WHERE id = 2", "UPDATE samples SET parent_id = 5 WHERE id = 1500")
+
+
+def deleted_samples(db):
+    # ON DELETE CASCADE removes the subtree and its measurements, as the lab system would.
+    db.execute("DELETE FROM samples WHERE id IN (17, 2500)")
+
+
+def deep_chain(db):
+    first = _max_id(db) + 1
+    chain = [(first, None, 3)] + [(n, n - 1, 3) for n in range(first + 1, first + 5_000)]
+    with db.connect() as connection:
+        insert(connection, chain, [(first + 4_999, "vol", Decimal("2.5"))])
+
+
+CHANGES = [
+    new_samples,
+    late_measurements,
+    changed_values,
+    swapped_values,
+    deleted_measurements,
+    brand_new_type,
+    moved_subtree,
+    swapped_parents,
+    deleted_samples,
+    deep_chain,
+]

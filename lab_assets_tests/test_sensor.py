@@ -16,8 +16,7 @@ from lab_assets.lib.change_detection import FULL_CHECK_INTERVAL_SECONDS, SensorC
 from lab_assets.lib.names import SENSOR_NAME
 from lab_assets.lib.names import SENSOR_TRIGGER_TAG as TRIGGER_TAG
 from lab_assets.mysql import MySQLResource
-from lab_assets_tests.lab_data import generate, insert
-from lab_assets_tests.test_refresh import CHANGES
+from lab_assets_tests.lab_data import CHANGES, generate, insert
 
 
 class Ticker:
