@@ -6,10 +6,10 @@ Below ``defs/`` and ``io_manager``: both import from here, nothing here imports 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import cache
 
 import sqlalchemy as sa
 from dagster import ConfigurableResource
@@ -59,8 +59,30 @@ def parse_url(url: str, variable: str = LAB_DB_URL_ENV) -> sa.URL:
     return parsed
 
 
-@cache
+_ENGINES: dict[str, Engine] = {}
+_ENGINES_LOCK = threading.Lock()
+
+
 def _engine(url: str) -> Engine:
+    """One engine (connection pool) per URL for the process."""
+    with _ENGINES_LOCK:
+        engine = _ENGINES.get(url)
+        if engine is None:
+            engine = _ENGINES[url] = _new_engine(url)
+        return engine
+
+
+def dispose_engines() -> None:
+    """Closes every pooled connection this process holds (tests call it after each test, so a
+    session touching hundreds of databases stays far below the server's max_connections)."""
+    with _ENGINES_LOCK:
+        engines = list(_ENGINES.values())
+        _ENGINES.clear()
+    for engine in engines:
+        engine.dispose()
+
+
+def _new_engine(url: str) -> Engine:
     # AUTOCOMMIT: MySQL commits implicitly around DDL anyway, so transactions are opened
     # explicitly (see `transaction`) exactly where a change must be all-or-nothing.
     return sa.create_engine(

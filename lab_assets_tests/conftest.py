@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from lab_assets.mysql import dispose_engines
 from lab_assets_tests.databases import SESSION_PREFIX, LabDatabase, create_lab_database, server_connection
 
 # Fixtures that reach the server: a test using any of them (directly or through another fixture)
@@ -31,6 +32,13 @@ def _drop_session_databases(request: pytest.FixtureRequest) -> Iterator[None]:
         )
         for (name,) in cursor.fetchall():
             cursor.execute(f"DROP DATABASE `{name}`")
+
+
+@pytest.fixture(autouse=True)
+def _close_pooled_connections() -> Iterator[None]:
+    """Each test's databases are done with once it ends: their pooled connections are closed."""
+    yield
+    dispose_engines()
 
 
 @pytest.fixture

@@ -296,3 +296,30 @@ def test_keyed_rows_replacement_replaces_listed_keys_in_one_transaction(lab_db):
     assert metadata["dagster/row_count"].value == 5
     assert _rows(lab_db, "side") == [(1,)]
     assert not {r[0] for r in lab_db.query("SHOW TABLES")} & {"listed", "numbers__rows"}
+
+
+def test_the_schema_setting_and_the_output_database_are_honoured(lab_db):
+    def tables_in(database):
+        return {
+            r[0]
+            for r in lab_db.query(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (database,)
+            )
+        }
+
+    frame = _frame_asset([pd.DataFrame({"a": [1]})])
+
+    @asset
+    def numbers() -> TableBuild:
+        return _numbers_relation(lab_db.name, 2)
+
+    mysql = MySQLResource(url=lab_db.url)
+    materialize(
+        [frame, numbers],
+        resources={"mysql": mysql, "io_manager": MySQLIOManager(mysql=mysql, schema=f"{lab_db.name}_io")},
+    )
+    assert tables_in(f"{lab_db.name}_io") == {"frame", "numbers"}
+    with_output = MySQLResource(url=lab_db.url, output_database=f"{lab_db.name}_out")
+    materialize([frame, numbers], resources={"mysql": with_output, "io_manager": MySQLIOManager(mysql=with_output)})
+    assert tables_in(f"{lab_db.name}_out") == {"frame", "numbers"}
+    assert tables_in(lab_db.name) == {"samples", "sample_measurements"}
