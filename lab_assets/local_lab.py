@@ -14,8 +14,9 @@ from importlib.resources import files
 
 import sqlalchemy as sa
 
+from lab_assets.lib.names import EXPERIMENT_MEASUREMENTS
 from lab_assets.lib.sql import quote_identifier
-from lab_assets.mysql import LAB_DB_URL_ENV, parse_url
+from lab_assets.mysql import LAB_DB_URL_ENV, LAB_OUTPUT_DATABASE_ENV, MySQLResource, parse_url
 
 
 def source_schema_statements() -> list[str]:
@@ -44,11 +45,15 @@ def create_if_missing(url: str) -> None:
 
 
 def show(url: str) -> None:
-    with sa.create_engine(url).connect() as connection:
-        result = connection.exec_driver_sql("SELECT * FROM experiment_measurements ORDER BY sample_id LIMIT 50")
+    """Prints the flat table, from LAB_OUTPUT_DATABASE when that is set."""
+    table = MySQLResource(url=url, output_database=os.environ.get(LAB_OUTPUT_DATABASE_ENV) or None).tables.qualified(
+        EXPERIMENT_MEASUREMENTS
+    )
+    with sa.create_engine(parse_url(url)).connect() as connection:
+        result = connection.exec_driver_sql(f"SELECT * FROM {table} ORDER BY sample_id LIMIT 50")
         names = list(result.keys())
         rows = [["NULL" if v is None else str(v) for v in row] for row in result]
-        (total,) = connection.exec_driver_sql("SELECT COUNT(*) FROM experiment_measurements").one()
+        (total,) = connection.exec_driver_sql(f"SELECT COUNT(*) FROM {table}").one()
     widths = [max(len(n), *(len(r[i]) for r in rows)) if rows else len(n) for i, n in enumerate(names)]
     print("  ".join(n.ljust(w) for n, w in zip(names, widths, strict=True)))
     for row in rows:

@@ -121,8 +121,8 @@ _LIKELY_CAUSES = {
     " without row locks, so the lock was on one of its own tables: another writer of the output database",
     1665: "the server logs statements (binlog_format=STATEMENT), which InnoDB refuses for INSERT ... SELECT at"
     " READ COMMITTED: ask the DBA for binlog_format=ROW or MIXED (MySQL 8 and MariaDB defaults)",
-    1142: "a privilege is missing (README.md, Least privilege)",
-    1044: "a privilege is missing (README.md, Least privilege)",
+    1142: "a privilege is missing (README.md, 'Pointing lab_assets at a production lab system')",
+    1044: "a privilege is missing (README.md, 'Pointing lab_assets at a production lab system')",
 }
 
 
@@ -301,7 +301,7 @@ class MySQLResource(ConfigurableResource):
 
     def ensure_output_database(self) -> None:
         """Creates the output database if it does not exist yet (needs CREATE on it; a DBA may
-        create it instead, README "Least privilege")."""
+        create it instead, README, "Pointing lab_assets at a production lab system")."""
         output = self.tables.output_database
         with self.connect() as connection:
             exists = connection.exec_driver_sql(

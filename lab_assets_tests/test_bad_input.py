@@ -17,10 +17,12 @@ import pytest
 from dagster import materialize
 
 from lab_assets.defs.assets import experiment_measurements, lab_source_derivations, sample_measurements, samples
+from lab_assets.defs.checks import ALL_CHECKS
 from lab_assets.lib.flat_table import MAX_MEASUREMENT_COLUMNS
 from lab_assets_tests.lab_data import (
     actual_flat_table,
     column_for_types,
+    documented_column_name,
     expected_flat_table,
     generate,
     insert,
@@ -77,7 +79,7 @@ def helper_tables(db) -> list[str]:
 
 def all_checks_passed_except(result, *failing: str) -> None:
     by_name = evaluations(result)
-    assert len(by_name) == 9
+    assert len(by_name) == len(ALL_CHECKS)
     assert sorted(name for name, e in by_name.items() if not e.passed) == sorted(failing)
 
 
@@ -170,7 +172,9 @@ def test_types_differing_by_case_are_one_type_under_a_case_insensitive_collation
     ]
     duplicates = evaluations(result)["no_duplicate_measurements"]
     assert offenders(duplicates) == ["sample_id=2 type='vol' measurements=2", "sample_id=3 type='vol' measurements=2"]
-    all_checks_passed_except(result, "no_duplicate_measurements")
+    spellings = evaluations(result)["one_spelling_per_column"]
+    assert offenders(spellings) == ['measurement_ph: "Ph", "ph"', 'measurement_vol: "VOL", "vol"']
+    all_checks_passed_except(result, "no_duplicate_measurements", "one_spelling_per_column")
     assert snapshot(lab_db) == before
 
 
@@ -384,3 +388,24 @@ def test_a_catalog_table_left_with_wrong_column_types_is_replaced(lab_db):
         )
     )
     assert types["measurement_type"] != "double" and types["column_name"] != "double"
+
+
+def test_emoji_types_merged_by_the_collation_are_named_with_their_column(lab_db):
+    # utf8mb4_general_ci compares every 4-byte character equal: two different types, one column,
+    # named after the greatest spelling byte-wise (the documented rule).
+    test_tube, fire = "\U0001f9ea", "\U0001f525"
+    with lab_db.connect() as connection:
+        insert(connection, [], [(13, test_tube, Decimal("1.5")), (14, fire, Decimal("2.5"))])
+    result = lab_db.materialize_all()
+    column = documented_column_name(max(test_tube, fire, key=lambda t: t.encode("utf-8")))
+    with lab_db.connect() as connection:
+        source_samples, source_measurements = read_sources(connection)
+        names, actual = actual_flat_table(connection)
+    columns, expected = expected_flat_table(
+        source_samples, source_measurements, lambda t: column if t in (test_tube, fire) else documented_column_name(t)
+    )
+    assert names == ["experiment_id", "top_parent_id", "sample_id", *columns] and actual == expected
+    spellings = evaluations(result)["one_spelling_per_column"]
+    assert not spellings.passed and spellings.severity.value == "WARN"
+    assert offenders(spellings) == [f'{column}: "{fire}", "{test_tube}"']
+    all_checks_passed_except(result, "one_spelling_per_column")

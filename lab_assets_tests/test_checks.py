@@ -56,6 +56,11 @@ CORRUPTIONS = {
         ["INSERT INTO sample_measurements VALUES (9, 'PH', 1)"],
         ["sample_id=9 type='ph' measurements=2"],
     ),
+    "one_spelling_per_column": (
+        checks.one_spelling_per_column,
+        ["INSERT INTO sample_measurements VALUES (4, 'PH', 2)"],
+        ['measurement_ph: "PH", "ph"'],
+    ),
     "catalog_column_names_unique": (
         checks.catalog_column_names_unique,
         ["INSERT INTO measurement_types (measurement_type, column_name) VALUES ('x', 'Measurement_PH')"],
@@ -202,6 +207,7 @@ def test_every_check_on_a_database_never_built_fails_with_a_message(lab_db):
         checks.measurements_have_samples,
         checks.measurement_types_not_null,
         checks.no_duplicate_measurements,
+        checks.one_spelling_per_column,
     }
     for check in checks.ALL_CHECKS:
         result = run_check(lab_db, check)

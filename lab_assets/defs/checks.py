@@ -203,6 +203,33 @@ def no_duplicate_measurements(context: AssetCheckExecutionContext, mysql: MySQLR
     )
 
 
+@asset_check(
+    asset=MEASUREMENT_TYPES,
+    additional_deps=[sample_measurements],
+    description="Each measurement column holds one spelling of its type. Types are identified as the"
+    " source column's collation compares them (README, Column names), so spellings it holds equal"
+    " (VOL and vol under a case-insensitive collation; any two emoji under utf8mb4_general_ci) share"
+    " one column; this names every spelling of each such column, so no value is attributed to"
+    " another spelling unseen. Non-blocking.",
+)
+def one_spelling_per_column(context: AssetCheckExecutionContext, mysql: MySQLResource) -> AssetCheckResult:
+    charset, _ = _source_collation(mysql)
+    rows = mysql.fetch_all(integrity.spellings_sharing_a_type_select(mysql.tables, f"{charset}_bin"))
+    catalog = (
+        dict(mysql.fetch_all(f"SELECT measurement_type, column_name FROM {mysql.tables.qualified(MEASUREMENT_TYPES)}"))
+        if mysql.column_names(MEASUREMENT_TYPES)
+        else {}
+    )
+    return _result(
+        context,
+        name="one_spelling_per_column",
+        rows=rows,
+        severity=AssetCheckSeverity.WARN,
+        what="columns holding values of more than one spelling of a type",
+        offender=lambda r: f"{catalog.get(r[0], '(not in the catalog yet)')}: {r[1]}",
+    )
+
+
 def _fail_step_if(result: AssetCheckResult) -> Iterator[AssetCheckResult]:
     """Blocking checks: record the result, then fail the step with the same message, so the run's
     error says what is wrong (Dagster's own message for a failed blocking check names only the check)."""
@@ -364,6 +391,7 @@ ALL_CHECKS = [
     measurements_have_samples,
     measurement_types_not_null,
     no_duplicate_measurements,
+    one_spelling_per_column,
     catalog_column_names_unique,
     catalog_within_column_limit,
     one_row_per_sample,

@@ -114,6 +114,23 @@ HAVING COUNT(*) > 1"""
     return offenders(inner, "sample_id, measurement_type", limit)
 
 
+def spellings_sharing_a_type_select(tables: TableLocations, binary_collation: str, limit: int = OFFENDER_LIMIT) -> str:
+    """Types that the source column's collation merges from more than one spelling (``VOL`` and
+    ``vol`` under a case-insensitive collation, any two 4-byte characters under
+    ``utf8mb4_general_ci``): the catalog's spelling (greatest byte-wise), every spelling as a
+    JSON string, comma-separated in byte order, their number, count. Their values share one column."""
+    binary_collation = _checked_name("collation", binary_collation)
+    spelling = f"m.measurement_type COLLATE {binary_collation}"
+    inner = f"""SELECT MAX({spelling}) AS measurement_type,
+  GROUP_CONCAT(DISTINCT JSON_QUOTE({spelling}) ORDER BY {spelling} SEPARATOR ', ') AS spellings,
+  COUNT(DISTINCT {spelling}) AS spelling_count
+FROM {tables.sample_measurements} AS m
+WHERE m.measurement_type IS NOT NULL
+GROUP BY m.measurement_type
+HAVING COUNT(DISTINCT {spelling}) > 1"""
+    return offenders(inner, "measurement_type", limit)
+
+
 def duplicate_column_names_select(
     tables: TableLocations, catalog_table: str, limit: int = OFFENDER_LIMIT
 ) -> tuple[str, tuple[object, ...]]:

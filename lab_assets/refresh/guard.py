@@ -116,7 +116,7 @@ def check_privileges(log: DagsterLogManager, mysql: MySQLResource) -> None:
     message = (
         f"{grantee} lacks privileges lab_assets needs: {'; '.join(missing)}. A DBA can add them with: "
         + " ".join(grants)
-        + " (README.md, Least privilege)"
+        + " (README.md, 'Pointing lab_assets at a production lab system')"
     )
     if role_active:
         log.warning(f"{message}. A role is active, whose privileges information_schema does not list: continuing")
