@@ -409,3 +409,42 @@ def test_emoji_types_merged_by_the_collation_are_named_with_their_column(lab_db)
     assert not spellings.passed and spellings.severity.value == "WARN"
     assert offenders(spellings) == [f'{column}: "{fire}", "{test_tube}"']
     all_checks_passed_except(result, "one_spelling_per_column")
+
+
+# --- column names are a published interface ----------------------------------------------------
+
+
+def test_a_new_spelling_of_a_type_keeps_its_published_column(lab_db):
+    lab_db.execute("INSERT INTO sample_measurements VALUES (1, 'Temp', 20), (5, 'Temp', 22)")
+    lab_db.materialize_all()
+    published = documented_column_name("Temp")  # the first spelling seen names the column
+    assert published in flat_table(lab_db)[0]
+
+    def expected_with(column_of_temp):
+        with lab_db.connect() as connection:
+            source_samples, source_measurements = read_sources(connection)
+        return expected_flat_table(
+            source_samples,
+            source_measurements,
+            lambda t: column_of_temp if t.lower() == "temp" else documented_column_name(t),
+        )
+
+    # 'temp' now sorts first byte-wise and names the type, but the column keeps its name, and
+    # the flat table is refreshed, not rebuilt under another column set.
+    lab_db.execute("INSERT INTO sample_measurements VALUES (4, 'temp', 21)")
+    result = lab_db.materialize_all()
+    names, rows = flat_table(lab_db)
+    columns, expected = expected_with(published)
+    assert names == ["experiment_id", "top_parent_id", "sample_id", *columns] and rows == expected
+    flat = result.asset_materializations_for_node("experiment_measurements")[0].metadata
+    assert flat["refresh"].value == "incremental" and flat["measurement_columns_added"].value == "none"
+
+    # Gone, then back under a third spelling: the same column again.
+    lab_db.execute("DELETE FROM sample_measurements WHERE measurement_type = 'temp'")
+    lab_db.materialize_all()
+    assert published not in flat_table(lab_db)[0]
+    lab_db.execute("INSERT INTO sample_measurements VALUES (7, 'TEMP', 19)")
+    lab_db.materialize_all()
+    names, rows = flat_table(lab_db)
+    columns, expected = expected_with(published)
+    assert names == ["experiment_id", "top_parent_id", "sample_id", *columns] and rows == expected

@@ -117,7 +117,7 @@ def test_pivot_binds_type_values_in_column_order_before_lineage_params():
 def test_fingerprint_and_catalog_sql_quote_identifiers():
     assert "FROM `d``b`.`samples`" in fingerprint_select(TableLocations.single("d`b"), "samples", ["id"])
     with pytest.raises(ValueError):
-        measurement_type_catalog_select(TableLocations.single("db"), "utf8mb4_bin; DROP TABLE x")
+        measurement_type_catalog_select(TableLocations.single("db"), "utf8mb4", "utf8mb4_bin; DROP TABLE x")
 
 
 # Words MySQL 8 reserves that MariaDB 10.11 accepts as plain identifiers: an unquoted alias among
@@ -206,7 +206,7 @@ def _statements_of_every_builder() -> list[str]:
         str(lineage.lineage_bulk_build(tables)),
         sources.fingerprint_select(tables, "samples", ["id"]),
         sources.fingerprint_select(tables, "sample_measurements", ["sample_id"]),
-        sources.measurement_type_catalog_select(tables, "utf8mb4_bin"),
+        sources.measurement_type_catalog_select(tables, "utf8mb4", "utf8mb4_general_ci"),
         pivot,
         str(in_sample_id_ranges(tables, pivot)),
         integrity.cycle_samples_select(tables),

@@ -21,6 +21,7 @@ SAMPLE_LINEAGE = "sample_lineage"  # root enrichment; also the refresh's record 
 SAMPLE_MEASUREMENT_DIGESTS = "sample_measurement_digests"  # the refresh's record of measurements
 EXPERIMENT_MEASUREMENTS = "experiment_measurements"  # the flat table scientists query
 PENDING_SAMPLES = "lab_pending_samples"  # sample ids the flat table has yet to rebuild
+COLUMN_NAMES_TABLE = "lab_measurement_columns"  # the column each type was first given, kept for good
 BUILD_LOCK_TABLE = "lab_build_lock"  # which build holds the output database's build lock, since when
 
 # The tables derived from the two sources, in the order their outputs are written.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from lab_assets.lib.names import SAMPLE_MEASUREMENTS, SAMPLES
+from lab_assets.lib.names import COLUMN_NAMES_TABLE, SAMPLE_MEASUREMENTS, SAMPLES
 from lab_assets.lib.sql import quote_identifier
 from lab_assets.lib.tables import TableLocations
 
@@ -59,19 +59,31 @@ def fingerprint_select(tables: TableLocations, table: str, columns: Sequence[str
     return f"SELECT COUNT(*), COALESCE(SUM({hash_a}), 0), COALESCE(SUM({hash_b}), 0) FROM {tables.qualified(table)}"
 
 
-def measurement_type_catalog_select(tables: TableLocations, binary_collation: str) -> str:
-    """One row per distinct measurement type as the column's own collation compares them.
+def measurement_type_catalog_select(tables: TableLocations, charset: str, collation: str) -> str:
+    """One row per distinct measurement type as the column's own collation compares them: the
+    type, its sample and measurement counts, and the column name recorded for it earlier (in
+    :data:`COLUMN_NAMES_TABLE`, NULL if none).
 
     Types that the collation holds equal (``VOL`` and ``vol`` under a case-insensitive one) are
     one type; the representative kept is the greatest spelling byte-wise (``vol`` over ``VOL``),
-    so the choice does not depend on row order.
+    so the choice does not depend on row order. A recorded name matches when its spelling equals
+    the type under the same collation, so a new spelling of a type finds the type's column.
     """
-    if not binary_collation.replace("_", "").isalnum():
-        raise ValueError(f"unexpected collation name {binary_collation!r}")
-    measurements = tables.sample_measurements
-    return f"""SELECT MAX(measurement_type COLLATE {binary_collation}) AS measurement_type,
-  COUNT(DISTINCT sample_id) AS sample_count,
-  COUNT(*) AS measurement_count
-FROM {measurements}
-WHERE measurement_type IS NOT NULL
-GROUP BY measurement_type"""
+    for kind, name in (("character set", charset), ("collation", collation)):
+        if not name.replace("_", "").isalnum():
+            raise ValueError(f"unexpected {kind} name {name!r}")
+    recorded = tables.qualified(COLUMN_NAMES_TABLE)
+    return f"""SELECT type_group.measurement_type, type_group.sample_count, type_group.measurement_count,
+  MIN(recorded.column_name) AS recorded_column
+FROM (
+  SELECT MAX(measurement_type COLLATE {charset}_bin) AS measurement_type,
+    COUNT(DISTINCT sample_id) AS sample_count,
+    COUNT(*) AS measurement_count
+  FROM {tables.sample_measurements}
+  WHERE measurement_type IS NOT NULL
+  GROUP BY measurement_type
+) AS type_group
+LEFT JOIN {recorded} AS recorded
+  ON CONVERT(recorded.measurement_type USING {charset}) COLLATE {collation}
+   = type_group.measurement_type COLLATE {collation}
+GROUP BY type_group.measurement_type, type_group.sample_count, type_group.measurement_count"""

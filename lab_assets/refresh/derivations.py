@@ -9,6 +9,7 @@ import pandas as pd
 from dagster import AssetExecutionContext, DagsterLogManager, MetadataValue, Output
 
 from lab_assets.lib.names import (
+    COLUMN_NAMES_TABLE,
     FULL_REBUILD_TAG,
     FULL_REBUILD_VALUE,
     MEASUREMENT_TYPES,
@@ -19,6 +20,7 @@ from lab_assets.lib.names import (
 )
 from lab_assets.lib.naming import column_name_for_type
 from lab_assets.lib.sources import measurement_type_catalog_select
+from lab_assets.lib.sql import Column, TableDefinition
 from lab_assets.lib.threads import completed_in_threads
 from lab_assets.mysql import MySQLResource
 from lab_assets.refresh.digests import compute_sample_measurement_digests
@@ -26,6 +28,13 @@ from lab_assets.refresh.guard import guarded_build
 from lab_assets.refresh.lineage import compute_sample_lineage
 from lab_assets.refresh.pending import ensure_pending_table, mark_pending
 from lab_assets.refresh.writes import DerivedTable
+
+# The column each measurement type (spelling as first seen) was given. VARCHAR(255): the catalog's
+# key length (README, Known limits); utf8mb4_bin like every table lab_assets creates.
+COLUMN_NAMES_DEFINITION = TableDefinition(
+    columns=(Column("measurement_type", "VARCHAR(255) NOT NULL"), Column("column_name", "VARCHAR(64) NOT NULL")),
+    primary_key=("measurement_type",),
+)
 
 
 def full_rebuild_requested(context: AssetExecutionContext) -> bool:
@@ -35,14 +44,32 @@ def full_rebuild_requested(context: AssetExecutionContext) -> bool:
 
 def compute_measurement_type_catalog(log: DagsterLogManager, mysql: MySQLResource) -> DerivedTable:
     """One row per distinct measurement type, as the source column's own collation groups them
-    (its binary collation picks the representative spelling), with its column name and counts."""
-    charset = mysql.column(SAMPLE_MEASUREMENTS, "measurement_type").character_set
-    rows = mysql.fetch_all(measurement_type_catalog_select(mysql.tables, f"{charset}_bin"))
+    (its binary collation picks the representative spelling), with its column name and counts.
+
+    Column names are a published interface: a type keeps the column it was first given
+    (recorded in ``lab_measurement_columns``, never forgotten), also when a new spelling of it
+    appears or it disappears and comes back; only a type seen for the first time is named by
+    :func:`column_name_for_type`, and that name is recorded before it is published."""
+    source = mysql.column(SAMPLE_MEASUREMENTS, "measurement_type")
+    tables = mysql.tables
+    recorded = tables.qualified(COLUMN_NAMES_TABLE)
+    mysql.execute(
+        COLUMN_NAMES_DEFINITION.create_statement(tables.output_database, COLUMN_NAMES_TABLE, if_not_exists=True)
+    )
+    rows = mysql.fetch_all(measurement_type_catalog_select(tables, str(source.character_set), str(source.collation)))
+    names = [r[3] or column_name_for_type(r[0]) for r in rows]
+    new = [(r[0], name) for r, name in zip(rows, names, strict=True) if r[3] is None]
+    if new:
+        with mysql.connect() as connection:
+            connection.exec_driver_sql(
+                f"INSERT IGNORE INTO {recorded} (measurement_type, column_name) VALUES (%s, %s)", new
+            )
+        log.info(f"new measurement columns recorded: {', '.join(f'{t!r} -> {n}' for t, n in new)}")
     catalog = pd.DataFrame(
         {
             # object dtype even when empty: an empty list alone would make float64 (DOUBLE) columns
             "measurement_type": pd.Series([r[0] for r in rows], dtype=object),
-            "column_name": pd.Series([column_name_for_type(r[0]) for r in rows], dtype=object),
+            "column_name": pd.Series(names, dtype=object),
             "sample_count": pd.array([int(r[1]) for r in rows], dtype="int64"),
             "measurement_count": pd.array([int(r[2]) for r in rows], dtype="int64"),
         }
