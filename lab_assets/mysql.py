@@ -7,6 +7,7 @@ Below ``defs/`` and ``io_manager``: both import from here, nothing here imports 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -190,6 +191,24 @@ def table_exists(connection: Connection, schema: str, table: str) -> bool:
     )
 
 
+def index_starting_with(connection: Connection, schema: str, table: str, column: str) -> str | None:
+    """The name of an index of ``table`` whose first column is ``column`` (a unique one first),
+    or None."""
+    row = connection.exec_driver_sql(
+        "SELECT index_name FROM information_schema.statistics"
+        " WHERE table_schema = %s AND table_name = %s AND column_name = %s AND seq_in_index = 1"
+        " ORDER BY non_unique, index_name LIMIT 1",
+        (schema, table, column),
+    ).first()
+    return None if row is None else str(row[0])
+
+
+# (url, source database) -> (monotonic time read, index on samples.parent_id): read at most once a
+# minute, so the many `tables` lookups of a run cost no query, and a changed index is seen soon.
+_PARENT_INDEX_CACHE: dict[tuple[str, str], tuple[float, str | None]] = {}
+_PARENT_INDEX_SECONDS = 60.0
+
+
 def sample_id_span(connection: Connection, schema: str) -> int:
     """``MAX(id) - MIN(id) + 1`` of samples (0 when empty): at least the number of samples, exactly
     that while ids are dense, read from the primary key's two ends instead of counting every row.
@@ -246,8 +265,16 @@ class MySQLResource(ConfigurableResource):
 
     @property
     def tables(self) -> TableLocations:
-        """Where each table lives: sources in the URL's database, lab_assets' own in the output one."""
-        return TableLocations(self.database, self.output_database or self.database)
+        """Where each table lives: sources in the URL's database, lab_assets' own in the output
+        one; with the source's index on samples.parent_id that recursive walks step through."""
+        source = self.database
+        key = (self.url, source)
+        cached = _PARENT_INDEX_CACHE.get(key)
+        if cached is None or time.monotonic() - cached[0] > _PARENT_INDEX_SECONDS:
+            with self.connect() as connection:
+                cached = (time.monotonic(), index_starting_with(connection, source, SAMPLES, "parent_id"))
+            _PARENT_INDEX_CACHE[key] = cached
+        return TableLocations(source, self.output_database or source, parent_index=cached[1])
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:

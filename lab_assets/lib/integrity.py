@@ -44,13 +44,13 @@ def _lineage_ctes(tables: TableLocations) -> str:
     return f"""WITH RECURSIVE reached (id) AS (
   SELECT id FROM {samples} WHERE parent_id IS NULL
   UNION ALL
-  SELECT child.id FROM reached JOIN {samples} AS child ON child.parent_id = reached.id
+  SELECT child.id FROM reached {tables.children_join("reached.id")}
 ),
 dangling (id) AS (
   SELECT s.id FROM {samples} AS s LEFT JOIN {samples} AS p ON p.id = s.parent_id
   WHERE s.parent_id IS NOT NULL AND p.id IS NULL
   UNION ALL
-  SELECT child.id FROM dangling JOIN {samples} AS child ON child.parent_id = dangling.id
+  SELECT child.id FROM dangling {tables.children_join("dangling.id")}
 )"""
 
 
@@ -223,7 +223,7 @@ def reconciliation_select(
     sql = f"""WITH RECURSIVE reached (id) AS (
   SELECT id FROM {samples} WHERE parent_id IS NULL
   UNION ALL
-  SELECT child.id FROM reached JOIN {samples} AS child ON child.parent_id = reached.id
+  SELECT child.id FROM reached {tables.children_join("reached.id")}
 ),
 source_value (sample_id, measurement_type, value) AS (
   SELECT m.sample_id, m.measurement_type, MAX(m.value)

@@ -12,7 +12,6 @@ session limit to :func:`recursion_limit` first.
 from __future__ import annotations
 
 from lab_assets.lib.bulk import BulkBuild
-from lab_assets.lib.names import SAMPLES
 from lab_assets.lib.sql import Column, TableDefinition
 from lab_assets.lib.tables import TableLocations
 
@@ -43,27 +42,28 @@ def recursion_limit_statement(is_mariadb: bool, limit: int) -> str:
     return f"SET SESSION {variable} = {int(limit)}"
 
 
-def _walk(samples: str) -> str:
-    """The recursive walk down from the roots; each row also carries the parent_id and
+def _walk(tables: TableLocations) -> str:
+    """The recursive walk down from the roots, each level through the index on parent_id
+    (:meth:`TableLocations.children_join`); each row also carries the parent_id and
     experiment_id it was computed from, read in the same statement."""
     return f"""WITH RECURSIVE tree (sample_id, parent_id, experiment_id, top_parent_id, depth) AS (
-  SELECT id, parent_id, experiment_id, id, 0 FROM {samples} WHERE parent_id IS NULL
+  SELECT id, parent_id, experiment_id, id, 0 FROM {tables.samples} WHERE parent_id IS NULL
   UNION ALL
   SELECT child.id, child.parent_id, child.experiment_id, tree.top_parent_id, tree.depth + 1
-  FROM tree JOIN {samples} AS child ON child.parent_id = tree.sample_id
+  FROM tree {tables.children_join("tree.sample_id")}
 )"""
 
 
-def lineage_select(tables: TableLocations, samples_table: str = SAMPLES) -> str:
+def lineage_select(tables: TableLocations) -> str:
     """One row per sample: sample_id, parent_id, experiment_id, top_parent_id (NULL if no root is
     reachable), depth."""
-    samples = tables.qualified(samples_table)
-    return f"""{_walk(samples)}
+    samples = tables.samples
+    return f"""{_walk(tables)}
 SELECT s.id AS sample_id, s.parent_id, s.experiment_id, tree.top_parent_id, tree.depth
 FROM {samples} AS s LEFT JOIN tree ON tree.sample_id = s.id"""
 
 
-def lineage_bulk_build(tables: TableLocations, samples_table: str = SAMPLES) -> BulkBuild:
+def lineage_bulk_build(tables: TableLocations) -> BulkBuild:
     """The same rows as :func:`lineage_select`, built faster into an empty table.
 
     The LEFT JOIN from samples to the walk's result makes MariaDB index its materialized
@@ -74,9 +74,9 @@ def lineage_bulk_build(tables: TableLocations, samples_table: str = SAMPLES) -> 
     and depth by an anti-join on the new table's primary key. A sample added between those two
     statements is recorded with a NULL root; the refresh re-examines every NULL-root sample, so
     the next refresh corrects it."""
-    samples = tables.qualified(samples_table)
+    samples = tables.samples
     return BulkBuild(
-        select_sql=f"{_walk(samples)}\nSELECT sample_id, parent_id, experiment_id, top_parent_id, depth"
+        select_sql=f"{_walk(tables)}\nSELECT sample_id, parent_id, experiment_id, top_parent_id, depth"
         " FROM tree ORDER BY sample_id",
         missing_rows_sql="SELECT id AS sample_id, parent_id, experiment_id, NULL AS top_parent_id, NULL AS depth"
         f" FROM {samples}",

@@ -356,11 +356,10 @@ WHERE s.id IS NULL OR l.sample_id IS NULL OR l.top_parent_id IS NULL OR NOT (l.p
 def descendants_select(tables: TableLocations, seeds_table: str) -> str:
     """The seeds and every sample below them. UNION (not UNION ALL) drops rows already found,
     so the walk ends even on a parent cycle."""
-    samples = tables.samples
     return f"""WITH RECURSIVE down (sample_id) AS (
   SELECT sample_id FROM {tables.qualified(seeds_table)}
   UNION
-  SELECT child.id FROM down JOIN {samples} AS child ON child.parent_id = down.sample_id
+  SELECT child.id FROM down {tables.children_join("down.sample_id")}
 )
 SELECT sample_id FROM down"""
 
@@ -387,8 +386,8 @@ def lineage_update_select(tables: TableLocations, changes_table: str) -> str:
   UNION ALL
   SELECT child.id, tree.top_parent_id, tree.depth + 1
   FROM tree
-  JOIN {samples} AS child ON child.parent_id = tree.sample_id
-  JOIN {changes} AS changed_child ON changed_child.sample_id = child.id
+  {tables.children_join("tree.sample_id")}
+  STRAIGHT_JOIN {changes} AS changed_child ON changed_child.sample_id = child.id
 )
 SELECT s.id AS sample_id, s.parent_id, s.experiment_id, tree.top_parent_id, tree.depth
 FROM {changes} AS c

@@ -13,13 +13,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lab_assets.lib.names import SAMPLE_MEASUREMENTS, SAMPLES, SOURCE_TABLES
-from lab_assets.lib.sql import qualified_name
+from lab_assets.lib.sql import qualified_name, quote_identifier
 
 
 @dataclass(frozen=True)
 class TableLocations:
     source_database: str  # holds samples and sample_measurements; lab_assets only reads it
     output_database: str  # holds every table lab_assets creates
+    # The source's index whose first column is samples.parent_id (the lab system's foreign key
+    # makes one), or None if it has none: every recursive walk steps through it.
+    parent_index: str | None = None
 
     def database_of(self, table: str) -> str:
         """The source database for the two source tables, the output database for any other."""
@@ -36,6 +39,17 @@ class TableLocations:
     @property
     def sample_measurements(self) -> str:
         return self.qualified(SAMPLE_MEASUREMENTS)
+
+    def children_join(self, parent_id_sql: str, alias: str = "child") -> str:
+        """A recursive walk's step from parents (``parent_id_sql``, e.g. ``tree.sample_id``) to
+        their children: ``STRAIGHT_JOIN samples AS child FORCE INDEX (parent index) ON ...``.
+
+        Join order and index are fixed in the SQL, not left to the optimizer's estimates: with
+        statistics taken while the table was empty (a restore, ``STATS_AUTO_RECALC=0``) MariaDB
+        otherwise scans every sample once per level of the walk (``child ALL`` joined to the
+        CTE's ``key0``), which made a 6,000-deep chain cost 25x a flat tree (bench/RESULTS.md)."""
+        index = f" FORCE INDEX ({quote_identifier(self.parent_index)})" if self.parent_index else ""
+        return f"STRAIGHT_JOIN {self.samples} AS {alias}{index} ON {alias}.parent_id = {parent_id_sql}"
 
     @property
     def separate(self) -> bool:

@@ -1,0 +1,81 @@
+"""Deep trees cost what flat ones do, whatever the optimizer's statistics (issue 14, case 4): on
+tables whose statistics were taken while they were empty and never recalculated (a restore, a
+DBA's STATS_AUTO_RECALC=0), every recursive walk still steps from parents to children through the
+index on samples.parent_id. Checked on the plans the server makes (EXPLAIN), not by timing; the
+results are compared whole with the recomputation."""
+
+from __future__ import annotations
+
+import pytest
+
+from lab_assets.lib import integrity
+from lab_assets.lib.bulk import unchunked_select
+from lab_assets.lib.lineage import lineage_bulk_build, lineage_select
+from lab_assets.lib.refresh import descendants_select, lineage_update_select
+from lab_assets.mysql import MySQLResource
+from lab_assets_tests.lab_data import assert_flat_table_is_exact, generate, insert
+
+CHAIN = 3_000
+
+
+@pytest.fixture
+def stale_statistics_db(empty_lab_db):
+    db = empty_lab_db
+    db.execute(
+        "ALTER TABLE samples STATS_PERSISTENT=1 STATS_AUTO_RECALC=0",
+        "ALTER TABLE sample_measurements STATS_PERSISTENT=1 STATS_AUTO_RECALC=0",
+        "ANALYZE TABLE samples, sample_measurements",  # statistics of empty tables, kept
+    )
+    samples, measurements = generate(5_000, first_id=1)
+    first = 10_000
+    chain = [(first, None, 3)] + [(n, n - 1, 3) for n in range(first + 1, first + CHAIN)]
+    with db.connect() as connection:
+        insert(connection, samples + chain, measurements)
+    return db
+
+
+def _child_steps(db, sql: str) -> list[tuple]:
+    """(type, key) of every access to the table aliased ``child`` in the statement's plan."""
+    with db.connect() as connection, connection.cursor() as cursor:
+        cursor.execute("SET SESSION max_recursive_iterations = 1000000")
+        cursor.execute(f"EXPLAIN {sql}")
+        names = [d[0] for d in cursor.description]
+        rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    return [(r["type"], r["key"]) for r in rows if r["table"] == "child"]
+
+
+def test_every_recursive_walk_follows_the_parent_index_on_stale_statistics(stale_statistics_db):
+    db = stale_statistics_db
+    db.materialize_all()
+    with db.connect() as connection:
+        assert_flat_table_is_exact(connection)
+    db.execute("CREATE TABLE walk_ids (sample_id INT NOT NULL PRIMARY KEY)", "INSERT INTO walk_ids VALUES (10000), (1)")
+    tables = MySQLResource(url=db.url).tables
+    assert tables.parent_index == "parent_id"  # the foreign key's index in the lab's schema
+    statements = {
+        "full build walk": unchunked_select(lineage_bulk_build(tables).select_sql),
+        "lineage select": lineage_select(tables),
+        "descendants of moved samples": descendants_select(tables, "walk_ids"),
+        "incremental walk": lineage_update_select(tables, "walk_ids"),
+        "cycle check": integrity.cycle_samples_select(tables),
+        "missing parent check": integrity.missing_parent_samples_select(tables),
+    }
+    for name, sql in statements.items():
+        steps = _child_steps(db, sql)
+        assert steps, name
+        assert all(step == ("ref", "parent_id") for step in steps), (name, steps)
+
+
+def test_moving_a_deep_chain_is_refreshed_exactly(stale_statistics_db):
+    db = stale_statistics_db
+    db.materialize_all()
+    db.execute("UPDATE samples SET parent_id = 5 WHERE id = 10000")  # the chain's head under root 5's tree
+    result = db.materialize_all()
+    lineage = [m for m in result.asset_materializations_for_node("lab_source_derivations")]
+    modes = {m.asset_key.to_user_string(): m.metadata["refresh"].value for m in lineage if "refresh" in m.metadata}
+    assert modes["sample_lineage"] == "incremental"
+    with db.connect() as connection:
+        assert_flat_table_is_exact(connection)
+    tail = 10_000 + CHAIN - 1
+    depths = dict(db.query("SELECT sample_id, depth FROM sample_lineage WHERE sample_id IN (5, %s)", (tail,)))
+    assert depths[tail] == depths[5] + CHAIN
