@@ -558,6 +558,15 @@ class DataFrameTypeHandler(DbTypeHandler[pd.DataFrame]):
         return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
 
 
+class MySQLDbIOManager(DbIOManager):
+    """DbIOManager that says which database it writes into (``schema``), so lab_assets' writing
+    steps can check it is the output database their refresh works in."""
+
+    def __init__(self, *, schema: str, **kwargs: Any) -> None:
+        super().__init__(schema=schema, **kwargs)
+        self.schema = schema
+
+
 class MySQLIOManager(ConfigurableIOManagerFactory):
     """Stores assets as tables in MySQL/MariaDB: DataFrames for small tables, SqlRelations for
     tables built inside the database. Shares its connection settings with ``MySQLResource``."""
@@ -572,9 +581,9 @@ class MySQLIOManager(ConfigurableIOManagerFactory):
         ' metadata={"schema": ...}.',
     )
 
-    def create_io_manager(self, context) -> DbIOManager:
+    def create_io_manager(self, context) -> MySQLDbIOManager:
         schema = self.schema_ or self.mysql.tables.output_database
-        return DbIOManager(
+        return MySQLDbIOManager(
             type_handlers=[
                 TableBuildHandler(),
                 KeyedRowsReplacementHandler(),

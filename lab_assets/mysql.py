@@ -48,8 +48,8 @@ def parse_url(url: str, variable: str = LAB_DB_URL_ENV) -> sa.URL:
         parsed = sa.make_url(url)
     except Exception:  # noqa: BLE001 - its message quotes a piece of the URL (maybe of the password)
         parsed, problem = None, "it cannot be parsed (the part after the last ':' of the host is not a port)"
-    if parsed is not None and url.split("://", 1)[-1].split("?", 1)[0].count("@") > 1:
-        problem = "it holds more than one '@' before the query"
+    if parsed is not None and url.split("://", 1)[-1].count("@") > 1:
+        problem = "it holds more than one '@'"
     elif parsed is not None and parsed.host and any(c in parsed.host for c in "@/:%"):
         problem = "its host name holds '@', '/', ':' or '%'"
     if parsed is None or problem is not None:

@@ -31,7 +31,7 @@ def _drop_session_databases(request: pytest.FixtureRequest) -> Iterator[None]:
             "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE %s", (SESSION_PREFIX + "\\_%",)
         )
         for (name,) in cursor.fetchall():
-            cursor.execute(f"DROP DATABASE `{name}`")
+            cursor.execute(f"DROP DATABASE `{name.replace('`', '``')}`")
 
 
 @pytest.fixture(autouse=True)

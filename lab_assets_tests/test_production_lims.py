@@ -25,7 +25,7 @@ from lab_assets.local_lab import source_schema_statements
 from lab_assets.mysql import MySQLResource
 from lab_assets.refresh import lineage as lineage_module
 from lab_assets.refresh.guard import OUTPUT_PRIVILEGES, build_lock_name
-from lab_assets_tests.databases import SERVER_URL, SESSION_PREFIX, server_connection
+from lab_assets_tests.databases import SERVER_URL, SESSION_PREFIX, create_lab_database, server_connection
 from lab_assets_tests.extra_server import extra_server
 from lab_assets_tests.lab_data import assert_flat_table_is_exact, generate, insert
 
@@ -293,3 +293,62 @@ def test_lab_assets_sessions_read_committed_and_outlast_a_short_wait_timeout(lab
         isolation = connection.exec_driver_sql("SELECT @@session.tx_isolation").scalar()
         wait_timeout = connection.exec_driver_sql("SELECT @@session.wait_timeout").scalar()
     assert isolation == "READ-COMMITTED" and int(wait_timeout) >= 28800
+
+
+def test_a_password_with_at_then_question_mark_never_shows(lab_db):
+    url = f"mysql+pymysql://someone:Qw7Ee@Rt8Yy?Ui9Oo@127.0.0.1:3306/{lab_db.name}"
+    result = _materialize(_resources(url), raise_on_error=False)
+    errors = [getattr(e.event_specific_data, "error", None) for e in result.all_events]
+    shown = "\n".join([e.message or "" for e in result.all_events] + [x.to_string() for x in errors if x])
+    assert not result.success and "URL-encode" in shown
+    for piece in ("Qw7Ee", "Rt8Yy", "Ui9Oo"):
+        assert piece not in shown, piece
+
+
+def test_an_output_database_name_with_percent_and_backtick(lab_db):
+    output = f"{lab_db.name}_o%s`x"
+    _materialize(_resources(lab_db.url, output))
+    with lab_db.connect() as connection:
+        assert_flat_table_is_exact(connection, output_database=output.replace("`", "``"))
+        assert "experiment_measurements" in _tables(connection, output)
+
+
+def _step_failure(result) -> str:
+    return str(next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE").event_specific_data.error)
+
+
+def test_an_io_manager_schema_other_than_the_output_database_is_refused(lab_db):
+    mysql = MySQLResource(url=lab_db.url)
+    resources = {"mysql": mysql, "io_manager": MySQLIOManager(mysql=mysql, schema=f"{lab_db.name}_io")}
+    result = _materialize(resources, raise_on_error=False)
+    assert not result.success and "LAB_OUTPUT_DATABASE" in _step_failure(result)
+    with lab_db.connect() as connection:
+        assert _tables(connection, lab_db.name) == {"samples", "sample_measurements"}, "nothing written"
+
+
+def test_a_build_from_another_source_database_into_the_same_output_is_refused(lab_db):
+    output = f"{lab_db.name}_out"
+    _materialize(_resources(lab_db.url, output))
+    other = create_lab_database()
+    result = _materialize(_resources(other.url, output), raise_on_error=False)
+    message = _step_failure(result)
+    assert not result.success and f"built from source database {lab_db.name}" in message
+    with lab_db.connect() as connection:
+        assert_flat_table_is_exact(connection, output_database=output)  # the first source's, untouched
+
+
+def test_a_lost_build_lock_stops_the_step_before_it_writes(lab_db, monkeypatch):
+    original = lineage_module.compute_sample_lineage
+
+    def lock_lost_meanwhile(log, mysql, full_rebuild):
+        with server_connection() as admin, admin.cursor() as cursor:
+            cursor.execute("SELECT IS_USED_LOCK(%s)", (build_lock_name(lab_db.name),))
+            (holder,) = cursor.fetchone()
+            cursor.execute(f"KILL {int(holder)}")  # as a DBA, a proxy or a failover would
+        return original(log, mysql, full_rebuild)
+
+    monkeypatch.setattr("lab_assets.refresh.derivations.compute_sample_lineage", lock_lost_meanwhile)
+    result = _materialize(_resources(lab_db.url), raise_on_error=False)
+    assert not result.success and "build lock" in _step_failure(result) and "was lost" in _step_failure(result)
+    with lab_db.connect() as connection:
+        assert not {"sample_lineage", "experiment_measurements"} & _tables(connection, lab_db.name)

@@ -32,7 +32,7 @@ from lab_assets.lib.names import (
 )
 from lab_assets.lib.sources import MEASUREMENTS_COLUMNS, SAMPLES_COLUMNS, fingerprint_select
 from lab_assets.mysql import MySQLResource
-from lab_assets.refresh.derivations import derive_source_tables
+from lab_assets.refresh.derivations import derive_source_tables, io_manager_schema
 from lab_assets.refresh.flat_table import flat_table_write
 from lab_assets.refresh.guard import guarded_build
 
@@ -155,8 +155,12 @@ def experiment_measurements(
     sample_lineage: SqlRelation,
 ) -> Iterator[Output]:
     # The build lock is held until the IO manager has written the table.
-    with guarded_build(context.log, mysql, context.run.run_id, EXPERIMENT_MEASUREMENTS):
-        yield Output(flat_table_write(context, mysql, measurement_types, sample_lineage))
+    with guarded_build(
+        context.log, mysql, context.run.run_id, EXPERIMENT_MEASUREMENTS, io_manager_schema(context)
+    ) as still_held:
+        write = flat_table_write(context, mysql, measurement_types, sample_lineage)
+        still_held()
+        yield Output(write)
 
 
 LAB_ASSETS = [samples, sample_measurements, lab_source_derivations, experiment_measurements]

@@ -37,12 +37,14 @@ from dataclasses import dataclass, field
 
 
 def quote_identifier(name: str) -> str:
-    """Backtick-quote a MySQL identifier; a backtick inside is doubled."""
+    """Backtick-quote a MySQL identifier; a backtick inside is doubled, and so is ``%``: every
+    statement goes through PyMySQL's ``%``-formatting (SQLAlchemy passes parameters, an empty
+    set included), which turns ``%%`` back into ``%``."""
     if not name:
         raise ValueError("an SQL identifier cannot be empty")
     if "\x00" in name:
         raise ValueError(f"an SQL identifier cannot contain NUL: {name!r}")
-    return "`" + name.replace("`", "``") + "`"
+    return "`" + name.replace("`", "``").replace("%", "%%") + "`"
 
 
 def qualified_name(schema: str, table: str) -> str:

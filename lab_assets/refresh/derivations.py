@@ -3,7 +3,7 @@ and written one after another, each after its pending marks."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pandas as pd
 from dagster import AssetExecutionContext, DagsterLogManager, MetadataValue, Output
@@ -86,11 +86,20 @@ def derive_source_tables(context: AssetExecutionContext, mysql: MySQLResource) -
     build lock is held until the last output is written (Dagster's IO manager writes an output
     before the generator resumes)."""
     full_rebuild = full_rebuild_requested(context)
-    with guarded_build(context.log, mysql, context.run.run_id, "lab_source_derivations"):
-        yield from _computed_and_written(context, mysql, full_rebuild)
+    with guarded_build(
+        context.log, mysql, context.run.run_id, "lab_source_derivations", io_manager_schema(context)
+    ) as still_held:
+        yield from _computed_and_written(context, mysql, full_rebuild, still_held)
 
 
-def _computed_and_written(context: AssetExecutionContext, mysql: MySQLResource, full_rebuild: bool) -> Iterator[Output]:
+def io_manager_schema(context: AssetExecutionContext) -> str | None:
+    """The database the run's IO manager writes into, when it is lab_assets' MySQL IO manager."""
+    return getattr(getattr(context.resources, "io_manager", None), "schema", None)
+
+
+def _computed_and_written(
+    context: AssetExecutionContext, mysql: MySQLResource, full_rebuild: bool, still_held: Callable[[], None]
+) -> Iterator[Output]:
     computations = {
         MEASUREMENT_TYPES: lambda: compute_measurement_type_catalog(context.log, mysql),
         SAMPLE_LINEAGE: lambda: compute_sample_lineage(context.log, mysql, full_rebuild),
@@ -111,6 +120,7 @@ def _computed_and_written(context: AssetExecutionContext, mysql: MySQLResource, 
     for name in SOURCE_DERIVED_TABLES:
         if name in done:
             derived = done[name]
+            still_held()
             if derived.pending_select:
                 mark_pending(mysql, derived.pending_select)
             yield Output(derived.value, output_name=name, metadata=derived.metadata)

@@ -21,7 +21,7 @@ import hashlib
 import os
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from dagster import DagsterLogManager, Failure
@@ -42,6 +42,9 @@ BUILD_LOCK_DEFINITION = TableDefinition(
         Column("lock_name", "VARCHAR(64) NOT NULL"),
         Column("holder", "VARCHAR(255) NOT NULL"),
         Column("since", "DATETIME(6) NOT NULL"),
+        # The source database the output database's tables are built from: a build reading
+        # another one is refused (its tables and the first build's would mix).
+        Column("source_database", "VARCHAR(64) NOT NULL"),
     ),
     primary_key=("lock_name",),
 )
@@ -143,9 +146,11 @@ def _holder_description(connection: Connection, tables: TableLocations, lock: st
 
 
 @contextmanager
-def build_lock(log: DagsterLogManager, mysql: MySQLResource, holder: str) -> Iterator[None]:
+def build_lock(log: DagsterLogManager, mysql: MySQLResource, holder: str) -> Iterator[Callable[[], None]]:
     """Holds the output database's build lock for the block, on a connection of its own; waits
-    at most ``mysql.build_lock_timeout_seconds`` for it, then raises ``Failure``."""
+    at most ``mysql.build_lock_timeout_seconds`` for it, then raises ``Failure``. Yields a check
+    to call before each write: it raises ``Failure`` if the lock was lost (its session ended: a
+    KILL, a proxy's timeout), so another build may be working on the same tables."""
     tables = mysql.tables
     lock = build_lock_name(tables.output_database)
     timeout = mysql.build_lock_timeout_seconds
@@ -167,21 +172,47 @@ def build_lock(log: DagsterLogManager, mysql: MySQLResource, holder: str) -> Ite
                     metadata={"lock": lock, "waited_seconds": round(time.monotonic() - started, 1)},
                 )
             log.info(f"build lock of {tables.output_database} taken after {time.monotonic() - started:.1f} s")
+
+        def still_held() -> None:
+            try:
+                (held,) = connection.exec_driver_sql("SELECT IS_USED_LOCK(%s) = CONNECTION_ID()", (lock,)).one()
+            except Exception as error:  # noqa: BLE001 - a lost session is a lost lock
+                held = f"its session is gone ({error.__class__.__name__})"
+            if held != 1:
+                raise Failure(
+                    description=f"the build lock of {tables.output_database} was lost ({held}): another build"
+                    " may be writing the same tables, so this one stops before writing; run it again."
+                )
+
         try:
             _record_holder(connection, tables, lock, holder)
-            yield
+            yield still_held
         finally:
-            connection.exec_driver_sql("SELECT RELEASE_LOCK(%s)", (lock,))
+            try:
+                connection.exec_driver_sql("SELECT RELEASE_LOCK(%s)", (lock,))
+            except Exception:  # noqa: BLE001 - a lost session has released it already
+                log.warning(f"could not release the build lock of {tables.output_database}: its session is gone")
 
 
 def _record_holder(connection: Connection, tables: TableLocations, lock: str, holder: str) -> None:
+    """Records who holds the lock; refuses a build from another source database than the one
+    the output database's tables were built from."""
     record = tables.qualified(BUILD_LOCK_TABLE)
     connection.exec_driver_sql(
         BUILD_LOCK_DEFINITION.create_statement(tables.output_database, BUILD_LOCK_TABLE, if_not_exists=True)
     )
+    row = connection.exec_driver_sql(f"SELECT source_database FROM {record} WHERE lock_name = %s", (lock,)).first()
+    if row is not None and row[0] != tables.source_database:
+        raise Failure(
+            description=f"database {tables.output_database} holds lab_assets tables built from source database"
+            f" {row[0]}; this build reads {tables.source_database}. Give each lab database an output database of"
+            f" its own (LAB_OUTPUT_DATABASE), or drop {tables.output_database}'s tables to start over. Nothing"
+            " was written.",
+            metadata={"built_from": row[0], "this_build_reads": tables.source_database},
+        )
     connection.exec_driver_sql(
-        f"REPLACE INTO {record} (lock_name, holder, since) VALUES (%s, %s, NOW(6))",
-        (lock, holder[:255]),
+        f"REPLACE INTO {record} (lock_name, holder, since, source_database) VALUES (%s, %s, NOW(6), %s)",
+        (lock, holder[:255], tables.source_database),
     )
 
 
@@ -191,13 +222,25 @@ def holder_of(run_id: str, step: str) -> str:
 
 
 @contextmanager
-def guarded_build(log: DagsterLogManager, mysql: MySQLResource, run_id: str, step: str) -> Iterator[None]:
-    """Privileges checked, output database present, build lock held: wrap every step that writes."""
+def guarded_build(
+    log: DagsterLogManager, mysql: MySQLResource, run_id: str, step: str, io_manager_schema: str | None = None
+) -> Iterator[Callable[[], None]]:
+    """Privileges checked, output database present, build lock held: wrap every step that writes.
+    Yields :func:`build_lock`'s check, to call before each write. ``io_manager_schema``: where the
+    IO manager writes these assets' tables, which must be the resource's output database (the
+    refresh's work tables live there too)."""
+    output = mysql.tables.output_database
+    if io_manager_schema is not None and io_manager_schema != output:
+        raise Failure(
+            description=f"the IO manager writes into database {io_manager_schema} but lab_assets' refresh works"
+            f" in {output}: set the output database once, with LAB_OUTPUT_DATABASE (MySQLResource.output_database),"
+            " and leave MySQLIOManager's schema unset. Nothing was written."
+        )
     try:
         check_privileges(log, mysql)
         mysql.ensure_output_database()
-        with build_lock(log, mysql, holder_of(run_id, step)):
-            yield
+        with build_lock(log, mysql, holder_of(run_id, step)) as still_held:
+            yield still_held
     except Exception as error:
         clearer = explained(error)
         if clearer is error:
