@@ -30,7 +30,7 @@ from sqlalchemy.engine import Connection
 from lab_assets.lib.names import BUILD_LOCK_TABLE, SAMPLE_MEASUREMENTS, SAMPLES
 from lab_assets.lib.sql import Column, TableDefinition, quote_identifier
 from lab_assets.lib.tables import TableLocations
-from lab_assets.mysql import MySQLResource, explained
+from lab_assets.mysql import MySQLResource, column_names, explained
 
 # What the output database's tables need: CREATE/DROP/ALTER/INDEX for staging tables, swaps
 # (RENAME TABLE needs ALTER and DROP on the old name, CREATE and INSERT on the new) and indexes
@@ -198,6 +198,9 @@ def _record_holder(connection: Connection, tables: TableLocations, lock: str, ho
     """Records who holds the lock; refuses a build from another source database than the one
     the output database's tables were built from."""
     record = tables.qualified(BUILD_LOCK_TABLE)
+    present = column_names(connection, tables.output_database, BUILD_LOCK_TABLE)
+    if present and present != list(BUILD_LOCK_DEFINITION.column_names):
+        connection.exec_driver_sql(f"DROP TABLE {record}")  # an older layout: only records, made again
     connection.exec_driver_sql(
         BUILD_LOCK_DEFINITION.create_statement(tables.output_database, BUILD_LOCK_TABLE, if_not_exists=True)
     )
