@@ -582,7 +582,8 @@ class MySQLIOManager(ConfigurableIOManagerFactory):
     )
 
     def create_io_manager(self, context) -> MySQLDbIOManager:
-        schema = self.schema_ or self.mysql.tables.output_database
+        # Not `mysql.tables`: that reads the server; creating the IO manager must not connect.
+        schema = self.schema_ or self.mysql.output_database or self.mysql.database
         return MySQLDbIOManager(
             type_handlers=[
                 TableBuildHandler(),
