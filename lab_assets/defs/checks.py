@@ -248,21 +248,21 @@ def _fail_step_if(result: AssetCheckResult) -> Iterator[AssetCheckResult]:
 def catalog_column_names_unique(
     context: AssetCheckExecutionContext, mysql: MySQLResource
 ) -> Iterator[AssetCheckResult]:
+    yield from _fail_step_if(_column_names_unique_result(context, mysql))
+
+
+def _column_names_unique_result(context: AssetCheckExecutionContext, mysql: MySQLResource) -> AssetCheckResult:
     missing = _missing_tables(context, mysql, "catalog_column_names_unique", MEASUREMENT_TYPES)
     if missing:
-        yield from _fail_step_if(missing)
-        return
+        return missing
     sql, params = integrity.duplicate_column_names_select(mysql.tables, MEASUREMENT_TYPES)
-    rows = mysql.fetch_all(sql, params)
-    yield from _fail_step_if(
-        _result(
-            context,
-            name="catalog_column_names_unique",
-            rows=rows,
-            severity=AssetCheckSeverity.ERROR,
-            what="column names that MySQL would see as one (experiment_measurements is not rebuilt)",
-            offender=lambda r: f"{r[0]} x{r[1]}",
-        )
+    return _result(
+        context,
+        name="catalog_column_names_unique",
+        rows=mysql.fetch_all(sql, params),
+        severity=AssetCheckSeverity.ERROR,
+        what="column names that MySQL would see as one (experiment_measurements is not rebuilt)",
+        offender=lambda r: f"{r[0]} x{r[1]}",
     )
 
 
@@ -276,10 +276,13 @@ def catalog_column_names_unique(
 def catalog_within_column_limit(
     context: AssetCheckExecutionContext, mysql: MySQLResource
 ) -> Iterator[AssetCheckResult]:
+    yield from _fail_step_if(_column_limit_result(context, mysql))
+
+
+def _column_limit_result(context: AssetCheckExecutionContext, mysql: MySQLResource) -> AssetCheckResult:
     missing = _missing_tables(context, mysql, "catalog_within_column_limit", MEASUREMENT_TYPES)
     if missing:
-        yield from _fail_step_if(missing)
-        return
+        return missing
     names = [row[0] for row in mysql.fetch_all(f"SELECT column_name FROM {mysql.tables.qualified(MEASUREMENT_TYPES)}")]
     problem = column_limit_problem(names)
     metadata = {
@@ -301,7 +304,7 @@ def catalog_within_column_limit(
             description=f"{len(names)} measurement columns, limit {MAX_MEASUREMENT_COLUMNS}",
             metadata=metadata,
         )
-    yield from _fail_step_if(result)
+    return result
 
 
 # --- the flat table ---------------------------------------------------------------------------
