@@ -92,18 +92,20 @@ def test_select_only_account_builds_and_refreshes_into_its_own_database(lab_acco
         assert _tables(connection, lab_db.name) == {"samples", "sample_measurements"}, "nothing in the source database"
         assert "experiment_measurements" in _tables(connection, output)
 
-    # The sensor, on the same account, sees changes to the sources (their update times are read
-    # in the source database).
-    mysql = resources["mysql"]
-    first = lab_source_change_sensor(
-        build_sensor_context(instance=DagsterInstance.ephemeral(), resources={"mysql": mysql})
-    )
-    assert len(first.run_requests) == 1
+    # The sensor, on the same account, compares the sources (update times and sums read in the
+    # source database) with what the tables in the output database were built from.
+    mysql, instance = resources["mysql"], DagsterInstance.ephemeral()
+    first = lab_source_change_sensor(build_sensor_context(instance=instance, resources={"mysql": mysql}))
+    assert first.run_requests == [] and "the tables match the sources" in first.skip_reason.skip_message
     lab_db.execute(
         "UPDATE sample_measurements SET value = value + 1 WHERE sample_id IN (3, 700)",
         "INSERT INTO samples (id, parent_id, experiment_id) VALUES (5000, 3, 2)",
         "INSERT INTO sample_measurements VALUES (5000, 'ph', 4.5)",
     )
+    second = lab_source_change_sensor(
+        build_sensor_context(cursor=first.cursor, instance=instance, resources={"mysql": mysql})
+    )
+    assert len(second.run_requests) == 1
     result = _materialize(resources)
     flat = result.asset_materializations_for_node("experiment_measurements")[0].metadata
     assert flat["refresh"].value == "incremental"

@@ -4,6 +4,7 @@ database, carrying the cursor from tick to tick."""
 from __future__ import annotations
 
 import datetime
+import json
 import time
 
 import pytest
@@ -12,7 +13,13 @@ from dagster._core.remote_origin import RegisteredCodeLocationOrigin, RemoteJobO
 from dagster._core.test_utils import create_run_for_test
 
 from lab_assets.defs.sensors import _update_times, lab_source_change_sensor
-from lab_assets.lib.change_detection import FULL_CHECK_INTERVAL_SECONDS, SensorCursor, is_unsettled, needs_fingerprint
+from lab_assets.lib.change_detection import (
+    FULL_CHECK_INTERVAL_SECONDS,
+    SensorCursor,
+    is_unsettled,
+    needs_fingerprint,
+    refresh_decision,
+)
 from lab_assets.lib.names import SENSOR_NAME
 from lab_assets.lib.names import SENSOR_TRIGGER_TAG as TRIGGER_TAG
 from lab_assets.mysql import MySQLResource
@@ -53,8 +60,17 @@ def ticker(lab_db):
     ticker = Ticker(lab_db, DagsterInstance.ephemeral())
     requests, _ = ticker.tick()
     assert len(requests) == 1, "the first tick starts the initial build"
+    lab_db.materialize_all()  # the run it starts
     ticker.settle()
     return ticker
+
+
+def test_a_first_tick_on_tables_built_from_these_sources_starts_no_run(ticker, lab_db):
+    requests, message = Ticker(lab_db, DagsterInstance.ephemeral()).tick()
+    assert requests == [] and "the tables match the sources" in message
+    lab_db.execute("UPDATE sample_measurements SET value = value + 1 WHERE sample_id = 2 AND measurement_type = 'ph'")
+    requests, _ = Ticker(lab_db, DagsterInstance.ephemeral()).tick()
+    assert len(requests) == 1
 
 
 def test_quiet_tick_starts_no_run_and_says_what_it_saw(ticker):
@@ -135,7 +151,35 @@ def test_touched_but_unchanged_tables_start_no_run(ticker, lab_db):
         "UPDATE sample_measurements SET value = value - 1 WHERE sample_id = 2",
     )
     requests, message = ticker.tick()
-    assert requests == [] and "content unchanged" in message
+    assert requests == [] and "the tables match the sources" in message
+
+
+def test_a_refresh_that_did_not_bring_the_tables_up_to_date_is_not_started_again_and_again(ticker, lab_db):
+    lab_db.execute("DELETE FROM sample_measurements WHERE sample_id = 2")
+    assert len(ticker.tick()[0]) == 1
+    # Its run failed (never ran here): later checks of the same content start nothing more...
+    ticker.cursor = SensorCursor(
+        **{**json.loads(ticker.cursor), "last_full_check": 0.0, "unsettled": False}
+    ).serialize()
+    requests, message = ticker.tick()
+    assert requests == [] and "did not bring them up to date" in message
+    # ...until the sources are written again.
+    time.sleep(1.05)
+    lab_db.execute("DELETE FROM sample_measurements WHERE sample_id = 3")
+    assert len(ticker.tick()[0]) == 1
+
+
+def test_refresh_decision_rules():
+    cursor = SensorCursor(fingerprint="f1")
+    assert refresh_decision(cursor, "f1", "f1", written_since_last_reading=True) == "the tables match the sources"
+    assert refresh_decision(SensorCursor(), "f1", None, written_since_last_reading=False) is None
+    assert refresh_decision(SensorCursor(fingerprint="f1"), "f2", "f1", written_since_last_reading=False) is None
+    # The content the last refresh was started for, the tables still behind it:
+    assert refresh_decision(SensorCursor(fingerprint="f2"), "f2", "f1", written_since_last_reading=False) is not None
+    assert refresh_decision(SensorCursor(fingerprint="f2"), "f2", "f1", written_since_last_reading=True) is None
+    assert (
+        refresh_decision(SensorCursor(fingerprint="f2"), "f2", "f2|3 pending", written_since_last_reading=True) is None
+    )
 
 
 def test_fingerprint_decision_rules():

@@ -33,7 +33,7 @@ from lab_assets.lib.names import (
 from lab_assets.lib.sources import MEASUREMENTS_COLUMNS, SAMPLES_COLUMNS, fingerprint_select
 from lab_assets.mysql import MySQLResource
 from lab_assets.refresh.derivations import derive_source_tables, io_manager_schema
-from lab_assets.refresh.flat_table import flat_table_write
+from lab_assets.refresh.flat_table import flat_table_outputs
 from lab_assets.refresh.guard import guarded_build
 
 SOURCES_GROUP = "lab_sources"
@@ -117,7 +117,8 @@ def sample_measurements(mysql: MySQLResource) -> ObserveResult:
             is_required=False,
             description="Per-sample digest of sample_measurements (row count and two CRC32 sums): what the"
             " last refresh saw, so the next one finds changed, added and deleted measurements without"
-            " timestamps on the source table.",
+            " timestamps on the source table. The flat table's step sets the digests of the rows it wrote"
+            " to the snapshot it verified them against.",
         ),
     },
     deps=[samples, sample_measurements],
@@ -158,9 +159,7 @@ def experiment_measurements(
     with guarded_build(
         context.log, mysql, context.run.run_id, EXPERIMENT_MEASUREMENTS, io_manager_schema(context)
     ) as still_held:
-        write = flat_table_write(context, mysql, measurement_types, sample_lineage)
-        still_held()
-        yield Output(write)
+        yield from flat_table_outputs(context, mysql, measurement_types, sample_lineage, still_held)
 
 
 LAB_ASSETS = [samples, sample_measurements, lab_source_derivations, experiment_measurements]

@@ -14,18 +14,18 @@ from dagster import (
 )
 
 from lab_assets.defs.jobs import lab_refresh_job
-from lab_assets.lib.change_detection import SensorCursor, is_unsettled, needs_fingerprint, run_key
-from lab_assets.lib.names import (
-    EXPERIMENT_MEASUREMENTS,
-    SAMPLE_MEASUREMENTS,
-    SAMPLES,
-    SENSOR_NAME,
-    SENSOR_RUN_TAGS,
+from lab_assets.lib.change_detection import (
+    SensorCursor,
+    is_unsettled,
+    needs_fingerprint,
+    refresh_decision,
+    run_key,
 )
-from lab_assets.lib.sources import MEASUREMENTS_COLUMNS, SAMPLES_COLUMNS, fingerprint_select
+from lab_assets.lib.names import PENDING_SAMPLES, SENSOR_NAME, SENSOR_RUN_TAGS, SOURCE_TABLES
+from lab_assets.lib.refresh import recorded_totals_selects, source_totals_selects
 from lab_assets.mysql import MySQLResource, is_mariadb
+from lab_assets.refresh.state_tables import DIGEST_STATE, LINEAGE_STATE
 
-SOURCE_TABLES = {SAMPLES: SAMPLES_COLUMNS, SAMPLE_MEASUREMENTS: MEASUREMENTS_COLUMNS}
 IN_PROGRESS = [
     DagsterRunStatus.QUEUED,
     DagsterRunStatus.NOT_STARTED,
@@ -51,12 +51,19 @@ def _update_times(mysql: MySQLResource) -> tuple[dict[str, str | None], str]:
     return {name: updated for name, updated, _ in rows}, rows[0][2]
 
 
-def _fingerprint(mysql: MySQLResource) -> str:
-    parts = []
-    for table, columns in SOURCE_TABLES.items():
-        count, hash_a, hash_b = mysql.fetch_one(fingerprint_select(mysql.tables, table, columns))
-        parts.append(f"{table}:{count}:{hash_a}:{hash_b}")
-    return "|".join(parts)
+def _totals(mysql: MySQLResource) -> tuple[str, str | None]:
+    """The sources' totals as the refresh hashes them (one scan per source table), and the same
+    totals over what the state tables recorded plus the count of pending marks (None before the
+    state tables are built). The flat table is current when the two are equal and nothing is
+    pending (lab_assets.lib.verification)."""
+    tables = mysql.tables
+    live = "|".join(":".join(map(str, mysql.fetch_one(sql))) for sql in source_totals_selects(tables))
+    state_tables = (LINEAGE_STATE.buckets_table, DIGEST_STATE.buckets_table, PENDING_SAMPLES)
+    if not all(mysql.column_names(table) for table in state_tables):
+        return live, None
+    recorded = [":".join(map(str, mysql.fetch_one(sql))) for sql in recorded_totals_selects(tables)]
+    (pending,) = mysql.fetch_one(f"SELECT COUNT(*) FROM {tables.qualified(PENDING_SAMPLES)}")
+    return live, "|".join(recorded) + ("" if pending == 0 else f"|{pending} pending")
 
 
 @sensor(
@@ -65,9 +72,10 @@ def _fingerprint(mysql: MySQLResource) -> str:
     minimum_interval_seconds=30,
     default_status=DefaultSensorStatus.STOPPED,
     description="Starts a refresh of experiment_measurements (and the tables it is built from) when"
-    " samples or sample_measurements change: new, deleted or updated rows. Quiet ticks read only"
-    " information_schema; content hashes decide whether anything really changed. Never starts a run"
-    " while an earlier refresh is still going.",
+    " samples or sample_measurements differ from what the tables were last built from: new, deleted or"
+    " updated rows, also ones written during the last refresh. Quiet ticks read only information_schema;"
+    " content hashes decide whether anything really changed. Never starts a run while an earlier"
+    " refresh is still going.",
 )
 def lab_source_change_sensor(context: SensorEvaluationContext, mysql: MySQLResource):
     running = context.instance.get_run_records(RunsFilter(statuses=IN_PROGRESS, tags=SENSOR_RUN_TAGS), limit=1)
@@ -81,16 +89,18 @@ def lab_source_change_sensor(context: SensorEvaluationContext, mysql: MySQLResou
     if reason is None:
         return SkipReason(f"no change: source tables last written {update_times}")
 
-    fingerprint = _fingerprint(mysql)
+    live, recorded = _totals(mysql)
+    written_since_last_reading = update_times != cursor.update_times
     cursor.update_times = update_times
     cursor.unsettled = is_unsettled(update_times, server_now)
     cursor.last_full_check = now
-    if fingerprint == cursor.fingerprint:
-        return SensorResult(skip_reason=f"checked ({reason}): content unchanged", cursor=cursor.serialize())
-    cursor.fingerprint = fingerprint
+    decision = refresh_decision(cursor, live, recorded, written_since_last_reading)
+    if decision is not None:
+        return SensorResult(skip_reason=f"checked ({reason}): {decision}", cursor=cursor.serialize())
+    cursor.fingerprint = live
     cursor.changes_seen += 1
-    context.log.info(f"source change seen ({reason}): {fingerprint}; refreshing {EXPERIMENT_MEASUREMENTS}")
+    context.log.info(f"sources differ from what the tables were built from ({reason}); refreshing")
     return SensorResult(
-        run_requests=[RunRequest(run_key=run_key(cursor.changes_seen, fingerprint), tags=SENSOR_RUN_TAGS)],
+        run_requests=[RunRequest(run_key=run_key(cursor.changes_seen, live), tags=SENSOR_RUN_TAGS)],
         cursor=cursor.serialize(),
     )

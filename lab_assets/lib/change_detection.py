@@ -46,6 +46,29 @@ def needs_fingerprint(cursor: SensorCursor, update_times: dict[str, str | None],
     return None
 
 
+def refresh_decision(
+    cursor: SensorCursor, live: str, recorded: str | None, written_since_last_reading: bool
+) -> str | None:
+    """Why no refresh is needed, or None to start one.
+
+    ``live`` sums the sources; ``recorded`` the same sums over what the tables were last built
+    from, with the pending marks (None before the first build). Equal: the tables are current.
+    Otherwise a refresh starts, except when the sources hold the very content the last refresh
+    was started for (``cursor.fingerprint``) and nothing was written since the last reading: that
+    refresh failed, and starting it again on every periodic check would fail the same way. When
+    something was written meanwhile (a change the last refresh may have seen half-way, then put
+    back), the same content does start a new refresh."""
+    if recorded == live:
+        cursor.fingerprint = live
+        return "the tables match the sources"
+    if live == cursor.fingerprint and not written_since_last_reading:
+        return (
+            "the tables are behind the sources, and the refresh started for this content did not bring"
+            " them up to date (see its run); the next change to the sources starts another"
+        )
+    return None
+
+
 def is_unsettled(update_times: dict[str, str | None], server_now: str) -> bool:
     """True if a table was written in the current second: another write could follow unseen."""
     return any(t is not None and t >= server_now for t in update_times.values())

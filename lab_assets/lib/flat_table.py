@@ -47,7 +47,7 @@ def pivot_select(
 ) -> tuple[str, tuple[object, ...]]:
     """SELECT producing the flat table's rows, with its bound parameters.
 
-    ``lineage_from`` is a FROM-clause item with columns sample_id, top_parent_id (a quoted table
+    ``lineage_from`` is a FROM-clause item with columns sample_id, experiment_id, top_parent_id (a quoted table
     name or a parenthesised subquery) whose own parameters are ``lineage_params``. Samples without
     measurements get NULL cells; measurements of sample ids that do not exist are left out. A
     sample measured twice for one type gets the larger value (MAX), so the result never depends on
@@ -59,6 +59,9 @@ def pivot_select(
     (A derived ``GROUP BY m.sample_id`` pivot is materialized into an indexed temporary table
     instead.) The WHERE clause holds ``CHUNK_FILTER`` so a bulk build can run it in s.id ranges;
     identifying columns are wrapped in MAX() only to satisfy ONLY_FULL_GROUP_BY (one value per id).
+    experiment_id comes from the lineage, not from ``samples``: the lineage records the experiment
+    it read, so a change the flat row has not seen always differs from that record (the refresh
+    finds it), also when it is reverted after the row was built.
     ``only_samples_in`` names a table (in the output database, column sample_id) that limits the rows built,
     for incremental refreshes.
     """
@@ -69,7 +72,7 @@ def pivot_select(
     only_samples = f" JOIN {keys} AS k ON k.sample_id = s.id" if keys else ""
     lineage_join = f"LEFT JOIN {lineage_from} AS lineage ON lineage.sample_id = s.id"
     if not columns:
-        sql = f"""SELECT s.experiment_id, lineage.top_parent_id, s.id AS sample_id
+        sql = f"""SELECT lineage.experiment_id, lineage.top_parent_id, s.id AS sample_id
 FROM {samples} AS s{only_samples}
 {lineage_join}
 WHERE {CHUNK_FILTER}"""
@@ -77,7 +80,7 @@ WHERE {CHUNK_FILTER}"""
     pivots = ",\n  ".join(
         f"MAX(CASE WHEN m.measurement_type = %s THEN m.value END) AS {quote_identifier(c.column_name)}" for c in columns
     )
-    sql = f"""SELECT MAX(s.experiment_id) AS experiment_id, MAX(lineage.top_parent_id) AS top_parent_id,
+    sql = f"""SELECT MAX(lineage.experiment_id) AS experiment_id, MAX(lineage.top_parent_id) AS top_parent_id,
   s.id AS sample_id,
   {pivots}
 FROM {samples} AS s{only_samples}

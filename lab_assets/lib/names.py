@@ -40,6 +40,11 @@ CANDIDATES_SUFFIX = "candidates"
 CHANGES_SUFFIX = "changes"
 MOVED_SUFFIX = "moved"
 LIVE_SUFFIX = "live"
+# After the flat table is written: the ids written, their rows checked against one snapshot of the
+# sources (verified), and those whose recorded digest that snapshot corrects (stale).
+WRITTEN_SUFFIX = "written"
+VERIFIED_SUFFIX = "verified"
+STALE_SUFFIX = "stale"
 
 
 def helper_table(table: str, suffix: str) -> str:

@@ -24,9 +24,9 @@ A refresh finds what changed in two levels, both set-based:
 
 It then rebuilds only the changed rows and the subtrees under changed parents, and marks the
 affected sample ids in ``lab_pending_samples``; the flat table rebuilds exactly the pending rows
-and clears them in the same transaction. State is always recorded from data read no later than
-the data the flat rows are built from, so a change that lands mid-refresh is seen by the next
-one. The marker row ``REBUILD_ALL_MARKER`` in the pending table asks for a full rebuild (written
+and, once they are written, checks them against one snapshot of the sources, setting the digests
+to that snapshot and marking rows that changed meanwhile again (lab_assets.lib.verification).
+The marker row ``REBUILD_ALL_MARKER`` in the pending table asks for a full rebuild (written
 when an upstream table was rebuilt whole; lab_assets.refresh.pending).
 """
 
@@ -115,7 +115,10 @@ class BucketScheme:
 MEASUREMENT_BUCKETS = BucketScheme(4)
 LINEAGE_BUCKETS = BucketScheme(64)
 
-_MEASUREMENT_HASH_A, _MEASUREMENT_HASH_B = row_hash_expressions(
+SAMPLE_HASH_A, SAMPLE_HASH_B = row_hash_expressions(
+    ["s.id", "s.parent_id", "s.experiment_id"], ["s.id", "s.parent_id", "s.experiment_id"]
+)
+MEASUREMENT_HASH_A, MEASUREMENT_HASH_B = row_hash_expressions(
     ["m.sample_id", "m.measurement_type", "m.value"], ["m.sample_id", "m.value"]
 )
 
@@ -172,7 +175,7 @@ def measurement_digest_select(tables: TableLocations, only_samples_in: str | Non
     else:
         source = f"{measurements} AS m"
     return f"""SELECT m.sample_id, COUNT(*) AS measurement_rows,
-  SUM({_MEASUREMENT_HASH_A}) AS digest_a, SUM({_MEASUREMENT_HASH_B}) AS digest_b
+  SUM({MEASUREMENT_HASH_A}) AS digest_a, SUM({MEASUREMENT_HASH_B}) AS digest_b
 FROM {source}
 WHERE m.sample_id IS NOT NULL AND {CHUNK_FILTER}
 GROUP BY m.sample_id"""
@@ -193,7 +196,7 @@ def digest_bulk_build(tables: TableLocations) -> BulkBuild:
 def measurement_bucket_sums_select(tables: TableLocations) -> str:
     """Bucket sums (:data:`BUCKET_SUMS_DEFINITION`) of ``sample_measurements``: one sequential scan."""
     return f"""SELECT {MEASUREMENT_BUCKETS.bucket_of("m.sample_id")} AS bucket, COUNT(*) AS row_count,
-  SUM({_MEASUREMENT_HASH_A}) AS hash_a, SUM({_MEASUREMENT_HASH_B}) AS hash_b
+  SUM({MEASUREMENT_HASH_A}) AS hash_a, SUM({MEASUREMENT_HASH_B}) AS hash_b
 FROM {tables.sample_measurements} AS m WHERE m.sample_id IS NOT NULL GROUP BY bucket ORDER BY NULL"""
 
 
@@ -218,12 +221,14 @@ JOIN """
     )
 
 
-def digest_bucket_sums_select(tables: TableLocations) -> str:
-    """Bucket sums of the whole stored digest table."""
-    return f"""SELECT {MEASUREMENT_BUCKETS.bucket_of("state.sample_id")} AS bucket,
+def digest_bucket_sums_select(tables: TableLocations, only_buckets_of: tuple[str, ...] = ()) -> str:
+    """Bucket sums of the stored digest table: all buckets, or those of the ids in the work
+    tables ``only_buckets_of``."""
+    touched, on, bucket = _touched_buckets(tables, MEASUREMENT_BUCKETS, only_buckets_of)
+    return f"""SELECT {bucket} AS bucket,
   SUM(state.measurement_rows) AS row_count,
   SUM(state.digest_a) AS hash_a, SUM(state.digest_b) AS hash_b, COUNT(*) AS state_rows
-FROM {tables.qualified(SAMPLE_MEASUREMENT_DIGESTS)} AS state GROUP BY bucket"""
+FROM {touched}{tables.qualified(SAMPLE_MEASUREMENT_DIGESTS)} AS state{on} GROUP BY {bucket}"""
 
 
 def candidate_bucket_sums_select(tables: TableLocations, live_digests_table: str) -> str:
@@ -266,10 +271,8 @@ JOIN {tables.qualified(live_digests_table)} AS live ON live.sample_id = c.sample
 def lineage_bucket_sums_select(tables: TableLocations) -> str:
     """Bucket sums (:data:`BUCKET_SUMS_DEFINITION`) of the samples' (id, parent_id,
     experiment_id): one sequential scan."""
-    columns = ["s.id", "s.parent_id", "s.experiment_id"]
-    hash_a, hash_b = row_hash_expressions(columns, columns)
     return f"""SELECT {LINEAGE_BUCKETS.bucket_of("s.id")} AS bucket, COUNT(*) AS row_count,
-  SUM({hash_a}) AS hash_a, SUM({hash_b}) AS hash_b
+  SUM({SAMPLE_HASH_A}) AS hash_a, SUM({SAMPLE_HASH_B}) AS hash_b
 FROM {tables.samples} AS s GROUP BY bucket ORDER BY NULL"""
 
 
@@ -282,6 +285,28 @@ def stored_lineage_bucket_sums_select(tables: TableLocations, only_buckets_of: t
     return f"""SELECT {bucket} AS bucket, COUNT(*) AS row_count, SUM({hash_a}) AS hash_a, SUM({hash_b}) AS hash_b,
   COUNT(*) AS state_rows
 FROM {touched}{tables.qualified(SAMPLE_LINEAGE)} AS state{on} GROUP BY {bucket}"""
+
+
+def source_totals_selects(tables: TableLocations) -> tuple[str, str]:
+    """Row count and hash sums of ``samples`` and of ``sample_measurements`` (rows with a sample
+    id) as the refresh hashes them, one scan each: equal to :func:`recorded_totals_selects` when
+    the state tables record exactly the sources (the sums over all buckets)."""
+    return (
+        f"SELECT COUNT(*), COALESCE(SUM({SAMPLE_HASH_A}), 0), COALESCE(SUM({SAMPLE_HASH_B}), 0)"
+        f" FROM {tables.samples} AS s",
+        f"SELECT COUNT(*), COALESCE(SUM({MEASUREMENT_HASH_A}), 0), COALESCE(SUM({MEASUREMENT_HASH_B}), 0)"
+        f" FROM {tables.sample_measurements} AS m WHERE m.sample_id IS NOT NULL",
+    )
+
+
+def recorded_totals_selects(tables: TableLocations) -> tuple[str, str]:
+    """The same totals over what ``sample_lineage`` and ``sample_measurement_digests`` recorded,
+    summed from their small bucket tables."""
+    totals = "SELECT COALESCE(SUM(row_count), 0), COALESCE(SUM(hash_a), 0), COALESCE(SUM(hash_b), 0) FROM"
+    return (
+        f"{totals} {tables.qualified(LINEAGE_BUCKETS.table_for(SAMPLE_LINEAGE))}",
+        f"{totals} {tables.qualified(MEASUREMENT_BUCKETS.table_for(SAMPLE_MEASUREMENT_DIGESTS))}",
+    )
 
 
 def state_row_count_select(tables: TableLocations, buckets_table: str) -> str:

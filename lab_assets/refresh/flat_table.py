@@ -3,8 +3,10 @@ swapped in, as :func:`lab_assets.refresh.plan.plan_flat_table` decides."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+
 import pandas as pd
-from dagster import AssetExecutionContext, Failure
+from dagster import AssetExecutionContext, Failure, Output
 
 from lab_assets.io_manager import KeyedRowsReplacement, SqlRelation, TableBuild, TableWrite
 from lab_assets.lib.bulk import in_sample_id_ranges
@@ -18,21 +20,46 @@ from lab_assets.lib.flat_table import (
 from lab_assets.lib.names import EXPERIMENT_MEASUREMENTS, PENDING_SAMPLES
 from lab_assets.mysql import MySQLResource
 from lab_assets.refresh.derivations import full_rebuild_requested
-from lab_assets.refresh.pending import consume_statement, ensure_pending_table, read_pending
+from lab_assets.refresh.pending import ensure_pending_table, read_pending
 from lab_assets.refresh.plan import plan_flat_table
+from lab_assets.refresh.verification import verify_written_rows
 
 
-def flat_table_write(
-    context: AssetExecutionContext, mysql: MySQLResource, measurement_types: pd.DataFrame, sample_lineage: SqlRelation
-) -> TableWrite:
-    """The write of ``experiment_measurements`` for this run, with its metadata added to the
-    context. Raises ``Failure`` (before any DDL, so the last good table stays) when the catalog
-    has more measurement columns than one table can hold."""
-    tables = mysql.tables
-    columns = [
+def flat_table_outputs(
+    context: AssetExecutionContext,
+    mysql: MySQLResource,
+    measurement_types: pd.DataFrame,
+    sample_lineage: SqlRelation,
+    still_held: Callable[[], None],
+) -> Iterator[Output]:
+    """The flat table's output for the IO manager, then (once it is written) the written rows
+    verified against the sources (lab_assets.refresh.verification). Run under the build lock."""
+    columns = measurement_columns(measurement_types)
+    write = flat_table_write(context, mysql, columns, sample_lineage)
+    still_held()
+    yield Output(write)
+    still_held()
+    verify_written_rows(context.log, mysql, columns, whole_table=isinstance(write, TableBuild))
+
+
+def measurement_columns(measurement_types: pd.DataFrame) -> list[MeasurementColumn]:
+    return [
         MeasurementColumn(measurement_type=t, column_name=c)
         for t, c in zip(measurement_types["measurement_type"], measurement_types["column_name"], strict=True)
     ]
+
+
+def flat_table_write(
+    context: AssetExecutionContext,
+    mysql: MySQLResource,
+    columns: list[MeasurementColumn],
+    sample_lineage: SqlRelation,
+) -> TableWrite:
+    """The write of ``experiment_measurements`` for this run, with its metadata added to the
+    context. Raises ``Failure`` (before any DDL, so the last good table stays) when the catalog
+    has more measurement columns than one table can hold. The pending marks are consumed by the
+    verification after the write, not by the write: a crash in between only rebuilds rows again."""
+    tables = mysql.tables
     # Checked here too, so the limit holds also when the catalog checks are not run.
     problem = column_limit_problem([c.column_name for c in columns])
     if problem:
@@ -74,7 +101,6 @@ def flat_table_write(
             params=params,
             definition=definition,
             keys_table=PENDING_SAMPLES,
-            in_transaction=(consume_statement(tables),),
         )
     context.log.info(f"building the whole table: {plan.reason}")
     context.add_output_metadata({"refresh": plan.metadata_value})
@@ -82,11 +108,4 @@ def flat_table_write(
     # In sample-id ranges only over a stored lineage table (a lineage subquery would be
     # recomputed for every range).
     faster_plan = in_sample_id_ranges(tables, select_sql, params) if sample_lineage.table_reference else None
-    # Consumed after the swap, not atomic with it: a crash in between only rebuilds rows again.
-    return TableBuild(
-        select_sql=select_sql,
-        params=params,
-        definition=definition,
-        faster_plan=faster_plan,
-        after_swap=(consume_statement(tables),),
-    )
+    return TableBuild(select_sql=select_sql, params=params, definition=definition, faster_plan=faster_plan)

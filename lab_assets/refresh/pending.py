@@ -5,9 +5,11 @@
 1. before a state table (lineage, digests) is written, the ids it changes are **marked**
    (:func:`mark_pending`), or the **rebuild-all marker** when it is rebuilt whole; a crash
    after the marks only rebuilds rows again;
-2. the flat table reads the marks (:func:`read_pending`) to plan its write, rebuilds the marked
-   rows (or the whole table) and **consumes** the marks (:func:`consume_statement`): in the
-   write's transaction for an incremental write, right after the swap for a whole table.
+2. the flat table reads the marks (:func:`read_pending`) to plan its write and rebuilds the
+   marked rows (or the whole table);
+3. the verification after the write (lab_assets.refresh.verification) **consumes** the marks and
+   marks again the rows that changed while they were written. A crash before it only rebuilds
+   rows again.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from dataclasses import dataclass
 
 from lab_assets.lib.names import PENDING_SAMPLES
 from lab_assets.lib.refresh import CHANGE_SET_DEFINITION
-from lab_assets.lib.tables import TableLocations
 from lab_assets.mysql import MySQLResource
 
 # INT's minimum: AUTO_INCREMENT sample ids are positive, so it never names a sample.
@@ -47,8 +48,3 @@ def read_pending(mysql: MySQLResource) -> PendingSamples:
         (REBUILD_ALL_MARKER,),
     )
     return PendingSamples(int(count), bool(rebuild_all))
-
-
-def consume_statement(tables: TableLocations) -> str:
-    """Empties the pending table: run by the flat table's write once the marked rows are rebuilt."""
-    return f"DELETE FROM {tables.qualified(PENDING_SAMPLES)}"

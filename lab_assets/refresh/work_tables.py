@@ -32,17 +32,20 @@ def fill_work_table(
     table: str,
     select_sql: str,
     definition: TableDefinition = CHANGE_SET_DEFINITION,
+    params: tuple[object, ...] = (),
 ) -> int:
     """(Re)create the work table ``table`` in ``database`` (the output database) holding the rows
-    ``select_sql`` produces (by default sample ids); its size."""
+    ``select_sql`` (with ``params``) produces (by default sample ids); its size."""
     connection.exec_driver_sql(f"DROP TABLE IF EXISTS {qualified_name(database, table)}")
     connection.exec_driver_sql(definition.create_statement(database, table))
-    return add_to_work_table(connection, database, table, select_sql)
+    return add_to_work_table(connection, database, table, select_sql, params)
 
 
-def add_to_work_table(connection: Connection, database: str, table: str, select_sql: str) -> int:
+def add_to_work_table(
+    connection: Connection, database: str, table: str, select_sql: str, params: tuple[object, ...] = ()
+) -> int:
     """Adds the keys ``select_sql`` produces to the work table; its size afterwards."""
-    connection.exec_driver_sql(f"INSERT IGNORE INTO {qualified_name(database, table)} {select_sql}")
+    connection.exec_driver_sql(f"INSERT IGNORE INTO {qualified_name(database, table)} {select_sql}", params)
     (count,) = connection.exec_driver_sql(f"SELECT COUNT(*) FROM {qualified_name(database, table)}").one()
     return int(count)
 

@@ -1,0 +1,274 @@
+"""Changes that land while a refresh runs: each is in the flat table after that refresh or the
+next, also when it is put back after the refresh ends (issue 14, case 6).
+
+The races are made reproducible with a hook: the source is edited from a second connection at a
+chosen point of the flat table's step (after the digests and the lineage were recorded, before or
+after the flat rows are written). Then a writer thread edits the sources at random while
+refreshes run back to back, and once it stops one more refresh must give the exact table."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from decimal import Decimal
+
+import pytest
+from dagster import DagsterInstance
+
+import lab_assets.refresh.flat_table as flat_table_module
+from lab_assets_tests.lab_data import assert_flat_table_is_exact, generate, insert
+from lab_assets_tests.test_refresh import _assert_refresh_state_is_exact
+from lab_assets_tests.test_sensor import Ticker
+
+BASE_SAMPLES = 2_000
+
+
+@pytest.fixture
+def built_db(lab_db):
+    with lab_db.connect() as connection:
+        insert(connection, *generate(BASE_SAMPLES))
+    lab_db.materialize_all()
+    return lab_db
+
+
+def _refresh_and_check(db) -> None:
+    db.materialize_all()
+    with db.connect() as connection:
+        assert_flat_table_is_exact(connection)
+    _assert_refresh_state_is_exact(db)
+
+
+def _set_value(sample_id: int, value: object, measurement_type: str = "vol") -> str:
+    return (
+        f"UPDATE sample_measurements SET value = {value}"
+        f" WHERE sample_id = {sample_id} AND measurement_type = '{measurement_type}'"
+    )
+
+
+def _edit_first(monkeypatch, function_name: str, db, *statements: str) -> None:
+    """Runs ``statements`` (committed, another connection) once, when the flat table's step calls
+    ``function_name`` of lab_assets.refresh.flat_table."""
+    original = getattr(flat_table_module, function_name)
+    done = []
+
+    def after_an_edit(*args, **kwargs):
+        if not done:
+            db.execute(*statements)
+            done.append(True)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(flat_table_module, function_name, after_an_edit)
+
+
+def _edit_before_flat_write(monkeypatch, db, *statements: str) -> None:
+    """The edit lands when the flat table's step plans its write: the state tables are recorded
+    by then, the flat rows not yet built."""
+    _edit_first(monkeypatch, "plan_flat_table", db, *statements)
+
+
+def _edit_after_flat_write(monkeypatch, db, *statements: str) -> None:
+    """The edit lands after the flat rows are written, before they are verified."""
+    _edit_first(monkeypatch, "verify_written_rows", db, *statements)
+
+
+def test_a_value_edited_during_the_write_and_put_back_afterwards_is_refreshed(built_db, monkeypatch):
+    # Sample 2's vol changes, so the refresh rewrites its row; while it does, vol changes again
+    # (the row is written with that value); after the refresh the lab puts the first value back.
+    built_db.execute(_set_value(2, 111))
+    _edit_before_flat_write(
+        monkeypatch,
+        built_db,
+        _set_value(2, 222),
+    )
+    built_db.materialize_all()
+    monkeypatch.undo()
+    built_db.execute(_set_value(2, 111))
+    _refresh_and_check(built_db)
+
+
+def test_a_value_edited_during_the_write_is_refreshed(built_db, monkeypatch):
+    built_db.execute(_set_value(2, 111))
+    _edit_before_flat_write(
+        monkeypatch,
+        built_db,
+        _set_value(2, 222),
+    )
+    built_db.materialize_all()
+    monkeypatch.undo()
+    _refresh_and_check(built_db)
+
+
+def test_a_measurement_deleted_during_the_write_and_put_back_afterwards_is_refreshed(built_db, monkeypatch):
+    built_db.execute(_set_value(3, 111))
+    _edit_before_flat_write(
+        monkeypatch, built_db, "DELETE FROM sample_measurements WHERE sample_id = 3 AND measurement_type = 'vol'"
+    )
+    built_db.materialize_all()
+    monkeypatch.undo()
+    built_db.execute("INSERT INTO sample_measurements VALUES (3, 'vol', 111)")
+    _refresh_and_check(built_db)
+
+
+def test_an_experiment_edited_during_the_write_and_put_back_afterwards_is_refreshed(built_db, monkeypatch):
+    # Sample 2 is rewritten for its measurement; while it is, its experiment changes and is put
+    # back after the refresh: the lineage recorded the experiment before the edit.
+    built_db.execute(_set_value(2, 111))
+    _edit_before_flat_write(monkeypatch, built_db, "UPDATE samples SET experiment_id = 77 WHERE id = 2")
+    built_db.materialize_all()
+    monkeypatch.undo()
+    built_db.execute("UPDATE samples SET experiment_id = 1 WHERE id = 2")
+    _refresh_and_check(built_db)
+
+
+def test_a_value_edited_during_a_whole_table_build_and_put_back_afterwards_is_refreshed(built_db, monkeypatch):
+    # A new measurement type makes the next build a whole-table one; the same race on that path.
+    built_db.execute("INSERT INTO sample_measurements VALUES (4, 'temp', 20)")
+    _edit_before_flat_write(
+        monkeypatch,
+        built_db,
+        _set_value(2, 222),
+    )
+    built_db.materialize_all()
+    monkeypatch.undo()
+    built_db.execute(_set_value(2, 500))
+    _refresh_and_check(built_db)
+
+
+def test_a_value_edited_after_the_write_is_refreshed(built_db, monkeypatch):
+    # The edit lands after the rows are written and before they are verified; it is never put
+    # back, so the next refresh's digests compare equal: only the pending mark brings it in.
+    built_db.execute(_set_value(2, 111))
+    _edit_after_flat_write(monkeypatch, built_db, _set_value(2, 222))
+    built_db.materialize_all()
+    monkeypatch.undo()
+    assert built_db.query("SELECT sample_id FROM lab_pending_samples") == [(2,)]
+    _refresh_and_check(built_db)
+    assert built_db.query("SELECT COUNT(*) FROM lab_pending_samples") == [(0,)]
+
+
+def test_a_sample_deleted_after_a_whole_table_build_is_refreshed(built_db, monkeypatch):
+    built_db.execute("INSERT INTO sample_measurements VALUES (4, 'temp', 20)")
+    _edit_after_flat_write(monkeypatch, built_db, "DELETE FROM samples WHERE id = 20")
+    built_db.materialize_all()
+    monkeypatch.undo()
+    _refresh_and_check(built_db)
+
+
+def test_the_sensor_starts_a_refresh_for_a_change_the_last_one_saw_half_way(built_db, monkeypatch):
+    # The sensor starts a refresh for content A; during it the value passes through B and is back
+    # to A when the refresh ends, its row written with B. The sources hold A again, the content
+    # the sensor last started a refresh for, yet the table is behind them: the next tick refreshes.
+    ticker = Ticker(built_db, DagsterInstance.ephemeral())
+    ticker.settle()
+    built_db.execute(_set_value(2, 111))
+    time.sleep(1.05)
+    assert len(ticker.tick()[0]) == 1
+    _edit_before_flat_write(monkeypatch, built_db, _set_value(2, 222))
+    built_db.materialize_all()
+    monkeypatch.undo()
+    built_db.execute(_set_value(2, 111))
+    time.sleep(1.05)
+    requests, message = ticker.tick()
+    assert len(requests) == 1, message
+    _refresh_and_check(built_db)
+    ticker.settle()
+
+
+class LabWriter(threading.Thread):
+    """Edits the sources from its own connection, each edit committed on its own, until stopped:
+    values toggled on a few hot samples and put back a moment later, values changed, late and
+    deleted measurements, experiments toggled, subtrees moved under roots (never into a cycle),
+    new samples."""
+
+    HOT_SAMPLES = (2, 3, 6, 9, 10, 12, 17, 19, 20, 25, 30, 41, 57, 63, 88)
+
+    def __init__(self, db, seed: int):
+        super().__init__(name="lab writer", daemon=True)
+        self.db = db
+        self.rng = random.Random(seed)
+        self.stop = threading.Event()
+        self.put_backs: list[tuple[float, str]] = []  # (when, statement)
+        self.edits = 0
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            with self.db.connect() as connection, connection.cursor() as cursor:
+                cursor.execute("SELECT id FROM samples WHERE parent_id IS NULL")
+                self.roots = [r[0] for r in cursor.fetchall()]
+                cursor.execute("SELECT MAX(id) FROM samples")
+                self.max_id = cursor.fetchone()[0]
+                while not self.stop.is_set():
+                    self._put_back_due(cursor, time.monotonic())
+                    self._edit(cursor)
+                    self.edits += 1
+                    time.sleep(self.rng.uniform(0.005, 0.05))
+                self._put_back_due(cursor, float("inf"))
+        except BaseException as error:  # reported by the test
+            self.error = error
+
+    def _put_back_due(self, cursor, now: float) -> None:
+        due = [statement for when, statement in self.put_backs if when <= now]
+        self.put_backs = [(when, statement) for when, statement in self.put_backs if when > now]
+        for statement in due:
+            cursor.execute(statement)
+
+    def _edit(self, cursor) -> None:
+        rng = self.rng
+        sample = rng.choice(self.HOT_SAMPLES) if rng.random() < 0.6 else rng.randrange(21, self.max_id + 1)
+        kind = rng.randrange(7)
+        if kind == 0:  # a value toggled, put back 0.2-3 s later
+            cursor.execute(
+                "SELECT value FROM sample_measurements WHERE sample_id = %s AND measurement_type = 'vol'", (sample,)
+            )
+            row = cursor.fetchone()
+            if row is not None:
+                cursor.execute(_set_value(sample, rng.randrange(1000)))
+                restore = _set_value(sample, row[0])
+                self.put_backs.append((time.monotonic() + rng.uniform(0.2, 3.0), restore))
+        elif kind == 1:  # a value changed
+            cursor.execute(_set_value(sample, rng.randrange(1000), rng.choice(("vol", "ph"))))
+        elif kind == 2:  # a late measurement
+            cursor.execute(
+                "DELETE FROM sample_measurements WHERE sample_id = %s AND measurement_type = 'len'", (sample,)
+            )
+            cursor.execute(
+                "INSERT INTO sample_measurements VALUES (%s, 'len', %s)",
+                (sample, Decimal(rng.randrange(10**6)).scaleb(-3)),
+            )
+        elif kind == 3:  # a deleted measurement
+            cursor.execute(
+                "DELETE FROM sample_measurements WHERE sample_id = %s AND measurement_type = %s",
+                (sample, rng.choice(("vol", "ph", "len"))),
+            )
+        elif kind == 4:  # an experiment toggled, put back 0.2-3 s later
+            cursor.execute("SELECT experiment_id FROM samples WHERE id = %s", (sample,))
+            row = cursor.fetchone()
+            if row is not None:
+                cursor.execute("UPDATE samples SET experiment_id = 999 WHERE id = %s", (sample,))
+                restore = f"UPDATE samples SET experiment_id = {row[0]} WHERE id = {sample}"
+                self.put_backs.append((time.monotonic() + rng.uniform(0.2, 3.0), restore))
+        elif kind == 5:  # a subtree moved under a root (roots never move, so no cycle forms)
+            if sample not in self.roots:
+                cursor.execute("UPDATE samples SET parent_id = %s WHERE id = %s", (rng.choice(self.roots), sample))
+        else:  # a new sample with a measurement
+            cursor.execute("INSERT INTO samples (parent_id, experiment_id) VALUES (%s, 3)", (sample,))
+            self.max_id = cursor.lastrowid
+            cursor.execute("INSERT INTO sample_measurements VALUES (%s, 'vol', 1.5)", (self.max_id,))
+
+
+def test_refreshes_back_to_back_while_the_lab_writes_end_exact(built_db):
+    writer = LabWriter(built_db, seed=14)
+    writer.start()
+    refreshes, deadline = 0, time.monotonic() + 25
+    try:
+        while time.monotonic() < deadline:
+            built_db.materialize_all()
+            refreshes += 1
+    finally:
+        writer.stop.set()
+        writer.join(timeout=60)
+    assert writer.error is None, writer.error
+    assert refreshes >= 5 and writer.edits >= 200, (refreshes, writer.edits)
+    _refresh_and_check(built_db)
