@@ -136,15 +136,42 @@ def test_a_value_edited_during_a_whole_table_build_and_put_back_afterwards_is_re
 
 
 def test_a_value_edited_after_the_write_is_refreshed(built_db, monkeypatch):
-    # The edit lands after the rows are written and before they are verified; it is never put
-    # back, so the next refresh's digests compare equal: only the pending mark brings it in.
+    # The row differs from the recorded digest (an edit before the write), and while it is checked
+    # against the sources the value changes once more and stays: the recorded digest then equals
+    # the source, so only the pending mark brings the row in.
     built_db.execute(_set_value(2, 111))
-    _edit_after_flat_write(monkeypatch, built_db, _set_value(2, 222))
+    _edit_before_flat_write(monkeypatch, built_db, _set_value(2, 222))
+    _edit_after_flat_write(monkeypatch, built_db, _set_value(2, 333))
     built_db.materialize_all()
     monkeypatch.undo()
     assert built_db.query("SELECT sample_id FROM lab_pending_samples") == [(2,)]
     _refresh_and_check(built_db)
     assert built_db.query("SELECT COUNT(*) FROM lab_pending_samples") == [(0,)]
+
+
+def test_a_value_edited_after_a_matching_write_is_refreshed(built_db, monkeypatch):
+    # The row equals the recorded digest, so it is not checked against the sources; the edit after
+    # the write differs from that record and the next refresh finds it.
+    built_db.execute(_set_value(2, 111))
+    _edit_after_flat_write(monkeypatch, built_db, _set_value(2, 222))
+    built_db.materialize_all()
+    monkeypatch.undo()
+    _refresh_and_check(built_db)
+
+
+def test_a_sample_deleted_during_the_write_and_put_back_afterwards_is_refreshed(built_db, monkeypatch):
+    # Sample 20 is rewritten for its measurement; while it is, the lab deletes it (its
+    # measurements go with it), and after the refresh puts it back exactly as the refresh
+    # recorded it: its row must come back.
+    built_db.execute(_set_value(20, 111))
+    _edit_before_flat_write(monkeypatch, built_db, "DELETE FROM samples WHERE id = 20")
+    built_db.materialize_all()
+    monkeypatch.undo()
+    built_db.execute(
+        "INSERT INTO samples (id, parent_id, experiment_id) VALUES (20, 11, 1)",
+        "INSERT INTO sample_measurements VALUES (20, 'vol', 111), (20, 'ph', 7.34)",
+    )
+    _refresh_and_check(built_db)
 
 
 def test_a_sample_deleted_after_a_whole_table_build_is_refreshed(built_db, monkeypatch):

@@ -40,9 +40,9 @@ CANDIDATES_SUFFIX = "candidates"
 CHANGES_SUFFIX = "changes"
 MOVED_SUFFIX = "moved"
 LIVE_SUFFIX = "live"
-# After the flat table is written: the ids written, their rows checked against one snapshot of the
-# sources (verified), and those whose recorded digest that snapshot corrects (stale).
-WRITTEN_SUFFIX = "written"
+# After the flat table is written: the rows that differ from what is recorded (suspects), those
+# checked against one snapshot of the sources (verified), and whose recorded digest it corrects (stale).
+SUSPECTS_SUFFIX = "suspects"
 VERIFIED_SUFFIX = "verified"
 STALE_SUFFIX = "stale"
 

@@ -1,15 +1,25 @@
-"""SQL that checks the flat rows just written against one snapshot of the sources.
+"""SQL that checks the flat rows just written against what the refresh recorded, and where they
+differ, against one snapshot of the sources.
 
 The refresh records the digests (what it saw of the measurements) before the flat rows are
 built, and the flat rows are read a moment later. A value changed in between and put back after
 the refresh ends would leave the flat row holding the in-between value while the recorded digest
-equals the source again: no later refresh would see it. So once the rows are written, one
-statement (one snapshot under READ COMMITTED, no locks on the sources) reads, for each written
-sample, its live digest and whether its flat row equals the live pivot
-(:func:`verified_rows_select`). The recorded digests are then set to that snapshot's
-(:func:`stale_digests_select` and :func:`digest_correction_statements`), and the samples whose
-row does not equal it are marked pending again. Every flat row then equals the sources as of the
-digest recorded for it, or is pending: a later change, reverted or not, differs from the record.
+equals the source again: no later refresh would see it. So once the rows are written:
+
+1. **suspects** (:func:`suspect_rows_select`): the written rows whose content differs from the
+   recorded digest (the digest recomputed from the flat row's cells, each non-NULL cell hashed as
+   the source row ``(sample_id, type, value)`` it came from), or whose presence differs from the
+   lineage's record. Only lab_assets' own tables are read: a row that matches was built from what
+   is recorded for it. Rows built from source rows a flat row cannot show (a second spelling of a
+   type, a NULL value, a duplicate) always become suspects, which costs only their lookups.
+2. **verification** (:func:`verified_rows_select`), for the suspects only: one statement (one
+   snapshot under READ COMMITTED, no locks on the sources) reads each suspect's live digest and
+   whether its flat row equals the live pivot. The recorded digests are set to that snapshot's
+   (:func:`stale_digests_select`, :func:`digest_correction_statements`), and rows that do not
+   equal it are marked pending again.
+
+Every flat row then equals the sources as of the digest recorded for it, or is pending: a later
+change, reverted or not, differs from the record and is found by the next refresh.
 """
 
 from __future__ import annotations
@@ -17,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from lab_assets.lib.flat_table import MeasurementColumn, ordered
-from lab_assets.lib.names import EXPERIMENT_MEASUREMENTS, PENDING_SAMPLES, SAMPLE_MEASUREMENT_DIGESTS
+from lab_assets.lib.names import EXPERIMENT_MEASUREMENTS, PENDING_SAMPLES, SAMPLE_LINEAGE, SAMPLE_MEASUREMENT_DIGESTS
 from lab_assets.lib.refresh import (
     MEASUREMENT_BUCKETS,
     MEASUREMENT_HASH_A,
@@ -25,6 +35,7 @@ from lab_assets.lib.refresh import (
     bucket_table_update_statements,
     digest_bucket_sums_select,
 )
+from lab_assets.lib.sources import row_hash_expressions
 from lab_assets.lib.sql import Column, TableDefinition, quote_identifier
 from lab_assets.lib.tables import TableLocations
 
@@ -42,12 +53,75 @@ VERIFIED_ROWS_DEFINITION = TableDefinition(
 )
 
 
-def written_ids_selects(tables: TableLocations) -> tuple[str, str]:
-    """The ids a whole-table build wrote or should have: every sample and every flat row."""
-    return (
-        f"SELECT id FROM {tables.samples}",
-        f"SELECT sample_id FROM {tables.qualified(EXPERIMENT_MEASUREMENTS)}",
-    )
+def balanced_sum(terms: Sequence[str]) -> str:
+    """``terms`` added up as a balanced tree of parentheses ("0" for none). A left-deep chain of
+    996 additions (one per measurement column) overran MariaDB 10.11's 299 KiB thread stack
+    (error 1436, measured); a balanced one is about 10 levels deep."""
+    if not terms:
+        return "0"
+    if len(terms) == 1:
+        return terms[0]
+    middle = len(terms) // 2
+    return f"({balanced_sum(terms[:middle])} + {balanced_sum(terms[middle:])})"
+
+
+def suspect_rows_select(
+    tables: TableLocations,
+    measurement_columns: Sequence[MeasurementColumn],
+    source_charset: str,
+    written_table: str | None,
+) -> tuple[str, tuple[object, ...]]:
+    """The ids (one column) of the written rows that may not equal what is recorded for them, with
+    the parameters: the ids in ``written_table`` (the pending table after a refresh), or every
+    flat row and every sample in the lineage after a whole-table build. A row is a suspect when
+    it is present in only one of the flat table and ``sample_lineage``, or its cells' digest
+    differs from ``sample_measurement_digests`` (missing digest: none). One scan of the flat rows
+    with primary-key lookups into the two state tables, plus for a whole table one anti-join.
+
+    Each cell is hashed with :data:`lab_assets.lib.refresh.MEASUREMENT_HASH_A` / ``_B``'s
+    expressions over ``(sample_id, type, value)``, the type being the catalog's spelling converted
+    to ``source_charset`` (the source column's character set), so the bytes hashed are the ones
+    the digest of that source row hashed."""
+    if not source_charset.replace("_", "").isalnum():
+        raise ValueError(f"unexpected character set name {source_charset!r}")
+    columns = ordered(measurement_columns)
+    types = ", ".join(f"CONVERT(%s USING {source_charset}) AS t{i}" for i in range(len(columns))) or "1 AS none"
+    count = balanced_sum([f"(f.{quote_identifier(c.column_name)} IS NOT NULL)" for c in columns])
+    sums = []
+    for which in (0, 1):
+        terms = []
+        for i, c in enumerate(columns):
+            cell = f"f.{quote_identifier(c.column_name)}"
+            hashed = row_hash_expressions(["f.sample_id", f"types.t{i}", cell], ["f.sample_id", cell])[which]
+            terms.append(f"CASE WHEN {cell} IS NOT NULL THEN {hashed} ELSE 0 END")
+        sums.append(balanced_sum(terms))
+    differs = f"""l.sample_id IS NULL
+  OR COALESCE(d.measurement_rows, 0) <> {count}
+  OR COALESCE(d.digest_a, 0) <> {sums[0]}
+  OR COALESCE(d.digest_b, 0) <> {sums[1]}"""
+    flat = tables.qualified(EXPERIMENT_MEASUREMENTS)
+    lineage = tables.qualified(SAMPLE_LINEAGE)
+    digests = tables.qualified(SAMPLE_MEASUREMENT_DIGESTS)
+    params = tuple(c.measurement_type for c in columns)
+    if written_table:
+        sql = f"""SELECT w.sample_id FROM {tables.qualified(written_table)} AS w
+CROSS JOIN (SELECT {types}) AS types
+LEFT JOIN {flat} AS f ON f.sample_id = w.sample_id
+LEFT JOIN {lineage} AS l ON l.sample_id = w.sample_id
+LEFT JOIN {digests} AS d ON d.sample_id = w.sample_id
+WHERE (f.sample_id IS NULL) <> (l.sample_id IS NULL)
+  OR (f.sample_id IS NOT NULL AND ({differs}))"""
+        return sql, params
+    sql = f"""SELECT f.sample_id FROM {flat} AS f
+CROSS JOIN (SELECT {types}) AS types
+LEFT JOIN {lineage} AS l ON l.sample_id = f.sample_id
+LEFT JOIN {digests} AS d ON d.sample_id = f.sample_id
+WHERE {differs}
+UNION ALL
+SELECT l.sample_id FROM {lineage} AS l
+LEFT JOIN {flat} AS f ON f.sample_id = l.sample_id
+WHERE f.sample_id IS NULL"""
+    return sql, params
 
 
 def verified_rows_select(

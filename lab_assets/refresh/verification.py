@@ -1,6 +1,7 @@
-"""After the flat table's write: the written rows checked against one snapshot of the sources,
-the recorded digests set to that snapshot, rows that changed meanwhile marked pending again (the
-SQL and the reasoning are in lab_assets.lib.verification)."""
+"""After the flat table's write: the written rows checked against what is recorded for them, the
+ones that differ against one snapshot of the sources, whose digests are then recorded; rows that
+changed meanwhile are marked pending again (the SQL and the reasoning are in
+lab_assets.lib.verification)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ from dagster import DagsterLogManager
 from lab_assets.lib.flat_table import MeasurementColumn
 from lab_assets.lib.names import (
     PENDING_SAMPLES,
+    SAMPLE_LINEAGE,
     SAMPLE_MEASUREMENT_DIGESTS,
+    SAMPLE_MEASUREMENTS,
     STALE_SUFFIX,
+    SUSPECTS_SUFFIX,
     VERIFIED_SUFFIX,
-    WRITTEN_SUFFIX,
     helper_table,
 )
 from lab_assets.lib.refresh import BUCKET_SUMS_DEFINITION
@@ -26,21 +29,21 @@ from lab_assets.lib.verification import (
     digest_correction_statements,
     pending_after_verification_statements,
     stale_digests_select,
+    suspect_rows_select,
     verified_rows_select,
-    written_ids_selects,
 )
 from lab_assets.mysql import MySQLResource, column_names, transaction
 from lab_assets.refresh.state_tables import DIGEST_STATE
 from lab_assets.refresh.work_tables import add_to_work_table, fill_work_table
 
-WRITTEN_TABLE = helper_table(SAMPLE_MEASUREMENT_DIGESTS, WRITTEN_SUFFIX)
+SUSPECTS_TABLE = helper_table(SAMPLE_MEASUREMENT_DIGESTS, SUSPECTS_SUFFIX)
 VERIFIED_TABLE = helper_table(SAMPLE_MEASUREMENT_DIGESTS, VERIFIED_SUFFIX)
 STALE_TABLE = helper_table(SAMPLE_MEASUREMENT_DIGESTS, STALE_SUFFIX)
 
 
 @dataclass(frozen=True)
 class Verification:
-    verified: int  # flat rows checked (samples written, or every sample and row after a full build)
+    suspects: int  # written rows that differ from what is recorded for them, checked against the sources
     changed_meanwhile: int  # of those, rows that no longer equal the sources: pending again
     digests_corrected: int  # recorded digests set to the verified snapshot's
 
@@ -48,26 +51,32 @@ class Verification:
 def verify_written_rows(
     log: DagsterLogManager, mysql: MySQLResource, columns: Sequence[MeasurementColumn], whole_table: bool
 ) -> Verification:
-    """Checks the rows just written (the pending ids, or every sample and flat row after a whole-table
-    build) against one snapshot, corrects the recorded digests and consumes the pending marks, marking
-    the rows that changed meanwhile again. Run while the build lock is held. Costs one index lookup
-    per written sample into each source table and the flat table (bench/RESULTS.md)."""
+    """Checks the rows just written (the pending ids, or the whole table after a whole-table build)
+    against the recorded digests and lineage, the suspects against one snapshot of the sources;
+    corrects the recorded digests and consumes the pending marks, marking the rows that changed
+    meanwhile again. Run while the build lock is held. Cost: one scan of the written flat rows with
+    key lookups into the state tables, then index lookups into the sources per suspect (bench/RESULTS.md)."""
     started = time.monotonic()
     tables = mysql.tables
     output = tables.output_database
-    digests_recorded = bool(mysql.column_names(SAMPLE_MEASUREMENT_DIGESTS))
+    written = None if whole_table else PENDING_SAMPLES
+    state_recorded = bool(mysql.column_names(SAMPLE_MEASUREMENT_DIGESTS)) and bool(mysql.column_names(SAMPLE_LINEAGE))
+    charset = mysql.column(SAMPLE_MEASUREMENTS, "measurement_type").character_set or "utf8mb4"
     with mysql.connect() as connection:
-        written = PENDING_SAMPLES
-        if whole_table:
-            written = WRITTEN_TABLE
-            every_sample, every_row = written_ids_selects(tables)
-            fill_work_table(connection, output, written, every_sample)
-            add_to_work_table(connection, output, written, every_row)
-        select_sql, params = verified_rows_select(tables, written, columns)
-        verified = fill_work_table(connection, output, VERIFIED_TABLE, select_sql, VERIFIED_ROWS_DEFINITION, params)
+        if state_recorded:
+            suspects_sql, params = suspect_rows_select(tables, columns, charset, written)
+            suspects = fill_work_table(connection, output, SUSPECTS_TABLE, suspects_sql, params=params)
+        else:  # nothing recorded to compare with: every written row is checked against the sources
+            suspects = fill_work_table(
+                connection, output, SUSPECTS_TABLE, f"SELECT sample_id FROM {tables.qualified(PENDING_SAMPLES)}"
+            )
+            if whole_table:
+                suspects = add_to_work_table(connection, output, SUSPECTS_TABLE, f"SELECT id FROM {tables.samples}")
+        select_sql, params = verified_rows_select(tables, SUSPECTS_TABLE, columns)
+        fill_work_table(connection, output, VERIFIED_TABLE, select_sql, VERIFIED_ROWS_DEFINITION, params)
         corrections: tuple[str, ...] = ()
         stale = 0
-        if digests_recorded:
+        if state_recorded:
             stale = fill_work_table(connection, output, STALE_TABLE, stale_digests_select(tables, VERIFIED_TABLE))
             buckets_ready = column_names(connection, output, DIGEST_STATE.buckets_table) == list(
                 BUCKET_SUMS_DEFINITION.column_names
@@ -79,12 +88,15 @@ def verify_written_rows(
             for statement in (*corrections, *pending_after_verification_statements(tables, VERIFIED_TABLE)):
                 connection.exec_driver_sql(statement)
         (behind,) = connection.exec_driver_sql(f"SELECT COUNT(*) FROM {tables.qualified(PENDING_SAMPLES)}").one()
-        for table in (WRITTEN_TABLE, VERIFIED_TABLE, STALE_TABLE):
+        for table in (SUSPECTS_TABLE, VERIFIED_TABLE, STALE_TABLE):
             connection.exec_driver_sql(f"DROP TABLE IF EXISTS {qualified_name(output, table)}")
-    result = Verification(verified=verified, changed_meanwhile=int(behind), digests_corrected=stale)
-    message = f"{verified} written rows verified against the sources in {time.monotonic() - started:.2f} s"
+    result = Verification(suspects=suspects, changed_meanwhile=int(behind), digests_corrected=stale)
+    message = (
+        f"written rows checked against the recorded state in {time.monotonic() - started:.2f} s:"
+        f" {suspects} differed and were checked against the sources"
+    )
     if result.changed_meanwhile:
-        log.warning(f"{message}: {result.changed_meanwhile} changed while being written; marked for the next refresh")
+        log.warning(f"{message}; {result.changed_meanwhile} changed while being written, marked for the next refresh")
     else:
-        log.info(f"{message}: all current")
+        log.info(f"{message}; all current")
     return result
