@@ -14,7 +14,7 @@ COPY lab_assets ./lab_assets
 RUN pip install .
 
 # The instance configuration (MySQL storage, run queue, pools) and the code location.
-COPY dagster.yaml ${DAGSTER_HOME}/dagster.yaml
+COPY docker/dagster.yaml ${DAGSTER_HOME}/dagster.yaml
 COPY workspace.yaml ./workspace.yaml
 
 EXPOSE 3000

@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml
 run: install
 	mkdir -p $(DAGSTER_HOME)
 	$(VENV)/bin/python -m lab_assets.local_lab create-if-missing
-	$(VENV)/bin/dagster asset materialize -m lab_assets.definitions --select '*'
+	$(VENV)/bin/python -m lab_assets.local_lab materialize
 	$(VENV)/bin/python -m lab_assets.local_lab show
 
 test: install

@@ -1,18 +1,27 @@
 """Local lab database for trying lab_assets out: ``python -m lab_assets.local_lab create-if-missing``
 creates the database named by LAB_DB_URL with the lab's source schema and the 20 fixed samples
-(only if it does not exist yet); ``show`` prints experiment_measurements.
+(only if it does not exist yet); ``materialize`` runs the CLI contract command (``dagster asset
+materialize -m lab_assets.definitions --select '*'``) on the instance in DAGSTER_HOME and prints a
+few progress lines instead of Dagster's event stream (``VERBOSE=1``: the whole stream);
+``show`` prints experiment_measurements.
 
 This is a development helper, not part of the Dagster definitions: lab_assets itself never writes
 ``samples`` or ``sample_measurements``."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
+import subprocess
 import sys
+import time
 from importlib.resources import files
+from pathlib import Path
 
 import sqlalchemy as sa
+from dagster import DagsterEventType, DagsterInstance
 
 from lab_assets.lib.names import EXPERIMENT_MEASUREMENTS
 from lab_assets.lib.sql import quote_identifier
@@ -44,6 +53,80 @@ def create_if_missing(url: str) -> None:
     print(f"created lab database {database!r} with the source schema and the 20 fixed samples")
 
 
+MATERIALIZE_ALL = ("asset", "materialize", "-m", "lab_assets.definitions", "--select", "*")
+# The run's console logger at WARNING: warnings and errors still print, events and INFO lines go to
+# the log file only.
+QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+ASSET_STEPS = ("lab_source_derivations", "experiment_measurements")
+
+
+def materialize(url: str) -> None:
+    """Runs :data:`MATERIALIZE_ALL` on the instance in DAGSTER_HOME (a ``dagster.yaml`` with
+    telemetry off is written there if it has none), printing each table step's duration and the
+    checks' results as they finish. Exits non-zero, with the end of the log, if the run fails."""
+    del url  # the command reads LAB_DB_URL itself
+    dagster = shutil.which("dagster", path=str(Path(sys.executable).parent)) or "dagster"
+    if os.environ.get("VERBOSE"):
+        raise SystemExit(subprocess.call([dagster, *MATERIALIZE_ALL]))
+    home = Path(os.environ.get("DAGSTER_HOME") or sys.exit("set DAGSTER_HOME (make run sets it)"))
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / "dagster.yaml").exists():
+        (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    log_path = home / "make-run.log"
+    print(f"materializing every asset (Dagster's event stream: {log_path}, or make run VERBOSE=1)", flush=True)
+    started = time.time()
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [dagster, *MATERIALIZE_ALL, "--config-json", json.dumps(QUIET_RUN_CONFIG)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONWARNINGS": "ignore"},  # Dagster's beta and supersession notices
+        )
+        with DagsterInstance.get() as instance:
+            printed: set[str] = set()
+            while process.poll() is None:
+                time.sleep(0.5)
+                _print_finished_steps(instance, started, printed)
+            _print_finished_steps(instance, started, printed, last=True)
+    if process.returncode != 0:
+        print("".join(log_path.read_text().splitlines(keepends=True)[-40:]), file=sys.stderr)
+        raise SystemExit(f"the run failed (exit {process.returncode}); whole log: {log_path}")
+
+
+def _print_finished_steps(instance: DagsterInstance, started: float, printed: set[str], last: bool = False) -> None:
+    records = [r for r in instance.get_run_records(limit=1) if r.create_timestamp.timestamp() >= started - 1]
+    if not records:
+        return
+    run_id = records[0].dagster_run.run_id
+    for step in instance.get_run_step_stats(run_id, step_keys=list(ASSET_STEPS)):
+        if step.end_time is not None and step.step_key not in printed and step.start_time is not None:
+            printed.add(step.step_key)
+            status = step.status.value.lower() if step.status else "done"
+            done = f"  {step.step_key}: {status} in {step.end_time - step.start_time:.1f} s"
+            print(done + _what_was_written(instance, run_id, step.step_key), flush=True)
+    if last:
+        checks = instance.get_records_for_run(run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION).records
+        evaluations = [r.event_log_entry.get_dagster_event().asset_check_evaluation_data for r in checks]
+        failed = [e.check_name for e in evaluations if not e.passed]
+        print(
+            f"  checks: {len(evaluations) - len(failed)} passed" + (f", failed: {', '.join(failed)}" if failed else "")
+        )
+
+
+def _what_was_written(instance: DagsterInstance, run_id: str, step_key: str) -> str:
+    """`` (<refresh>, <rows> rows)`` for the flat table's step, from its materialization."""
+    if step_key != EXPERIMENT_MEASUREMENTS:
+        return ""
+    records = instance.get_records_for_run(run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION).records
+    for record in records:
+        materialization = record.asset_materialization
+        if materialization is not None and materialization.asset_key.to_user_string() == EXPERIMENT_MEASUREMENTS:
+            metadata = materialization.metadata
+            refresh, rows = metadata.get("refresh"), metadata.get("dagster/row_count")
+            return f" ({refresh.value if refresh else 'written'}, {rows.value if rows else '?'} rows)"
+    return ""
+
+
 def show(url: str) -> None:
     """Prints the flat table, from LAB_OUTPUT_DATABASE when that is set."""
     table = MySQLResource(url=url, output_database=os.environ.get(LAB_OUTPUT_DATABASE_ENV) or None).tables.qualified(
@@ -65,7 +148,7 @@ def main(argv: list[str]) -> None:
     url = os.environ.get(LAB_DB_URL_ENV)
     if not url:
         raise SystemExit(f"set {LAB_DB_URL_ENV}, e.g. mysql+pymysql://root@127.0.0.1:3306/lab")
-    commands = {"create-if-missing": create_if_missing, "show": show}
+    commands = {"create-if-missing": create_if_missing, "materialize": materialize, "show": show}
     if len(argv) != 1 or argv[0] not in commands:
         raise SystemExit(f"usage: python -m lab_assets.local_lab {{{'|'.join(commands)}}}")
     commands[argv[0]](url)

@@ -70,6 +70,7 @@ def _dockerfile_env() -> dict[str, str]:
 
 
 DAGSTER_SERVICES = ("webserver", "daemon")
+DEPLOYMENT_DAGSTER_YAML = "docker/dagster.yaml"
 
 
 def test_the_yaml_files_parse_and_dagster_yaml_is_a_valid_instance_config(tmp_path, monkeypatch):
@@ -79,8 +80,8 @@ def test_the_yaml_files_parse_and_dagster_yaml_is_a_valid_instance_config(tmp_pa
         "load_from": [{"python_module": {"module_name": "lab_assets.definitions", "location_name": "lab_assets"}}]
     }
     assert set(_load("docker-compose.yml")["services"]) == {"mysql", "webserver", "daemon"}
-    assert _env_refs(_load("dagster.yaml")) == {DAGSTER_MYSQL_URL_ENV}
-    shutil.copy(ROOT / "dagster.yaml", tmp_path / "dagster.yaml")
+    assert _env_refs(_load(DEPLOYMENT_DAGSTER_YAML)) == {DAGSTER_MYSQL_URL_ENV}
+    shutil.copy(ROOT / DEPLOYMENT_DAGSTER_YAML, tmp_path / "dagster.yaml")
     monkeypatch.setenv(DAGSTER_MYSQL_URL_ENV, "mysql+mysqlconnector://u:p@h:3306/dagster")
     config, _ = dagster_instance_config(str(tmp_path))  # raises on anything the schema rejects
     assert config["storage"] == {"mysql": {"mysql_url": {"env": DAGSTER_MYSQL_URL_ENV}}}
@@ -118,7 +119,7 @@ def test_the_compose_file_references_files_that_exist():
 def test_the_image_carries_this_dagster_yaml_and_workspace_yaml():
     env = _dockerfile_env()
     copies = {tuple(args.split()) for instruction, args in _dockerfile() if instruction == "COPY"}
-    assert ("dagster.yaml", "${DAGSTER_HOME}/dagster.yaml") in copies
+    assert (DEPLOYMENT_DAGSTER_YAML, "${DAGSTER_HOME}/dagster.yaml") in copies
     assert env["DAGSTER_HOME"].startswith("/")
     workdir = [args for instruction, args in _dockerfile() if instruction == "WORKDIR"][-1]
     assert ("workspace.yaml", "./workspace.yaml") in copies and workdir.startswith("/")
@@ -127,7 +128,14 @@ def test_the_image_carries_this_dagster_yaml_and_workspace_yaml():
         command = " ".join(compose["services"][service]["command"])
         assert "--workspace workspace.yaml" in command, service
     assert compose["services"]["webserver"]["command"][0] == "dagster-webserver"
-    assert "exec dagster-daemon run" in " ".join(compose["services"]["daemon"]["command"])
+    # The daemon only runs: no command turns sensors on behind the back of whoever stopped one.
+    assert compose["services"]["daemon"]["command"] == ["dagster-daemon", "run", "--workspace", "workspace.yaml"]
+
+
+def test_no_dagster_yaml_in_the_repository_root():
+    """Dagster reads a dagster.yaml in the working directory when DAGSTER_HOME is unset: one in the
+    root would make README's commands, run from there, need the deployment's variables."""
+    assert not (ROOT / "dagster.yaml").exists()
 
 
 def test_the_compose_environment_is_what_the_code_and_dagster_yaml_read():
@@ -137,7 +145,7 @@ def test_the_compose_environment_is_what_the_code_and_dagster_yaml_read():
     for service in DAGSTER_SERVICES:
         env = compose["services"][service]["environment"]
         # Everything dagster.yaml reads, plus the lab database the resource reads.
-        assert set(env) == _env_refs(_load("dagster.yaml")) | {LAB_DB_URL_ENV}, service
+        assert set(env) == _env_refs(_load(DEPLOYMENT_DAGSTER_YAML)) | {LAB_DB_URL_ENV}, service
         assert compose["services"][service]["depends_on"]["mysql"]["condition"] == "service_healthy"
 
         lab = sa.make_url(env[LAB_DB_URL_ENV])
@@ -153,8 +161,9 @@ def test_the_compose_environment_is_what_the_code_and_dagster_yaml_read():
         assert f"CREATE DATABASE IF NOT EXISTS {instance.database} " in init_sql
         assert f"CREATE USER IF NOT EXISTS '{instance.username}'@'%' IDENTIFIED BY '{instance.password}'" in init_sql
         assert f"GRANT ALL PRIVILEGES ON {instance.database}.* TO '{instance.username}'@'%'" in init_sql
-    # The package reads exactly one variable of its own, LAB_DB_URL.
-    sources = "\n".join(p.read_text() for p in (ROOT / "lab_assets").rglob("*.py"))
+    # The package reads exactly one variable of its own, LAB_DB_URL (local_lab, the helper behind
+    # make run, also reads DAGSTER_HOME and VERBOSE; it is not part of the definitions).
+    sources = "\n".join(p.read_text() for p in (ROOT / "lab_assets").rglob("*.py") if p.name != "local_lab.py")
     assert LAB_DB_URL_ENV == "LAB_DB_URL" and "EnvVar(LAB_DB_URL_ENV)" in sources
     assert set(re.findall(r"os\.environ(?:\.get)?\(\s*\"(\w+)\"", sources)) <= {"LAB_DB_URL"}
 
@@ -187,7 +196,7 @@ def mysql_dagster_home(tmp_path) -> tuple[Path, str]:
         cursor.execute(f"CREATE DATABASE `{database}`")
     home = tmp_path / "dagster_home"
     home.mkdir()
-    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
+    shutil.copy(ROOT / DEPLOYMENT_DAGSTER_YAML, home / "dagster.yaml")
     url = SERVER_URL.set(drivername="mysql+mysqlconnector", database=database)
     return home, url.render_as_string(hide_password=False)
 
