@@ -299,3 +299,28 @@ def test_refreshes_back_to_back_while_the_lab_writes_end_exact(built_db):
     assert writer.error is None, writer.error
     assert refreshes >= 5 and writer.edits >= 200, (refreshes, writer.edits)
     _refresh_and_check(built_db)
+
+
+def test_a_sample_moved_while_the_lineage_is_refreshed_gets_its_subtree_refreshed(built_db, monkeypatch):
+    # Sample 9 (children 10 and 12, and their subtrees) changes experiment, so the lineage refresh
+    # takes it as changed but not moved; after that decision and before its new row is written,
+    # the lab moves it under root 13. Its subtree's roots must follow, at the latest with the
+    # next refresh (found by the concurrent-writer test: the lineage recorded the new parent, read
+    # after the decision, so no later refresh saw the move).
+    import lab_assets.refresh.lineage as lineage_module
+
+    built_db.execute("UPDATE samples SET experiment_id = 5 WHERE id = 9")
+    original = lineage_module.descendants_select
+    done = []
+
+    def moved_after_an_edit(*args, **kwargs):
+        if not done:
+            built_db.execute("UPDATE samples SET parent_id = 13 WHERE id = 9")
+            done.append(True)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(lineage_module, "descendants_select", moved_after_an_edit)
+    built_db.materialize_all()
+    monkeypatch.undo()
+    assert done
+    _refresh_and_check(built_db)

@@ -11,7 +11,7 @@ import pytest
 from lab_assets.lib import integrity
 from lab_assets.lib.bulk import unchunked_select
 from lab_assets.lib.lineage import lineage_bulk_build, lineage_select
-from lab_assets.lib.refresh import descendants_select, lineage_update_select
+from lab_assets.lib.refresh import LINEAGE_CHANGES_DEFINITION, descendants_select, lineage_update_select
 from lab_assets.mysql import MySQLResource
 from lab_assets_tests.lab_data import assert_flat_table_is_exact, generate, insert
 
@@ -49,14 +49,19 @@ def test_every_recursive_walk_follows_the_parent_index_on_stale_statistics(stale
     db.materialize_all()
     with db.connect() as connection:
         assert_flat_table_is_exact(connection)
-    db.execute("CREATE TABLE walk_ids (sample_id INT NOT NULL PRIMARY KEY)", "INSERT INTO walk_ids VALUES (10000), (1)")
+    db.execute(
+        "CREATE TABLE walk_ids (sample_id INT NOT NULL PRIMARY KEY)",
+        "INSERT INTO walk_ids VALUES (10000), (1)",
+        LINEAGE_CHANGES_DEFINITION.create_statement(db.name, "walk_changes"),
+        "INSERT INTO walk_changes SELECT id, parent_id, experiment_id, 1 FROM samples WHERE id >= 10000 OR id = 1",
+    )
     tables = MySQLResource(url=db.url).tables
     assert tables.parent_index == "parent_id"  # the foreign key's index in the lab's schema
     statements = {
         "full build walk": unchunked_select(lineage_bulk_build(tables).select_sql),
         "lineage select": lineage_select(tables),
         "descendants of moved samples": descendants_select(tables, "walk_ids"),
-        "incremental walk": lineage_update_select(tables, "walk_ids"),
+        "incremental walk": lineage_update_select(tables, "walk_changes"),
         "cycle check": integrity.cycle_samples_select(tables),
         "missing parent check": integrity.missing_parent_samples_select(tables),
     }

@@ -347,74 +347,94 @@ ON touched.bucket = b.bucket""",
     )
 
 
+# The lineage's changed samples as one snapshot saw them: the refresh computes their roots from
+# these values (never from a later read of samples) and records them, so anything that moves after
+# the snapshot differs from the record and is found by the next refresh. ``present`` 0: deleted.
+LINEAGE_CHANGES_DEFINITION = TableDefinition(
+    columns=(
+        Column("sample_id", "INT NOT NULL"),
+        Column("parent_id", "INT NULL"),
+        Column("experiment_id", "INT NULL"),
+        Column("present", "TINYINT NOT NULL"),
+    ),
+    primary_key=("sample_id",),
+    indexes=(("parent_id",),),
+)
+
+
 def changed_samples_select(tables: TableLocations, candidates_table: str) -> str:
-    """Of the candidate ids (members of changed buckets), those that are new, deleted, or whose
-    parent or experiment differs from what ``sample_lineage`` recorded; plus every sample
-    recorded without a root: those are few (cycles, missing parents; an index lookup) and
-    re-examining them each time repairs a sample that a whole-table build recorded mid-change."""
+    """Rows of :data:`LINEAGE_CHANGES_DEFINITION`, one snapshot: of the candidate ids (members of
+    changed buckets), those that are new, deleted, or whose parent or experiment differs from what
+    ``sample_lineage`` recorded; plus every sample recorded without a root: those are few (cycles,
+    missing parents; an index lookup) and re-examining them each time repairs a sample that a
+    whole-table build recorded mid-change."""
     samples = tables.samples
     lineage = tables.qualified(SAMPLE_LINEAGE)
     candidates = tables.qualified(candidates_table)
-    return f"""SELECT s.id FROM {candidates} AS c
+    return f"""SELECT s.id, s.parent_id, s.experiment_id, 1 FROM {candidates} AS c
 JOIN {samples} AS s ON s.id = c.sample_id
 LEFT JOIN {lineage} AS l ON l.sample_id = s.id
 WHERE l.sample_id IS NULL OR NOT (l.parent_id <=> s.parent_id) OR NOT (l.experiment_id <=> s.experiment_id)
 UNION
-SELECT l.sample_id FROM {candidates} AS c
+SELECT l.sample_id, NULL, NULL, 0 FROM {candidates} AS c
 JOIN {lineage} AS l ON l.sample_id = c.sample_id
 WHERE NOT EXISTS (SELECT 1 FROM {samples} AS s WHERE s.id = l.sample_id)
 UNION
-SELECT l.sample_id FROM {lineage} AS l WHERE l.top_parent_id IS NULL"""
+SELECT l.sample_id, s.parent_id, s.experiment_id, s.id IS NOT NULL FROM {lineage} AS l
+LEFT JOIN {samples} AS s ON s.id = l.sample_id
+WHERE l.top_parent_id IS NULL"""
 
 
 def moved_samples_select(tables: TableLocations, changes_table: str) -> str:
-    """Of the changed samples, those whose place in a tree changed (new, deleted, another
-    parent, or no root recorded): their subtrees need new roots. Reads only the changed ids."""
-    samples = tables.samples
+    """Of the changed samples, those whose place in a tree changed as the snapshot saw them (new,
+    deleted, another parent, or no root recorded): their subtrees need new roots. Reads only
+    lab_assets' tables."""
     lineage = tables.qualified(SAMPLE_LINEAGE)
     return f"""SELECT c.sample_id FROM {tables.qualified(changes_table)} AS c
-LEFT JOIN {samples} AS s ON s.id = c.sample_id
 LEFT JOIN {lineage} AS l ON l.sample_id = c.sample_id
-WHERE s.id IS NULL OR l.sample_id IS NULL OR l.top_parent_id IS NULL OR NOT (l.parent_id <=> s.parent_id)"""
+WHERE c.present = 0 OR l.sample_id IS NULL OR l.top_parent_id IS NULL OR NOT (l.parent_id <=> c.parent_id)"""
 
 
 def descendants_select(tables: TableLocations, seeds_table: str) -> str:
-    """The seeds and every sample below them. UNION (not UNION ALL) drops rows already found,
-    so the walk ends even on a parent cycle."""
+    """Rows of :data:`LINEAGE_CHANGES_DEFINITION` for the seeds and every sample below them, each
+    with the parent it was found under, read in the same statement (one snapshot). UNION (not
+    UNION ALL) drops rows already found, so the walk ends even on a parent cycle."""
     return f"""WITH RECURSIVE down (sample_id) AS (
   SELECT sample_id FROM {tables.qualified(seeds_table)}
   UNION
   SELECT child.id FROM down {tables.children_join("down.sample_id")}
 )
-SELECT sample_id FROM down"""
+SELECT s.id, s.parent_id, s.experiment_id, 1 FROM down JOIN {tables.samples} AS s ON s.id = down.sample_id"""
 
 
 def lineage_update_select(tables: TableLocations, changes_table: str) -> str:
-    """New lineage rows for the changed samples (those still present).
+    """New lineage rows for the changed samples still present, computed from the parents and
+    experiments the changes table holds (:data:`LINEAGE_CHANGES_DEFINITION`, as the snapshot saw
+    them) and the roots recorded for unchanged parents; never from a later read of ``samples``.
 
     The walk starts at changed samples that are roots or whose parent is unchanged (so the
-    parent's stored root is still right) and goes down through changed samples only; a changed
-    sample it never reaches is on a cycle or under a missing parent: root NULL.
+    parent's stored root is still right) and goes down through changed samples only (the changes
+    table's parent_id index, forced like :meth:`TableLocations.children_join`); a changed sample
+    it never reaches is on a cycle or under a missing parent: root NULL.
     """
-    samples = tables.samples
     lineage = tables.qualified(SAMPLE_LINEAGE)
     changes = tables.qualified(changes_table)
     return f"""WITH RECURSIVE tree (sample_id, top_parent_id, depth) AS (
-  SELECT s.id,
-    CASE WHEN s.parent_id IS NULL THEN s.id ELSE parent.top_parent_id END,
-    CASE WHEN s.parent_id IS NULL THEN 0 ELSE parent.depth + 1 END
+  SELECT c.sample_id,
+    CASE WHEN c.parent_id IS NULL THEN c.sample_id ELSE parent.top_parent_id END,
+    CASE WHEN c.parent_id IS NULL THEN 0 ELSE parent.depth + 1 END
   FROM {changes} AS c
-  JOIN {samples} AS s ON s.id = c.sample_id
-  LEFT JOIN {changes} AS changed_parent ON changed_parent.sample_id = s.parent_id
-  LEFT JOIN {lineage} AS parent ON parent.sample_id = s.parent_id
-  WHERE changed_parent.sample_id IS NULL AND (s.parent_id IS NULL OR parent.top_parent_id IS NOT NULL)
+  LEFT JOIN {changes} AS changed_parent ON changed_parent.sample_id = c.parent_id
+  LEFT JOIN {lineage} AS parent ON parent.sample_id = c.parent_id
+  WHERE c.present = 1 AND changed_parent.sample_id IS NULL
+    AND (c.parent_id IS NULL OR parent.top_parent_id IS NOT NULL)
   UNION ALL
-  SELECT child.id, tree.top_parent_id, tree.depth + 1
+  SELECT child.sample_id, tree.top_parent_id, tree.depth + 1
   FROM tree
-  {tables.children_join("tree.sample_id")}
-  STRAIGHT_JOIN {changes} AS changed_child ON changed_child.sample_id = child.id
+  STRAIGHT_JOIN {changes} AS child FORCE INDEX (`parent_id`) ON child.parent_id = tree.sample_id
+  WHERE child.present = 1
 )
-SELECT s.id AS sample_id, s.parent_id, s.experiment_id, tree.top_parent_id, tree.depth
+SELECT c.sample_id, c.parent_id, c.experiment_id, tree.top_parent_id, tree.depth
 FROM {changes} AS c
-JOIN {samples} AS s ON s.id = c.sample_id
-LEFT JOIN tree ON tree.sample_id = s.id"""
+LEFT JOIN tree ON tree.sample_id = c.sample_id
+WHERE c.present = 1"""

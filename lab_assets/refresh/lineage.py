@@ -9,6 +9,7 @@ from dagster import DagsterLogManager
 
 from lab_assets.lib.lineage import lineage_bulk_build, lineage_select, recursion_limit, recursion_limit_statement
 from lab_assets.lib.refresh import (
+    LINEAGE_CHANGES_DEFINITION,
     bucket_table_update_statements,
     changed_samples_select,
     descendants_select,
@@ -37,7 +38,11 @@ def compute_sample_lineage(log: DagsterLogManager, mysql: MySQLResource, full_re
         fill_candidates(mysql, state, lineage_bucket_sums_select(tables))
         with mysql.connect() as connection:
             fill_work_table(
-                connection, output, state.changes_table, changed_samples_select(tables, state.candidates_table)
+                connection,
+                output,
+                state.changes_table,
+                changed_samples_select(tables, state.candidates_table),
+                LINEAGE_CHANGES_DEFINITION,
             )
             fill_work_table(connection, output, state.extra_table, moved_samples_select(tables, state.changes_table))
             connection.exec_driver_sql(recursion_limit_statement(is_mariadb(connection), limit))
