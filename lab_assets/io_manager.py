@@ -152,9 +152,10 @@ def _partition_condition(table_slice: TableSlice) -> tuple[str, tuple[Any, ...]]
     conditions: list[str] = []
     params: list[Any] = []
     for dimension in table_slice.partition_dimensions or ():
+        # Any SQL: every statement goes through PyMySQL's %-formatting (quote_identifier), so a
+        # `%` of the expression (STR_TO_DATE(key, '%Y-%m-%d')) is doubled to reach the server.
         expression = dimension.partition_expr
-        if expression.isidentifier():
-            expression = quote_identifier(expression)
+        expression = quote_identifier(expression) if expression.isidentifier() else expression.replace("%", "%%")
         if isinstance(dimension.partitions, TimeWindow):
             conditions.append(f"{expression} >= %s AND {expression} < %s")
             params += [dimension.partitions.start.replace(tzinfo=None), dimension.partitions.end.replace(tzinfo=None)]
