@@ -42,7 +42,8 @@ from dagster._core.definitions.metadata.metadata_set import TableMetadataSet
 from dagster._core.definitions.partitions.utils import TimeWindow
 from dagster._core.storage.db_io_manager import DbClient, DbIOManager, DbTypeHandler, TableSlice
 from pydantic import Field
-from sqlalchemy.engine import Connection
+from pymysql.constants import FIELD_TYPE
+from sqlalchemy.engine import Connection, CursorResult
 
 from lab_assets.lib.bulk import BulkBuild, chunk_select, key_ranges, missing_rows_insert, unchunked_select
 from lab_assets.lib.lineage import recursion_limit_statement
@@ -152,9 +153,10 @@ def _partition_condition(table_slice: TableSlice) -> tuple[str, tuple[Any, ...]]
     conditions: list[str] = []
     params: list[Any] = []
     for dimension in table_slice.partition_dimensions or ():
+        # Any SQL: every statement goes through PyMySQL's %-formatting (quote_identifier), so a
+        # `%` of the expression (STR_TO_DATE(key, '%Y-%m-%d')) is doubled to reach the server.
         expression = dimension.partition_expr
-        if expression.isidentifier():
-            expression = quote_identifier(expression)
+        expression = quote_identifier(expression) if expression.isidentifier() else expression.replace("%", "%%")
         if isinstance(dimension.partitions, TimeWindow):
             conditions.append(f"{expression} >= %s AND {expression} < %s")
             params += [dimension.partitions.start.replace(tzinfo=None), dimension.partitions.end.replace(tzinfo=None)]
@@ -187,7 +189,11 @@ def add_missing_columns(connection: Connection, schema: str, table: str, wanted:
 
 
 def _table_metadata(table_slice: TableSlice, row_count: int, columns: Sequence[Column]) -> dict[str, Any]:
+    """Dagster's table metadata; ``row_count`` is the partition's (``dagster/partition_row_count``,
+    as dagster-gcp reports it) when a partition was written, else the table's."""
     schema = TableSchema(columns=[TableColumn(name=c.name, type=c.sql_type) for c in columns])
+    if table_slice.partition_dimensions:
+        return dict(TableMetadataSet(partition_row_count=row_count, column_schema=schema))
     return dict(TableMetadataSet(row_count=row_count, column_schema=schema))
 
 
@@ -471,25 +477,75 @@ class SqlRelationTypeHandler(DbTypeHandler[SqlRelation]):
         return SqlRelation(select_sql=sql, params=params)
 
 
-def _sql_type_for(series: pd.Series, key: bool = False) -> str:
-    """The column type for a frame's column; a primary-key column is NOT NULL and its text is
+# Column types of a DataFrame's columns, from pandas' own reading of the values
+# (pandas.api.types.infer_dtype, as pandas.DataFrame.to_sql uses): what each kind is stored as.
+_SQL_TYPES = {
+    "boolean": "BOOLEAN",  # TINYINT(1); read back as bool (_frame_from)
+    "integer": "BIGINT",
+    "floating": "DOUBLE",
+    "mixed-integer-float": "DOUBLE",
+    "date": "DATE",
+    "datetime": "DATETIME(6)",  # tz-aware values stored in UTC (_python_values)
+    "datetime64": "DATETIME(6)",
+}
+_TIME_TYPES = ("DATE", "DATETIME(6)")
+
+
+def _sql_type_for(series: pd.Series, key: bool = False, time_partition: bool = False) -> str:
+    """The column type for a frame's column: BOOLEAN, BIGINT, DOUBLE, DATE, DATETIME(6) or TEXT
+    (strings, and columns with no values or mixed ones), from the dtype or, for object columns,
+    the values (``pandas.api.types.infer_dtype``). A time-window partition column is DATE or
+    DATETIME(6) whatever it holds (text like ``2022-01-01`` is converted by the server), so the
+    window's bounds compare as times. A primary-key column is NOT NULL and its text is
     VARCHAR(255) (InnoDB cannot key a TEXT column whole)."""
+    if pd.api.types.is_bool_dtype(series.dtype):
+        sql_type = "BOOLEAN"
+    elif pd.api.types.is_datetime64_any_dtype(series.dtype):
+        sql_type = "DATETIME(6)"
+    else:
+        sql_type = _SQL_TYPES.get(pd.api.types.infer_dtype(series, skipna=True), "TEXT")
+    if time_partition and sql_type not in _TIME_TYPES:
+        sql_type = "DATETIME(6)"
     if key:
-        return "BIGINT NOT NULL" if pd.api.types.is_integer_dtype(series) else "VARCHAR(255) NOT NULL"
-    if pd.api.types.is_bool_dtype(series):
-        return "BOOLEAN"
-    if pd.api.types.is_integer_dtype(series):
-        return "BIGINT"
-    if pd.api.types.is_float_dtype(series):
-        return "DOUBLE"
-    if pd.api.types.is_datetime64_any_dtype(series):
-        return "DATETIME(6)"
-    return "TEXT"
+        return ("VARCHAR(255)" if sql_type == "TEXT" else sql_type) + " NOT NULL"
+    return sql_type
 
 
 def _python_values(series: pd.Series) -> list[Any]:
-    """Column values as plain Python objects (NaN/NaT/NA as None) for the driver."""
+    """Column values as plain Python objects for the driver: NaN/None/NaT/NA as None, tz-aware
+    times converted to UTC and stored without their zone (DATETIME has none)."""
+    if isinstance(series.dtype, pd.DatetimeTZDtype):
+        series = series.dt.tz_convert("UTC").dt.tz_localize(None)
+    elif series.dtype == object and pd.api.types.infer_dtype(series, skipna=True) == "datetime":
+        if any(getattr(value, "tzinfo", None) is not None for value in series):
+            series = pd.to_datetime(series, utc=True).dt.tz_localize(None)
     return series.astype(object).where(series.notna(), None).tolist()
+
+
+def _time_partition_columns(table_slice: TableSlice) -> set[str]:
+    """Frame columns (lower-cased) that a time-window dimension's ``partition_expr`` names."""
+    return {
+        dimension.partition_expr.lower()
+        for dimension in table_slice.partition_dimensions or ()
+        if isinstance(dimension.partitions, TimeWindow) and dimension.partition_expr.isidentifier()
+    }
+
+
+def _frame_from(result: CursorResult[Any]) -> pd.DataFrame:
+    """The rows as a DataFrame: DATETIME as datetime64 (naive, UTC for values written tz-aware),
+    DATE as ``datetime.date``, BOOLEAN (TINYINT(1)) as bool (nullable ``boolean`` when it holds
+    NULL), NULL as NaN/NaT/None as pandas reads them."""
+    description = result.cursor.description if result.cursor is not None else None
+    frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+    # PyMySQL's description: (name, type_code, display_size, internal_size, ...); TINYINT(1),
+    # which BOOLEAN is, has internal_size 1.
+    for position, (_, type_code, _, size, *_) in enumerate(description or ()):
+        column = frame.iloc[:, position]
+        if type_code == FIELD_TYPE.TINY and size == 1:
+            frame.isetitem(position, column.astype("boolean" if column.isna().any() else bool))
+        elif type_code in (FIELD_TYPE.DATETIME, FIELD_TYPE.TIMESTAMP):
+            frame.isetitem(position, pd.to_datetime(column))
+    return frame
 
 
 class DataFrameTypeHandler(DbTypeHandler[pd.DataFrame]):
@@ -498,8 +554,12 @@ class DataFrameTypeHandler(DbTypeHandler[pd.DataFrame]):
     A whole table is built aside and swapped in (readers never see it half-written; its columns
     follow the frame, so a table created from another frame's types is replaced, not appended
     to); a partition's rows are replaced in one transaction, columns the frame adds are added.
-    Output metadata ``primary_key`` (column names) gives the table a primary key, which servers
-    with ``sql_require_primary_key`` / ``innodb_force_primary_key`` require."""
+    Column types follow the dtypes (:func:`_sql_type_for`). Output metadata ``primary_key``
+    (column names) gives the table a primary key, which servers with ``sql_require_primary_key``
+    / ``innodb_force_primary_key`` require.
+
+    Loading a table that does not exist yet, or no partition at all (the first partition of a
+    self-dependent asset), gives an empty DataFrame, as dagster-duckdb and dagster-snowflake do."""
 
     @property
     def supported_types(self) -> Sequence[type[object]]:
@@ -515,7 +575,13 @@ class DataFrameTypeHandler(DbTypeHandler[pd.DataFrame]):
             raise ValueError(
                 f"{context.asset_key.to_user_string()}: primary_key names columns the frame lacks: {unknown}"
             )
-        columns = [Column(str(name), _sql_type_for(obj[name], key=name in key)) for name in obj.columns]
+        time_columns = _time_partition_columns(table_slice)
+        columns = [
+            Column(
+                str(name), _sql_type_for(obj[name], key=name in key, time_partition=str(name).lower() in time_columns)
+            )
+            for name in obj.columns
+        ]
         definition = TableDefinition(columns=tuple(columns), primary_key=key)
         rows = list(zip(*(_python_values(obj[name]) for name in obj.columns), strict=True))
         present = column_names(connection, schema, table)
@@ -553,37 +619,61 @@ class DataFrameTypeHandler(DbTypeHandler[pd.DataFrame]):
         return metadata
 
     def load_input(self, context: InputContext, table_slice: TableSlice, connection: Connection) -> pd.DataFrame:
+        if table_slice.partition_dimensions and not context.asset_partition_keys:
+            return pd.DataFrame()
+        if not table_exists(connection, table_slice.schema, table_slice.table):
+            context.log.info(f"{table_slice.schema}.{table_slice.table} does not exist yet: loaded as no rows")
+            return pd.DataFrame(columns=list(table_slice.columns or ()))
         sql, params = _select_slice(table_slice)
-        result = connection.exec_driver_sql(sql, params)
-        return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+        return _frame_from(connection.exec_driver_sql(sql, params))
 
 
 class MySQLDbIOManager(DbIOManager):
-    """DbIOManager that says which database it writes into (``schema``), so lab_assets' writing
-    steps can check it is the output database their refresh works in."""
+    """DbIOManager that says where an asset with no schema of its own (no key prefix, no
+    ``schema`` metadata) is written (``schema``), so lab_assets' writing steps can check it is
+    the output database their refresh works in."""
 
-    def __init__(self, *, schema: str, **kwargs: Any) -> None:
+    def __init__(self, *, schema: str | None, default_schema: str, **kwargs: Any) -> None:
         super().__init__(schema=schema, **kwargs)
-        self.schema = schema
+        self.default_schema = default_schema
+        self.schema = schema or default_schema
+
+    def _get_table_slice(self, context: OutputContext | InputContext, output_context: OutputContext) -> TableSlice:
+        """DbIOManager's naming (output metadata ``schema``, else the ``schema`` setting, else the
+        asset key's prefix), except that an output with none of the three goes to
+        ``default_schema`` instead of DbIOManager's "public"."""
+        table_slice = super()._get_table_slice(context, output_context)
+        own_schema = (
+            (output_context.definition_metadata or {}).get("schema")
+            or self._schema
+            or (context.has_asset_key and len(context.asset_key.path) > 1)
+        )
+        return table_slice if own_schema else table_slice._replace(schema=self.default_schema)
 
 
 class MySQLIOManager(ConfigurableIOManagerFactory):
     """Stores assets as tables in MySQL/MariaDB: DataFrames for small tables, SqlRelations for
-    tables built inside the database. Shares its connection settings with ``MySQLResource``."""
+    tables built inside the database. Shares its connection settings with ``MySQLResource``.
+
+    The table is named after the asset (an op's output: after the output) and lives in the
+    database (MySQL's schema) named, as in dagster-duckdb, dagster-snowflake and dagster-gcp, by
+    the output's ``schema`` metadata, else this IO manager's ``schema`` setting, else the asset
+    key's prefix (``["a", "t"]``: ``a.t``), else the resource's output database
+    (``LAB_OUTPUT_DATABASE``), else the URL's database; a database that does not exist is
+    created. lab_assets' own assets have no prefix, so they live in the output database."""
 
     mysql: MySQLResource
     # `schema` as in dagster-snowflake / dagster-duckdb (pydantic's BaseModel.schema is taken).
     schema_: str | None = Field(
         default=None,
         alias="schema",
-        description="Database the tables are written to; default: the resource's output database"
-        " (LAB_OUTPUT_DATABASE, else the URL's database). An asset can name another with"
-        ' metadata={"schema": ...}.',
+        description="Database for every asset that does not name one in its metadata (before its key"
+        " prefix); default: the key prefix, else the resource's output database (LAB_OUTPUT_DATABASE,"
+        ' else the URL\'s database). An asset can name another with metadata={"schema": ...}.',
     )
 
     def create_io_manager(self, context) -> MySQLDbIOManager:
         # Not `mysql.tables`: that reads the server; creating the IO manager must not connect.
-        schema = self.schema_ or self.mysql.output_database or self.mysql.database
         return MySQLDbIOManager(
             type_handlers=[
                 TableBuildHandler(),
@@ -593,8 +683,9 @@ class MySQLIOManager(ConfigurableIOManagerFactory):
                 DataFrameTypeHandler(),
             ],
             db_client=MySQLDbClient(self.mysql),
-            database=schema,
-            schema=schema,
+            database=self.mysql.database,
+            schema=self.schema_,
+            default_schema=self.mysql.output_database or self.mysql.database,
             io_manager_name="MySQLIOManager",
             default_load_type=pd.DataFrame,
         )
