@@ -28,7 +28,8 @@ def _drop_session_databases(request: pytest.FixtureRequest) -> Iterator[None]:
         return  # nothing here reached the server (e.g. pytest -m "not integration")
     with server_connection() as connection, connection.cursor() as cursor:
         cursor.execute(
-            "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE %s", (SESSION_PREFIX + "\\_%",)
+            "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE %s",
+            (_like_prefix(SESSION_PREFIX),),
         )
         for (name,) in cursor.fetchall():
             cursor.execute(f"DROP DATABASE `{name.replace('`', '``')}`")
@@ -51,3 +52,8 @@ def lab_db() -> LabDatabase:
 def empty_lab_db() -> LabDatabase:
     """A fresh lab database with the source schema and no rows."""
     return create_lab_database(seed_rows=False)
+
+
+def _like_prefix(prefix: str) -> str:
+    """A LIKE pattern for the names that start with ``prefix`` + "_" ("_" is a LIKE wildcard)."""
+    return prefix.replace("_", "\\_") + "\\_%"

@@ -1,5 +1,6 @@
 """The test server and its throwaway databases: one per test that needs one, all named after this
-session (``labtest_<session>_<n>``) so parallel sessions never meet and leftovers are easy to spot.
+session (``<LAB_TEST_DB_PREFIX>_<session>_<n>``, by default ``labtest_...``) so parallel sessions
+never meet and leftovers are easy to spot.
 conftest.py turns these into fixtures; modules that need the server directly import from here."""
 
 from __future__ import annotations
@@ -21,7 +22,13 @@ from lab_assets_tests import lab_data
 
 # The server the tests use; its database part is ignored (each test gets its own database).
 SERVER_URL = sa.make_url(os.environ.get("LAB_TEST_SERVER_URL", "mysql+pymysql://root@127.0.0.1:3306"))
-SESSION_PREFIX = f"labtest_{secrets.token_hex(3)}"
+# Every database a session creates starts with LAB_TEST_DB_PREFIX (default ``labtest``), then the
+# session's random part: ``<prefix>_<session>_<n>``. Letters, digits and "_" only, at most 24
+# characters, so the longest name the tests make stays within MySQL's 64.
+DB_PREFIX = os.environ.get("LAB_TEST_DB_PREFIX", "labtest")
+if not (DB_PREFIX.replace("_", "").isalnum() and DB_PREFIX.isascii() and len(DB_PREFIX) <= 24):
+    raise ValueError(f"LAB_TEST_DB_PREFIX must be ASCII letters, digits and '_', at most 24 characters: {DB_PREFIX!r}")
+SESSION_PREFIX = f"{DB_PREFIX}_{secrets.token_hex(3)}"
 
 
 def server_connection(database: str | None = None) -> pymysql.connections.Connection:
