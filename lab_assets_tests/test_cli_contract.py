@@ -68,3 +68,49 @@ def test_cli_without_lab_db_url_fails_naming_the_variable(tmp_path):
     )
     assert result.returncode != 0
     assert "LAB_DB_URL" in result.stdout + result.stderr
+
+
+def _fresh_clone(tmp_path: Path) -> Path:
+    """The repository as committed, cloned: no dagster_home, no untracked files."""
+    clone = tmp_path / "clone"
+    root = Path(__file__).resolve().parent.parent
+    subprocess.run(["git", "clone", "--quiet", str(root), str(clone)], check=True, timeout=120)
+    return clone
+
+
+def _only_lab_db_url(url: str) -> dict[str, str]:
+    """The environment README's commands need: PATH and HOME from the shell, LAB_DB_URL, nothing of
+    Dagster's (no DAGSTER_HOME)."""
+    return {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root"), "LAB_DB_URL": url}
+
+
+def test_readme_main_command_works_from_a_fresh_clone_with_only_lab_db_url(lab_db, tmp_path):
+    clone = _fresh_clone(tmp_path)
+    assert not (clone / "dagster.yaml").exists()
+    result = subprocess.run(
+        [DAGSTER, "asset", "materialize", "-m", "lab_assets.definitions", "--select", "*"],
+        cwd=clone,
+        env=_only_lab_db_url(lab_db.url),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    with lab_db.connect() as connection:
+        assert_flat_table_is_exact(connection)
+
+
+def test_dg_checks_and_launches_the_same_definitions_from_a_fresh_clone(lab_db, tmp_path):
+    clone = _fresh_clone(tmp_path)
+    dg = str(Path(sys.executable).with_name("dg"))
+    env = _only_lab_db_url(lab_db.url)
+    check = subprocess.run([dg, "check", "defs"], cwd=clone, env=env, capture_output=True, text=True, timeout=240)
+    assert check.returncode == 0 and "All definitions loaded successfully" in check.stdout + check.stderr, (
+        check.stdout + check.stderr
+    )[-3000:]
+    launch = subprocess.run(
+        [dg, "launch", "--assets", "*"], cwd=clone, env=env, capture_output=True, text=True, timeout=240
+    )
+    assert launch.returncode == 0, (launch.stdout + launch.stderr)[-3000:]
+    with lab_db.connect() as connection:
+        assert_flat_table_is_exact(connection)
