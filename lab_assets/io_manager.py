@@ -191,7 +191,9 @@ def add_missing_columns(connection: Connection, schema: str, table: str, wanted:
 def _table_metadata(table_slice: TableSlice, row_count: int, columns: Sequence[Column]) -> dict[str, Any]:
     """Dagster's table metadata; ``row_count`` is the partition's (``dagster/partition_row_count``,
     as dagster-gcp reports it) when a partition was written, else the table's."""
-    schema = TableSchema(columns=[TableColumn(name=c.name, type=c.sql_type) for c in columns])
+    schema = TableSchema(
+        columns=[TableColumn(name=c.name, type=c.sql_type, description=c.description) for c in columns]
+    )
     if table_slice.partition_dimensions:
         return dict(TableMetadataSet(partition_row_count=row_count, column_schema=schema))
     return dict(TableMetadataSet(row_count=row_count, column_schema=schema))

@@ -4,8 +4,10 @@ materialization (or observation); long builds log progress."""
 
 from __future__ import annotations
 
+import re
 import threading
 import time
+from collections import defaultdict
 from decimal import Decimal
 
 import pytest
@@ -15,6 +17,7 @@ from dagster._core.definitions.observe import observe
 from lab_assets.definitions import defs
 from lab_assets.defs.assets import sample_measurements, samples
 from lab_assets.lib.progress import logged_step
+from lab_assets_tests.lab_data import column_for_types, generate, insert, read_sources
 
 TABLE_ASSETS = ["measurement_types", "sample_lineage", "sample_measurement_digests", "experiment_measurements"]
 SOURCE_ASSETS = ["samples", "sample_measurements"]
@@ -82,6 +85,48 @@ def test_every_materialization_carries_row_count_column_schema_and_table_name(la
     flat = _latest_metadata(instance, "experiment_measurements", DagsterEventType.ASSET_MATERIALIZATION)
     assert flat["measurement_columns"].value == 2
     assert flat["measurement_types_added"].value == "none"  # first build: nothing was added
+
+
+def test_every_column_of_the_flat_table_is_described(lab_db):
+    """The column schema of experiment_measurements, as the asset page shows it: every column has a
+    description; a measurement column's names its type as stored and how many samples have it,
+    counted here from the source rows (types equal under the column's case-insensitive collation
+    are one type, spelled by the greatest spelling; a sample measured twice counts once)."""
+    with lab_db.connect() as connection:
+        insert(connection, *generate(300))
+    lab_db.execute(
+        "INSERT INTO sample_measurements VALUES (2, 'vol', 501), (4, 'VOL', 3), (5, 'pH-1', 6.5),"
+        " (6, 'pH-1', NULL), (7, 'pH-1', 1), (7, 'pH-1', 2)"
+    )
+    instance = DagsterInstance.ephemeral()
+    lab_db.materialize_all(instance=instance)
+    metadata = _latest_metadata(instance, "experiment_measurements", DagsterEventType.ASSET_MATERIALIZATION)
+    described = {c.name: c.description for c in metadata["dagster/column_schema"].value.columns}
+    assert all(described.values()), [name for name, text in described.items() if not text]
+
+    assert "experiment" in described["experiment_id"]
+    assert "root sample" in described["top_parent_id"] and "cycle" in described["top_parent_id"]
+    assert "primary key" in described["sample_id"]
+
+    with lab_db.connect() as connection:
+        _, measurements = read_sources(connection)
+    column_for = column_for_types(m[1] for m in measurements)
+    spellings: dict[str, set[str]] = defaultdict(set)
+    samples_with: dict[str, set[int]] = defaultdict(set)
+    for sample_id, measurement_type, _ in measurements:
+        if measurement_type is not None:
+            spellings[column_for(measurement_type)].add(measurement_type)
+            if sample_id is not None:
+                samples_with[column_for(measurement_type)].add(sample_id)
+    assert set(described) == {"experiment_id", "top_parent_id", "sample_id", *spellings}
+    assert 4 in samples_with[column_for("vol")]  # through its 'VOL' measurement
+    assert len(samples_with[column_for("pH-1")]) == 3
+    for column, types in spellings.items():
+        stored = max(types, key=lambda t: t.encode("utf-8"))
+        text = described[column]
+        assert f"Measurement type {stored!r} as stored" in text, (column, text)
+        [count] = re.findall(r"(\d+) samples? ha(?:s|ve) it", text)
+        assert int(count) == len(samples_with[column]), (column, text)
 
 
 def test_a_new_measurement_type_is_reported_in_the_materialization(lab_db):

@@ -4,16 +4,30 @@ measurement type, pivoted inside MySQL."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from lab_assets.lib.bulk import CHUNK_FILTER
 from lab_assets.lib.sql import Column, TableDefinition, quote_identifier
 from lab_assets.lib.tables import TableLocations
 
 IDENTIFYING_COLUMNS = (
-    Column("experiment_id", "INT NULL"),
-    Column("top_parent_id", "INT NULL"),
-    Column("sample_id", "INT NOT NULL"),
+    Column(
+        "experiment_id",
+        "INT NULL",
+        "The experiment the sample belongs to (samples.experiment_id).",
+    ),
+    Column(
+        "top_parent_id",
+        "INT NULL",
+        "The sample's root sample: the ancestor reached by following parent_id up to a sample without"
+        " a parent (the sample's own id when it has none). NULL when no root is reachable: the sample"
+        " is on a parent cycle or under a parent id that does not exist.",
+    ),
+    Column(
+        "sample_id",
+        "INT NOT NULL",
+        "The sample (samples.id); one row per sample, the table's primary key.",
+    ),
 )
 MEASUREMENT_SQL_TYPE = "DECIMAL(16,6)"
 
@@ -22,6 +36,19 @@ MEASUREMENT_SQL_TYPE = "DECIMAL(16,6)"
 class MeasurementColumn:
     measurement_type: str  # the type as stored in sample_measurements
     column_name: str
+    # How many samples have a measurement of this type (the catalog's count); for the description.
+    sample_count: int | None = field(default=None, compare=False)
+
+    def description(self) -> str:
+        counted = ""
+        if self.sample_count is not None:
+            samples = "1 sample has" if self.sample_count == 1 else f"{self.sample_count} samples have"
+            counted = f" {samples} it (measurement_types.sample_count when this table was built)."
+        return (
+            f"Measurement type {self.measurement_type!r} as stored in sample_measurements.measurement_type"
+            f" (spellings the source column's collation holds equal share this column).{counted}"
+            " The sample's value, NULL where it has no such measurement."
+        )
 
 
 def ordered(measurement_columns: Sequence[MeasurementColumn]) -> list[MeasurementColumn]:
@@ -32,7 +59,9 @@ def ordered(measurement_columns: Sequence[MeasurementColumn]) -> list[Measuremen
 def flat_table_definition(measurement_columns: Sequence[MeasurementColumn]) -> TableDefinition:
     return TableDefinition(
         columns=IDENTIFYING_COLUMNS
-        + tuple(Column(c.column_name, f"{MEASUREMENT_SQL_TYPE} NULL") for c in ordered(measurement_columns)),
+        + tuple(
+            Column(c.column_name, f"{MEASUREMENT_SQL_TYPE} NULL", c.description()) for c in ordered(measurement_columns)
+        ),
         primary_key=("sample_id",),
         indexes=(("top_parent_id",), ("experiment_id",)),
     )

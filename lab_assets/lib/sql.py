@@ -55,6 +55,8 @@ def qualified_name(schema: str, table: str) -> str:
 class Column:
     name: str
     sql_type: str  # e.g. "INT", "DECIMAL(16,6)", "INT NOT NULL"
+    # What the column holds, for people: shown in the UI's column schema, not part of the DDL.
+    description: str | None = field(default=None, compare=False)
 
     def definition(self) -> str:
         return f"{quote_identifier(self.name)} {self.sql_type}"

@@ -44,8 +44,13 @@ def flat_table_outputs(
 
 def measurement_columns(measurement_types: pd.DataFrame) -> list[MeasurementColumn]:
     return [
-        MeasurementColumn(measurement_type=t, column_name=c)
-        for t, c in zip(measurement_types["measurement_type"], measurement_types["column_name"], strict=True)
+        MeasurementColumn(measurement_type=t, column_name=c, sample_count=int(n))
+        for t, c, n in zip(
+            measurement_types["measurement_type"],
+            measurement_types["column_name"],
+            measurement_types["sample_count"],
+            strict=True,
+        )
     ]
 
 
