@@ -10,6 +10,7 @@ import time
 import pytest
 
 from lab_assets.definitions import defs
+from lab_assets.lib.names import SENSOR_NAME
 from lab_assets_tests.lab_data import assert_flat_table_is_exact, generate, insert
 from lab_assets_tests.webserver import ASSETS, DAGSTER_YAML, MATERIALIZATIONS, SENSORS, Webserver
 
@@ -56,6 +57,8 @@ def _drive(server: Webserver, lab_db) -> None:
     sensors = server.graphql(SENSORS, {"selector": selector})["sensorsOrError"]
     assert sensors["__typename"] == "Sensors", sensors
     assert {s["name"] for s in sensors["results"]} == {s.name for s in (defs.sensors or [])}
+    # The sensor runs by default (no daemon here, so it never ticks in this test).
+    assert {s["name"]: s["sensorState"]["status"] for s in sensors["results"]} == {SENSOR_NAME: "RUNNING"}
 
     # Materialize every materializable asset, as the "Materialize all" button does.
     materializable = [name for name, n in nodes.items() if n["isMaterializable"]]

@@ -45,6 +45,9 @@ LAUNCH = """mutation Launch($params: ExecutionParams!) { launchPipelineExecution
   ... on PythonError { message stack } ... on InvalidSubsetError { message }
   ... on RunConfigValidationInvalid { errors { message } } ... on PipelineNotFoundError { message } } }"""
 
+RUNS = """query Runs($filter: RunsFilter) { runsOrError(filter: $filter) { __typename
+  ... on Runs { results { runId status startTime endTime tags { key value } } } ... on PythonError { message } } }"""
+
 RUN = """query Run($runId: ID!) { runOrError(runId: $runId) { __typename ... on Run { status startTime endTime } } }"""
 
 MATERIALIZATIONS = """{ assetNodes { assetKey { path } isMaterializable
@@ -129,6 +132,13 @@ class Webserver:
             if run["status"] in {"SUCCESS", "FAILURE", "CANCELED"} or time.monotonic() > deadline:
                 return run
             time.sleep(0.5)
+
+    def runs_tagged(self, tags: dict[str, str]) -> list[dict]:
+        """Every run carrying ``tags``: runId, status, startTime, endTime, tags."""
+        runs_filter = {"tags": [{"key": k, "value": v} for k, v in tags.items()]}
+        runs = self.graphql(RUNS, {"filter": runs_filter})["runsOrError"]
+        assert runs["__typename"] == "Runs", runs
+        return runs["results"]
 
     def stop(self) -> None:
         if self.process.poll() is None:

@@ -70,12 +70,13 @@ def _totals(mysql: MySQLResource) -> tuple[str, str | None]:
     name=SENSOR_NAME,
     job=lab_refresh_job,
     minimum_interval_seconds=30,
-    default_status=DefaultSensorStatus.STOPPED,
+    default_status=DefaultSensorStatus.RUNNING,
     description="Starts a refresh of experiment_measurements (and the tables it is built from) when"
     " samples or sample_measurements differ from what the tables were last built from: new, deleted or"
     " updated rows, also ones written during the last refresh. Quiet ticks read only information_schema;"
     " content hashes decide whether anything really changed. Never starts a run while an earlier"
-    " refresh is still going.",
+    " refresh is still going. Running by default wherever a daemon runs (a stop in the UI is kept);"
+    " its first tick starts nothing when the tables already match the sources.",
 )
 def lab_source_change_sensor(context: SensorEvaluationContext, mysql: MySQLResource):
     running = context.instance.get_run_records(RunsFilter(statuses=IN_PROGRESS, tags=SENSOR_RUN_TAGS), limit=1)
