@@ -19,6 +19,16 @@ run: install
 	$(VENV)/bin/python -m lab_assets.local_lab materialize
 	$(VENV)/bin/python -m lab_assets.local_lab show
 
+# The UI: webserver and daemon (the daemon runs the sensor and the queued runs) on
+# http://127.0.0.1:$(DAGSTER_PORT), on the instance `make run` records its runs in (DAGSTER_HOME),
+# so the UI shows what `make run` built. `make dev DAGSTER_PORT=3001` for another port.
+DAGSTER_PORT ?= 3000
+.PHONY: dev
+dev: install
+	mkdir -p $(DAGSTER_HOME)
+	$(VENV)/bin/python -m lab_assets.local_lab create-if-missing
+	$(VENV)/bin/dagster dev -m lab_assets.definitions -h 127.0.0.1 -p $(DAGSTER_PORT)
+
 test: install
 	$(VENV)/bin/pytest
 
