@@ -16,6 +16,9 @@ import requests
 
 WEBSERVER = str(Path(sys.executable).with_name("dagster-webserver"))
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
+ROOT = Path(__file__).resolve().parents[1]
+# The virtual environment the tests run in: `make dev` is run with it as VENV (.venv in a checkout).
+VENV = Path(sys.executable).parent.parent
 STARTUP_SECONDS = 40
 RUN_SECONDS = 60
 
@@ -62,26 +65,48 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-class Webserver:
-    """``dagster-webserver`` (or ``dagster dev``, webserver plus daemon) on a free local port."""
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
-    def __init__(self, home: Path, lab_db_url: str, dev: bool = False, extra_env: dict[str, str] | None = None):
+
+class Webserver:
+    """``dagster-webserver`` (or ``dagster dev``, webserver plus daemon) on a free local port.
+    ``make_dev``: ``make dev`` itself, run from the repository root as README says (the instance
+    is still ``home``: DAGSTER_HOME in the environment overrides the Makefile's default)."""
+
+    def __init__(
+        self,
+        home: Path,
+        lab_db_url: str,
+        dev: bool = False,
+        extra_env: dict[str, str] | None = None,
+        make_dev: bool = False,
+    ):
         self.port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = home / "webserver.log"
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("LAB_", "DAGSTER_"))}
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("LAB_", "DAGSTER_", "MAKE", "MFLAGS"))}
         env.update(LAB_DB_URL=lab_db_url, DAGSTER_HOME=str(home), **(extra_env or {}))
-        program = [DAGSTER, "dev"] if dev else [WEBSERVER]
+        if make_dev:
+            # -o: the environment is installed already (the tests run in it); make must not reinstall.
+            command = ["make", "--no-print-directory", "-o", f"{VENV}/.installed", "dev"]
+            command += [f"VENV={VENV}", f"DAGSTER_PORT={self.port}"]
+        else:
+            program = [DAGSTER, "dev"] if dev else [WEBSERVER]
+            command = [*program, "-m", "lab_assets.definitions", "-h", "127.0.0.1", "-p", str(self.port)]
         with self.log_path.open("w") as log:
             # A session of its own: the webserver, its code server, the daemon and the runs form a
             # process group that stop() ends as a whole.
             self.process = subprocess.Popen(
-                [*program, "-m", "lab_assets.definitions", "-h", "127.0.0.1", "-p", str(self.port)],
-                cwd=home,
+                command,
+                cwd=ROOT if make_dev else home,
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                # dagster dev handles SIGTERM as SIGINT, so SIGINT must not be ignored (it is in a
+                # shell's background jobs): stop() then ends it and its children in order.
+                preexec_fn=_default_sigint,
             )
 
     def log_tail(self) -> str:
