@@ -776,7 +776,7 @@ def test_multi_partitioned_asset_with_downstream_mapping(db, peer):
     )
     def multi_partitioned(context) -> pd.DataFrame:
         partition = context.partition_key.keys_by_dimension
-        value = context.op_config["value"]
+        value = context.op_execution_context.op_config["value"]
         return pd.DataFrame({"color": [partition["color"]] * 3, "time": [partition["time"]] * 3, "a": [value] * 3})
 
     @asset(

@@ -11,7 +11,7 @@ from collections import defaultdict
 from decimal import Decimal
 
 import pytest
-from dagster import AssetKey, DagsterEventType, DagsterInstance, EventRecordsFilter
+from dagster import AssetKey, DagsterEventType, DagsterInstance
 from dagster._core.definitions.observe import observe
 
 from lab_assets.definitions import defs
@@ -48,9 +48,12 @@ def test_table_writing_assets_share_the_flat_table_pool():
 
 
 def _latest_metadata(instance: DagsterInstance, key: str, event_type: DagsterEventType) -> dict:
-    records = instance.get_event_records(
-        EventRecordsFilter(event_type=event_type, asset_key=AssetKey(key)), limit=1, ascending=False
+    fetch = (
+        instance.fetch_materializations
+        if event_type == DagsterEventType.ASSET_MATERIALIZATION
+        else instance.fetch_observations
     )
+    records = fetch(AssetKey(key), limit=1, ascending=False).records
     assert records, f"no {event_type} for {key}"
     event = records[0].event_log_entry.dagster_event
     data = (

@@ -144,7 +144,7 @@ def lab_source_derivations(context: AssetExecutionContext, mysql: MySQLResource)
     kinds={"mysql"},
     pool=TABLE_WRITERS_POOL,
     description="The flat table scientists query: one row per sample with experiment_id, its root"
-    " sample (top_parent_id), sample_id and one measurement_<type> DECIMAL(16,6) column per"
+    " sample (top_parent_id), sample_id and one `measurement_<type>` DECIMAL(16,6) column per"
     " measurement type (NULL where the sample has no such measurement). Built inside MySQL; a full"
     " build is swapped in with one RENAME TABLE, a refresh replaces the changed rows in one"
     " transaction, so readers never see a mix.",
