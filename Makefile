@@ -1,5 +1,5 @@
 # Two entry points (README.md): `make run` builds the table on the local database, `make test`
-# runs the test suite. Both create .venv and install the project first.
+# runs the test suite; `make dev` starts the UI. Each creates .venv and installs the project first.
 PYTHON ?= python3
 VENV := .venv
 export LAB_DB_URL ?= mysql+pymysql://root@127.0.0.1:3306/lab
@@ -8,6 +8,7 @@ export DAGSTER_HOME ?= $(CURDIR)/dagster_home
 .PHONY: install run test lint typecheck bench
 install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
+	@echo "installing lab_assets and its pinned dependencies into $(VENV) (about 30 s, once)"
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -e '.[test]'

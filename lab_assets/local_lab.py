@@ -10,7 +10,6 @@ This is a development helper, not part of the Dagster definitions: lab_assets it
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -54,9 +53,7 @@ def create_if_missing(url: str) -> None:
 
 
 MATERIALIZE_ALL = ("asset", "materialize", "-m", "lab_assets.definitions", "--select", "*")
-# The run's console logger at WARNING: warnings and errors still print, events and INFO lines go to
 # the log file only.
-QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 ASSET_STEPS = ("lab_source_derivations", "experiment_measurements")
 
 
@@ -66,7 +63,7 @@ def materialize(url: str) -> None:
     checks' results as they finish. Exits non-zero, with the end of the log, if the run fails."""
     del url  # the command reads LAB_DB_URL itself
     dagster = shutil.which("dagster", path=str(Path(sys.executable).parent)) or "dagster"
-    if os.environ.get("VERBOSE"):
+    if os.environ.get("VERBOSE", "") not in ("", "0"):
         raise SystemExit(subprocess.call([dagster, *MATERIALIZE_ALL]))
     home = Path(os.environ.get("DAGSTER_HOME") or sys.exit("set DAGSTER_HOME (make run sets it)"))
     home.mkdir(parents=True, exist_ok=True)
@@ -77,10 +74,9 @@ def materialize(url: str) -> None:
     started = time.time()
     with log_path.open("w") as log:
         process = subprocess.Popen(
-            [dagster, *MATERIALIZE_ALL, "--config-json", json.dumps(QUIET_RUN_CONFIG)],
+            [dagster, *MATERIALIZE_ALL],
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONWARNINGS": "ignore"},  # Dagster's beta and supersession notices
         )
         with DagsterInstance.get() as instance:
             printed: set[str] = set()
