@@ -324,3 +324,49 @@ def test_a_sample_moved_while_the_lineage_is_refreshed_gets_its_subtree_refreshe
     monkeypatch.undo()
     assert done
     _refresh_and_check(built_db)
+
+
+def test_a_whole_table_build_that_dies_before_its_verification_is_built_again(built_db, monkeypatch):
+    # A new type makes the build a whole-table one; while it writes, sample 2's vol changes, and the
+    # run dies (killed, say) after the swap and before the verification, the value put back meanwhile.
+    built_db.execute("INSERT INTO sample_measurements VALUES (4, 'temp', 20)")
+    _edit_before_flat_write(monkeypatch, built_db, _set_value(2, 222))
+
+    def killed(*args, **kwargs):
+        built_db.execute(_set_value(2, 500))
+        raise RuntimeError("run killed before the verification")
+
+    monkeypatch.setattr(flat_table_module, "verify_written_rows", killed)
+    assert not built_db.materialize_all(raise_on_error=False).success
+    monkeypatch.undo()
+    assert (-2147483648,) in built_db.query("SELECT sample_id FROM lab_pending_samples"), "a verification is owed"
+    _refresh_and_check(built_db)
+
+
+def test_a_type_recorded_after_the_catalog_was_read_starts_the_next_refresh(built_db, monkeypatch):
+    # Sample 3's vol changes; during the refresh, after the catalog was read and before the digests
+    # are, the lab records a new type for it. The row is written without that type's column, its
+    # digest recorded with it: the row must stay pending so the sensor starts the build that adds it.
+    import lab_assets.refresh.digests as digests_module
+
+    ticker = Ticker(built_db, DagsterInstance.ephemeral())
+    ticker.settle()
+    built_db.execute(_set_value(3, 111))
+    original = digests_module.fill_live_digests
+    done = []
+
+    def after_a_new_type(*args, **kwargs):
+        if not done:
+            built_db.execute("INSERT INTO sample_measurements VALUES (3, 'temp', 21)")
+            done.append(True)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(digests_module, "fill_live_digests", after_a_new_type)
+    built_db.materialize_all()
+    monkeypatch.undo()
+    assert done
+    assert built_db.query("SELECT sample_id FROM lab_pending_samples") == [(3,)]
+    time.sleep(1.05)
+    requests, message = ticker.tick()
+    assert len(requests) == 1, message
+    _refresh_and_check(built_db)

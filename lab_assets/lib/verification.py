@@ -134,14 +134,20 @@ def verified_rows_select(
     A row is current when the sample is gone and has no flat row, or the sample exists, has a flat
     row, and every measurement column equals the live pivot (MAX per type, matched with the source
     column's collation, exactly as :func:`lab_assets.lib.flat_table.pivot_select` builds it; both
-    sides are DECIMAL(16,6), compared with ``<=>``). experiment_id and top_parent_id are not
-    compared: the flat table takes both from ``sample_lineage``, whose own record they are."""
+    sides are DECIMAL(16,6), compared with ``<=>``), and none of the sample's measurements has a
+    type outside the catalog (one recorded after the catalog was read: the row then lacks its
+    column, and only the next build, which sees the type, adds it). experiment_id and
+    top_parent_id are not compared: the flat table takes both from ``sample_lineage``, whose own
+    record they are."""
     columns = ordered(measurement_columns)
     cells = "".join(
         f"\n      AND MAX(f.{quote_identifier(c.column_name)})"
         f" <=> MAX(CASE WHEN m.measurement_type = %s THEN m.value END)"
         for c in columns
     )
+    catalog_types = ", ".join(["%s"] * len(columns))
+    outside = f"m.measurement_type NOT IN ({catalog_types})" if columns else "TRUE"
+    cells += f"\n      AND COALESCE(SUM(m.measurement_type IS NOT NULL AND {outside}), 0) = 0"
     sql = f"""SELECT w.sample_id, COUNT(m.sample_id) AS measurement_rows,
   SUM({MEASUREMENT_HASH_A}) AS digest_a, SUM({MEASUREMENT_HASH_B}) AS digest_b,
   CASE WHEN MAX(s.id) IS NULL THEN MAX(f.sample_id) IS NULL
@@ -152,7 +158,8 @@ LEFT JOIN {tables.samples} AS s ON s.id = w.sample_id
 LEFT JOIN {tables.qualified(EXPERIMENT_MEASUREMENTS)} AS f ON f.sample_id = w.sample_id
 LEFT JOIN {tables.sample_measurements} AS m ON m.sample_id = w.sample_id
 GROUP BY w.sample_id"""
-    return sql, tuple(c.measurement_type for c in columns)
+    types = tuple(c.measurement_type for c in columns)
+    return sql, types + types
 
 
 def stale_digests_select(tables: TableLocations, verified_table: str) -> str:

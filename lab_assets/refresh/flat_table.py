@@ -20,7 +20,7 @@ from lab_assets.lib.flat_table import (
 from lab_assets.lib.names import EXPERIMENT_MEASUREMENTS, PENDING_SAMPLES
 from lab_assets.mysql import MySQLResource
 from lab_assets.refresh.derivations import full_rebuild_requested
-from lab_assets.refresh.pending import ensure_pending_table, read_pending
+from lab_assets.refresh.pending import REBUILD_ALL_SELECT, ensure_pending_table, mark_pending, read_pending
 from lab_assets.refresh.plan import plan_flat_table
 from lab_assets.refresh.verification import verify_written_rows
 
@@ -108,6 +108,10 @@ def flat_table_write(
             keys_table=PENDING_SAMPLES,
         )
     context.log.info(f"building the whole table: {plan.reason}")
+    # Until its verification has run, a whole-table build owes one: the rebuild-all marker stays
+    # pending (the verification consumes it), so a run that dies after the swap and before the
+    # verification is followed by another whole build, never by trust in unverified rows.
+    mark_pending(mysql, REBUILD_ALL_SELECT)
     context.add_output_metadata({"refresh": plan.metadata_value})
     select_sql, params = pivot_select(tables, sample_lineage.as_from_item(), sample_lineage.params, columns)
     # In sample-id ranges only over a stored lineage table (a lineage subquery would be
