@@ -154,32 +154,42 @@ def test_touched_but_unchanged_tables_start_no_run(ticker, lab_db):
     assert requests == [] and "the tables match the sources" in message
 
 
-def test_a_refresh_that_did_not_bring_the_tables_up_to_date_is_not_started_again_and_again(ticker, lab_db):
+def test_a_refresh_that_did_not_bring_the_tables_up_to_date_is_retried_once_per_periodic_check(ticker, lab_db):
     lab_db.execute("DELETE FROM sample_measurements WHERE sample_id = 2")
     assert len(ticker.tick()[0]) == 1
-    # Its run failed (never ran here): later checks of the same content start nothing more...
-    ticker.cursor = SensorCursor(
-        **{**json.loads(ticker.cursor), "last_full_check": 0.0, "unsettled": False}
-    ).serialize()
+    # Its run failed (never ran here): a re-check of the same content before the periodic check
+    # starts nothing...
+    ticker.cursor = SensorCursor(**{**json.loads(ticker.cursor), "unsettled": True}).serialize()
     requests, message = ticker.tick()
     assert requests == [] and "did not bring them up to date" in message
-    # ...until the sources are written again.
+    # ...the periodic check starts it again once (a fixed grant or a killed run is picked up)...
+    ticker.cursor = SensorCursor(**{**json.loads(ticker.cursor), "last_full_check": 0.0}).serialize()
+    requests, message = ticker.tick()
+    assert len(requests) == 1, message
+    # ...and so does a new write.
     time.sleep(1.05)
     lab_db.execute("DELETE FROM sample_measurements WHERE sample_id = 3")
     assert len(ticker.tick()[0]) == 1
 
 
+def test_a_missing_flat_table_is_built_again(ticker, lab_db):
+    lab_db.execute("DROP TABLE experiment_measurements")
+    ticker.cursor = SensorCursor(**{**json.loads(ticker.cursor), "last_full_check": 0.0}).serialize()
+    assert len(ticker.tick()[0]) == 1
+
+
 def test_refresh_decision_rules():
-    cursor = SensorCursor(fingerprint="f1")
-    assert refresh_decision(cursor, "f1", "f1", written_since_last_reading=True) == "the tables match the sources"
-    assert refresh_decision(SensorCursor(), "f1", None, written_since_last_reading=False) is None
-    assert refresh_decision(SensorCursor(fingerprint="f1"), "f2", "f1", written_since_last_reading=False) is None
+    def decide(cursor, live, recorded, written=False, retry=False):
+        return refresh_decision(cursor, live, recorded, written_since_last_reading=written, retry_due=retry)
+
+    assert decide(SensorCursor(fingerprint="f1"), "f1", "f1", written=True) == "the tables match the sources"
+    assert decide(SensorCursor(), "f1", None) is None
+    assert decide(SensorCursor(fingerprint="f1"), "f2", "f1") is None
     # The content the last refresh was started for, the tables still behind it:
-    assert refresh_decision(SensorCursor(fingerprint="f2"), "f2", "f1", written_since_last_reading=False) is not None
-    assert refresh_decision(SensorCursor(fingerprint="f2"), "f2", "f1", written_since_last_reading=True) is None
-    assert (
-        refresh_decision(SensorCursor(fingerprint="f2"), "f2", "f2|3 pending", written_since_last_reading=True) is None
-    )
+    assert decide(SensorCursor(fingerprint="f2"), "f2", "f1") is not None
+    assert decide(SensorCursor(fingerprint="f2"), "f2", "f1", written=True) is None
+    assert decide(SensorCursor(fingerprint="f2"), "f2", "f1", retry=True) is None
+    assert decide(SensorCursor(fingerprint="f2"), "f2", "f2|3 pending", written=True) is None
 
 
 def test_fingerprint_decision_rules():

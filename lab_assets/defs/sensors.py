@@ -15,13 +15,20 @@ from dagster import (
 
 from lab_assets.defs.jobs import lab_refresh_job
 from lab_assets.lib.change_detection import (
+    FULL_CHECK_INTERVAL_SECONDS,
     SensorCursor,
     is_unsettled,
     needs_fingerprint,
     refresh_decision,
     run_key,
 )
-from lab_assets.lib.names import PENDING_SAMPLES, SENSOR_NAME, SENSOR_RUN_TAGS, SOURCE_TABLES
+from lab_assets.lib.names import (
+    EXPERIMENT_MEASUREMENTS,
+    PENDING_SAMPLES,
+    SENSOR_NAME,
+    SENSOR_RUN_TAGS,
+    SOURCE_TABLES,
+)
 from lab_assets.lib.refresh import recorded_totals_selects, source_totals_selects
 from lab_assets.mysql import MySQLResource, is_mariadb
 from lab_assets.refresh.state_tables import DIGEST_STATE, LINEAGE_STATE
@@ -58,7 +65,7 @@ def _totals(mysql: MySQLResource) -> tuple[str, str | None]:
     pending (lab_assets.lib.verification)."""
     tables = mysql.tables
     live = "|".join(":".join(map(str, mysql.fetch_one(sql))) for sql in source_totals_selects(tables))
-    state_tables = (LINEAGE_STATE.buckets_table, DIGEST_STATE.buckets_table, PENDING_SAMPLES)
+    state_tables = (LINEAGE_STATE.buckets_table, DIGEST_STATE.buckets_table, PENDING_SAMPLES, EXPERIMENT_MEASUREMENTS)
     if not all(mysql.column_names(table) for table in state_tables):
         return live, None
     recorded = [":".join(map(str, mysql.fetch_one(sql))) for sql in recorded_totals_selects(tables)]
@@ -91,16 +98,20 @@ def lab_source_change_sensor(context: SensorEvaluationContext, mysql: MySQLResou
         return SkipReason(f"no change: source tables last written {update_times}")
 
     live, recorded = _totals(mysql)
+    retry_due = now - cursor.last_full_check >= FULL_CHECK_INTERVAL_SECONDS
     written_since_last_reading = update_times != cursor.update_times
     cursor.update_times = update_times
     cursor.unsettled = is_unsettled(update_times, server_now)
     cursor.last_full_check = now
-    decision = refresh_decision(cursor, live, recorded, written_since_last_reading)
+    decision = refresh_decision(cursor, live, recorded, written_since_last_reading, retry_due)
     if decision is not None:
         return SensorResult(skip_reason=f"checked ({reason}): {decision}", cursor=cursor.serialize())
     cursor.fingerprint = live
     cursor.changes_seen += 1
-    context.log.info(f"sources differ from what the tables were built from ({reason}); refreshing")
+    if recorded is None:
+        context.log.info(f"{EXPERIMENT_MEASUREMENTS} or the tables it is built from do not exist yet; building them")
+    else:
+        context.log.info(f"sources differ from what the tables were built from ({reason}); refreshing")
     return SensorResult(
         run_requests=[RunRequest(run_key=run_key(cursor.changes_seen, live), tags=SENSOR_RUN_TAGS)],
         cursor=cursor.serialize(),

@@ -47,24 +47,27 @@ def needs_fingerprint(cursor: SensorCursor, update_times: dict[str, str | None],
 
 
 def refresh_decision(
-    cursor: SensorCursor, live: str, recorded: str | None, written_since_last_reading: bool
+    cursor: SensorCursor, live: str, recorded: str | None, written_since_last_reading: bool, retry_due: bool
 ) -> str | None:
     """Why no refresh is needed, or None to start one.
 
     ``live`` sums the sources; ``recorded`` the same sums over what the tables were last built
-    from, with the pending marks (None before the first build). Equal: the tables are current.
-    Otherwise a refresh starts, except when the sources hold the very content the last refresh
-    was started for (``cursor.fingerprint``) and nothing was written since the last reading: that
-    refresh failed, and starting it again on every periodic check would fail the same way. When
-    something was written meanwhile (a change the last refresh may have seen half-way, then put
-    back), the same content does start a new refresh."""
+    from, with the pending marks (None before the first build or with the flat table missing).
+    Equal: the tables are current. Otherwise a refresh starts, except when the sources hold the
+    very content the last refresh was started for (``cursor.fingerprint``), nothing was written
+    since the last reading and no retry is due: that refresh failed or was stopped, and it is
+    started again at most once per periodic check (``retry_due``, every
+    :data:`FULL_CHECK_INTERVAL_SECONDS`), so a fixed cause (a grant, a killed run) is picked up
+    without a loop of failing runs. When something was written meanwhile (a change the last
+    refresh may have seen half-way, then put back), the same content starts a new refresh."""
     if recorded == live:
         cursor.fingerprint = live
         return "the tables match the sources"
-    if live == cursor.fingerprint and not written_since_last_reading:
+    if live == cursor.fingerprint and not written_since_last_reading and not retry_due:
         return (
             "the tables are behind the sources, and the refresh started for this content did not bring"
-            " them up to date (see its run); the next change to the sources starts another"
+            f" them up to date (see its run); it is started again at the next periodic check (every"
+            f" {FULL_CHECK_INTERVAL_SECONDS} s) or change to the sources"
         )
     return None
 
