@@ -321,20 +321,55 @@ class TableBuildHandler(_TableWriteHandler):
         return row_count, row_count
 
 
+# RENAME TABLE needs the table's metadata lock, which a reader's open transaction holds until it
+# ends; while the rename waits, every new query on the table queues behind it. So each attempt
+# waits at most SWAP_LOCK_WAIT_SECONDS (new readers stall at most that long), and after
+# SWAP_ATTEMPTS the build fails, naming the cause, and keeps the old table. Chosen, not measured:
+# a few seconds of stall for readers, half a minute for a reader's transaction to end.
+SWAP_LOCK_WAIT_SECONDS = 5
+SWAP_ATTEMPTS = 6
+_LOCK_WAIT_TIMEOUT = 1205
+
+
+class SwapBlockedError(RuntimeError):
+    """The new table could not be swapped in: other sessions' open transactions held the table."""
+
+
 def _swap_in(connection: Connection, schema: str, table: str) -> None:
     """``<table>__new`` becomes ``table`` in one ``RENAME TABLE`` (atomic for readers: they see
-    the old table or the new one, never none); the old one is dropped afterwards."""
+    the old table or the new one, never none); the old one is dropped afterwards. Raises
+    :class:`SwapBlockedError` when open transactions keep the table's metadata lock through
+    every attempt (:data:`SWAP_ATTEMPTS` of :data:`SWAP_LOCK_WAIT_SECONDS`)."""
     new_table, old_table = helper_table(table, NEW_SUFFIX), helper_table(table, OLD_SUFFIX)
-    if table_exists(connection, schema, table):
-        connection.exec_driver_sql(
+    replacing = table_exists(connection, schema, table)
+    if replacing:
+        rename = (
             f"RENAME TABLE {qualified_name(schema, table)} TO {qualified_name(schema, old_table)},"
             f" {qualified_name(schema, new_table)} TO {qualified_name(schema, table)}"
         )
-        connection.exec_driver_sql(f"DROP TABLE {qualified_name(schema, old_table)}")
     else:
-        connection.exec_driver_sql(
-            f"RENAME TABLE {qualified_name(schema, new_table)} TO {qualified_name(schema, table)}"
-        )
+        rename = f"RENAME TABLE {qualified_name(schema, new_table)} TO {qualified_name(schema, table)}"
+    (previous,) = connection.exec_driver_sql("SELECT @@session.lock_wait_timeout").one()
+    connection.exec_driver_sql(f"SET SESSION lock_wait_timeout = {int(SWAP_LOCK_WAIT_SECONDS)}")
+    try:
+        for attempt in range(1, SWAP_ATTEMPTS + 1):
+            try:
+                connection.exec_driver_sql(rename)
+                break
+            except Exception as error:
+                if getattr(getattr(error, "orig", None), "args", (None,))[0] != _LOCK_WAIT_TIMEOUT:
+                    raise
+                if attempt == SWAP_ATTEMPTS:
+                    raise SwapBlockedError(
+                        f"{schema}.{table} was not replaced: for {SWAP_ATTEMPTS} x {SWAP_LOCK_WAIT_SECONDS} s,"
+                        f" other sessions' open transactions held it (a reader that started a transaction"
+                        f" and did not end it; SHOW PROCESSLIST shows them). The old table is unchanged;"
+                        f" the next run builds it again."
+                    ) from error
+    finally:
+        connection.exec_driver_sql(f"SET SESSION lock_wait_timeout = {int(previous)}")
+    if replacing:
+        connection.exec_driver_sql(f"DROP TABLE {qualified_name(schema, old_table)}")
 
 
 def _load(connection: Connection, schema: str, new_table: str, build: TableBuild) -> int:

@@ -122,6 +122,10 @@ _LIKELY_CAUSES = {
     " without row locks, so the lock was on one of its own tables: another writer of the output database",
     1665: "the server logs statements (binlog_format=STATEMENT), which InnoDB refuses for INSERT ... SELECT at"
     " READ COMMITTED: ask the DBA for binlog_format=ROW or MIXED (MySQL 8 and MariaDB defaults)",
+    1969: "a statement ran past the account's or the server's max_statement_time (MariaDB); lab_assets"
+    " lifts it for its own sessions, so it was set where a session cannot change it (a DBA's limit"
+    " on the account: MAX_STATEMENT_TIME in GRANT)",
+    3024: "a statement ran past max_execution_time (MySQL 8); lab_assets lifts it for its own sessions",
     1142: "a privilege is missing (README.md, 'Pointing lab_assets at a production lab system')",
     1044: "a privilege is missing (README.md, 'Pointing lab_assets at a production lab system')",
 }
@@ -287,6 +291,10 @@ class MySQLResource(ConfigurableResource):
                 f" wait_timeout = GREATEST(@@session.wait_timeout, {SESSION_WAIT_TIMEOUT_SECONDS})"
             )
             connection.exec_driver_sql("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+            # A server-wide statement time limit (a DBA's guard for interactive queries) would cut
+            # a build's long INSERT ... SELECT short; lab_assets' sessions run without one.
+            limit = "max_statement_time" if is_mariadb(connection) else "max_execution_time"
+            connection.exec_driver_sql(f"SET SESSION {limit} = 0")
             yield connection
 
     def fetch_all(self, sql: str, params: Sequence[object] = (), *, recursion_limit: int | None = None) -> list[tuple]:

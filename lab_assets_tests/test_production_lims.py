@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import urllib.parse
 from pathlib import Path
 
@@ -297,6 +298,19 @@ def test_lab_assets_sessions_read_committed_and_outlast_a_short_wait_timeout(lab
     assert isolation == "READ-COMMITTED" and int(wait_timeout) >= 28800
 
 
+def test_lab_assets_sessions_lift_a_server_wide_statement_time_limit(lab_db):
+    # A DBA's max_statement_time (MariaDB; MySQL 8: max_execution_time) for interactive queries
+    # would cut a build's long INSERT ... SELECT short (error 1969 mid-build, found by review).
+    with server_connection() as connection, connection.cursor() as cursor:
+        cursor.execute("SET GLOBAL max_statement_time = 5")
+        try:
+            with MySQLResource(url=lab_db.url).connect() as session:
+                limit = session.exec_driver_sql("SELECT @@session.max_statement_time").scalar()
+        finally:
+            cursor.execute("SET GLOBAL max_statement_time = 0")
+    assert float(limit) == 0
+
+
 def test_a_password_with_at_then_question_mark_never_shows(lab_db):
     url = f"mysql+pymysql://someone:Qw7Ee@Rt8Yy?Ui9Oo@127.0.0.1:3306/{lab_db.name}"
     result = _materialize(_resources(url), raise_on_error=False)
@@ -354,3 +368,33 @@ def test_a_lost_build_lock_stops_the_step_before_it_writes(lab_db, monkeypatch):
     assert not result.success and "build lock" in _step_failure(result) and "was lost" in _step_failure(result)
     with lab_db.connect() as connection:
         assert not {"sample_lineage", "experiment_measurements"} & _tables(connection, lab_db.name)
+
+
+def test_a_swap_blocked_by_a_readers_open_transaction_fails_in_bounded_time_and_keeps_the_table(lab_db, monkeypatch):
+    # A scientist's session opened a transaction, read the flat table and went to lunch: its
+    # metadata lock blocks RENAME TABLE, and while the rename waits every new query queues behind it.
+    import lab_assets.io_manager as io_manager_module
+
+    lab_db.materialize_all()
+    monkeypatch.setattr(io_manager_module, "SWAP_LOCK_WAIT_SECONDS", 1)
+    monkeypatch.setattr(io_manager_module, "SWAP_ATTEMPTS", 2)
+    lab_db.execute("INSERT INTO sample_measurements VALUES (4, 'temp', 20)")  # the next build is whole
+    reader = lab_db.connect()
+    try:
+        with reader.cursor() as cursor:
+            cursor.execute("START TRANSACTION")
+            cursor.execute("SELECT COUNT(*) FROM experiment_measurements")
+            started = time.monotonic()
+            result = lab_db.materialize_all(raise_on_error=False)
+            assert time.monotonic() - started < 60
+        assert not result.success
+        failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+        assert "open transactions held it" in str(failure.event_specific_data.error)
+        names = [row[0] for row in lab_db.query("SHOW TABLES LIKE 'experiment_measurements%%'")]
+        assert names == ["experiment_measurements"], "old table kept, the built one dropped"
+    finally:
+        reader.rollback()
+        reader.close()
+    lab_db.materialize_all()
+    with lab_db.connect() as connection:
+        assert_flat_table_is_exact(connection)
