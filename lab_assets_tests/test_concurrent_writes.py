@@ -11,6 +11,8 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
 
 import pytest
@@ -46,11 +48,11 @@ def _set_value(sample_id: int, value: object, measurement_type: str = "vol") -> 
     )
 
 
-def _edit_first(monkeypatch, function_name: str, db, *statements: str) -> None:
-    """Runs ``statements`` (committed, another connection) once, when the flat table's step calls
-    ``function_name`` of lab_assets.refresh.flat_table."""
-    original = getattr(flat_table_module, function_name)
-    done = []
+def _edit_first(monkeypatch, module, function_name: str, db, *statements: str) -> list[bool]:
+    """Runs ``statements`` (committed, another connection) once, when the step calls
+    ``module.function_name``; the returned list holds True once they ran."""
+    original = getattr(module, function_name)
+    done: list[bool] = []
 
     def after_an_edit(*args, **kwargs):
         if not done:
@@ -58,80 +60,81 @@ def _edit_first(monkeypatch, function_name: str, db, *statements: str) -> None:
             done.append(True)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(flat_table_module, function_name, after_an_edit)
+    monkeypatch.setattr(module, function_name, after_an_edit)
+    return done
 
 
 def _edit_before_flat_write(monkeypatch, db, *statements: str) -> None:
     """The edit lands when the flat table's step plans its write: the state tables are recorded
     by then, the flat rows not yet built."""
-    _edit_first(monkeypatch, "plan_flat_table", db, *statements)
+    _edit_first(monkeypatch, flat_table_module, "plan_flat_table", db, *statements)
 
 
 def _edit_after_flat_write(monkeypatch, db, *statements: str) -> None:
     """The edit lands after the flat rows are written, before they are verified."""
-    _edit_first(monkeypatch, "verify_written_rows", db, *statements)
+    _edit_first(monkeypatch, flat_table_module, "verify_written_rows", db, *statements)
 
 
-def test_a_value_edited_during_the_write_and_put_back_afterwards_is_refreshed(built_db, monkeypatch):
-    # Sample 2's vol changes, so the refresh rewrites its row; while it does, vol changes again
-    # (the row is written with that value); after the refresh the lab puts the first value back.
-    built_db.execute(_set_value(2, 111))
-    _edit_before_flat_write(
-        monkeypatch,
-        built_db,
-        _set_value(2, 222),
-    )
+@dataclass(frozen=True)
+class Race:
+    """A change that makes a refresh rewrite some rows (``before``), an edit that lands at one point
+    of the flat table's step (``during``, ``at``), and what the lab does once the run ended
+    (``after``); one more refresh must then give the exact table and refresh state."""
+
+    name: str
+    before: tuple[str, ...]
+    during: str
+    after: tuple[str, ...] = ()
+    at: Callable = _edit_before_flat_write
+
+
+NEW_TYPE = "INSERT INTO sample_measurements VALUES (4, 'temp', 20)"  # the next build is a whole one
+RACES = [
+    # The row is written with the in-between value; the first value comes back after the run.
+    Race("value put back", (_set_value(2, 111),), _set_value(2, 222), (_set_value(2, 111),)),
+    Race("value kept", (_set_value(2, 111),), _set_value(2, 222)),
+    Race(
+        "measurement deleted, put back",
+        (_set_value(3, 111),),
+        "DELETE FROM sample_measurements WHERE sample_id = 3 AND measurement_type = 'vol'",
+        ("INSERT INTO sample_measurements VALUES (3, 'vol', 111)",),
+    ),
+    # The lineage recorded the experiment before the edit.
+    Race(
+        "experiment put back",
+        (_set_value(2, 111),),
+        "UPDATE samples SET experiment_id = 77 WHERE id = 2",
+        ("UPDATE samples SET experiment_id = 1 WHERE id = 2",),
+    ),
+    Race("whole build, value put back", (NEW_TYPE,), _set_value(2, 222), (_set_value(2, 500),)),
+    # The row equals its recorded digest, so it is not checked against the sources; the edit
+    # differs from that record and the next refresh finds it.
+    Race("edit after a matching write", (_set_value(2, 111),), _set_value(2, 222), at=_edit_after_flat_write),
+    # The sample (and its measurements) goes while its row is rewritten and comes back as the
+    # refresh recorded it: its row must come back.
+    Race(
+        "sample deleted, put back",
+        (_set_value(20, 111),),
+        "DELETE FROM samples WHERE id = 20",
+        (
+            "INSERT INTO samples (id, parent_id, experiment_id) VALUES (20, 11, 1)",
+            "INSERT INTO sample_measurements VALUES (20, 'vol', 111), (20, 'ph', 7.34)",
+        ),
+    ),
+    Race(
+        "whole build, sample deleted after", (NEW_TYPE,), "DELETE FROM samples WHERE id = 20", at=_edit_after_flat_write
+    ),
+]
+
+
+@pytest.mark.parametrize("race", RACES, ids=lambda race: race.name)
+def test_an_edit_during_a_refresh_is_in_the_table_after_the_next_one(built_db, monkeypatch, race):
+    built_db.execute(*race.before)
+    race.at(monkeypatch, built_db, race.during)
     built_db.materialize_all()
     monkeypatch.undo()
-    built_db.execute(_set_value(2, 111))
-    _refresh_and_check(built_db)
-
-
-def test_a_value_edited_during_the_write_is_refreshed(built_db, monkeypatch):
-    built_db.execute(_set_value(2, 111))
-    _edit_before_flat_write(
-        monkeypatch,
-        built_db,
-        _set_value(2, 222),
-    )
-    built_db.materialize_all()
-    monkeypatch.undo()
-    _refresh_and_check(built_db)
-
-
-def test_a_measurement_deleted_during_the_write_and_put_back_afterwards_is_refreshed(built_db, monkeypatch):
-    built_db.execute(_set_value(3, 111))
-    _edit_before_flat_write(
-        monkeypatch, built_db, "DELETE FROM sample_measurements WHERE sample_id = 3 AND measurement_type = 'vol'"
-    )
-    built_db.materialize_all()
-    monkeypatch.undo()
-    built_db.execute("INSERT INTO sample_measurements VALUES (3, 'vol', 111)")
-    _refresh_and_check(built_db)
-
-
-def test_an_experiment_edited_during_the_write_and_put_back_afterwards_is_refreshed(built_db, monkeypatch):
-    # Sample 2 is rewritten for its measurement; while it is, its experiment changes and is put
-    # back after the refresh: the lineage recorded the experiment before the edit.
-    built_db.execute(_set_value(2, 111))
-    _edit_before_flat_write(monkeypatch, built_db, "UPDATE samples SET experiment_id = 77 WHERE id = 2")
-    built_db.materialize_all()
-    monkeypatch.undo()
-    built_db.execute("UPDATE samples SET experiment_id = 1 WHERE id = 2")
-    _refresh_and_check(built_db)
-
-
-def test_a_value_edited_during_a_whole_table_build_and_put_back_afterwards_is_refreshed(built_db, monkeypatch):
-    # A new measurement type makes the next build a whole-table one; the same race on that path.
-    built_db.execute("INSERT INTO sample_measurements VALUES (4, 'temp', 20)")
-    _edit_before_flat_write(
-        monkeypatch,
-        built_db,
-        _set_value(2, 222),
-    )
-    built_db.materialize_all()
-    monkeypatch.undo()
-    built_db.execute(_set_value(2, 500))
+    if race.after:
+        built_db.execute(*race.after)
     _refresh_and_check(built_db)
 
 
@@ -147,39 +150,6 @@ def test_a_value_edited_after_the_write_is_refreshed(built_db, monkeypatch):
     assert built_db.query("SELECT sample_id FROM lab_pending_samples") == [(2,)]
     _refresh_and_check(built_db)
     assert built_db.query("SELECT COUNT(*) FROM lab_pending_samples") == [(0,)]
-
-
-def test_a_value_edited_after_a_matching_write_is_refreshed(built_db, monkeypatch):
-    # The row equals the recorded digest, so it is not checked against the sources; the edit after
-    # the write differs from that record and the next refresh finds it.
-    built_db.execute(_set_value(2, 111))
-    _edit_after_flat_write(monkeypatch, built_db, _set_value(2, 222))
-    built_db.materialize_all()
-    monkeypatch.undo()
-    _refresh_and_check(built_db)
-
-
-def test_a_sample_deleted_during_the_write_and_put_back_afterwards_is_refreshed(built_db, monkeypatch):
-    # Sample 20 is rewritten for its measurement; while it is, the lab deletes it (its
-    # measurements go with it), and after the refresh puts it back exactly as the refresh
-    # recorded it: its row must come back.
-    built_db.execute(_set_value(20, 111))
-    _edit_before_flat_write(monkeypatch, built_db, "DELETE FROM samples WHERE id = 20")
-    built_db.materialize_all()
-    monkeypatch.undo()
-    built_db.execute(
-        "INSERT INTO samples (id, parent_id, experiment_id) VALUES (20, 11, 1)",
-        "INSERT INTO sample_measurements VALUES (20, 'vol', 111), (20, 'ph', 7.34)",
-    )
-    _refresh_and_check(built_db)
-
-
-def test_a_sample_deleted_after_a_whole_table_build_is_refreshed(built_db, monkeypatch):
-    built_db.execute("INSERT INTO sample_measurements VALUES (4, 'temp', 20)")
-    _edit_after_flat_write(monkeypatch, built_db, "DELETE FROM samples WHERE id = 20")
-    built_db.materialize_all()
-    monkeypatch.undo()
-    _refresh_and_check(built_db)
 
 
 def test_the_sensor_starts_a_refresh_for_a_change_the_last_one_saw_half_way(built_db, monkeypatch):
@@ -310,16 +280,9 @@ def test_a_sample_moved_while_the_lineage_is_refreshed_gets_its_subtree_refreshe
     import lab_assets.refresh.lineage as lineage_module
 
     built_db.execute("UPDATE samples SET experiment_id = 5 WHERE id = 9")
-    original = lineage_module.descendants_select
-    done = []
-
-    def moved_after_an_edit(*args, **kwargs):
-        if not done:
-            built_db.execute("UPDATE samples SET parent_id = 13 WHERE id = 9")
-            done.append(True)
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(lineage_module, "descendants_select", moved_after_an_edit)
+    done = _edit_first(
+        monkeypatch, lineage_module, "descendants_select", built_db, "UPDATE samples SET parent_id = 13 WHERE id = 9"
+    )
     built_db.materialize_all()
     monkeypatch.undo()
     assert done
@@ -329,7 +292,7 @@ def test_a_sample_moved_while_the_lineage_is_refreshed_gets_its_subtree_refreshe
 def test_a_whole_table_build_that_dies_before_its_verification_is_built_again(built_db, monkeypatch):
     # A new type makes the build a whole-table one; while it writes, sample 2's vol changes, and the
     # run dies (killed, say) after the swap and before the verification, the value put back meanwhile.
-    built_db.execute("INSERT INTO sample_measurements VALUES (4, 'temp', 20)")
+    built_db.execute(NEW_TYPE)
     _edit_before_flat_write(monkeypatch, built_db, _set_value(2, 222))
 
     def killed(*args, **kwargs):
@@ -352,16 +315,13 @@ def test_a_type_recorded_after_the_catalog_was_read_starts_the_next_refresh(buil
     ticker = Ticker(built_db, DagsterInstance.ephemeral())
     ticker.settle()
     built_db.execute(_set_value(3, 111))
-    original = digests_module.fill_live_digests
-    done = []
-
-    def after_a_new_type(*args, **kwargs):
-        if not done:
-            built_db.execute("INSERT INTO sample_measurements VALUES (3, 'temp', 21)")
-            done.append(True)
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(digests_module, "fill_live_digests", after_a_new_type)
+    done = _edit_first(
+        monkeypatch,
+        digests_module,
+        "fill_live_digests",
+        built_db,
+        "INSERT INTO sample_measurements VALUES (3, 'temp', 21)",
+    )
     built_db.materialize_all()
     monkeypatch.undo()
     assert done

@@ -13,6 +13,7 @@ from lab_assets.lib.flat_table import (
     column_limit_problem,
     flat_table_definition,
 )
+from lab_assets.lib.sql import balanced_sum
 from lab_assets.lib.tables import TableLocations
 
 
@@ -101,7 +102,7 @@ def test_duplicate_column_names_includes_identifying_columns():
 
 def test_balanced_sum_is_shallow_and_complete():
     terms = [f"t{i}" for i in range(1000)]
-    sql = integrity.balanced_sum(terms)
+    sql = balanced_sum(terms)
     depth = max_depth = 0
     for char in sql:
         depth += {"(": 1, ")": -1}.get(char, 0)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from lab_assets.lib.flat_table import IDENTIFYING_COLUMNS
 from lab_assets.lib.names import SAMPLE_LINEAGE
-from lab_assets.lib.sql import quote_identifier
+from lab_assets.lib.sql import balanced_sum, quote_identifier
 from lab_assets.lib.tables import TableLocations
 
 OFFENDER_LIMIT = 20
@@ -163,15 +163,6 @@ SELECT e.sample_id, 'not a sample' FROM {flat} AS e LEFT JOIN {samples} AS s ON 
 UNION ALL
 SELECT e.sample_id, 'several rows' FROM {flat} AS e GROUP BY e.sample_id HAVING COUNT(*) > 1"""
     return offenders(inner, "sample_id, problem", limit)
-
-
-def balanced_sum(terms: Sequence[str]) -> str:
-    """``a + b + ...`` as a balanced tree of parentheses: a flat chain of ~1000 terms parses into a
-    ~1000-deep expression tree and overruns the server's thread stack (error 1436)."""
-    if len(terms) == 1:
-        return terms[0]
-    middle = len(terms) // 2
-    return f"({balanced_sum(terms[:middle])} + {balanced_sum(terms[middle:])})"
 
 
 def reconciliation_select(

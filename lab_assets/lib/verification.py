@@ -36,7 +36,7 @@ from lab_assets.lib.refresh import (
     digest_bucket_sums_select,
 )
 from lab_assets.lib.sources import row_hash_expressions
-from lab_assets.lib.sql import Column, TableDefinition, quote_identifier
+from lab_assets.lib.sql import Column, TableDefinition, balanced_sum, quote_identifier
 from lab_assets.lib.tables import TableLocations
 
 # Per written sample: its live digest (0 rows and NULL sums when it has no measurements) and
@@ -51,18 +51,6 @@ VERIFIED_ROWS_DEFINITION = TableDefinition(
     ),
     primary_key=("sample_id",),
 )
-
-
-def balanced_sum(terms: Sequence[str]) -> str:
-    """``terms`` added up as a balanced tree of parentheses ("0" for none). A left-deep chain of
-    996 additions (one per measurement column) overran MariaDB 10.11's 299 KiB thread stack
-    (error 1436, measured); a balanced one is about 10 levels deep."""
-    if not terms:
-        return "0"
-    if len(terms) == 1:
-        return terms[0]
-    middle = len(terms) // 2
-    return f"({balanced_sum(terms[:middle])} + {balanced_sum(terms[middle:])})"
 
 
 def suspect_rows_select(
