@@ -252,7 +252,7 @@ STEP_LINE = re.compile(
 
 FINISHED_STEP = re.compile(r'Finished execution of step "(?P<step>[^"]+)" in (?P<value>[\d.]+)(?P<unit>ms|s)\b')
 MATERIALIZE_ALL = ("asset", "materialize", "-m", "lab_assets.definitions", "--select", "*")
-# What the source-change sensor launches: the tables plus the blocking checks.
+# What the source-change sensor launches: the tables, every check reported by their steps.
 REFRESH_JOB = ("job", "execute", "-m", "lab_assets.definitions", "-j", "lab_refresh")
 
 

@@ -14,7 +14,6 @@ import sqlalchemy as sa
 from dagster import DagsterInstance, materialize
 
 from lab_assets.defs.assets import LAB_ASSETS
-from lab_assets.defs.checks import ALL_CHECKS
 from lab_assets.io_manager import MySQLIOManager
 from lab_assets.local_lab import source_schema_statements
 from lab_assets.mysql import MySQLResource
@@ -62,7 +61,7 @@ class LabDatabase:
 
     def materialize_all(self, instance: DagsterInstance | None = None, raise_on_error: bool = True, tags=None):
         return materialize(
-            [*LAB_ASSETS, *ALL_CHECKS],
+            LAB_ASSETS,
             tags=tags,
             resources=self.resources(),
             instance=instance,

@@ -1,73 +1,82 @@
-"""Each asset check called directly (build_asset_check_context) on a good database (passes) and
-after one targeted corruption (fails naming the offenders); the flat-table checks also fail inside
-a materialization when the build is made wrong on purpose."""
+"""Every asset check, two ways: the audit (the checks alone, recomputed over the whole live
+tables) on a good database (passes) and after one targeted corruption (fails naming the
+offenders); and from the step that builds its table, which must name the same offenders when
+the corruption is in the sources, over what the build wrote (full build or refresh)."""
 
 from __future__ import annotations
 
 import pytest
-from dagster import build_asset_check_context
+from dagster import AssetCheckKey, AssetSelection, materialize
 
 import lab_assets.refresh.flat_table as flat_table_module
 from lab_assets.defs import checks
+from lab_assets.defs.assets import LAB_ASSETS
 from lab_assets.lib.flat_table import MAX_MEASUREMENT_COLUMNS
-from lab_assets.mysql import MySQLResource
 
 pytestmark = pytest.mark.timeout(120)
+CHECKS = {spec.name: spec for spec in checks.ALL_CHECKS}
 
 
-def run_check(db, check) -> object:
-    result = check(build_asset_check_context(resources={"mysql": MySQLResource(url=db.url)}))
-    if not hasattr(result, "passed"):  # blocking checks are generators; they raise after a failed result
-        results = []
-        try:
-            for item in result:
-                results.append(item)
-        except Exception as error:  # noqa: BLE001 - the Failure of a blocking check
-            assert results and not results[0].passed, error
-        result = results[0]
-    return result
+def audit(db, *names: str) -> dict:
+    """The named checks (default: all) alone, as the lab_integrity_audit job runs them."""
+    keys = [AssetCheckKey(CHECKS[n].asset_key, n) for n in names or CHECKS]
+    result = materialize(
+        LAB_ASSETS, selection=AssetSelection.checks(*keys), resources=db.resources(), raise_on_error=False
+    )
+    assert not result.get_asset_materialization_events(), "the audit must not rebuild anything"
+    return {e.check_name: e for e in result.get_asset_check_evaluations()}
+
+
+def run_check(db, name: str):
+    return audit(db, name)[name]
+
+
+def built(db, **kwargs) -> dict:
+    """A materialization of every asset; its check evaluations by name."""
+    result = db.materialize_all(raise_on_error=False, **kwargs)
+    return {e.check_name: e for e in result.get_asset_check_evaluations()}
 
 
 # check, statements that break its property on the seed database (after a good build), offenders
 CORRUPTIONS = {
     "no_parent_cycles": (
-        checks.no_parent_cycles,
+        "no_parent_cycles",
         ["SET foreign_key_checks = 0", "UPDATE samples SET parent_id = 20 WHERE id = 11"],
         # 11 -> 20 -> 11 closes a cycle; 20's subtree hangs on it
         [11, 20],
     ),
     "no_missing_parents": (
-        checks.no_missing_parents,
+        "no_missing_parents",
         ["SET foreign_key_checks = 0", "UPDATE samples SET parent_id = 777 WHERE id = 13"],
         [13, 14, 15, 16],
     ),
     "measurements_have_samples": (
-        checks.measurements_have_samples,
+        "measurements_have_samples",
         ["SET foreign_key_checks = 0", "INSERT INTO sample_measurements VALUES (4242, 'ph', 1)"],
         ["sample_id='4242' type='ph' value='1.000000'"],
     ),
     "measurement_types_not_null": (
-        checks.measurement_types_not_null,
+        "measurement_types_not_null",
         ["INSERT INTO sample_measurements VALUES (3, NULL, 8)"],
         ["sample_id='3' value='8.000000'"],
     ),
     "no_duplicate_measurements": (
-        checks.no_duplicate_measurements,
+        "no_duplicate_measurements",
         ["INSERT INTO sample_measurements VALUES (9, 'PH', 1)"],
         ["sample_id=9 type='ph' measurements=2"],
     ),
     "one_spelling_per_column": (
-        checks.one_spelling_per_column,
+        "one_spelling_per_column",
         ["INSERT INTO sample_measurements VALUES (4, 'PH', 2)"],
         ['measurement_ph: "PH", "ph"'],
     ),
     "catalog_column_names_unique": (
-        checks.catalog_column_names_unique,
+        "catalog_column_names_unique",
         ["INSERT INTO measurement_types (measurement_type, column_name) VALUES ('x', 'Measurement_PH')"],
         ["measurement_ph x2"],
     ),
     "one_row_per_sample": (
-        checks.one_row_per_sample,
+        "one_row_per_sample",
         [
             "DELETE FROM experiment_measurements WHERE sample_id = 7",
             "INSERT INTO experiment_measurements (experiment_id, top_parent_id, sample_id) VALUES (1, 1, 555)",
@@ -119,9 +128,15 @@ def built_seed_db(lab_db):
 
 
 def test_every_check_passes_on_good_data(built_seed_db):
-    for check in checks.ALL_CHECKS:
-        result = run_check(built_seed_db, check)
-        assert result.passed, (check, result.description)
+    by_name = audit(built_seed_db)
+    assert sorted(by_name) == sorted(CHECKS)
+    for name, result in by_name.items():
+        assert result.passed, (name, result.description)
+        # The blocking checks read the catalog table (a few rows) in builds and audits alike.
+        assert (
+            "audit" in result.metadata["covered"].value
+            or "measurement_types catalog" in result.metadata["covered"].value
+        )
 
 
 @pytest.mark.parametrize("name", sorted(CORRUPTIONS))
@@ -135,11 +150,26 @@ def test_check_fails_naming_offenders(built_seed_db, name):
     assert result.metadata["offender_count"].value == len(expected)
 
 
+# Corruptions of the sources: the next build's own step (a refresh here) must find them too.
+SOURCE_CORRUPTIONS = sorted(n for n in CORRUPTIONS if n not in {"catalog_column_names_unique", "one_row_per_sample"})
+
+
+@pytest.mark.parametrize("name", SOURCE_CORRUPTIONS)
+def test_the_building_step_names_the_same_offenders_as_the_audit(built_seed_db, name):
+    check, statements, expected = CORRUPTIONS[name]
+    built_seed_db.execute(*statements)
+    result = built(built_seed_db)[check]
+    assert not result.passed, result.description
+    assert result.metadata["offenders"].value == expected
+    assert result.metadata["offender_count"].value == len(expected)
+    assert "audit" not in result.metadata["covered"].value
+
+
 @pytest.mark.parametrize("name", sorted(RECONCILIATION_CORRUPTIONS))
 def test_reconciliation_fails_naming_cells(built_seed_db, name):
     statement, expected = RECONCILIATION_CORRUPTIONS[name]
     built_seed_db.execute(statement)
-    result = run_check(built_seed_db, checks.flat_table_reconciles)
+    result = run_check(built_seed_db, "flat_table_reconciles")
     assert not result.passed and result.metadata["offenders"].value == expected
 
 
@@ -153,9 +183,9 @@ def test_reconciliation_fails_on_a_cell_that_equals_a_source_value_below_the_max
     lab_db.query("INSERT INTO sample_measurements VALUES (3, 'ph', %s)", (larger,))
     lab_db.materialize_all()
     assert lab_db.query("SELECT measurement_ph FROM experiment_measurements WHERE sample_id = 3") == [(larger,)]
-    assert run_check(lab_db, checks.flat_table_reconciles).passed
+    assert run_check(lab_db, "flat_table_reconciles").passed
     lab_db.query("UPDATE experiment_measurements SET measurement_ph = %s WHERE sample_id = 3", (smaller,))
-    result = run_check(lab_db, checks.flat_table_reconciles)
+    result = run_check(lab_db, "flat_table_reconciles")
     assert not result.passed
     assert result.metadata["offenders"].value == ["sample_id=3 measurement_ph"]
 
@@ -163,7 +193,7 @@ def test_reconciliation_fails_on_a_cell_that_equals_a_source_value_below_the_max
 def test_column_limit_check_fails_on_an_oversized_catalog(built_seed_db):
     rows = ", ".join(f"('t{i}', 'measurement_t{i}')" for i in range(MAX_MEASUREMENT_COLUMNS - 1))
     built_seed_db.execute(f"INSERT INTO measurement_types (measurement_type, column_name) VALUES {rows}")
-    result = run_check(built_seed_db, checks.catalog_within_column_limit)
+    result = run_check(built_seed_db, "catalog_within_column_limit")
     assert not result.passed and str(MAX_MEASUREMENT_COLUMNS) in result.description
     assert str(MAX_MEASUREMENT_COLUMNS + 1) in result.description
 
@@ -199,19 +229,82 @@ def test_flat_table_checks_fail_inside_a_materialization_when_the_build_is_wrong
     assert sorted(n for n, e in by_name.items() if not e.passed) == ["flat_table_reconciles", "one_row_per_sample"]
 
 
+def test_a_wrong_root_is_named_by_the_building_step(lab_db, monkeypatch):
+    # The flat rows take top_parent_id from the lineage: a slip there must still be caught.
+    monkeypatch.setattr(
+        flat_table_module,
+        "pivot_select",
+        _wrapped_pivot(
+            lambda sql: (
+                "SELECT experiment_id, CASE WHEN sample_id = 8 THEN 13 ELSE top_parent_id END AS top_parent_id,"
+                f" sample_id, measurement_ph, measurement_vol FROM ({sql}) AS built"
+            )
+        ),
+    )
+    by_name = built(lab_db)
+    assert by_name["flat_table_reconciles"].metadata["offenders"].value == ["sample_id=8 top_parent_id"]
+    assert [n for n, e in by_name.items() if not e.passed] == ["flat_table_reconciles"]
+
+
+def _refresh(db) -> dict:
+    """The sensor's job (lab_refresh), in process; its check evaluations by name."""
+    from lab_assets.definitions import defs
+
+    job = defs.resolve_job_def("lab_refresh")
+    result = job.execute_in_process(resources=db.resources(), raise_on_error=False)
+    assert result.get_asset_materialization_events(), "the refresh wrote nothing"
+    return {e.check_name: e for e in result.get_asset_check_evaluations()}
+
+
+def test_a_refresh_reports_every_check_over_the_rows_it_rewrote(built_seed_db):
+    built_seed_db.execute(
+        "UPDATE sample_measurements SET value = value + 1 WHERE sample_id IN (3, 6)",
+        "UPDATE samples SET experiment_id = 1 WHERE id = 14",
+    )
+    by_name = _refresh(built_seed_db)
+    assert sorted(by_name) == sorted(CHECKS)
+    assert all(e.passed for e in by_name.values()), {n: e.description for n, e in by_name.items() if not e.passed}
+    for name in ("one_row_per_sample", "flat_table_reconciles"):
+        assert by_name[name].metadata["covered_rows"].value == 3
+        assert "rewrote" in by_name[name].metadata["covered"].value
+
+
+def test_a_wrong_refresh_is_named_by_its_own_checks(built_seed_db, monkeypatch):
+    built_seed_db.execute("UPDATE sample_measurements SET value = value + 1 WHERE sample_id IN (3, 6)")
+    monkeypatch.setattr(
+        flat_table_module,
+        "pivot_select",
+        _wrapped_pivot(
+            lambda sql: (
+                "SELECT experiment_id, top_parent_id, sample_id, measurement_ph + (sample_id = 3) AS measurement_ph,"
+                f" measurement_vol FROM ({sql}) AS built"
+            )
+        ),
+    )
+    by_name = _refresh(built_seed_db)
+    result = by_name["flat_table_reconciles"]
+    assert result.metadata["offenders"].value == ["sample_id=3 measurement_ph"]
+    assert result.metadata["covered_rows"].value == 2
+    assert [n for n, e in by_name.items() if not e.passed] == ["flat_table_reconciles"]
+    # The row is marked again: the next (correct) refresh rewrites it.
+    monkeypatch.undo()
+    assert all(e.passed for e in _refresh(built_seed_db).values())
+
+
 def test_every_check_on_a_database_never_built_fails_with_a_message(lab_db):
     # The audit job on a database whose first build never ran (or was stopped): no raw 1146.
     reads_only_sources = {
-        checks.no_parent_cycles,
-        checks.no_missing_parents,
-        checks.measurements_have_samples,
-        checks.measurement_types_not_null,
-        checks.no_duplicate_measurements,
-        checks.one_spelling_per_column,
+        "no_parent_cycles",
+        "no_missing_parents",
+        "measurements_have_samples",
+        "measurement_types_not_null",
+        "no_duplicate_measurements",
+        "one_spelling_per_column",
     }
-    for check in checks.ALL_CHECKS:
-        result = run_check(lab_db, check)
-        if check in reads_only_sources:
-            assert result.passed, check.node_def.name
+    by_name = audit(lab_db)
+    assert sorted(by_name) == sorted(CHECKS)
+    for name, result in by_name.items():
+        if name in reads_only_sources:
+            assert result.passed, name
         else:
-            assert not result.passed and "does not exist yet" in result.description, check.node_def.name
+            assert not result.passed and "does not exist yet" in result.description, name

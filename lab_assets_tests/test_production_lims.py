@@ -19,7 +19,6 @@ import pytest
 from dagster import DagsterInstance, build_sensor_context, materialize
 
 from lab_assets.defs.assets import LAB_ASSETS
-from lab_assets.defs.checks import ALL_CHECKS
 from lab_assets.defs.sensors import lab_source_change_sensor
 from lab_assets.io_manager import MySQLIOManager
 from lab_assets.local_lab import source_schema_statements
@@ -42,7 +41,7 @@ def _resources(url: str, output_database: str | None = None, **settings) -> dict
 
 
 def _materialize(resources, raise_on_error=True, tags=None):
-    return materialize([*LAB_ASSETS, *ALL_CHECKS], resources=resources, raise_on_error=raise_on_error, tags=tags)
+    return materialize(LAB_ASSETS, resources=resources, raise_on_error=raise_on_error, tags=tags)
 
 
 def _tables(connection, database: str) -> set[str]:

@@ -251,16 +251,25 @@ def test_an_unsettled_reading_is_fingerprinted_again_until_settled():
     )
 
 
-def test_refresh_job_runs_the_tables_and_only_the_blocking_checks():
-    from dagster import AssetsDefinition
+def test_refresh_job_builds_the_tables_and_reports_every_check():
+    from dagster import AssetCheckKey, AssetKey
+    from dagster._core.definitions.dependency import NodeHandle
 
     from lab_assets.definitions import defs
-    from lab_assets.defs.assets import LAB_ASSETS
-    from lab_assets.defs.checks import ALL_CHECKS, BLOCKING_CHECKS
+    from lab_assets.defs.checks import ALL_CHECKS
+    from lab_assets.lib.names import EXPERIMENT_MEASUREMENTS, SOURCE_DERIVED_TABLES
 
+    def selected(job_name: str) -> set:
+        job = defs.resolve_job_def(job_name)
+        return {
+            key
+            for node in job.graph.nodes
+            for key in job.asset_layer.get_selected_entity_keys_for_node(NodeHandle(node.name, None))
+        }
+
+    every_check = {spec.key for spec in ALL_CHECKS}
+    assert all(isinstance(k, AssetCheckKey) for k in every_check) and len(every_check) == 10
     assert lab_source_change_sensor.job_name == "lab_refresh"
-    refresh = {node.name for node in defs.resolve_job_def("lab_refresh").graph.nodes}
-    tables = {a.node_def.name for a in LAB_ASSETS if isinstance(a, AssetsDefinition) and a.is_materializable}
-    assert refresh == tables | {c.node_def.name for c in BLOCKING_CHECKS}
-    audit = {node.name for node in defs.resolve_job_def("lab_integrity_audit").graph.nodes}
-    assert audit == {c.node_def.name for c in ALL_CHECKS}
+    tables = {AssetKey(t) for t in (*SOURCE_DERIVED_TABLES, EXPERIMENT_MEASUREMENTS)}
+    assert selected("lab_refresh") == tables | every_check
+    assert selected("lab_integrity_audit") == every_check  # the audit rebuilds nothing

@@ -21,7 +21,6 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from dagster import materialize
 
 from lab_assets.defs.assets import LAB_ASSETS
-from lab_assets.defs.checks import ALL_CHECKS
 from lab_assets.io_manager import MySQLIOManager
 from lab_assets.local_lab import source_schema_statements
 from lab_assets.mysql import MySQLResource
@@ -198,7 +197,7 @@ def _verified(ca: str) -> str:
 def _materialize(url: str, raise_on_error: bool = True):
     mysql = MySQLResource(url=url)
     resources = {"mysql": mysql, "io_manager": MySQLIOManager(mysql=mysql)}
-    return materialize([*LAB_ASSETS, *ALL_CHECKS], resources=resources, raise_on_error=raise_on_error)
+    return materialize(LAB_ASSETS, resources=resources, raise_on_error=raise_on_error)
 
 
 def _failure(result) -> str:

@@ -1,11 +1,13 @@
 """The asset graph, as a table of contents: lab sources -> measurement-type catalog, sample
-lineage and measurement digests -> flat table. Each asset calls into lab_assets.refresh."""
+lineage and measurement digests -> flat table. Each asset calls into lab_assets.refresh; each
+asset's checks (lab_assets.defs.checks) are evaluated by its own step."""
 
 import time
 from collections.abc import Iterator
 
 import pandas as pd
 from dagster import (
+    AssetCheckResult,
     AssetExecutionContext,
     AssetOut,
     DataVersion,
@@ -14,12 +16,12 @@ from dagster import (
     TableColumn,
     TableColumnConstraints,
     TableSchema,
-    asset,
     multi_asset,
     observable_source_asset,
 )
 from dagster._core.definitions.metadata.metadata_set import TableMetadataSet
 
+from lab_assets.defs.checks import CATALOG_CHECKS, FLAT_TABLE_CHECKS, LINEAGE_CHECKS
 from lab_assets.io_manager import SqlRelation, TableWrite
 from lab_assets.lib.names import (
     EXPERIMENT_MEASUREMENTS,
@@ -32,9 +34,8 @@ from lab_assets.lib.names import (
 )
 from lab_assets.lib.sources import MEASUREMENTS_COLUMNS, SAMPLES_COLUMNS, fingerprint_select
 from lab_assets.mysql import MySQLResource
-from lab_assets.refresh.derivations import derive_source_tables, io_manager_schema
+from lab_assets.refresh.derivations import derive_source_tables
 from lab_assets.refresh.flat_table import flat_table_outputs
-from lab_assets.refresh.guard import guarded_build
 
 SOURCES_GROUP = "lab_sources"
 FLAT_GROUP = "lab_flat_table"
@@ -122,6 +123,7 @@ def sample_measurements(mysql: MySQLResource) -> ObserveResult:
         ),
     },
     deps=[samples, sample_measurements],
+    check_specs=[*CATALOG_CHECKS, *LINEAGE_CHECKS],
     internal_asset_deps={
         MEASUREMENT_TYPES: {sample_measurements.key},
         SAMPLE_LINEAGE: {samples.key},
@@ -133,33 +135,37 @@ def sample_measurements(mysql: MySQLResource) -> ObserveResult:
     " on its own connection (a refresh's change detection is one scan per source), so on a server with"
     " more than one core the catalog, the lineage and the digests take about as long as the slowest.",
 )
-def lab_source_derivations(context: AssetExecutionContext, mysql: MySQLResource) -> Iterator[Output]:
+def lab_source_derivations(context: AssetExecutionContext, mysql: MySQLResource) -> Iterator[Output | AssetCheckResult]:
     yield from derive_source_tables(context, mysql)
 
 
-@asset(
+@multi_asset(
     name=EXPERIMENT_MEASUREMENTS,
+    outs={
+        EXPERIMENT_MEASUREMENTS: AssetOut(
+            dagster_type=TableWrite,
+            group_name=FLAT_GROUP,
+            kinds={"mysql"},
+            is_required=False,
+            description="The flat table scientists query: one row per sample with experiment_id, its root"
+            " sample (top_parent_id), sample_id and one `measurement_<type>` DECIMAL(16,6) column per"
+            " measurement type (NULL where the sample has no such measurement). Built inside MySQL; a full"
+            " build is swapped in with one RENAME TABLE, a refresh replaces the changed rows in one"
+            " transaction, so readers never see a mix.",
+        )
+    },
     deps=[samples, sample_measurements, SAMPLE_MEASUREMENT_DIGESTS],
-    group_name=FLAT_GROUP,
-    kinds={"mysql"},
+    check_specs=FLAT_TABLE_CHECKS,
+    can_subset=True,
     pool=TABLE_WRITERS_POOL,
-    description="The flat table scientists query: one row per sample with experiment_id, its root"
-    " sample (top_parent_id), sample_id and one `measurement_<type>` DECIMAL(16,6) column per"
-    " measurement type (NULL where the sample has no such measurement). Built inside MySQL; a full"
-    " build is swapped in with one RENAME TABLE, a refresh replaces the changed rows in one"
-    " transaction, so readers never see a mix.",
 )
 def experiment_measurements(
     context: AssetExecutionContext,
     mysql: MySQLResource,
     measurement_types: pd.DataFrame,
     sample_lineage: SqlRelation,
-) -> Iterator[Output]:
-    # The build lock is held until the IO manager has written the table.
-    with guarded_build(
-        context.log, mysql, context.run.run_id, EXPERIMENT_MEASUREMENTS, io_manager_schema(context)
-    ) as still_held:
-        yield from flat_table_outputs(context, mysql, measurement_types, sample_lineage, still_held)
+) -> Iterator[Output | AssetCheckResult]:
+    yield from flat_table_outputs(context, mysql, measurement_types, sample_lineage)
 
 
 LAB_ASSETS = [samples, sample_measurements, lab_source_derivations, experiment_measurements]

@@ -274,15 +274,9 @@ def reconciliation_offending_samples_select(
       every non-NULL cell equals some source row's value of its type, and no source row has a
       type without a column. Together: each cell is MAX(value) of its (sample, type), NULL where
       there is none.
-    * experiment_id is the sample's.
-    * top_parent_id equals the one in ``sample_lineage``, and the lineage is proven by induction
-      along parent links: a root has itself and depth 0; any other sample has its parent's root
-      and depth + 1 (NULL-safe), NULL under a missing parent. Depth strictly grows away from the
-      root, so no cycle can carry a root: NULL exactly where no root is reachable.
+    * experiment_id and top_parent_id: :func:`lineage_proof_select`.
     """
-    samples = tables.samples
     measurements = tables.sample_measurements
-    lineage = tables.qualified(SAMPLE_LINEAGE)
     flat = tables.qualified(flat_table)
     types = tuple(t for t, _ in measurement_columns)
     if measurement_columns:
@@ -304,21 +298,82 @@ HAVING SUM(m.measurement_type IS NOT NULL AND NOT {known}) > 0
     OR SUM(m.value IS NOT NULL AND {known} AND NOT COALESCE(m.value <= ({cell}), FALSE)) > 0
     OR COUNT(DISTINCT CASE WHEN m.value = ({cell}) THEN ({key}) END) <> MAX({filled})
 UNION
-SELECT e.sample_id
-FROM {flat} AS e
-LEFT JOIN {samples} AS s ON s.id = e.sample_id
-LEFT JOIN {lineage} AS l ON l.sample_id = e.sample_id
-LEFT JOIN {samples} AS parent ON parent.id = s.parent_id
-LEFT JOIN {lineage} AS parent_lineage ON parent_lineage.sample_id = s.parent_id
-WHERE s.id IS NULL OR l.sample_id IS NULL
-   OR NOT (e.experiment_id <=> s.experiment_id)
-   OR NOT (e.top_parent_id <=> l.top_parent_id)
-   OR (l.top_parent_id IS NULL) <> (l.depth IS NULL)
-   OR (s.parent_id IS NULL AND NOT (l.top_parent_id <=> s.id AND l.depth <=> 0))
-   OR (s.parent_id IS NOT NULL AND parent.id IS NULL AND l.top_parent_id IS NOT NULL)
-   OR (s.parent_id IS NOT NULL AND parent.id IS NOT NULL
-       AND NOT (l.top_parent_id <=> parent_lineage.top_parent_id AND l.depth <=> parent_lineage.depth + 1))"""
+{lineage_proof_select(tables, flat_table)}"""
     if not measurement_columns:
         return sql, ()
     # In text order: known, known + cell, cell + key.
     return sql, types + types + types + types + types
+
+
+def lineage_proof_select(tables: TableLocations, flat_table: str, written_table: str | None = None) -> str:
+    """Ids of flat rows whose identifying columns are wrong, proven without walking the trees: the
+    row's experiment_id and top_parent_id equal ``sample_lineage``'s, the lineage's parent_id and
+    experiment_id equal the live sample's, and the lineage is proven by induction along parent
+    links: a root has itself and depth 0; any other sample has its parent's root and depth + 1
+    (NULL-safe), NULL under a missing parent. Depth strictly grows away from the root, so no cycle
+    can carry a root: NULL exactly where no root is reachable. Rows without a sample or a lineage
+    row are offenders too. Only the rows whose ids are in ``written_table`` when given (their
+    parents' lineage is read as recorded). Primary-key lookups only: one scan of the rows."""
+    samples = tables.samples
+    lineage = tables.qualified(SAMPLE_LINEAGE)
+    flat = tables.qualified(flat_table)
+    rows = (
+        f"{flat} AS e"
+        if written_table is None
+        else (f"{tables.qualified(written_table)} AS w JOIN {flat} AS e ON e.sample_id = w.sample_id")
+    )
+    return f"""SELECT e.sample_id
+FROM {rows}
+LEFT JOIN {samples} AS s ON s.id = e.sample_id
+LEFT JOIN {lineage} AS l ON l.sample_id = e.sample_id
+LEFT JOIN {lineage} AS parent_lineage ON parent_lineage.sample_id = l.parent_id
+WHERE s.id IS NULL OR l.sample_id IS NULL
+   OR NOT (e.experiment_id <=> l.experiment_id) OR NOT (l.experiment_id <=> s.experiment_id)
+   OR NOT (l.parent_id <=> s.parent_id)
+   OR NOT (e.top_parent_id <=> l.top_parent_id)
+   OR (l.top_parent_id IS NULL) <> (l.depth IS NULL)
+   OR (l.parent_id IS NULL AND NOT (l.top_parent_id <=> l.sample_id AND l.depth <=> 0))
+   OR (l.parent_id IS NOT NULL AND parent_lineage.sample_id IS NULL AND l.top_parent_id IS NOT NULL)
+   OR (l.parent_id IS NOT NULL AND parent_lineage.sample_id IS NOT NULL
+       AND NOT (l.top_parent_id <=> parent_lineage.top_parent_id AND l.depth <=> parent_lineage.depth + 1))"""
+
+
+def _unrooted_ctes(tables: TableLocations) -> str:
+    """``unrooted``: the samples ``sample_lineage`` gives no root (through its top_parent_id
+    index: nothing to read when every sample has a root). ``dangling``: those under a parent id
+    that is not in the lineage, and everything below them among the unrooted. An unrooted sample
+    with a parent that is not dangling is on or under a cycle. (One with no parent is a root
+    added while the lineage was built; the next refresh gives it its root.)"""
+    lineage = tables.qualified(SAMPLE_LINEAGE)
+    return f"""WITH RECURSIVE unrooted (sample_id, parent_id) AS (
+  SELECT sample_id, parent_id FROM {lineage} WHERE top_parent_id IS NULL
+),
+dangling (sample_id) AS (
+  SELECT u.sample_id FROM unrooted AS u LEFT JOIN {lineage} AS p ON p.sample_id = u.parent_id
+  WHERE u.parent_id IS NOT NULL AND p.sample_id IS NULL
+  UNION ALL
+  SELECT u.sample_id FROM dangling AS d JOIN unrooted AS u ON u.parent_id = d.sample_id
+)"""
+
+
+def lineage_cycle_samples_select(tables: TableLocations, limit: int = OFFENDER_LIMIT) -> str:
+    """:func:`cycle_samples_select` from the lineage a build just recorded instead of a walk of
+    the live samples: sample_id, parent_id, count."""
+    inner = """SELECT u.sample_id, u.parent_id FROM unrooted AS u LEFT JOIN dangling AS d ON d.sample_id = u.sample_id
+WHERE u.parent_id IS NOT NULL AND d.sample_id IS NULL"""
+    return f"{_unrooted_ctes(tables)}\n{offenders(inner, 'sample_id', limit)}"
+
+
+def lineage_missing_parent_samples_select(tables: TableLocations, limit: int = OFFENDER_LIMIT) -> str:
+    """:func:`missing_parent_samples_select` from the recorded lineage: sample_id, parent_id, count."""
+    inner = "SELECT u.sample_id, u.parent_id FROM unrooted AS u JOIN dangling AS d ON d.sample_id = u.sample_id"
+    return f"{_unrooted_ctes(tables)}\n{offenders(inner, 'sample_id', limit)}"
+
+
+def lineage_missing_parent_ids_select(tables: TableLocations, limit: int = OFFENDER_LIMIT) -> str:
+    """:func:`missing_parent_ids_select` from the recorded lineage: parent_id, count."""
+    lineage = tables.qualified(SAMPLE_LINEAGE)
+    inner = f"""SELECT DISTINCT u.parent_id
+FROM {lineage} AS u LEFT JOIN {lineage} AS p ON p.sample_id = u.parent_id
+WHERE u.top_parent_id IS NULL AND u.parent_id IS NOT NULL AND p.sample_id IS NULL"""
+    return offenders(inner, "parent_id", limit)

@@ -45,6 +45,7 @@ LIVE_SUFFIX = "live"
 SUSPECTS_SUFFIX = "suspects"
 VERIFIED_SUFFIX = "verified"
 STALE_SUFFIX = "stale"
+WRITTEN_SUFFIX = "written"
 
 
 def helper_table(table: str, suffix: str) -> str:
@@ -65,3 +66,15 @@ SENSOR_RUN_TAGS = {SENSOR_TRIGGER_TAG: SENSOR_NAME}
 # Every step that writes a table is in this pool; dagster.yaml limits it to one step at a time,
 # so two runs never build into the same staging or work tables.
 TABLE_WRITERS_POOL = "lab_flat_table"
+
+# Asset checks (declared in lab_assets/defs/checks.py, evaluated in lab_assets/refresh/checks.py).
+NO_PARENT_CYCLES = "no_parent_cycles"
+NO_MISSING_PARENTS = "no_missing_parents"
+MEASUREMENTS_HAVE_SAMPLES = "measurements_have_samples"
+MEASUREMENT_TYPES_NOT_NULL = "measurement_types_not_null"
+NO_DUPLICATE_MEASUREMENTS = "no_duplicate_measurements"
+ONE_SPELLING_PER_COLUMN = "one_spelling_per_column"
+CATALOG_COLUMN_NAMES_UNIQUE = "catalog_column_names_unique"
+CATALOG_WITHIN_COLUMN_LIMIT = "catalog_within_column_limit"
+ONE_ROW_PER_SAMPLE = "one_row_per_sample"
+FLAT_TABLE_RECONCILES = "flat_table_reconciles"

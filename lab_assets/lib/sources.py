@@ -61,8 +61,11 @@ def fingerprint_select(tables: TableLocations, table: str, columns: Sequence[str
 
 def measurement_type_catalog_select(tables: TableLocations, charset: str, collation: str) -> str:
     """One row per distinct measurement type as the column's own collation compares them: the
-    type, its sample and measurement counts, and the column name recorded for it earlier (in
-    :data:`COLUMN_NAMES_TABLE`, NULL if none).
+    type, its sample and measurement counts, how many of its rows repeat a sample's (sample, type)
+    pair, whether it has more than one spelling (byte-wise), and the column name recorded for it earlier (in
+    :data:`COLUMN_NAMES_TABLE`, NULL if none). Rows with a NULL type come back as one more row
+    with a NULL type (the caller leaves it out of the catalog; the checks count it): the same scan
+    answers three integrity checks.
 
     Types that the collation holds equal (``VOL`` and ``vol`` under a case-insensitive one) are
     one type; the representative kept is the greatest spelling byte-wise (``vol`` over ``VOL``),
@@ -74,16 +77,18 @@ def measurement_type_catalog_select(tables: TableLocations, charset: str, collat
             raise ValueError(f"unexpected {kind} name {name!r}")
     recorded = tables.qualified(COLUMN_NAMES_TABLE)
     return f"""SELECT type_group.measurement_type, type_group.sample_count, type_group.measurement_count,
-  MIN(recorded.column_name) AS recorded_column
+  type_group.repeated_measurements, type_group.several_spellings, MIN(recorded.column_name) AS recorded_column
 FROM (
   SELECT MAX(measurement_type COLLATE {charset}_bin) AS measurement_type,
     COUNT(DISTINCT sample_id) AS sample_count,
-    COUNT(*) AS measurement_count
+    COUNT(*) AS measurement_count,
+    COUNT(sample_id) - COUNT(DISTINCT sample_id) AS repeated_measurements,
+    MIN(measurement_type COLLATE {charset}_bin) <> MAX(measurement_type COLLATE {charset}_bin) AS several_spellings
   FROM {tables.sample_measurements}
-  WHERE measurement_type IS NOT NULL
   GROUP BY measurement_type
 ) AS type_group
 LEFT JOIN {recorded} AS recorded
   ON CONVERT(recorded.measurement_type USING {charset}) COLLATE {collation}
    = type_group.measurement_type COLLATE {collation}
-GROUP BY type_group.measurement_type, type_group.sample_count, type_group.measurement_count"""
+GROUP BY type_group.measurement_type, type_group.sample_count, type_group.measurement_count,
+  type_group.repeated_measurements, type_group.several_spellings"""

@@ -39,8 +39,9 @@ from lab_assets.lib.sources import row_hash_expressions
 from lab_assets.lib.sql import Column, TableDefinition, balanced_sum, quote_identifier
 from lab_assets.lib.tables import TableLocations
 
-# Per written sample: its live digest (0 rows and NULL sums when it has no measurements) and
-# whether its flat row equals the live pivot (1) or not (0).
+# Per written sample: its live digest (0 rows and NULL sums when it has no measurements), whether
+# its flat row equals the live pivot and the lineage (1) or not (0), and whether the sample and
+# its flat row exist (the one_row_per_sample check reads them).
 VERIFIED_ROWS_DEFINITION = TableDefinition(
     columns=(
         Column("sample_id", "INT NOT NULL"),
@@ -48,6 +49,8 @@ VERIFIED_ROWS_DEFINITION = TableDefinition(
         Column("digest_a", "BIGINT NULL"),
         Column("digest_b", "BIGINT NULL"),
         Column("flat_row_current", "TINYINT NOT NULL"),
+        Column("sample_present", "TINYINT NOT NULL"),
+        Column("row_present", "TINYINT NOT NULL"),
     ),
     primary_key=("sample_id",),
 )
@@ -62,8 +65,9 @@ def suspect_rows_select(
     """The ids (one column) of the written rows that may not equal what is recorded for them, with
     the parameters: the ids in ``written_table`` (the pending table after a refresh), or every
     flat row and every sample in the lineage after a whole-table build. A row is a suspect when
-    it is present in only one of the flat table and ``sample_lineage``, or its cells' digest
-    differs from ``sample_measurement_digests`` (missing digest: none). One scan of the flat rows
+    it is present in only one of the flat table and ``sample_lineage``, its experiment_id or
+    top_parent_id differs from the lineage's, or its cells' digest differs from
+    ``sample_measurement_digests`` (missing digest: none). One scan of the flat rows
     with primary-key lookups into the two state tables, plus for a whole table one anti-join.
 
     Each cell is hashed with :data:`lab_assets.lib.refresh.MEASUREMENT_HASH_A` / ``_B``'s
@@ -84,6 +88,7 @@ def suspect_rows_select(
             terms.append(f"CASE WHEN {cell} IS NOT NULL THEN {hashed} ELSE 0 END")
         sums.append(balanced_sum(terms))
     differs = f"""l.sample_id IS NULL
+  OR NOT (f.experiment_id <=> l.experiment_id) OR NOT (f.top_parent_id <=> l.top_parent_id)
   OR COALESCE(d.measurement_rows, 0) <> {count}
   OR COALESCE(d.digest_a, 0) <> {sums[0]}
   OR COALESCE(d.digest_b, 0) <> {sums[1]}"""
@@ -124,9 +129,9 @@ def verified_rows_select(
     column's collation, exactly as :func:`lab_assets.lib.flat_table.pivot_select` builds it; both
     sides are DECIMAL(16,6), compared with ``<=>``), and none of the sample's measurements has a
     type outside the catalog (one recorded after the catalog was read: the row then lacks its
-    column, and only the next build, which sees the type, adds it). experiment_id and
-    top_parent_id are not compared: the flat table takes both from ``sample_lineage``, whose own
-    record they are."""
+    column, and only the next build, which sees the type, adds it), and its experiment_id and
+    top_parent_id are the ones ``sample_lineage`` records (the flat table takes both from it; the
+    lineage itself is proven by :func:`lab_assets.lib.integrity.lineage_proof_select`)."""
     columns = ordered(measurement_columns)
     cells = "".join(
         f"\n      AND MAX(f.{quote_identifier(c.column_name)})"
@@ -139,11 +144,14 @@ def verified_rows_select(
     sql = f"""SELECT w.sample_id, COUNT(m.sample_id) AS measurement_rows,
   SUM({MEASUREMENT_HASH_A}) AS digest_a, SUM({MEASUREMENT_HASH_B}) AS digest_b,
   CASE WHEN MAX(s.id) IS NULL THEN MAX(f.sample_id) IS NULL
-    ELSE MAX(f.sample_id) IS NOT NULL{cells}
-  END AS flat_row_current
+    ELSE MAX(f.sample_id) IS NOT NULL
+      AND MAX(f.experiment_id) <=> MAX(l.experiment_id) AND MAX(f.top_parent_id) <=> MAX(l.top_parent_id){cells}
+  END AS flat_row_current,
+  MAX(s.id) IS NOT NULL AS sample_present, MAX(f.sample_id) IS NOT NULL AS row_present
 FROM {tables.qualified(written_table)} AS w
 LEFT JOIN {tables.samples} AS s ON s.id = w.sample_id
 LEFT JOIN {tables.qualified(EXPERIMENT_MEASUREMENTS)} AS f ON f.sample_id = w.sample_id
+LEFT JOIN {tables.qualified(SAMPLE_LINEAGE)} AS l ON l.sample_id = w.sample_id
 LEFT JOIN {tables.sample_measurements} AS m ON m.sample_id = w.sample_id
 GROUP BY w.sample_id"""
     types = tuple(c.measurement_type for c in columns)
@@ -193,3 +201,18 @@ def pending_after_verification_statements(tables: TableLocations, verified_table
         f"INSERT INTO {pending} (sample_id)"
         f" SELECT sample_id FROM {tables.qualified(verified_table)} WHERE flat_row_current = 0",
     )
+
+
+def verification_offenders_selects(tables: TableLocations, verified_table: str, limit: int) -> tuple[str, str]:
+    """Over :data:`VERIFIED_ROWS_DEFINITION`'s rows, in the offenders shape of
+    lab_assets.lib.integrity (first ``limit``, the count in the last column): the ids whose sample
+    and flat row are not both present or both absent (sample_id, row_present, count), and the ids
+    whose row is there but differs from the sources or the lineage (sample_id, count)."""
+    verified = tables.qualified(verified_table)
+    presence = f"""SELECT offender.*, COUNT(*) OVER () AS offender_count FROM (
+  SELECT sample_id, row_present FROM {verified} WHERE sample_present <> row_present
+) AS offender ORDER BY sample_id LIMIT {int(limit)}"""
+    content = f"""SELECT offender.*, COUNT(*) OVER () AS offender_count FROM (
+  SELECT sample_id FROM {verified} WHERE flat_row_current = 0 AND sample_present = 1 AND row_present = 1
+) AS offender ORDER BY sample_id LIMIT {int(limit)}"""
+    return presence, content

@@ -6,13 +6,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pandas as pd
-from dagster import AssetExecutionContext, DagsterLogManager, MetadataValue, Output
+from dagster import AssetCheckResult, AssetExecutionContext, DagsterLogManager, MetadataValue, Output
 
 from lab_assets.lib.names import (
     COLUMN_NAMES_TABLE,
     FULL_REBUILD_TAG,
     FULL_REBUILD_VALUE,
     MEASUREMENT_TYPES,
+    MEASUREMENTS_HAVE_SAMPLES,
     SAMPLE_LINEAGE,
     SAMPLE_MEASUREMENT_DIGESTS,
     SAMPLE_MEASUREMENTS,
@@ -23,6 +24,16 @@ from lab_assets.lib.sources import measurement_type_catalog_select
 from lab_assets.lib.sql import Column, TableDefinition
 from lab_assets.lib.threads import completed_in_threads
 from lab_assets.mysql import MySQLResource
+from lab_assets.refresh.checks import (
+    AUDIT,
+    BLOCKING_CHECKS,
+    CatalogScan,
+    Coverage,
+    catalog_check_results,
+    lineage_check_results,
+    measurements_have_samples_result,
+    raise_if_blocking_failed,
+)
 from lab_assets.refresh.digests import compute_sample_measurement_digests
 from lab_assets.refresh.guard import guarded_build
 from lab_assets.refresh.lineage import compute_sample_lineage
@@ -56,9 +67,16 @@ def compute_measurement_type_catalog(log: DagsterLogManager, mysql: MySQLResourc
     mysql.execute(
         COLUMN_NAMES_DEFINITION.create_statement(tables.output_database, COLUMN_NAMES_TABLE, if_not_exists=True)
     )
-    rows = mysql.fetch_all(measurement_type_catalog_select(tables, str(source.character_set), str(source.collation)))
-    names = [r[3] or column_name_for_type(r[0]) for r in rows]
-    new = [(r[0], name) for r, name in zip(rows, names, strict=True) if r[3] is None]
+    scanned = mysql.fetch_all(measurement_type_catalog_select(tables, str(source.character_set), str(source.collation)))
+    rows = [r for r in scanned if r[0] is not None]
+    scan = CatalogScan(
+        null_type_rows=sum(int(r[2]) for r in scanned if r[0] is None),
+        types_with_repeats=sum(1 for r in rows if r[3]),
+        types_with_several_spellings=sum(1 for r in rows if r[4]),
+        measurement_rows=sum(int(r[2]) for r in scanned),
+    )
+    names = [r[5] or column_name_for_type(r[0]) for r in rows]
+    new = [(r[0], name) for r, name in zip(rows, names, strict=True) if r[5] is None]
     if new:
         with mysql.connect() as connection:
             connection.exec_driver_sql(
@@ -75,21 +93,35 @@ def compute_measurement_type_catalog(log: DagsterLogManager, mysql: MySQLResourc
         }
     ).sort_values("column_name", ignore_index=True)
     log.info(f"{len(catalog)} measurement types: {', '.join(catalog['measurement_type'])}")
-    return DerivedTable(catalog, metadata={"preview": MetadataValue.md(catalog.to_markdown(index=False))})
+    return DerivedTable(catalog, metadata={"preview": MetadataValue.md(catalog.to_markdown(index=False))}, facts=scan)
 
 
-def derive_source_tables(context: AssetExecutionContext, mysql: MySQLResource) -> Iterator[Output]:
+def derive_source_tables(context: AssetExecutionContext, mysql: MySQLResource) -> Iterator[Output | AssetCheckResult]:
     """Computes the selected tables in threads, each on its own connection (code run there logs
     only through ``context.log`` and returns metadata), then marks and yields them in
-    :data:`SOURCE_DERIVED_TABLES` order on the step's own thread. Tables whose computation
-    succeeded are written even if another failed; the first failure is raised afterwards. The
-    build lock is held until the last output is written (Dagster's IO manager writes an output
-    before the generator resumes)."""
+    :data:`SOURCE_DERIVED_TABLES` order on the step's own thread, then the selected checks' results
+    (lab_assets.refresh.checks). Tables whose computation succeeded are written even if another
+    failed; the first failure is raised afterwards. The build lock is held until the last output
+    is written (Dagster's IO manager writes an output before the generator resumes). With no
+    table selected (the audit), only the checks run, over the live sources."""
+    checks = {key.name for key in context.selected_asset_check_keys}
+    if not context.selected_asset_keys:
+        yield from _audited(context, mysql, checks)
+        return
     full_rebuild = full_rebuild_requested(context)
     with guarded_build(
         context.log, mysql, context.run.run_id, "lab_source_derivations", io_manager_schema(context)
     ) as still_held:
-        yield from _computed_and_written(context, mysql, full_rebuild, still_held)
+        yield from _computed_and_written(context, mysql, full_rebuild, still_held, checks)
+
+
+def _audited(context: AssetExecutionContext, mysql: MySQLResource, checks: set[str]) -> Iterator[AssetCheckResult]:
+    results = lineage_check_results(context.log, mysql, checks, from_built_lineage=False)
+    if MEASUREMENTS_HAVE_SAMPLES in checks:
+        results.append(measurements_have_samples_result(context.log, mysql, AUDIT))
+    results += catalog_check_results(context.log, mysql, checks, scan=None)
+    # No Failure raised here: the audit rebuilds nothing, and the flat table's checks still run.
+    yield from results
 
 
 def io_manager_schema(context: AssetExecutionContext) -> str | None:
@@ -98,31 +130,49 @@ def io_manager_schema(context: AssetExecutionContext) -> str | None:
 
 
 def _computed_and_written(
-    context: AssetExecutionContext, mysql: MySQLResource, full_rebuild: bool, still_held: Callable[[], None]
-) -> Iterator[Output]:
-    computations = {
+    context: AssetExecutionContext,
+    mysql: MySQLResource,
+    full_rebuild: bool,
+    still_held: Callable[[], None],
+    checks: set[str],
+) -> Iterator[Output | AssetCheckResult]:
+    computations: dict[str, Callable[[], object]] = {
         MEASUREMENT_TYPES: lambda: compute_measurement_type_catalog(context.log, mysql),
         SAMPLE_LINEAGE: lambda: compute_sample_lineage(context.log, mysql, full_rebuild),
         SAMPLE_MEASUREMENT_DIGESTS: lambda: compute_sample_measurement_digests(context.log, mysql, full_rebuild),
     }
     selected = {key.to_user_string() for key in context.selected_asset_keys}
+    tasks = {n: f for n, f in computations.items() if n in selected}
+    if MEASUREMENTS_HAVE_SAMPLES in checks:  # a whole-table anti-join: beside the computations
+        coverage = Coverage("every row of sample_measurements, against samples, read while this run built")
+        tasks[MEASUREMENTS_HAVE_SAMPLES] = lambda: measurements_have_samples_result(context.log, mysql, coverage)
     ensure_pending_table(mysql)  # once, before the marks made below
-    done: dict[str, DerivedTable] = {}
+    done: dict[str, object] = {}
     failures: dict[str, BaseException] = {}
-    for name, derived, error in completed_in_threads({n: f for n, f in computations.items() if n in selected}):
-        if error is None and derived is not None:
-            done[name] = derived
+    for name, value, error in completed_in_threads(tasks):
+        if error is None and value is not None:
+            done[name] = value
         else:
             failures[name] = error or RuntimeError(f"{name} returned nothing")
             context.log.error(f"{name} failed: {error}")
     # Written one after another, each after its pending marks (the IO manager writes each output
     # as it is yielded).
     for name in SOURCE_DERIVED_TABLES:
-        if name in done:
-            derived = done[name]
+        derived = done.get(name)
+        if isinstance(derived, DerivedTable):
             still_held()
             if derived.pending_select:
                 mark_pending(mysql, derived.pending_select)
             yield Output(derived.value, output_name=name, metadata=derived.metadata)
     if failures:
         raise next(iter(failures.values()))
+    results = []
+    if SAMPLE_LINEAGE in selected:
+        results += lineage_check_results(context.log, mysql, checks, from_built_lineage=True)
+    if isinstance(done.get(MEASUREMENTS_HAVE_SAMPLES), AssetCheckResult):
+        results.append(done[MEASUREMENTS_HAVE_SAMPLES])
+    catalog = done.get(MEASUREMENT_TYPES)
+    scan = catalog.facts if isinstance(catalog, DerivedTable) else None
+    results += catalog_check_results(context.log, mysql, checks, scan)
+    yield from results
+    raise_if_blocking_failed(results, BLOCKING_CHECKS)

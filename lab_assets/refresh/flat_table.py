@@ -3,10 +3,10 @@ swapped in, as :func:`lab_assets.refresh.plan.plan_flat_table` decides."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pandas as pd
-from dagster import AssetExecutionContext, Failure, Output
+from dagster import AssetCheckResult, AssetExecutionContext, Failure, Output
 
 from lab_assets.io_manager import KeyedRowsReplacement, SqlRelation, TableBuild, TableWrite
 from lab_assets.lib.bulk import in_sample_id_ranges
@@ -19,7 +19,9 @@ from lab_assets.lib.flat_table import (
 )
 from lab_assets.lib.names import EXPERIMENT_MEASUREMENTS, PENDING_SAMPLES
 from lab_assets.mysql import MySQLResource
-from lab_assets.refresh.derivations import full_rebuild_requested
+from lab_assets.refresh.checks import flat_table_check_results
+from lab_assets.refresh.derivations import full_rebuild_requested, io_manager_schema
+from lab_assets.refresh.guard import guarded_build
 from lab_assets.refresh.pending import REBUILD_ALL_SELECT, ensure_pending_table, mark_pending, read_pending
 from lab_assets.refresh.plan import plan_flat_table
 from lab_assets.refresh.verification import verify_written_rows
@@ -30,16 +32,25 @@ def flat_table_outputs(
     mysql: MySQLResource,
     measurement_types: pd.DataFrame,
     sample_lineage: SqlRelation,
-    still_held: Callable[[], None],
-) -> Iterator[Output]:
+) -> Iterator[Output | AssetCheckResult]:
     """The flat table's output for the IO manager, then (once it is written) the written rows
-    verified against the sources (lab_assets.refresh.verification). Run under the build lock."""
-    columns = measurement_columns(measurement_types)
-    write = flat_table_write(context, mysql, columns, sample_lineage)
-    still_held()
-    yield Output(write)
-    still_held()
-    verify_written_rows(context.log, mysql, columns, whole_table=isinstance(write, TableBuild))
+    verified against the sources (lab_assets.refresh.verification) and the selected checks'
+    results from that verification. Runs under the build lock. With the table not selected (the
+    audit), only the checks run, over the whole table and the live sources."""
+    checks = {key.name for key in context.selected_asset_check_keys}
+    if not context.selected_asset_keys:
+        yield from flat_table_check_results(context.log, mysql, checks, verification=None)
+        return
+    with guarded_build(
+        context.log, mysql, context.run.run_id, EXPERIMENT_MEASUREMENTS, io_manager_schema(context)
+    ) as still_held:
+        columns = measurement_columns(measurement_types)
+        write = flat_table_write(context, mysql, columns, sample_lineage)
+        still_held()
+        yield Output(write, output_name=EXPERIMENT_MEASUREMENTS)
+        still_held()
+        verification = verify_written_rows(context.log, mysql, columns, whole_table=isinstance(write, TableBuild))
+    yield from flat_table_check_results(context.log, mysql, checks, verification)
 
 
 def measurement_columns(measurement_types: pd.DataFrame) -> list[MeasurementColumn]:
@@ -83,7 +94,8 @@ def flat_table_write(
             "measurement_columns_added": ", ".join(c.column_name for c in added) or "none",
             # Shown per materialization in the UI: the measurement types this build brought in.
             "measurement_types_added": ", ".join(c.measurement_type for c in added) or "none",
-        }
+        },
+        output_name=EXPERIMENT_MEASUREMENTS,
     )
     ensure_pending_table(mysql)
     pending = read_pending(mysql)
@@ -97,7 +109,9 @@ def flat_table_write(
     )
     if plan.incremental:
         context.log.info(f"refreshing {pending.count} changed samples")
-        context.add_output_metadata({"refresh": plan.metadata_value, "changed_samples": pending.count})
+        context.add_output_metadata(
+            {"refresh": plan.metadata_value, "changed_samples": pending.count}, output_name=EXPERIMENT_MEASUREMENTS
+        )
         select_sql, params = pivot_select(
             tables, sample_lineage.as_from_item(), sample_lineage.params, columns, only_samples_in=PENDING_SAMPLES
         )
@@ -112,7 +126,7 @@ def flat_table_write(
     # pending (the verification consumes it), so a run that dies after the swap and before the
     # verification is followed by another whole build, never by trust in unverified rows.
     mark_pending(mysql, REBUILD_ALL_SELECT)
-    context.add_output_metadata({"refresh": plan.metadata_value})
+    context.add_output_metadata({"refresh": plan.metadata_value}, output_name=EXPERIMENT_MEASUREMENTS)
     select_sql, params = pivot_select(tables, sample_lineage.as_from_item(), sample_lineage.params, columns)
     # In sample-id ranges only over a stored lineage table (a lineage subquery would be
     # recomputed for every range).

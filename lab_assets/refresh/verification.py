@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from dagster import DagsterLogManager
 
 from lab_assets.lib.flat_table import MeasurementColumn
+from lab_assets.lib.integrity import OFFENDER_LIMIT, lineage_proof_select, offenders
 from lab_assets.lib.names import (
+    EXPERIMENT_MEASUREMENTS,
     PENDING_SAMPLES,
     SAMPLE_LINEAGE,
     SAMPLE_MEASUREMENT_DIGESTS,
@@ -20,16 +22,19 @@ from lab_assets.lib.names import (
     STALE_SUFFIX,
     SUSPECTS_SUFFIX,
     VERIFIED_SUFFIX,
+    WRITTEN_SUFFIX,
     helper_table,
 )
 from lab_assets.lib.refresh import BUCKET_SUMS_DEFINITION
 from lab_assets.lib.sql import qualified_name
+from lab_assets.lib.threads import completed_in_threads
 from lab_assets.lib.verification import (
     VERIFIED_ROWS_DEFINITION,
     digest_correction_statements,
     pending_after_verification_statements,
     stale_digests_select,
     suspect_rows_select,
+    verification_offenders_selects,
     verified_rows_select,
 )
 from lab_assets.mysql import MySQLResource, column_names, transaction
@@ -39,13 +44,31 @@ from lab_assets.refresh.work_tables import add_to_work_table, fill_work_table
 SUSPECTS_TABLE = helper_table(SAMPLE_MEASUREMENT_DIGESTS, SUSPECTS_SUFFIX)
 VERIFIED_TABLE = helper_table(SAMPLE_MEASUREMENT_DIGESTS, VERIFIED_SUFFIX)
 STALE_TABLE = helper_table(SAMPLE_MEASUREMENT_DIGESTS, STALE_SUFFIX)
+WRITTEN_TABLE = helper_table(EXPERIMENT_MEASUREMENTS, WRITTEN_SUFFIX)  # a refresh's written ids, kept for the proof
+
+
+@dataclass(frozen=True)
+class Offenders:
+    """The first offenders (at most integrity.OFFENDER_LIMIT) and how many there are in all."""
+
+    first: tuple[tuple, ...] = ()
+    count: int = 0
+
+    @classmethod
+    def from_rows(cls, rows: Sequence[tuple]) -> Offenders:
+        """From an integrity-shaped result: offender columns, then the total count."""
+        return cls(tuple(row[:-1] for row in rows), int(rows[0][-1]) if rows else 0)
 
 
 @dataclass(frozen=True)
 class Verification:
+    written: int | None  # rows written and covered (None: the whole table)
     suspects: int  # written rows that differ from what is recorded for them, checked against the sources
     changed_meanwhile: int  # of those, rows that no longer equal the sources: pending again
     digests_corrected: int  # recorded digests set to the verified snapshot's
+    presence_offenders: Offenders  # (sample_id, row_present): a sample without a row, or a row without a sample
+    content_offenders: Offenders  # (sample_id,): rows that differ from the sources or the lineage
+    lineage_offenders: Offenders  # (sample_id,): rows whose experiment_id / top_parent_id the proof rejects
 
 
 def verify_written_rows(
@@ -54,12 +77,54 @@ def verify_written_rows(
     """Checks the rows just written (the pending ids, or the whole table after a whole-table build)
     against the recorded digests and lineage, the suspects against one snapshot of the sources;
     corrects the recorded digests and consumes the pending marks, marking the rows that changed
-    meanwhile again. Run while the build lock is held. Cost: one scan of the written flat rows with
-    key lookups into the state tables, then index lookups into the sources per suspect (bench/RESULTS.md)."""
+    meanwhile again. Side by side on a second connection, the written rows' experiment_id and
+    top_parent_id are proven against the lineage and the live samples
+    (:func:`lab_assets.lib.integrity.lineage_proof_select`). Run while the build lock is held.
+    Cost: one scan of the written flat rows with key lookups into the state tables, then index
+    lookups into the sources per suspect; the proof one more scan (bench/RESULTS.md)."""
     started = time.monotonic()
     tables = mysql.tables
     output = tables.output_database
-    written = None if whole_table else PENDING_SAMPLES
+    written = None
+    written_count = None
+    if not whole_table:
+        with mysql.connect() as connection:
+            written_count = fill_work_table(
+                connection, output, WRITTEN_TABLE, f"SELECT sample_id FROM {tables.qualified(PENDING_SAMPLES)}"
+            )
+        written = WRITTEN_TABLE
+    tasks = {
+        "verification": lambda: _verified(mysql, columns, written),
+        "lineage proof": lambda: Offenders.from_rows(
+            mysql.fetch_all(offenders(lineage_proof_select(tables, EXPERIMENT_MEASUREMENTS, written), "sample_id"))
+        ),
+    }
+    results: dict[str, object] = {}
+    for name, value, error in completed_in_threads(tasks):
+        if error is not None:
+            raise error
+        results[name] = value
+    if written:
+        mysql.execute(f"DROP TABLE IF EXISTS {qualified_name(output, written)}")
+    verified = results["verification"]
+    assert isinstance(verified, Verification)
+    lineage = results["lineage proof"]
+    assert isinstance(lineage, Offenders)
+    result = replace(verified, written=written_count, lineage_offenders=lineage)
+    message = (
+        f"written rows checked against the recorded state in {time.monotonic() - started:.2f} s:"
+        f" {result.suspects} differed and were checked against the sources"
+    )
+    if result.changed_meanwhile:
+        log.warning(f"{message}; {result.changed_meanwhile} differ from the sources, marked for the next refresh")
+    else:
+        log.info(f"{message}; all current")
+    return result
+
+
+def _verified(mysql: MySQLResource, columns: Sequence[MeasurementColumn], written: str | None) -> Verification:
+    tables = mysql.tables
+    output = tables.output_database
     state_recorded = bool(mysql.column_names(SAMPLE_MEASUREMENT_DIGESTS)) and bool(mysql.column_names(SAMPLE_LINEAGE))
     charset = mysql.column(SAMPLE_MEASUREMENTS, "measurement_type").character_set or "utf8mb4"
     with mysql.connect() as connection:
@@ -70,7 +135,7 @@ def verify_written_rows(
             suspects = fill_work_table(
                 connection, output, SUSPECTS_TABLE, f"SELECT sample_id FROM {tables.qualified(PENDING_SAMPLES)}"
             )
-            if whole_table:
+            if written is None:
                 suspects = add_to_work_table(connection, output, SUSPECTS_TABLE, f"SELECT id FROM {tables.samples}")
         select_sql, params = verified_rows_select(tables, SUSPECTS_TABLE, columns)
         fill_work_table(connection, output, VERIFIED_TABLE, select_sql, VERIFIED_ROWS_DEFINITION, params)
@@ -87,16 +152,18 @@ def verify_written_rows(
         with transaction(connection):
             for statement in (*corrections, *pending_after_verification_statements(tables, VERIFIED_TABLE)):
                 connection.exec_driver_sql(statement)
+        presence_sql, content_sql = verification_offenders_selects(tables, VERIFIED_TABLE, OFFENDER_LIMIT)
+        presence = Offenders.from_rows(connection.exec_driver_sql(presence_sql).fetchall())
+        content = Offenders.from_rows(connection.exec_driver_sql(content_sql).fetchall())
         (behind,) = connection.exec_driver_sql(f"SELECT COUNT(*) FROM {tables.qualified(PENDING_SAMPLES)}").one()
         for table in (SUSPECTS_TABLE, VERIFIED_TABLE, STALE_TABLE):
             connection.exec_driver_sql(f"DROP TABLE IF EXISTS {qualified_name(output, table)}")
-    result = Verification(suspects=suspects, changed_meanwhile=int(behind), digests_corrected=stale)
-    message = (
-        f"written rows checked against the recorded state in {time.monotonic() - started:.2f} s:"
-        f" {suspects} differed and were checked against the sources"
+    return Verification(
+        written=None,
+        suspects=suspects,
+        changed_meanwhile=int(behind),
+        digests_corrected=stale,
+        presence_offenders=presence,
+        content_offenders=content,
+        lineage_offenders=Offenders(),
     )
-    if result.changed_meanwhile:
-        log.warning(f"{message}; {result.changed_meanwhile} changed while being written, marked for the next refresh")
-    else:
-        log.info(f"{message}; all current")
-    return result

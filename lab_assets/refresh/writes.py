@@ -19,11 +19,13 @@ from lab_assets.refresh.state_tables import StateTable
 class DerivedTable:
     """One source-derived table's computation, handed back to the step that runs them side by
     side: the value for the IO manager, its materialization metadata, and the sample ids to mark
-    in the pending table (a SELECT) before the value is written."""
+    in the pending table (a SELECT) before the value is written, and what the computation found
+    that the step's checks use (``facts``; lab_assets.refresh.checks)."""
 
     value: object
     metadata: dict[str, Any] = field(default_factory=dict)  # materialization metadata values
     pending_select: str | None = None
+    facts: Any = None
 
 
 def changed_rows_written(
