@@ -407,8 +407,12 @@ def lab_assets_cli_build(database: str, log_dir: Path, command: tuple[str, ...] 
                     breakdown: dict[int, int] = {}
                     memory = _tree_memory_bytes(process.pid, breakdown)
                     for pid in breakdown:
-                        if pid not in commands:
-                            commands[pid] = _command_line(pid)
+                        # Read every time: a child seen between fork and exec shows no (or its
+                        # parent's) command line.
+                        command = _command_line(pid)
+                        if command != "?":
+                            commands[pid] = command
+                        commands.setdefault(pid, command)
                         high_water[pid] = max(high_water.get(pid, 0), _high_water_kib(pid) * 1024)
                     if memory > peak:
                         peak = memory
