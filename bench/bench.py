@@ -372,7 +372,9 @@ MATERIALIZE_ALL = ("asset", "materialize", "-m", "lab_assets.definitions", "--se
 REFRESH_JOB = ("job", "execute", "-m", "lab_assets.definitions", "-j", "lab_refresh")
 
 
-def lab_assets_cli_build(database: str, log_dir: Path, command: tuple[str, ...] = MATERIALIZE_ALL) -> CliRun:
+def lab_assets_cli_build(
+    database: str, log_dir: Path, command: tuple[str, ...] = MATERIALIZE_ALL, round_number: int = 0
+) -> CliRun:
     """``dagster <command>`` (by default the CLI contract ``dagster asset materialize -m
     lab_assets.definitions --select '*'``) as a cold subprocess."""
     dagster = Path(sys.executable).with_name("dagster")
@@ -383,7 +385,9 @@ def lab_assets_cli_build(database: str, log_dir: Path, command: tuple[str, ...] 
         raise SystemExit(f"{dagster} starts {shebang!r}, not {sys.executable}; recreate the venv")
     with tempfile.TemporaryDirectory(prefix="bench_dagster_home_") as home:
         env = {**os.environ, "LAB_DB_URL": database_url(database), "DAGSTER_HOME": home}
-        log_path = log_dir / f"{database}_lab_assets_{command[0]}.log"
+        # One log per round (bench/out/<database>_lab_assets_<asset|job>_<round>.log, with .maxrss
+        # and .peak: the tree at its PSS peak and every process's VmHWM), kept to check a peak.
+        log_path = log_dir / f"{database}_lab_assets_{command[0]}_{round_number + 1}.log"
         with log_path.open("w") as log:
             started = time.monotonic()
             # /usr/bin/time reports the kernel's high-water RSS of the largest process in the tree
@@ -512,7 +516,7 @@ def one_percent_refresh(database: str, log_dir: Path, round_number: int = 0) -> 
     """The sensor's refresh run (job ``lab_refresh``, cold process) after
     :func:`change_one_percent`: incremental, the tables of the last build are there."""
     touched = change_one_percent(database, round_number)
-    return lab_assets_cli_build(database, log_dir, REFRESH_JOB), touched
+    return lab_assets_cli_build(database, log_dir, REFRESH_JOB, round_number), touched
 
 
 # --------------------------------------------------------------------------------------------
@@ -882,7 +886,7 @@ def main() -> None:
                     + f" {reference.steps}",
                     flush=True,
                 )
-            run = lab_assets_cli_build(database, log_dir)
+            run = lab_assets_cli_build(database, log_dir, round_number=attempt)
             lab_runs.append(run)
             print(
                 f"[{size}] lab_assets run {attempt + 1}: {run.seconds:.2f} s, peak tree memory (PSS)"
