@@ -911,7 +911,8 @@ def main() -> None:
             refresh_runs.append(refresh_run)
             print(
                 f"[{size}] 1% refresh round {attempt + 1} ({refresh_touched} samples changed):"
-                f" {refresh_run.seconds:.2f} s, largest process peak RSS"
+                f" {refresh_run.seconds:.2f} s, peak tree memory (PSS) {refresh_run.peak_tree_rss / 2**20:.0f} MiB,"
+                f" largest process peak RSS"
                 f" {refresh_run.largest_process_rss / 2**20:.0f} MiB, steps {refresh_run.step_seconds}",
                 flush=True,
             )
