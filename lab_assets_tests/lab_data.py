@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import random
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal
 
 import pymysql
@@ -36,6 +36,33 @@ def server_connection(server_url: sa.URL, database: str | None = None) -> pymysq
     )
 
 
+def generate_chunks(
+    sample_count: int, first_id: int = SEED_SAMPLE_COUNT + 1, seed: int = 1234, chunk_samples: int = 100_000
+) -> Iterator[tuple[list[Sample], list[Measurement]]]:
+    """:func:`generate`'s rows in chunks of ``chunk_samples`` samples (and their measurements),
+    from the same random stream: the chunks put together are exactly ``generate(sample_count,
+    first_id, seed)``. For benchmark sizes that would not fit in memory as one list."""
+    rng = random.Random(seed)
+
+    def value() -> Decimal:
+        return Decimal(rng.randrange(0, 10**9)).scaleb(-6)
+
+    end = first_id + sample_count
+    for chunk_start in range(first_id, end, chunk_samples):
+        samples: list[Sample] = []
+        measurements: list[Measurement] = []
+        for n in range(chunk_start, min(chunk_start + chunk_samples, end)):
+            parent = None if rng.random() < 0.05 or n == 1 else rng.randrange(max(1, n - 100), n)
+            samples.append((n, parent, (n % 20) + n // 1000 + 1))
+            if rng.random() < 0.95:
+                measurements.append((n, "vol", value()))
+            if rng.random() < 0.7:
+                measurements.append((n, "ph", value()))
+            if rng.random() < 0.2:
+                measurements.append((n, rng.choice(OPTIONAL_TYPES), value()))
+        yield samples, measurements
+
+
 def generate(sample_count: int, first_id: int = SEED_SAMPLE_COUNT + 1, seed: int = 1234):
     """Samples and measurements in the seed generator's distribution.
 
@@ -43,22 +70,11 @@ def generate(sample_count: int, first_id: int = SEED_SAMPLE_COUNT + 1, seed: int
     with p=0.95, ``ph`` with p=0.7 and one of smoot/foo/bar/len/area with p=0.2;
     experiment_id = (n % 20) + n // 1000 + 1.
     """
-    rng = random.Random(seed)
     samples: list[Sample] = []
     measurements: list[Measurement] = []
-
-    def value() -> Decimal:
-        return Decimal(rng.randrange(0, 10**9)).scaleb(-6)
-
-    for n in range(first_id, first_id + sample_count):
-        parent = None if rng.random() < 0.05 or n == 1 else rng.randrange(max(1, n - 100), n)
-        samples.append((n, parent, (n % 20) + n // 1000 + 1))
-        if rng.random() < 0.95:
-            measurements.append((n, "vol", value()))
-        if rng.random() < 0.7:
-            measurements.append((n, "ph", value()))
-        if rng.random() < 0.2:
-            measurements.append((n, rng.choice(OPTIONAL_TYPES), value()))
+    for chunk_samples, chunk_measurements in generate_chunks(sample_count, first_id, seed):
+        samples += chunk_samples
+        measurements += chunk_measurements
     return samples, measurements
 
 
