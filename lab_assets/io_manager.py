@@ -33,7 +33,6 @@ from typing import Any
 import pandas as pd
 from dagster import (
     ConfigurableIOManagerFactory,
-    DagsterLogManager,
     InputContext,
     OutputContext,
     TableColumn,
@@ -90,7 +89,6 @@ class TableWrite:
     """Base of the output kinds the IO manager writes inside MySQL. Each kind has one write path:
 
     * :class:`TableBuild`: the whole table, built aside and swapped in atomically;
-    * :class:`StagedTableBuild`: the same, built aside earlier by :func:`stage_table_build`;
     * :class:`KeyedRowsReplacement`: the rows of listed primary keys, replaced in one transaction;
     * :class:`PartitionRows`: one partition's rows, replaced in one transaction.
 
@@ -116,21 +114,6 @@ class TableBuild(TableWrite):
     params: tuple[Any, ...] = ()
     recursion_limit: int | None = None
     faster_plan: BulkBuild | None = field(default=None, compare=False)
-    after_swap: tuple[str, ...] = ()
-    drop_after: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, kw_only=True)
-class StagedTableBuild(TableWrite):
-    """A :class:`TableBuild` whose ``<table>__new`` was already filled by
-    :func:`stage_table_build` (so a step can fill independent tables side by side, each on its own
-    connection, before it yields them): swapped in with one ``RENAME TABLE`` like a TableBuild,
-    then ``after_swap`` and ``drop_after`` as there. A staging table that is missing or holds
-    another row count than ``rows`` (another build replaced it meanwhile) fails the write and
-    leaves the table as it was."""
-
-    definition: TableDefinition
-    rows: int
     after_swap: tuple[str, ...] = ()
     drop_after: tuple[str, ...] = ()
 
@@ -312,75 +295,30 @@ class TableBuildHandler(_TableWriteHandler):
         self, context: OutputContext, table_slice: TableSlice, obj: TableBuild, connection: Connection
     ) -> tuple[int, int]:
         _reject_partitions(context, table_slice, TableBuild)
-        staged = stage_table_build(context.log, connection, table_slice.schema, table_slice.table, obj)
-        return _swap_staged(context, table_slice, staged, connection)
-
-
-class StagedTableBuildHandler(_TableWriteHandler):
-    """:class:`StagedTableBuild`: the staging table filled earlier, swapped in with one ``RENAME TABLE``."""
-
-    kind = StagedTableBuild
-    write_label = "table swapped in"
-
-    def write(
-        self, context: OutputContext, table_slice: TableSlice, obj: StagedTableBuild, connection: Connection
-    ) -> tuple[int, int]:
-        _reject_partitions(context, table_slice, StagedTableBuild)
-        return _swap_staged(context, table_slice, obj, connection)
-
-
-def stage_table_build(
-    log: DagsterLogManager, connection: Connection, schema: str, table: str, build: TableBuild
-) -> StagedTableBuild:
-    """Fills ``<table>__new`` with ``build``'s rows and adds its secondary indexes (a leftover of
-    a killed run is dropped first); the :class:`StagedTableBuild` that swaps it in. On failure the
-    staging table is dropped and the error raised."""
-    new_table, old_table = helper_table(table, NEW_SUFFIX), helper_table(table, OLD_SUFFIX)
-    if build.recursion_limit is not None:
-        connection.exec_driver_sql(recursion_limit_statement(is_mariadb(connection), build.recursion_limit))
-    connection.exec_driver_sql(
-        f"DROP TABLE IF EXISTS {qualified_name(schema, new_table)}, {qualified_name(schema, old_table)}"
-    )
-    # Secondary indexes are added after the load: one sorted index build each instead of
-    # maintaining them row by row (bench/RESULTS.md).
-    connection.exec_driver_sql(build.definition.create_statement(schema, new_table, with_indexes=False))
-    try:
-        with logged_step(log, f"filling {schema}.{new_table}"):
-            row_count = _load(connection, schema, new_table, build)
-            add_indexes = add_indexes_statement(schema, new_table, build.definition)
-            if add_indexes:
-                connection.exec_driver_sql(add_indexes)
-    except BaseException:
-        connection.exec_driver_sql(f"DROP TABLE IF EXISTS {qualified_name(schema, new_table)}")
-        raise
-    return StagedTableBuild(
-        definition=build.definition, rows=row_count, after_swap=build.after_swap, drop_after=build.drop_after
-    )
-
-
-def _swap_staged(
-    context: OutputContext, table_slice: TableSlice, staged: StagedTableBuild, connection: Connection
-) -> tuple[int, int]:
-    schema, table = table_slice.schema, table_slice.table
-    new_table = helper_table(table, NEW_SUFFIX)
-    try:
-        (present,) = connection.exec_driver_sql(f"SELECT COUNT(*) FROM {qualified_name(schema, new_table)}").one()
-    except Exception as error:
-        raise RuntimeError(f"{schema}.{new_table} was staged for {schema}.{table} but is gone: {error}") from error
-    try:
-        if present != staged.rows:
-            raise RuntimeError(
-                f"{schema}.{new_table} holds {present} rows, {staged.rows} were staged: another build"
-                f" replaced it; {schema}.{table} is left as it was"
-            )
-        context.log.info(f"swapping {schema}.{new_table} in as {schema}.{table} ({staged.rows} rows)")
-        _swap_in(connection, schema, table)
-    except BaseException:
-        connection.exec_driver_sql(f"DROP TABLE IF EXISTS {qualified_name(schema, new_table)}")
-        raise
-    for statement in staged.after_swap:
-        connection.exec_driver_sql(statement)
-    return staged.rows, staged.rows
+        schema, table = table_slice.schema, table_slice.table
+        new_table, old_table = helper_table(table, NEW_SUFFIX), helper_table(table, OLD_SUFFIX)
+        log = context.log
+        # Leftovers of a run that was killed mid-build are dropped first.
+        connection.exec_driver_sql(
+            f"DROP TABLE IF EXISTS {qualified_name(schema, new_table)}, {qualified_name(schema, old_table)}"
+        )
+        # Secondary indexes are added after the load: one sorted index build each instead of
+        # maintaining them row by row (bench/RESULTS.md).
+        connection.exec_driver_sql(obj.definition.create_statement(schema, new_table, with_indexes=False))
+        try:
+            with logged_step(log, f"filling {schema}.{new_table}"):
+                row_count = _load(connection, schema, new_table, obj)
+                add_indexes = add_indexes_statement(schema, new_table, obj.definition)
+                if add_indexes:
+                    connection.exec_driver_sql(add_indexes)
+            log.info(f"swapping {schema}.{new_table} in as {schema}.{table} ({row_count} rows)")
+            _swap_in(connection, schema, table)
+        except BaseException:
+            connection.exec_driver_sql(f"DROP TABLE IF EXISTS {qualified_name(schema, new_table)}")
+            raise
+        for statement in obj.after_swap:
+            connection.exec_driver_sql(statement)
+        return row_count, row_count
 
 
 # RENAME TABLE needs the table's metadata lock, which a reader's open transaction holds until it
@@ -776,7 +714,6 @@ class MySQLIOManager(ConfigurableIOManagerFactory):
         return MySQLDbIOManager(
             type_handlers=[
                 TableBuildHandler(),
-                StagedTableBuildHandler(),
                 KeyedRowsReplacementHandler(),
                 PartitionRowsHandler(),
                 SqlRelationTypeHandler(),

@@ -8,15 +8,7 @@ import pandas as pd
 import pytest
 from dagster import AssetIn, StaticPartitionsDefinition, asset, materialize
 
-from lab_assets.io_manager import (
-    KeyedRowsReplacement,
-    MySQLIOManager,
-    PartitionRows,
-    SqlRelation,
-    StagedTableBuild,
-    TableBuild,
-    stage_table_build,
-)
+from lab_assets.io_manager import KeyedRowsReplacement, MySQLIOManager, PartitionRows, SqlRelation, TableBuild
 from lab_assets.lib.sql import Column, TableDefinition, qualified_name
 from lab_assets.mysql import MySQLResource
 
@@ -176,36 +168,6 @@ def test_failed_relation_build_keeps_the_last_good_table(lab_db):
     assert _rows(lab_db, "numbers") == before and len(before) == 4
     assert {r[0] for r in lab_db.query("SHOW TABLES")} >= {"numbers"}
     assert not [r for r in lab_db.query("SHOW TABLES") if r[0].startswith("numbers__")]
-
-
-def test_a_staged_build_is_swapped_in_and_a_replaced_staging_table_is_refused(lab_db):
-    mysql = MySQLResource(url=lab_db.url)
-    staged_upto = [4]
-    tamper: list[str] = []
-
-    @asset
-    def numbers(context) -> StagedTableBuild:
-        with mysql.connect() as connection:
-            staged = stage_table_build(
-                context.log, connection, lab_db.name, "numbers", _numbers_relation(lab_db.name, staged_upto[0])
-            )
-        lab_db.execute(*tamper)  # another build's work between staging and writing
-        return staged
-
-    materialize([numbers], resources=_resources(lab_db))
-    assert _rows(lab_db, "numbers") == [(n, "s-%s") for n in range(1, 5)]
-    staged_upto[0] = 2
-    tamper.append("DELETE FROM numbers__new WHERE n = 1")
-    result = materialize([numbers], resources=_resources(lab_db), raise_on_error=False)
-    assert not result.success
-    assert _rows(lab_db, "numbers") == [(n, "s-%s") for n in range(1, 5)], "the old table stays"
-    assert not [r for r in lab_db.query("SHOW TABLES") if r[0].startswith("numbers__")]
-    tamper[:] = ["DROP TABLE numbers__new"]
-    failure = materialize([numbers], resources=_resources(lab_db), raise_on_error=False)
-    assert not failure.success and _rows(lab_db, "numbers") == [(n, "s-%s") for n in range(1, 5)]
-    tamper.clear()
-    materialize([numbers], resources=_resources(lab_db))
-    assert _rows(lab_db, "numbers") == [(1, "s-%s"), (2, "s-%s")]
 
 
 def test_relation_partitions_p1_p2_then_p1_again_and_new_column(lab_db):

@@ -58,7 +58,6 @@ def compute_sample_measurement_digests(
             )
         log.info(f"{changed} samples changed: rebuilding {state.name} whole")
     return whole_table_written(
-        log=log,
         mysql=mysql,
         state=state,
         select_sql=measurement_digest_select(tables),

@@ -68,7 +68,6 @@ def compute_sample_lineage(log: DagsterLogManager, mysql: MySQLResource, full_re
             )
         log.info(f"{changed} of {sample_count} samples changed: rebuilding {state.name} whole")
     return whole_table_written(
-        log=log,
         mysql=mysql,
         state=state,
         select_sql=lineage_select(tables),

@@ -6,9 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from dagster import DagsterLogManager
-
-from lab_assets.io_manager import KeyedRowsReplacement, TableBuild, TableWrite, stage_table_build
+from lab_assets.io_manager import KeyedRowsReplacement, TableBuild, TableWrite
 from lab_assets.lib.bulk import BulkBuild
 from lab_assets.lib.refresh import bucket_table_build_statements, state_row_count_select
 from lab_assets.lib.tables import TableLocations
@@ -60,18 +58,16 @@ def changed_rows_written(
 
 def whole_table_written(
     *,
-    log: DagsterLogManager,
     mysql: MySQLResource,
     state: StateTable,
     select_sql: str,
     faster_plan: BulkBuild,
     recursion_limit: int | None = None,
 ) -> DerivedTable:
-    """The whole state table built aside now (on this thread's own connection, so the step's
-    tables fill side by side) and swapped in when written: its bucket table dropped now (stale once
-    the new table is in) and summed again after the swap; every sample marked for the flat table."""
+    """The whole state table built and swapped in: its bucket table dropped now (stale once the
+    new table is in) and summed again after the swap; every sample marked for the flat table."""
     mysql.execute(f"DROP TABLE IF EXISTS {mysql.tables.qualified(state.buckets_table)}")
-    build = TableBuild(
+    write: TableWrite = TableBuild(
         select_sql=select_sql,
         definition=state.definition,
         recursion_limit=recursion_limit,
@@ -79,6 +75,4 @@ def whole_table_written(
         after_swap=bucket_table_build_statements(mysql.tables, state.buckets_table, state.stored_sums_select),
         drop_after=state.work_tables,
     )
-    with mysql.connect() as connection:
-        write: TableWrite = stage_table_build(log, connection, mysql.tables.output_database, state.name, build)
     return DerivedTable(write, metadata={"refresh": "full"}, pending_select=REBUILD_ALL_SELECT)
