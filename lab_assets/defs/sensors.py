@@ -33,6 +33,17 @@ from lab_assets.lib.refresh import recorded_totals_selects, source_totals_select
 from lab_assets.mysql import MySQLResource, is_mariadb
 from lab_assets.refresh.state_tables import DIGEST_STATE, LINEAGE_STATE
 
+# How often the sensor is evaluated. Dagster's daemon evaluates sensors at most every 5 s (its
+# sensor loop, MIN_INTERVAL_LOOP_TIME in dagster/_daemon/sensor.py, not configurable in 1.13); a
+# minimum interval below that lets every loop tick this sensor, so a change is seen within 5 s of
+# its commit. 5 s itself let ticks fall 5 or 10 s apart (median 7.5 s: the daemon compares the
+# interval with the previous tick's recorded start, a few ms later than its loop's start), 30 s
+# (before issue 17) 30-35 s. Measured with bench/write_to_table_latency.py (bench/RESULTS.md,
+# "Write-to-table latency"): at 1M samples a quiet tick costs about 10 ms in the sensor (0.15 s as
+# the daemon records it, gRPC included), a tick that sees a change about 2-2.5 s (one scan of each
+# source table for the totals).
+MINIMUM_INTERVAL_SECONDS = 2
+
 IN_PROGRESS = [
     DagsterRunStatus.QUEUED,
     DagsterRunStatus.NOT_STARTED,
@@ -76,12 +87,14 @@ def _totals(mysql: MySQLResource) -> tuple[str, str | None]:
 @sensor(
     name=SENSOR_NAME,
     job=lab_refresh_job,
-    minimum_interval_seconds=30,
+    minimum_interval_seconds=MINIMUM_INTERVAL_SECONDS,
     default_status=DefaultSensorStatus.RUNNING,
     description="Starts a refresh of experiment_measurements (and the tables it is built from) when"
     " samples or sample_measurements differ from what the tables were last built from: new, deleted or"
-    " updated rows, also ones written during the last refresh. Quiet ticks read only information_schema;"
-    " content hashes decide whether anything really changed. Never starts a run while an earlier"
+    " updated rows, also ones written during the last refresh. Ticks every 5 s (as often as the daemon"
+    " evaluates sensors); quiet ticks read only information_schema (about 10 ms at 1M samples), and"
+    " content hashes (one scan of each source table, about 2 s at 1M) decide whether anything really"
+    " changed. Never starts a run while an earlier"
     " refresh is still going. Running by default wherever a daemon runs (a stop in the UI is kept);"
     " its first tick starts nothing when the tables already match the sources.",
 )
