@@ -98,10 +98,11 @@ def database_url(database: str) -> str:
 # 1. data
 
 
-def prepare_database(size: int, reuse: bool) -> str:
-    """``bench_<size>`` holding the source schema, the 20 fixed samples and ``size`` generated
-    samples. With ``reuse``, an existing database with the right sample count is kept."""
-    database = f"bench_{size}"
+def prepare_database(size: int, reuse: bool, database: str | None = None) -> str:
+    """``database`` (default ``bench_<size>``) holding the source schema, the 20 fixed samples and
+    ``size`` generated samples. With ``reuse``, an existing database with the right sample count is
+    kept."""
+    database = database or f"bench_{size}"
     with connect() as connection, connection.cursor() as cursor:
         cursor.execute("SELECT 1 FROM information_schema.schemata WHERE schema_name = %s", (database,))
         if reuse and cursor.fetchone():
