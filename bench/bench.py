@@ -126,11 +126,11 @@ def peak_rss_mib() -> float:
 GENERATE_CHUNK_SAMPLES = 100_000
 
 
-def prepare_database(size: int, reuse: bool, prefix: str = "bench") -> str:
-    """``<prefix>_<size>`` holding the source schema, the 20 fixed samples and ``size`` generated
-    samples (lab_data.generate's rows, produced and inserted in chunks). With ``reuse``, an
-    existing database with the right sample count is kept."""
-    database = f"{prefix}_{size}"
+def prepare_database(size: int, reuse: bool, prefix: str = "bench", database: str | None = None) -> str:
+    """``database`` (default ``<prefix>_<size>``) holding the source schema, the 20 fixed samples
+    and ``size`` generated samples (lab_data.generate's rows, produced and inserted in chunks).
+    With ``reuse``, an existing database with the right sample count is kept."""
+    database = database or f"{prefix}_{size}"
     with connect() as connection, connection.cursor() as cursor:
         cursor.execute("SELECT 1 FROM information_schema.schemata WHERE schema_name = %s", (database,))
         if reuse and cursor.fetchone():

@@ -1,6 +1,7 @@
 """Local lab database for trying lab_assets out: ``python -m lab_assets.local_lab create-if-missing``
 creates the database named by LAB_DB_URL with the lab's source schema and the 20 fixed samples
-(only if it does not exist yet); ``materialize`` runs the CLI contract command (``dagster asset
+(only if it does not exist yet) and, with DAGSTER_HOME set, the instance's ``dagster.yaml`` there
+(only if it has none, :data:`LOCAL_DAGSTER_YAML`); ``materialize`` runs the CLI contract command (``dagster asset
 materialize -m lab_assets.definitions --select '*'``) on the instance in DAGSTER_HOME and prints a
 few progress lines instead of Dagster's event stream (``VERBOSE=1``: the whole stream);
 ``show`` prints experiment_measurements.
@@ -32,7 +33,34 @@ def source_schema_statements() -> list[str]:
     return [statement.strip() for statement in text.split(";") if statement.strip()]
 
 
+# The instance of `make run` and `make dev` (DAGSTER_HOME, ./dagster_home by default), written when
+# missing. `make dev`'s daemon launches the refreshes the sensor queues.
+LOCAL_DAGSTER_YAML = """\
+telemetry:
+  enabled: false
+# How often the daemon looks at the run queue (Dagster's default: 5 s): every second, a refresh the
+# sensor requests is launched within about a second (bench/RESULTS.md, "Write-to-table latency").
+run_queue:
+  dequeue_interval_seconds: 1
+"""
+# What lab_assets wrote before the run queue setting; replaced by LOCAL_DAGSTER_YAML. A file with
+# anything else is the user's and is left as it is.
+EARLIER_LOCAL_DAGSTER_YAML = "telemetry:\n  enabled: false\n"
+
+
+def write_dagster_yaml_if_missing(home: Path) -> None:
+    """``home/dagster.yaml`` := :data:`LOCAL_DAGSTER_YAML` unless it holds a configuration of its own."""
+    home.mkdir(parents=True, exist_ok=True)
+    path = home / "dagster.yaml"
+    if not path.exists() or path.read_text() == EARLIER_LOCAL_DAGSTER_YAML:
+        path.write_text(LOCAL_DAGSTER_YAML)
+
+
 def create_if_missing(url: str) -> None:
+    """The lab database (see the module's docstring) and, with DAGSTER_HOME set, its dagster.yaml."""
+    home = os.environ.get("DAGSTER_HOME")
+    if home:
+        write_dagster_yaml_if_missing(Path(home))
     parsed = parse_url(url)
     database = parsed.database
     if not database:
@@ -58,17 +86,15 @@ ASSET_STEPS = ("lab_source_derivations", "experiment_measurements")
 
 
 def materialize(url: str) -> None:
-    """Runs :data:`MATERIALIZE_ALL` on the instance in DAGSTER_HOME (a ``dagster.yaml`` with
-    telemetry off is written there if it has none), printing each table step's duration and the
+    """Runs :data:`MATERIALIZE_ALL` on the instance in DAGSTER_HOME (:data:`LOCAL_DAGSTER_YAML` is
+    written there if it has none), printing each table step's duration and the
     checks' results as they finish. Exits non-zero, with the end of the log, if the run fails."""
     del url  # the command reads LAB_DB_URL itself
     dagster = shutil.which("dagster", path=str(Path(sys.executable).parent)) or "dagster"
     if os.environ.get("VERBOSE", "") not in ("", "0"):
         raise SystemExit(subprocess.call([dagster, *MATERIALIZE_ALL]))
     home = Path(os.environ.get("DAGSTER_HOME") or sys.exit("set DAGSTER_HOME (make run sets it)"))
-    home.mkdir(parents=True, exist_ok=True)
-    if not (home / "dagster.yaml").exists():
-        (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    write_dagster_yaml_if_missing(home)
     log_path = home / "make-run.log"
     print(f"materializing every asset (Dagster's event stream: {log_path}, or make run VERBOSE=1)", flush=True)
     started = time.time()

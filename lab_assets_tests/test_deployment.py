@@ -91,6 +91,35 @@ def test_the_yaml_files_parse_and_dagster_yaml_is_a_valid_instance_config(tmp_pa
     # The sensor puts exactly these tags on its run requests (test_sensor checks real requests).
     assert REFRESH_RUN_TAGS == {REFRESH_TAG_KEY: SENSOR_NAME}
     assert config["concurrency"]["pools"]["default_limit"] == 1
+    # The daemon looks at the run queue every second (bench/RESULTS.md, "Write-to-table latency").
+    assert config["run_queue"] == {"dequeue_interval_seconds": 1}
+
+
+def test_the_local_instance_dequeues_every_second_and_a_users_dagster_yaml_is_kept(tmp_path, monkeypatch):
+    """`make run` / `make dev` write DAGSTER_HOME/dagster.yaml when it is missing (or is the
+    telemetry-only file earlier versions wrote): a valid instance config whose daemon looks at the
+    run queue every second. A file of the user's own is left as it is."""
+    from lab_assets import local_lab
+
+    local_lab.write_dagster_yaml_if_missing(tmp_path / "new")
+    instance = DagsterInstance.from_config(str(tmp_path / "new"))
+    try:
+        assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
+        assert instance.run_coordinator.dequeue_interval_seconds == 1  # type: ignore[attr-defined]
+    finally:
+        instance.dispose()
+    earlier, own = tmp_path / "earlier", tmp_path / "own"
+    for home, text in ((earlier, local_lab.EARLIER_LOCAL_DAGSTER_YAML), (own, "telemetry:\n  enabled: true\n")):
+        home.mkdir()
+        (home / "dagster.yaml").write_text(text)
+        local_lab.write_dagster_yaml_if_missing(home)
+    assert (earlier / "dagster.yaml").read_text() == local_lab.LOCAL_DAGSTER_YAML
+    assert (own / "dagster.yaml").read_text() == "telemetry:\n  enabled: true\n"
+    # create-if-missing (the first step of make run and make dev) writes it with DAGSTER_HOME set.
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "made"))
+    with pytest.raises(SystemExit, match="must name a database"):  # before it connects anywhere
+        local_lab.create_if_missing("mysql+pymysql://root@127.0.0.1:3306")
+    assert (tmp_path / "made" / "dagster.yaml").read_text() == local_lab.LOCAL_DAGSTER_YAML
 
 
 def test_the_compose_file_references_files_that_exist():
@@ -255,6 +284,7 @@ def test_dagster_yaml_lets_one_refresh_at_a_time_through(mysql_instance):
     # The run queue (what the daemon consults before launching a queued run): while one tagged
     # refresh is in progress a second waits; an untagged run does not.
     limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
+    assert instance.run_coordinator.dequeue_interval_seconds == 1  # type: ignore[attr-defined]
     refresh = DagsterRun(job_name="__ASSET_JOB", tags=REFRESH_RUN_TAGS)
     other = DagsterRun(job_name="__ASSET_JOB", tags={"team": "lab"})
     assert not TagConcurrencyLimitsCounter(limits, []).is_blocked(refresh)

@@ -273,3 +273,13 @@ def test_refresh_job_builds_the_tables_and_reports_every_check():
     tables = {AssetKey(t) for t in (*SOURCE_DERIVED_TABLES, EXPERIMENT_MEASUREMENTS)}
     assert selected("lab_refresh") == tables | every_check
     assert selected("lab_integrity_audit") == every_check  # the audit rebuilds nothing
+
+
+def test_the_sensor_is_ticked_at_every_loop_of_the_daemon():
+    """Dagster's daemon evaluates sensors at most every MIN_INTERVAL_LOOP_TIME (5 s); a minimum
+    interval below it lets every loop tick the sensor (at 5 s itself ticks fell 5 or 10 s apart,
+    bench/write_to_table_latency.py). A Dagster upgrade that changes the loop fails here."""
+    from dagster._daemon.sensor import MIN_INTERVAL_LOOP_TIME
+
+    assert MIN_INTERVAL_LOOP_TIME == 5
+    assert lab_source_change_sensor.minimum_interval_seconds == 2 < MIN_INTERVAL_LOOP_TIME

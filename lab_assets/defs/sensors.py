@@ -1,6 +1,8 @@
 """Sensor that starts a refresh when the lab's source tables change."""
 
+import functools
 import time
+from collections.abc import Sequence
 
 from dagster import (
     DagsterRunStatus,
@@ -30,8 +32,20 @@ from lab_assets.lib.names import (
     SOURCE_TABLES,
 )
 from lab_assets.lib.refresh import recorded_totals_selects, source_totals_selects
+from lab_assets.lib.threads import completed_in_threads
 from lab_assets.mysql import MySQLResource, is_mariadb
 from lab_assets.refresh.state_tables import DIGEST_STATE, LINEAGE_STATE
+
+# How often the sensor is evaluated. Dagster's daemon evaluates sensors at most every 5 s (its
+# sensor loop, MIN_INTERVAL_LOOP_TIME in dagster/_daemon/sensor.py, not configurable in 1.13); a
+# minimum interval below that lets every loop tick this sensor, so a change is seen within 5 s of
+# its commit. 5 s itself let ticks fall 5 or 10 s apart (median 7.5 s: the daemon compares the
+# interval with the previous tick's recorded start, a few ms later than its loop's start), 30 s
+# (before issue 17) 30-35 s. Measured with bench/write_to_table_latency.py (bench/RESULTS.md,
+# "Write-to-table latency"): at 1M samples a quiet tick costs about 10 ms in the sensor (0.15 s as
+# the daemon records it, gRPC included), a tick that sees a change about 2-2.5 s (one scan of each
+# source table for the totals).
+MINIMUM_INTERVAL_SECONDS = 2
 
 IN_PROGRESS = [
     DagsterRunStatus.QUEUED,
@@ -58,13 +72,29 @@ def _update_times(mysql: MySQLResource) -> tuple[dict[str, str | None], str]:
     return {name: updated for name, updated, _ in rows}, rows[0][2]
 
 
+def _side_by_side(mysql: MySQLResource, selects: Sequence[str]) -> list[tuple]:
+    """One row of each SELECT, all run at once, each on its own connection; in ``selects``' order."""
+    rows: dict[int, tuple] = {}
+    tasks = {str(i): functools.partial(mysql.fetch_one, sql) for i, sql in enumerate(selects)}
+    for name, row, error in completed_in_threads(tasks):
+        if error is not None:
+            raise error
+        assert row is not None
+        rows[int(name)] = row
+    return [rows[i] for i in range(len(selects))]
+
+
 def _totals(mysql: MySQLResource) -> tuple[str, str | None]:
     """The sources' totals as the refresh hashes them (one scan per source table), and the same
     totals over what the state tables recorded plus the count of pending marks (None before the
     state tables are built). The flat table is current when the two are equal and nothing is
-    pending (lab_assets.lib.verification)."""
+    pending (lab_assets.lib.verification). The two scans run side by side, each on its own
+    connection, so a tick that sees a change takes about as long as the larger one
+    (sample_measurements: 1.4 s of the 1.9-2.1 s both take one after the other at 1M samples on a
+    calm server; with other work on the 2 cores, median 2.2 s against 2.7 s, bench/RESULTS.md
+    "Write-to-table latency"); then the recorded totals (small bucket tables, under 0.1 s)."""
     tables = mysql.tables
-    live = "|".join(":".join(map(str, mysql.fetch_one(sql))) for sql in source_totals_selects(tables))
+    live = "|".join(":".join(map(str, row)) for row in _side_by_side(mysql, source_totals_selects(tables)))
     state_tables = (LINEAGE_STATE.buckets_table, DIGEST_STATE.buckets_table, PENDING_SAMPLES, EXPERIMENT_MEASUREMENTS)
     if not all(mysql.column_names(table) for table in state_tables):
         return live, None
@@ -76,12 +106,14 @@ def _totals(mysql: MySQLResource) -> tuple[str, str | None]:
 @sensor(
     name=SENSOR_NAME,
     job=lab_refresh_job,
-    minimum_interval_seconds=30,
+    minimum_interval_seconds=MINIMUM_INTERVAL_SECONDS,
     default_status=DefaultSensorStatus.RUNNING,
     description="Starts a refresh of experiment_measurements (and the tables it is built from) when"
     " samples or sample_measurements differ from what the tables were last built from: new, deleted or"
-    " updated rows, also ones written during the last refresh. Quiet ticks read only information_schema;"
-    " content hashes decide whether anything really changed. Never starts a run while an earlier"
+    " updated rows, also ones written during the last refresh. Ticks every 5 s (as often as the daemon"
+    " evaluates sensors); quiet ticks read only information_schema (about 10 ms at 1M samples), and"
+    " content hashes (one scan of each source table, about 2 s at 1M) decide whether anything really"
+    " changed. Never starts a run while an earlier"
     " refresh is still going. Running by default wherever a daemon runs (a stop in the UI is kept);"
     " its first tick starts nothing when the tables already match the sources.",
 )
