@@ -366,7 +366,10 @@ STEP_LINE = re.compile(
 )
 
 
-FINISHED_STEP = re.compile(r'Finished execution of step "(?P<step>[^"]+)" in (?P<value>[\d.]+)(?P<unit>ms|s)\b')
+# Dagster prints "in 812ms", "in 12.85s" or, from a minute on, "in 1m3s".
+FINISHED_STEP = re.compile(
+    r'Finished execution of step "(?P<step>[^"]+)" in (?:(?P<minutes>\d+)m)?(?P<value>[\d.]+)(?P<unit>ms|s)\b'
+)
 MATERIALIZE_ALL = ("asset", "materialize", "-m", "lab_assets.definitions", "--select", "*")
 # What the source-change sensor launches: the tables, every check reported by their steps.
 REFRESH_JOB = ("job", "execute", "-m", "lab_assets.definitions", "-j", "lab_refresh")
@@ -455,6 +458,7 @@ def lab_assets_cli_build(
         finished = FINISHED_STEP.search(line)
         if finished:
             value = float(finished.group("value")) / (1000 if finished.group("unit") == "ms" else 1)
+            value += 60 * int(finished.group("minutes") or 0)
             steps[f"step:{finished.group('step')}"] = round(value, 2)
     return CliRun(
         seconds,
