@@ -11,7 +11,9 @@ from dagster import AssetCheckKey, AssetSelection, materialize
 import lab_assets.refresh.flat_table as flat_table_module
 from lab_assets.defs import checks
 from lab_assets.defs.assets import LAB_ASSETS
+from lab_assets.lib import integrity
 from lab_assets.lib.flat_table import MAX_MEASUREMENT_COLUMNS
+from lab_assets.mysql import MySQLResource
 
 pytestmark = pytest.mark.timeout(120)
 CHECKS = {spec.name: spec for spec in checks.ALL_CHECKS}
@@ -289,6 +291,31 @@ def test_a_wrong_refresh_is_named_by_its_own_checks(built_seed_db, monkeypatch):
     # The row is marked again: the next (correct) refresh rewrites it.
     monkeypatch.undo()
     assert all(e.passed for e in _refresh(built_seed_db).values())
+
+
+def test_the_proof_treats_a_deleted_parent_as_missing(built_seed_db):
+    # Sample 7 deleted on its own (foreign keys off): 8 keeps parent_id 7, so its root must be
+    # NULL now; the flat row and the lineage still say 5. The lineage row of 7 must not vouch for it.
+    built_seed_db.execute("SET foreign_key_checks = 0", "DELETE FROM samples WHERE id = 7")
+    sql = integrity.lineage_proof_select(MySQLResource(url=built_seed_db.url).tables, "experiment_measurements")
+    assert sorted(r[0] for r in built_seed_db.query(sql)) == [7, 8]
+
+
+def test_samples_recorded_before_their_parents_root_are_not_called_cycles(built_seed_db):
+    # As a sample added while a whole-table lineage was built is recorded: NULL root under a
+    # parent that has one. Not on a cycle (the next refresh gives it its root).
+    built_seed_db.execute("UPDATE sample_lineage SET top_parent_id = NULL, depth = NULL WHERE sample_id IN (8, 10, 11)")
+    tables = MySQLResource(url=built_seed_db.url).tables
+    assert built_seed_db.query(integrity.lineage_cycle_samples_select(tables)) == []
+    assert built_seed_db.query(integrity.lineage_missing_parent_samples_select(tables)) == []
+    # A real cycle among unrooted rows is still one.
+    built_seed_db.execute(
+        "SET foreign_key_checks = 0",
+        "UPDATE samples SET parent_id = 20 WHERE id = 11",
+        "UPDATE sample_lineage SET parent_id = 20 WHERE sample_id = 11",
+        "UPDATE sample_lineage SET top_parent_id = NULL, depth = NULL WHERE sample_id = 20",
+    )
+    assert [r[0] for r in built_seed_db.query(integrity.lineage_cycle_samples_select(tables))] == [11, 20]
 
 
 def test_every_check_on_a_database_never_built_fails_with_a_message(lab_db):

@@ -311,9 +311,11 @@ def lineage_proof_select(tables: TableLocations, flat_table: str, written_table:
     experiment_id equal the live sample's, and the lineage is proven by induction along parent
     links: a root has itself and depth 0; any other sample has its parent's root and depth + 1
     (NULL-safe), NULL under a missing parent. Depth strictly grows away from the root, so no cycle
-    can carry a root: NULL exactly where no root is reachable. Rows without a sample or a lineage
-    row are offenders too. Only the rows whose ids are in ``written_table`` when given (their
-    parents' lineage is read as recorded). Primary-key lookups only: one scan of the rows."""
+    can carry a root: NULL exactly where no root is reachable; a parent that is no longer a live
+    sample counts as missing. Rows without a sample or a lineage row are offenders too. Only the
+    rows whose ids are in ``written_table`` when given: each is checked against its parent's
+    recorded lineage row, which is not proven again (it was when it was written). Primary-key
+    lookups only: one scan of the rows."""
     samples = tables.samples
     lineage = tables.qualified(SAMPLE_LINEAGE)
     flat = tables.qualified(flat_table)
@@ -327,40 +329,57 @@ FROM {rows}
 LEFT JOIN {samples} AS s ON s.id = e.sample_id
 LEFT JOIN {lineage} AS l ON l.sample_id = e.sample_id
 LEFT JOIN {lineage} AS parent_lineage ON parent_lineage.sample_id = l.parent_id
+LEFT JOIN {samples} AS parent ON parent.id = l.parent_id
 WHERE s.id IS NULL OR l.sample_id IS NULL
    OR NOT (e.experiment_id <=> l.experiment_id) OR NOT (l.experiment_id <=> s.experiment_id)
    OR NOT (l.parent_id <=> s.parent_id)
    OR NOT (e.top_parent_id <=> l.top_parent_id)
    OR (l.top_parent_id IS NULL) <> (l.depth IS NULL)
    OR (l.parent_id IS NULL AND NOT (l.top_parent_id <=> l.sample_id AND l.depth <=> 0))
-   OR (l.parent_id IS NOT NULL AND parent_lineage.sample_id IS NULL AND l.top_parent_id IS NOT NULL)
+   OR (l.parent_id IS NOT NULL AND (parent_lineage.sample_id IS NULL OR parent.id IS NULL)
+       AND l.top_parent_id IS NOT NULL)
    OR (l.parent_id IS NOT NULL AND parent_lineage.sample_id IS NOT NULL
        AND NOT (l.top_parent_id <=> parent_lineage.top_parent_id AND l.depth <=> parent_lineage.depth + 1))"""
 
 
 def _unrooted_ctes(tables: TableLocations) -> str:
     """``unrooted``: the samples ``sample_lineage`` gives no root (through its top_parent_id
-    index: nothing to read when every sample has a root). ``dangling``: those under a parent id
-    that is not in the lineage, and everything below them among the unrooted. An unrooted sample
-    with a parent that is not dangling is on or under a cycle. (One with no parent is a root
-    added while the lineage was built; the next refresh gives it its root.)"""
+    index: nothing to read when every sample has one). ``dangling``: those under a parent id
+    that is neither in the lineage nor a live sample, and everything below them among the
+    unrooted. ``late``: those recorded before their parent's root was (a root, or a sample under
+    a parent that has a root or that is a live sample the lineage has not recorded yet: added
+    while the lineage was built), and everything below them: not on a cycle, and the next refresh
+    gives them their roots. Any other unrooted sample is on
+    or under a cycle."""
     lineage = tables.qualified(SAMPLE_LINEAGE)
     return f"""WITH RECURSIVE unrooted (sample_id, parent_id) AS (
   SELECT sample_id, parent_id FROM {lineage} WHERE top_parent_id IS NULL
 ),
 dangling (sample_id) AS (
-  SELECT u.sample_id FROM unrooted AS u LEFT JOIN {lineage} AS p ON p.sample_id = u.parent_id
-  WHERE u.parent_id IS NOT NULL AND p.sample_id IS NULL
+  SELECT u.sample_id FROM unrooted AS u
+  LEFT JOIN {lineage} AS p ON p.sample_id = u.parent_id
+  LEFT JOIN {tables.samples} AS live ON live.id = u.parent_id
+  WHERE u.parent_id IS NOT NULL AND p.sample_id IS NULL AND live.id IS NULL
   UNION ALL
   SELECT u.sample_id FROM dangling AS d JOIN unrooted AS u ON u.parent_id = d.sample_id
+),
+late (sample_id) AS (
+  SELECT u.sample_id FROM unrooted AS u
+  LEFT JOIN {lineage} AS p ON p.sample_id = u.parent_id
+  LEFT JOIN {tables.samples} AS live ON live.id = u.parent_id
+  WHERE u.parent_id IS NULL OR p.top_parent_id IS NOT NULL OR (p.sample_id IS NULL AND live.id IS NOT NULL)
+  UNION ALL
+  SELECT u.sample_id FROM late AS l JOIN unrooted AS u ON u.parent_id = l.sample_id
 )"""
 
 
 def lineage_cycle_samples_select(tables: TableLocations, limit: int = OFFENDER_LIMIT) -> str:
     """:func:`cycle_samples_select` from the lineage a build just recorded instead of a walk of
     the live samples: sample_id, parent_id, count."""
-    inner = """SELECT u.sample_id, u.parent_id FROM unrooted AS u LEFT JOIN dangling AS d ON d.sample_id = u.sample_id
-WHERE u.parent_id IS NOT NULL AND d.sample_id IS NULL"""
+    inner = """SELECT u.sample_id, u.parent_id FROM unrooted AS u
+LEFT JOIN dangling AS d ON d.sample_id = u.sample_id
+LEFT JOIN late ON late.sample_id = u.sample_id
+WHERE d.sample_id IS NULL AND late.sample_id IS NULL"""
     return f"{_unrooted_ctes(tables)}\n{offenders(inner, 'sample_id', limit)}"
 
 
@@ -374,6 +393,8 @@ def lineage_missing_parent_ids_select(tables: TableLocations, limit: int = OFFEN
     """:func:`missing_parent_ids_select` from the recorded lineage: parent_id, count."""
     lineage = tables.qualified(SAMPLE_LINEAGE)
     inner = f"""SELECT DISTINCT u.parent_id
-FROM {lineage} AS u LEFT JOIN {lineage} AS p ON p.sample_id = u.parent_id
-WHERE u.top_parent_id IS NULL AND u.parent_id IS NOT NULL AND p.sample_id IS NULL"""
+FROM {lineage} AS u
+LEFT JOIN {lineage} AS p ON p.sample_id = u.parent_id
+LEFT JOIN {tables.samples} AS live ON live.id = u.parent_id
+WHERE u.top_parent_id IS NULL AND u.parent_id IS NOT NULL AND p.sample_id IS NULL AND live.id IS NULL"""
     return offenders(inner, "parent_id", limit)

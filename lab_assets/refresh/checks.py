@@ -380,10 +380,14 @@ def flat_table_check_results(
         presence_named = [f"{r[0]} ({r[1]})" for r in presence.first]
     else:
         coverage = (
-            Coverage("every row of the table, as this whole-table build wrote it")
+            Coverage(
+                "every row of the table as this whole-table build wrote it, against the sources it read"
+                " (rows that differ: against the live sources)"
+            )
             if verification.written is None
             else Coverage(
-                "the rows this refresh rewrote, the lineage they depend on, and the table's columns",
+                "the rows this refresh rewrote, each against its parent's recorded lineage row, and the"
+                " table's columns (rows that differ: against the live sources)",
                 verification.written,
             )
         )
@@ -425,19 +429,13 @@ def _reconciliation_result(
             tables, EXPERIMENT_MEASUREMENTS, [(t, c) for t, c in catalog if c in measurement_columns]
         )
         offending = sorted(r[0] for r in mysql.fetch_all(sql, params))
+        count = len(offending)
     else:
-        offending = sorted(
-            {r[0] for r in verification.content_offenders.first} | {r[0] for r in verification.lineage_offenders.first}
-        )
-    count = (
-        len(offending)
-        if verification is None
-        else max(
-            len(offending),
-            verification.content_offenders.count,
-            verification.lineage_offenders.count,
-        )
-    )
+        content, lineage = verification.content_offenders, verification.lineage_offenders
+        offending = sorted({r[0] for r in content.first} | {r[0] for r in lineage.first})
+        # Exact when both lists are complete; otherwise the sum, an upper bound (a row can fail both).
+        complete = content.count == len(content.first) and lineage.count == len(lineage.first)
+        count = len(offending) if complete else content.count + lineage.count
     rows: list[tuple] = []
     if offending:
         source = mysql.column(SAMPLE_MEASUREMENTS, "measurement_type")
@@ -457,8 +455,11 @@ def _reconciliation_result(
     named = column_problems + [f"sample_id={r[0]} {r[1]}" for r in rows]
     found = Offenders(tuple((n,) for n in named[:OFFENDER_LIMIT]), count + len(column_problems))
     what = "samples whose row differs from the source, or columns"
-    if verification is not None and verification.changed_meanwhile:
-        what += " (rows that differ are marked pending: the next refresh rewrites them)"
+    if verification is not None:
+        what += (
+            " (rows whose cells differ are marked pending: the next refresh rewrites them; a sample"
+            " moved, re-assigned or deleted while this run built is rewritten by the next refresh too)"
+        )
     return _result(
         log,
         EXPERIMENT_MEASUREMENTS,

@@ -50,7 +50,8 @@ def flat_table_outputs(
         yield Output(write, output_name=EXPERIMENT_MEASUREMENTS)
         still_held()
         verification = verify_written_rows(context.log, mysql, columns, whole_table=isinstance(write, TableBuild))
-    yield from flat_table_check_results(context.log, mysql, checks, verification)
+        # Under the lock: the checks read the catalog, which another run's build could change.
+        yield from flat_table_check_results(context.log, mysql, checks, verification)
 
 
 def measurement_columns(measurement_types: pd.DataFrame) -> list[MeasurementColumn]:
