@@ -11,10 +11,12 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from dagster import ConfigurableResource
 from pydantic import Field
+from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 from lab_assets.lib.lineage import recursion_limit_statement
@@ -83,7 +85,28 @@ def dispose_engines() -> None:
         engine.dispose()
 
 
+# MariaDB's EMPTY_STRING_IS_NULL turns a bound '' (a measurement type spelled as the empty
+# string) into NULL, so the pivot would look for a NULL type and publish NULL cells. Every
+# connection of lab_assets drops that one mode from its session, keeping the rest of the server's.
+WITHOUT_EMPTY_STRING_IS_NULL = (
+    "SET SESSION sql_mode = TRIM(BOTH ',' FROM"
+    " REPLACE(CONCAT(',', @@session.sql_mode, ','), ',EMPTY_STRING_IS_NULL,', ','))"
+)
+
+
+def _without_empty_string_is_null(dbapi_connection: Any, _record: Any) -> None:
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute(WITHOUT_EMPTY_STRING_IS_NULL)
+
+
 def _new_engine(url: str) -> Engine:
+    engine = _create_engine(url)
+    # On every new connection, the bulk loads' worker connections included.
+    event.listen(engine, "connect", _without_empty_string_is_null)
+    return engine
+
+
+def _create_engine(url: str) -> Engine:
     # AUTOCOMMIT: MySQL commits implicitly around DDL anyway, so transactions are opened
     # explicitly (see `transaction`) exactly where a change must be all-or-nothing.
     return sa.create_engine(

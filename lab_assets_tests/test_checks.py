@@ -11,6 +11,7 @@ from dagster import AssetCheckKey, AssetSelection, materialize
 import lab_assets.refresh.flat_table as flat_table_module
 from lab_assets.defs import checks
 from lab_assets.defs.assets import LAB_ASSETS
+from lab_assets.io_manager import MySQLIOManager
 from lab_assets.lib import integrity
 from lab_assets.lib.flat_table import MAX_MEASUREMENT_COLUMNS
 from lab_assets.mysql import MySQLResource
@@ -316,6 +317,20 @@ def test_samples_recorded_before_their_parents_root_are_not_called_cycles(built_
         "UPDATE sample_lineage SET top_parent_id = NULL, depth = NULL WHERE sample_id = 20",
     )
     assert [r[0] for r in built_seed_db.query(integrity.lineage_cycle_samples_select(tables))] == [11, 20]
+
+
+def test_a_type_spelled_as_the_empty_string_survives_empty_string_is_null(built_seed_db):
+    # MariaDB's EMPTY_STRING_IS_NULL (here through the URL, as a DBA's server default would) made a
+    # bound '' type NULL: the refresh published NULL for it and every check passed.
+    url = built_seed_db.url + "?sql_mode=EMPTY_STRING_IS_NULL"
+    resources = {"mysql": MySQLResource(url=url), "io_manager": MySQLIOManager(mysql=MySQLResource(url=url))}
+    built_seed_db.execute("INSERT INTO sample_measurements VALUES (8, '', 4)")
+    from lab_assets.definitions import defs
+
+    result = defs.resolve_job_def("lab_refresh").execute_in_process(resources=resources, raise_on_error=False)
+    assert all(e.passed for e in result.get_asset_check_evaluations())
+    ((column,),) = built_seed_db.query("SELECT column_name FROM measurement_types WHERE measurement_type = ''")
+    assert built_seed_db.query(f"SELECT `{column}` FROM experiment_measurements WHERE sample_id = 8") == [(4,)]
 
 
 def test_every_check_on_a_database_never_built_fails_with_a_message(lab_db):

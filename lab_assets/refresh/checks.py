@@ -75,7 +75,7 @@ class Coverage:
         return covered if self.rows is None else {**covered, "covered_rows": MetadataValue.int(self.rows)}
 
 
-AUDIT = Coverage("the whole live source tables and tables (audit: the checks alone, recomputed)")
+AUDIT = Coverage("every row of the live tables (audit: the checks alone, recomputed, nothing rebuilt)")
 
 
 def _value(value: object) -> str:
@@ -335,6 +335,8 @@ def _column_limit_result(log: DagsterLogManager, mysql: MySQLResource) -> AssetC
     metadata = {
         "measurement_columns": MetadataValue.int(len(names)),
         "column_limit": MetadataValue.int(MAX_MEASUREMENT_COLUMNS),
+        "offenders": MetadataValue.json([]),
+        "offender_count": MetadataValue.int(0),
         **_CATALOG.metadata(),
     }
     if problem:
@@ -430,12 +432,14 @@ def _reconciliation_result(
         )
         offending = sorted(r[0] for r in mysql.fetch_all(sql, params))
         count = len(offending)
+        upper_bound = False
     else:
         content, lineage = verification.content_offenders, verification.lineage_offenders
         offending = sorted({r[0] for r in content.first} | {r[0] for r in lineage.first})
         # Exact when both lists are complete; otherwise the sum, an upper bound (a row can fail both).
         complete = content.count == len(content.first) and lineage.count == len(lineage.first)
         count = len(offending) if complete else content.count + lineage.count
+        upper_bound = not complete
     rows: list[tuple] = []
     if offending:
         source = mysql.column(SAMPLE_MEASUREMENTS, "measurement_type")
@@ -455,6 +459,11 @@ def _reconciliation_result(
     named = column_problems + [f"sample_id={r[0]} {r[1]}" for r in rows]
     found = Offenders(tuple((n,) for n in named[:OFFENDER_LIMIT]), count + len(column_problems))
     what = "samples whose row differs from the source, or columns"
+    bound: dict[str, MetadataValue] = {}
+    if upper_bound:
+        # Cut lists: a row can fail both the cells and the lineage, so the sum is an upper bound.
+        what += " (at most; a row can fail both its cells and its lineage)"
+        bound = {"offender_count_is_upper_bound": MetadataValue.bool(True)}
     if verification is not None:
         what += (
             " (rows whose cells differ are marked pending: the next refresh rewrites them; a sample"
@@ -467,5 +476,5 @@ def _reconciliation_result(
         found,
         coverage,
         what=what,
-        extra={"measurement_columns": MetadataValue.int(len(measurement_columns))},
+        extra={"measurement_columns": MetadataValue.int(len(measurement_columns)), **bound},
     )
