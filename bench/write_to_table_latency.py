@@ -52,7 +52,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -77,22 +76,13 @@ from bench.bench import (  # noqa: E402
     prepare_database,
     verify_tables_whole,
 )
+from lab_assets_tests.webserver import _default_sigint, _free_port  # noqa: E402
 
 POLL_SECONDS = 0.15
 MAX_PAUSE_SECONDS = 5.0
 STARTUP_SECONDS = 180  # make dev up and the first sensor tick done (it sums both sources once)
 CHANGE_TIMEOUT_SECONDS = 300  # a change not seen by then fails the bench
 VENV = Path(sys.executable).parent.parent
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _default_sigint() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 class MakeDev:

@@ -201,6 +201,19 @@ def test_column_limit_check_fails_on_an_oversized_catalog(built_seed_db):
     assert str(MAX_MEASUREMENT_COLUMNS + 1) in result.description
 
 
+def _wrong_pivot(monkeypatch, columns: str, where: str = "") -> None:
+    """The flat table's pivot replaced by ``SELECT <columns> FROM (<pivot>) AS built <where>``."""
+    monkeypatch.setattr(
+        flat_table_module, "pivot_select", _wrapped_pivot(lambda sql: f"SELECT {columns} FROM ({sql}) AS built {where}")
+    )
+
+
+# sample 3's ph off by one
+PH_OFF_BY_ONE = (
+    "experiment_id, top_parent_id, sample_id, measurement_ph + (sample_id = 3) AS measurement_ph, measurement_vol"
+)
+
+
 def _wrapped_pivot(wrap):
     original = flat_table_module.pivot_select
 
@@ -213,16 +226,7 @@ def _wrapped_pivot(wrap):
 
 def test_flat_table_checks_fail_inside_a_materialization_when_the_build_is_wrong(lab_db, monkeypatch):
     # A deliberately wrong build: sample 7 left out, sample 3's ph off by one.
-    monkeypatch.setattr(
-        flat_table_module,
-        "pivot_select",
-        _wrapped_pivot(
-            lambda sql: (
-                "SELECT experiment_id, top_parent_id, sample_id, measurement_ph + (sample_id = 3) AS measurement_ph,"
-                f" measurement_vol FROM ({sql}) AS built WHERE sample_id <> 7"
-            )
-        ),
-    )
+    _wrong_pivot(monkeypatch, PH_OFF_BY_ONE, "WHERE sample_id <> 7")
     result = lab_db.materialize_all()
     by_name = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert by_name["one_row_per_sample"].metadata["offenders"].value == ["7 (no row)"]
@@ -234,15 +238,10 @@ def test_flat_table_checks_fail_inside_a_materialization_when_the_build_is_wrong
 
 def test_a_wrong_root_is_named_by_the_building_step(lab_db, monkeypatch):
     # The flat rows take top_parent_id from the lineage: a slip there must still be caught.
-    monkeypatch.setattr(
-        flat_table_module,
-        "pivot_select",
-        _wrapped_pivot(
-            lambda sql: (
-                "SELECT experiment_id, CASE WHEN sample_id = 8 THEN 13 ELSE top_parent_id END AS top_parent_id,"
-                f" sample_id, measurement_ph, measurement_vol FROM ({sql}) AS built"
-            )
-        ),
+    _wrong_pivot(
+        monkeypatch,
+        "experiment_id, CASE WHEN sample_id = 8 THEN 13 ELSE top_parent_id END AS top_parent_id, sample_id,"
+        " measurement_ph, measurement_vol",
     )
     by_name = built(lab_db)
     assert by_name["flat_table_reconciles"].metadata["offenders"].value == ["sample_id=8 top_parent_id"]
@@ -274,16 +273,7 @@ def test_a_refresh_reports_every_check_over_the_rows_it_rewrote(built_seed_db):
 
 def test_a_wrong_refresh_is_named_by_its_own_checks(built_seed_db, monkeypatch):
     built_seed_db.execute("UPDATE sample_measurements SET value = value + 1 WHERE sample_id IN (3, 6)")
-    monkeypatch.setattr(
-        flat_table_module,
-        "pivot_select",
-        _wrapped_pivot(
-            lambda sql: (
-                "SELECT experiment_id, top_parent_id, sample_id, measurement_ph + (sample_id = 3) AS measurement_ph,"
-                f" measurement_vol FROM ({sql}) AS built"
-            )
-        ),
-    )
+    _wrong_pivot(monkeypatch, PH_OFF_BY_ONE)
     by_name = _refresh(built_seed_db)
     result = by_name["flat_table_reconciles"]
     assert result.metadata["offenders"].value == ["sample_id=3 measurement_ph"]

@@ -41,6 +41,13 @@ SOURCES_GROUP = "lab_sources"
 FLAT_GROUP = "lab_flat_table"
 
 
+def _table_out(description: str) -> AssetOut:
+    """A table written inside MySQL by the IO manager (a TableWrite), optional in a subset run."""
+    return AssetOut(
+        dagster_type=TableWrite, group_name=FLAT_GROUP, kinds={"mysql"}, is_required=False, description=description
+    )
+
+
 def _observe(mysql: MySQLResource, table: str, columns: tuple[str, ...]) -> ObserveResult:
     """A source table's data version (row count and content hash, one scan) and its metadata."""
     started = time.monotonic()
@@ -101,25 +108,17 @@ def sample_measurements(mysql: MySQLResource) -> ObserveResult:
             " collation compares them) with the type as stored, its column in experiment_measurements and"
             " how many samples have it.",
         ),
-        SAMPLE_LINEAGE: AssetOut(
-            dagster_type=TableWrite,
-            group_name=FLAT_GROUP,
-            kinds={"mysql"},
-            is_required=False,
-            description="Root enrichment: each sample's root sample (top_parent_id) and depth, computed in"
+        SAMPLE_LINEAGE: _table_out(
+            "Root enrichment: each sample's root sample (top_parent_id) and depth, computed in"
             " MySQL with a recursive CTE for trees of any depth, plus the parent_id and experiment_id it was"
             " computed from. Samples on a parent cycle or under a missing parent get top_parent_id NULL."
-            " Refreshes recompute only changed samples and the subtrees under them.",
+            " Refreshes recompute only changed samples and the subtrees under them."
         ),
-        SAMPLE_MEASUREMENT_DIGESTS: AssetOut(
-            dagster_type=TableWrite,
-            group_name=FLAT_GROUP,
-            kinds={"mysql"},
-            is_required=False,
-            description="Per-sample digest of sample_measurements (row count and two CRC32 sums): what the"
+        SAMPLE_MEASUREMENT_DIGESTS: _table_out(
+            "Per-sample digest of sample_measurements (row count and two CRC32 sums): what the"
             " last refresh saw, so the next one finds changed, added and deleted measurements without"
             " timestamps on the source table. The flat table's step sets the digests of the rows it wrote"
-            " to the snapshot it verified them against.",
+            " to the snapshot it verified them against."
         ),
     },
     deps=[samples, sample_measurements],
@@ -142,16 +141,12 @@ def lab_source_derivations(context: AssetExecutionContext, mysql: MySQLResource)
 @multi_asset(
     name=EXPERIMENT_MEASUREMENTS,
     outs={
-        EXPERIMENT_MEASUREMENTS: AssetOut(
-            dagster_type=TableWrite,
-            group_name=FLAT_GROUP,
-            kinds={"mysql"},
-            is_required=False,
-            description="The flat table scientists query: one row per sample with experiment_id, its root"
+        EXPERIMENT_MEASUREMENTS: _table_out(
+            "The flat table scientists query: one row per sample with experiment_id, its root"
             " sample (top_parent_id), sample_id and one `measurement_<type>` DECIMAL(16,6) column per"
             " measurement type (NULL where the sample has no such measurement). Built inside MySQL; a full"
             " build is swapped in with one RENAME TABLE, a refresh replaces the changed rows in one"
-            " transaction, so readers never see a mix.",
+            " transaction, so readers never see a mix."
         )
     },
     deps=[samples, sample_measurements, SAMPLE_MEASUREMENT_DIGESTS],

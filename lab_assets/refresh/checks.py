@@ -21,7 +21,7 @@ What each check reads in a build:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetKey, DagsterLogManager, Failure, MetadataValue
@@ -242,63 +242,57 @@ def catalog_check_results(
         else Coverage("every row of sample_measurements, in this run's catalog scan", scan.measurement_rows)
     )
 
-    def offenders_if(count: int | None, sql: str) -> Offenders:
-        return Offenders() if count == 0 else _fetch(mysql, sql)
+    def counted(name: str, count: int | None, sql: Callable[[], str], what: str, shown: Callable[[tuple], str]) -> None:
+        """The check ``name`` if selected: no offenders when the scan counted none (``count`` 0),
+        else looked up by ``sql``."""
+        if name not in selected:
+            return
+        found = Offenders() if count == 0 else _fetch(mysql, sql())
+        results.append(
+            _result(
+                log,
+                MEASUREMENT_TYPES,
+                name,
+                found,
+                coverage,
+                what=what,
+                severity=AssetCheckSeverity.WARN,
+                named=[shown(r) for r in found.first],
+            )
+        )
 
-    results = []
-    if MEASUREMENT_TYPES_NOT_NULL in selected:
-        found = offenders_if(scan and scan.null_type_rows, integrity.measurements_without_type_select(tables))
-        results.append(
-            _result(
-                log,
-                MEASUREMENT_TYPES,
-                MEASUREMENT_TYPES_NOT_NULL,
-                found,
-                coverage,
-                what="measurements with a NULL measurement_type (left out of the flat table)",
-                severity=AssetCheckSeverity.WARN,
-                named=[f"sample_id={_value(r[0])} value={_value(r[1])}" for r in found.first],
+    catalog: dict[object, str] = {}
+
+    def catalog_column(measurement_type: object) -> str:
+        """The column of a type, from one read of the catalog (made only to name offenders)."""
+        if not catalog and mysql.column_names(MEASUREMENT_TYPES):
+            catalog.update(
+                mysql.fetch_all(f"SELECT measurement_type, column_name FROM {tables.qualified(MEASUREMENT_TYPES)}")
             )
-        )
-    if NO_DUPLICATE_MEASUREMENTS in selected:
-        found = offenders_if(
-            scan and scan.types_with_repeats,
-            integrity.duplicate_measurements_select(tables, _binary_collation(mysql)),
-        )
-        results.append(
-            _result(
-                log,
-                MEASUREMENT_TYPES,
-                NO_DUPLICATE_MEASUREMENTS,
-                found,
-                coverage,
-                what="(sample, type) pairs measured more than once (the flat table keeps the largest value)",
-                severity=AssetCheckSeverity.WARN,
-                named=[f"sample_id={r[0]} type={_value(r[1])} measurements={r[2]}" for r in found.first],
-            )
-        )
-    if ONE_SPELLING_PER_COLUMN in selected:
-        found = offenders_if(
-            scan and scan.types_with_several_spellings,
-            integrity.spellings_sharing_a_type_select(tables, _binary_collation(mysql)),
-        )
-        catalog = (
-            dict(mysql.fetch_all(f"SELECT measurement_type, column_name FROM {tables.qualified(MEASUREMENT_TYPES)}"))
-            if found.count and mysql.column_names(MEASUREMENT_TYPES)
-            else {}
-        )
-        results.append(
-            _result(
-                log,
-                MEASUREMENT_TYPES,
-                ONE_SPELLING_PER_COLUMN,
-                found,
-                coverage,
-                what="columns holding values of more than one spelling of a type",
-                severity=AssetCheckSeverity.WARN,
-                named=[f"{catalog.get(r[0], '(not in the catalog yet)')}: {r[1]}" for r in found.first],
-            )
-        )
+        return catalog.get(measurement_type, "(not in the catalog yet)")
+
+    results: list[AssetCheckResult] = []
+    counted(
+        MEASUREMENT_TYPES_NOT_NULL,
+        scan and scan.null_type_rows,
+        lambda: integrity.measurements_without_type_select(tables),
+        "measurements with a NULL measurement_type (left out of the flat table)",
+        lambda r: f"sample_id={_value(r[0])} value={_value(r[1])}",
+    )
+    counted(
+        NO_DUPLICATE_MEASUREMENTS,
+        scan and scan.types_with_repeats,
+        lambda: integrity.duplicate_measurements_select(tables, _binary_collation(mysql)),
+        "(sample, type) pairs measured more than once (the flat table keeps the largest value)",
+        lambda r: f"sample_id={r[0]} type={_value(r[1])} measurements={r[2]}",
+    )
+    counted(
+        ONE_SPELLING_PER_COLUMN,
+        scan and scan.types_with_several_spellings,
+        lambda: integrity.spellings_sharing_a_type_select(tables, _binary_collation(mysql)),
+        "columns holding values of more than one spelling of a type",
+        lambda r: f"{catalog_column(r[0])}: {r[1]}",
+    )
     if CATALOG_COLUMN_NAMES_UNIQUE in selected:
         results.append(_column_names_unique_result(log, mysql))
     if CATALOG_WITHIN_COLUMN_LIMIT in selected:
