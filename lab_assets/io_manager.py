@@ -394,10 +394,17 @@ def _load(connection: Connection, schema: str, new_table: str, build: TableBuild
         row_count = _insert_in_parallel(connection, inserts, plan.params, plan.parallel)
     else:
         row_count = sum(connection.exec_driver_sql(insert, plan.params).rowcount for insert in inserts)
-    if plan.missing_rows_sql is not None:
+    if plan.missing_rows_sql is not None and not _has_expected_rows(connection, plan, row_count):
         fill = missing_rows_insert(schema, new_table, columns, build.definition.primary_key, plan.missing_rows_sql)
         row_count += connection.exec_driver_sql(fill).rowcount
     return row_count
+
+
+def _has_expected_rows(connection: Connection, plan: BulkBuild, row_count: int) -> bool:
+    if plan.expected_rows_sql is None:
+        return False
+    (expected,) = connection.exec_driver_sql(plan.expected_rows_sql).one()
+    return int(expected) == row_count
 
 
 def _insert_in_parallel(connection: Connection, inserts: list[str], params: tuple[Any, ...], workers: int) -> int:

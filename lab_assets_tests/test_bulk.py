@@ -7,6 +7,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 
 from lab_assets.lib.bulk import CHUNK_FILTER, BulkBuild, chunk_select, key_ranges, missing_rows_insert, unchunked_select
 from lab_assets_tests.lab_data import assert_flat_table_is_exact, insert
@@ -61,3 +63,31 @@ def test_cycles_and_missing_parents_get_null_roots_in_chunked_builds(empty_lab_d
     ]
     with empty_lab_db.connect() as connection:
         assert_flat_table_is_exact(connection)
+
+
+def test_the_lineage_anti_join_runs_only_when_the_walk_missed_samples(empty_lab_db):
+    """A clean tree: the walk reaches every sample, so the missing-rows anti-join (a whole pass
+    over samples) is skipped; the cycle test above shows it runs when samples are unreachable."""
+    samples = [(1, None, 1), (2, 1, 1), (3, 2, 1), (4, None, 2), (5, 4, 2)]
+    with empty_lab_db.connect() as connection:
+        insert(connection, samples, [(3, "ph", Decimal("7.1"))])
+    statements: list[str] = []
+
+    def record(connection, cursor, statement, parameters, context, executemany) -> None:
+        statements.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", record)
+    try:
+        empty_lab_db.materialize_all()
+    finally:
+        event.remove(Engine, "before_cursor_execute", record)
+    lineage_fills = [s for s in statements if s.startswith("INSERT INTO") and "`sample_lineage__new`" in s]
+    assert lineage_fills, "the lineage was not built whole"
+    assert not [s for s in lineage_fills if "AS present ON" in s]
+    assert empty_lab_db.query("SELECT sample_id, top_parent_id, depth FROM sample_lineage ORDER BY sample_id") == [
+        (1, 1, 0),
+        (2, 1, 1),
+        (3, 1, 2),
+        (4, 4, 0),
+        (5, 4, 1),
+    ]

@@ -73,11 +73,16 @@ def lineage_bulk_build(tables: TableLocations) -> BulkBuild:
     samples the walk never reached (cycles, missing parents) are added afterwards with NULL root
     and depth by an anti-join on the new table's primary key. A sample added between those two
     statements is recorded with a NULL root; the refresh re-examines every NULL-root sample, so
-    the next refresh corrects it."""
+    the next refresh corrects it. The anti-join runs only when the walk inserted fewer (or more)
+    rows than ``samples`` counts afterwards: a tree without cycles or missing parents needs none.
+    A sample added and another deleted in between leave the counts equal and the added one
+    without a row: the refresh's bucket comparison finds it like any sample added after the
+    build."""
     samples = tables.samples
     return BulkBuild(
         select_sql=f"{_walk(tables)}\nSELECT sample_id, parent_id, experiment_id, top_parent_id, depth"
         " FROM tree ORDER BY sample_id",
         missing_rows_sql="SELECT id AS sample_id, parent_id, experiment_id, NULL AS top_parent_id, NULL AS depth"
         f" FROM {samples}",
+        expected_rows_sql=f"SELECT COUNT(*) FROM {samples}",
     )
