@@ -11,6 +11,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from lab_assets.lib.bulk import CHUNK_FILTER, BulkBuild, chunk_select, key_ranges, missing_rows_insert, unchunked_select
+from lab_assets.lib.tables import TableLocations
+from lab_assets.lib.verification import unbuilt_lineage_rows_select
 from lab_assets_tests.lab_data import assert_flat_table_is_exact, insert
 
 
@@ -65,9 +67,11 @@ def test_cycles_and_missing_parents_get_null_roots_in_chunked_builds(empty_lab_d
         assert_flat_table_is_exact(connection)
 
 
-def test_the_lineage_anti_join_runs_only_when_the_walk_missed_samples(empty_lab_db):
-    """A clean tree: the walk reaches every sample, so the missing-rows anti-join (a whole pass
-    over samples) is skipped; the cycle test above shows it runs when samples are unreachable."""
+def test_a_clean_whole_build_skips_both_anti_joins(empty_lab_db):
+    """A clean tree: the walk reaches every sample, so the lineage's missing-rows anti-join (a
+    whole pass over samples) is skipped, and every lineage row has a flat row, so the
+    verification's anti-join of the lineage against the flat table is too. The cycle test above
+    shows the first runs when samples are unreachable; test_checks' wrong-build test the second."""
     samples = [(1, None, 1), (2, 1, 1), (3, 2, 1), (4, None, 2), (5, 4, 2)]
     with empty_lab_db.connect() as connection:
         insert(connection, samples, [(3, "ph", Decimal("7.1"))])
@@ -84,6 +88,7 @@ def test_the_lineage_anti_join_runs_only_when_the_walk_missed_samples(empty_lab_
     lineage_fills = [s for s in statements if s.startswith("INSERT INTO") and "`sample_lineage__new`" in s]
     assert lineage_fills, "the lineage was not built whole"
     assert not [s for s in lineage_fills if "AS present ON" in s]
+    assert unbuilt_lineage_rows_select(TableLocations.single(empty_lab_db.name)) not in "\n".join(statements)
     assert empty_lab_db.query("SELECT sample_id, top_parent_id, depth FROM sample_lineage ORDER BY sample_id") == [
         (1, 1, 0),
         (2, 1, 1),

@@ -34,6 +34,8 @@ from lab_assets.lib.verification import (
     pending_after_verification_statements,
     stale_digests_select,
     suspect_rows_select,
+    unbuilt_lineage_row_count_select,
+    unbuilt_lineage_rows_select,
     verification_offenders_selects,
     verified_rows_select,
 )
@@ -131,6 +133,12 @@ def _verified(mysql: MySQLResource, columns: Sequence[MeasurementColumn], writte
         if state_recorded:
             suspects_sql, params = suspect_rows_select(tables, columns, charset, written)
             suspects = fill_work_table(connection, output, SUSPECTS_TABLE, suspects_sql, params=params)
+            if written is None:
+                (unbuilt,) = connection.exec_driver_sql(unbuilt_lineage_row_count_select(tables, SUSPECTS_TABLE)).one()
+                if unbuilt:
+                    suspects = add_to_work_table(
+                        connection, output, SUSPECTS_TABLE, unbuilt_lineage_rows_select(tables)
+                    )
         else:  # nothing recorded to compare with: every written row is checked against the sources
             suspects = fill_work_table(
                 connection, output, SUSPECTS_TABLE, f"SELECT sample_id FROM {tables.qualified(PENDING_SAMPLES)}"
