@@ -69,7 +69,7 @@ def suspect_rows_select(
     it is present in only one of the flat table and ``sample_lineage``, its experiment_id or
     top_parent_id differs from the lineage's, or its cells' digest differs from
     ``sample_measurement_digests`` (missing digest: none). One scan of the flat rows
-    with primary-key lookups into the two state tables, plus for a whole table one anti-join.
+    with primary-key lookups into the two state tables.
 
     Each cell is hashed with :data:`lab_assets.lib.refresh.MEASUREMENT_HASH_A` / ``_B``'s
     expressions over ``(sample_id, type, value)``, the type being the catalog's spelling converted
