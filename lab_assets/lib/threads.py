@@ -2,29 +2,40 @@
 
 from __future__ import annotations
 
-import queue
 import threading
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, as_completed
 from typing import TypeVar
 
 T = TypeVar("T")
 
 
+def started_in_threads(tasks: Mapping[str, Callable[[], T]]) -> dict[str, Future[T]]:
+    """Starts every task in its own thread; a future per task name holds its result or error.
+    The threads are daemons: a process that is stopped (a terminated run) exits without waiting
+    for their statements."""
+    futures: dict[str, Future[T]] = {}
+    for name, task in tasks.items():
+        future: Future[T] = Future()
+
+        def run(task: Callable[[], T] = task, future: Future[T] = future) -> None:
+            try:
+                future.set_result(task())
+            except BaseException as error:  # handed to the caller, who decides
+                future.set_exception(error)
+
+        threading.Thread(target=run, name=f"lab_assets: {name}", daemon=True).start()
+        futures[name] = future
+    return futures
+
+
 def completed_in_threads(
     tasks: Mapping[str, Callable[[], T]],
 ) -> Iterator[tuple[str, T | None, BaseException | None]]:
-    """Starts every task in its own thread and yields ``(name, result, None)`` or ``(name, None,
-    error)`` as each one finishes, in the order they finish. The threads are daemons: a process
-    that is stopped (a terminated run) exits without waiting for their statements."""
-    finished: queue.Queue[tuple[str, T | None, BaseException | None]] = queue.Queue()
-
-    def run(name: str, task: Callable[[], T]) -> None:
-        try:
-            finished.put((name, task(), None))
-        except BaseException as error:  # handed to the caller, who decides
-            finished.put((name, None, error))
-
-    for name, task in tasks.items():
-        threading.Thread(target=run, args=(name, task), name=f"lab_assets: {name}", daemon=True).start()
-    for _ in tasks:
-        yield finished.get()
+    """Starts every task in its own thread (:func:`started_in_threads`) and yields ``(name, result,
+    None)`` or ``(name, None, error)`` as each one finishes, in the order they finish."""
+    futures = started_in_threads(tasks)
+    names = {future: name for name, future in futures.items()}
+    for future in as_completed(futures.values()):
+        error = future.exception()
+        yield names[future], None if error else future.result(), error

@@ -5,8 +5,8 @@ builders), every import pointing down.
   definition, bucket scheme, bucket table and work tables by role.
 * :mod:`.work_tables`: change detection in two levels (bucket sums, then ids) into work tables.
 * :mod:`.writes`: "write the changed rows" and "write the whole table" of a state table.
-* :mod:`.derivations`: the catalog, the lineage and the digests computed side by side, then
-  written one after another after their pending marks.
+* :mod:`.derivations`: the catalog, the lineage and the digests computed side by side, each
+  written (after its pending marks) as soon as it is computed, while the others still run.
 * :mod:`.pending`: the pending-table protocol between the state tables and the flat table.
 * :mod:`.plan`: the flat table's full-or-incremental decision (pure).
 * :mod:`.flat_table`: the flat table's write, as the plan decides.
