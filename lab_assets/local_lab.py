@@ -136,7 +136,8 @@ def _print_finished_steps(instance: DagsterInstance, started: float, printed: se
 
 
 def _what_was_written(instance: DagsterInstance, run_id: str, step_key: str) -> str:
-    """`` (<refresh>, <rows> rows)`` for the flat table's step, from its materialization."""
+    """`` (<refresh>, <n> rows written, <m> in the table)`` for the flat table's step, from its
+    materialization."""
     if step_key != EXPERIMENT_MEASUREMENTS:
         return ""
     records = instance.get_records_for_run(run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION).records
@@ -145,7 +146,11 @@ def _what_was_written(instance: DagsterInstance, run_id: str, step_key: str) -> 
         if materialization is not None and materialization.asset_key.to_user_string() == EXPERIMENT_MEASUREMENTS:
             metadata = materialization.metadata
             refresh, rows = metadata.get("refresh"), metadata.get("dagster/row_count")
-            return f" ({refresh.value if refresh else 'written'}, {rows.value if rows else '?'} rows)"
+            written = metadata.get("rows_written")
+            return (
+                f" ({refresh.value if refresh else 'written'}, {written.value if written else '?'} rows written,"
+                f" {rows.value if rows else '?'} in the table)"
+            )
     return ""
 
 

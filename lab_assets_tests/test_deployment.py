@@ -351,3 +351,24 @@ def _refreshes_once_all_ended(server, seconds: float) -> list[dict]:
         if all(r["status"] in {"SUCCESS", "FAILURE", "CANCELED"} for r in refreshes) or time.monotonic() > deadline:
             return refreshes
         time.sleep(0.5)
+
+
+def test_make_runs_summary_says_rows_written_apart_from_rows_in_the_table(lab_db):
+    """`make run` prints the flat table's step as (refresh kind, rows written, rows in the table):
+    a refresh of one changed sample writes 1 row of 20."""
+    from lab_assets.local_lab import _what_was_written
+
+    instance = DagsterInstance.ephemeral()
+    built = lab_db.materialize_all(instance=instance)
+    assert _what_was_written(instance, built.run_id, "experiment_measurements") == (
+        " (full (table missing), 20 rows written, 20 in the table)"
+    )
+    with lab_db.connect() as connection, connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE sample_measurements SET value = value + 1 WHERE sample_id = 2 AND measurement_type = 'vol'"
+        )
+    refreshed = lab_db.materialize_all(instance=instance)
+    assert _what_was_written(instance, refreshed.run_id, "experiment_measurements") == (
+        " (incremental, 1 rows written, 20 in the table)"
+    )
+    assert _what_was_written(instance, refreshed.run_id, "sample_lineage") == ""
