@@ -11,11 +11,7 @@ A relation's ``select_sql`` is always the complete, correct definition of its ro
    primary key) inserts in primary-key order. With ``parallel`` > 1 that many connections insert
    disjoint chunks at the same time (one waits on I/O while the other computes).
 2. ``missing_rows_sql``, when set, then adds its rows for every primary key step 1 did not produce
-   (an anti-join against the staging table's primary key), unless ``expected_rows_sql``, read
-   right before step 1's one statement, counted as many keys as that statement inserted rows
-   (the anti-join of a clean 1M-sample lineage took ~1.0 s, bench/RESULTS.md). Only keys added
-   (net) in the moment between the two statements, exactly as many as step 1 could not produce,
-   make equal counts hide missing keys; the caller's docstring says what then happens.
+   (an anti-join against the staging table's primary key).
 
 Secondary indexes are added after the load (by the IO manager, for every whole-table build).
 """
@@ -45,17 +41,12 @@ class BulkBuild:
     parallel: int = 1
     # Rows (in the table's column order) for primary keys that select_sql did not produce.
     missing_rows_sql: str | None = None
-    # SELECT COUNT(*) of the keys missing_rows_sql ranges over, read right before step 1's one
-    # statement: equal to the rows it inserted (all distinct keys), the anti-join is skipped.
-    expected_rows_sql: str | None = None
 
     def __post_init__(self) -> None:
         if (self.chunk_key is None) != (self.chunk_bounds_sql is None):
             raise ValueError("chunk_key and chunk_bounds_sql go together")
         if self.chunk_key is not None and self.select_sql.count(CHUNK_FILTER) != 1:
             raise ValueError("a chunked select_sql must contain CHUNK_FILTER exactly once")
-        if self.expected_rows_sql is not None and (self.missing_rows_sql is None or self.chunk_key is not None):
-            raise ValueError("expected_rows_sql decides whether missing_rows_sql runs after one unchunked statement")
         if self.chunk_width < 1 or self.parallel < 1:
             raise ValueError("chunk_width and parallel must be positive")
 

@@ -73,18 +73,11 @@ def lineage_bulk_build(tables: TableLocations) -> BulkBuild:
     samples the walk never reached (cycles, missing parents) are added afterwards with NULL root
     and depth by an anti-join on the new table's primary key. A sample added between those two
     statements is recorded with a NULL root; the refresh re-examines every NULL-root sample, so
-    the next refresh corrects it. The anti-join runs only when the walk inserted another number
-    of rows than ``samples`` counted right before it: a tree without cycles or missing parents
-    needs none. Equal counts hide unreachable samples only if exactly as many samples were added
-    (net) in the moment between the count and the walk's start as the walk could not reach; those
-    then have no lineage row in this build: its cycle and missing-parent checks miss them, the
-    flat table's lineage proof names their rows, and the next refresh's bucket comparison adds
-    their rows."""
+    the next refresh corrects it."""
     samples = tables.samples
     return BulkBuild(
         select_sql=f"{_walk(tables)}\nSELECT sample_id, parent_id, experiment_id, top_parent_id, depth"
         " FROM tree ORDER BY sample_id",
         missing_rows_sql="SELECT id AS sample_id, parent_id, experiment_id, NULL AS top_parent_id, NULL AS depth"
         f" FROM {samples}",
-        expected_rows_sql=f"SELECT COUNT(*) FROM {samples}",
     )
