@@ -124,6 +124,14 @@ RACES = [
     Race(
         "whole build, sample deleted after", (NEW_TYPE,), "DELETE FROM samples WHERE id = 20", at=_edit_after_flat_write
     ),
+    # After the lineage was read, before the flat rows: a sample without measurements is added
+    # (it gets a row, no lineage record) and deleted once the run ended.
+    Race(
+        "whole build, sample added, deleted after",
+        (NEW_TYPE,),
+        "INSERT INTO samples (id, parent_id, experiment_id) VALUES (9001, NULL, 9)",
+        ("DELETE FROM samples WHERE id = 9001",),
+    ),
 ]
 
 
