@@ -132,6 +132,15 @@ RACES = [
         "INSERT INTO samples (id, parent_id, experiment_id) VALUES (9001, NULL, 9)",
         ("DELETE FROM samples WHERE id = 9001",),
     ),
+    # After the lineage was read, before the flat rows: a sample without measurements is deleted
+    # (the lineage keeps its record, it gets no row) and put back as it was once the run ended:
+    # nothing then differs from the recorded state but its missing row.
+    Race(
+        "whole build, sample deleted, put back",
+        (NEW_TYPE, "INSERT INTO samples (id, parent_id, experiment_id) VALUES (9002, 5, 9)"),
+        "DELETE FROM samples WHERE id = 9002",
+        ("INSERT INTO samples (id, parent_id, experiment_id) VALUES (9002, 5, 9)",),
+    ),
 ]
 
 

@@ -142,8 +142,8 @@ def verified_rows_select(
     the pending table; column sample_id), with the parameters, in one statement: the sample and
     its measurements by primary-key and index lookups, the flat row by its key.
 
-    A row is current when the sample is gone and has no flat row, or the sample exists, has a
-    flat row and a lineage record, and every measurement column equals the live pivot (MAX per
+    A row is current when the sample is gone and has neither a flat row nor a lineage record, or
+    the sample exists, has a flat row and a lineage record, and every measurement column equals the live pivot (MAX per
     type, matched with the source column's collation, exactly as
     :func:`lab_assets.lib.flat_table.pivot_select` builds it; both sides are DECIMAL(16,6),
     compared with ``<=>``), and none of the sample's measurements has a
@@ -154,7 +154,10 @@ def verified_rows_select(
     without a lineage record (a sample added after the lineage was read and before a whole
     build's flat rows) is not current: were the sample deleted once the run ended, nothing would
     differ from the recorded state and the row would stay; marked pending, the next refresh
-    deletes or rewrites it."""
+    deletes or rewrites it. Likewise a sample deleted after the lineage was read and before the
+    flat rows (no row, but a lineage record): were it put back as recorded once the run ended,
+    nothing would differ from the recorded state but its missing row; marked pending, the next
+    refresh writes its row, or drops its lineage record if it is still gone."""
     columns = ordered(measurement_columns)
     cells = "".join(
         f"\n      AND MAX(f.{quote_identifier(c.column_name)})"
@@ -166,7 +169,7 @@ def verified_rows_select(
     cells += f"\n      AND COALESCE(SUM(m.measurement_type IS NOT NULL AND {outside}), 0) = 0"
     sql = f"""SELECT w.sample_id, COUNT(m.sample_id) AS measurement_rows,
   SUM({MEASUREMENT_HASH_A}) AS digest_a, SUM({MEASUREMENT_HASH_B}) AS digest_b,
-  CASE WHEN MAX(s.id) IS NULL THEN MAX(f.sample_id) IS NULL
+  CASE WHEN MAX(s.id) IS NULL THEN MAX(f.sample_id) IS NULL AND MAX(l.sample_id) IS NULL
     ELSE MAX(f.sample_id) IS NOT NULL AND MAX(l.sample_id) IS NOT NULL
       AND MAX(f.experiment_id) <=> MAX(l.experiment_id) AND MAX(f.top_parent_id) <=> MAX(l.top_parent_id){cells}
   END AS flat_row_current,
