@@ -19,6 +19,7 @@ import pytest
 from dagster import DagsterInstance
 
 import lab_assets.refresh.flat_table as flat_table_module
+import lab_assets.refresh.lineage as lineage_module
 from lab_assets_tests.lab_data import assert_flat_table_is_exact, generate, insert
 from lab_assets_tests.test_refresh import _assert_refresh_state_is_exact
 from lab_assets_tests.test_sensor import Ticker
@@ -73,6 +74,12 @@ def _edit_before_flat_write(monkeypatch, db, *statements: str) -> None:
 def _edit_after_flat_write(monkeypatch, db, *statements: str) -> None:
     """The edit lands after the flat rows are written, before they are verified."""
     _edit_first(monkeypatch, flat_table_module, "verify_written_rows", db, *statements)
+
+
+def _edit_during_descendants_walk(monkeypatch, db, *statements: str) -> None:
+    """The edit lands after the lineage's refresh found the changed samples, before it walks down
+    from the moved ones to their subtrees (a second statement, another snapshot)."""
+    _edit_first(monkeypatch, lineage_module, "descendants_select", db, *statements)
 
 
 @dataclass(frozen=True)
@@ -140,6 +147,26 @@ RACES = [
         (NEW_TYPE, "INSERT INTO samples (id, parent_id, experiment_id) VALUES (9002, 5, 9)"),
         "DELETE FROM samples WHERE id = 9002",
         ("INSERT INTO samples (id, parent_id, experiment_id) VALUES (9002, 5, 9)",),
+    ),
+    # 9 moves to root 13; before the walk down from 9, its child 10 moves away (to 5), and it is
+    # back under 9 once the run ended: 10 and its subtree must get root 13 all the same.
+    Race(
+        "child moved away during the walk down, put back",
+        ("UPDATE samples SET parent_id = 13 WHERE id = 9",),
+        "UPDATE samples SET parent_id = 5 WHERE id = 10",
+        ("UPDATE samples SET parent_id = 9 WHERE id = 10",),
+        at=_edit_during_descendants_walk,
+    ),
+    # The same with the child deleted (its subtree goes with it) and put back as it was.
+    Race(
+        "child deleted during the walk down, put back",
+        ("UPDATE samples SET parent_id = 13 WHERE id = 9",),
+        "DELETE FROM samples WHERE id = 12",
+        (
+            "INSERT INTO samples (id, parent_id, experiment_id) VALUES (12, 9, 1)",
+            "INSERT INTO sample_measurements VALUES (12, 'vol', 40.3), (12, 'ph', 7.4)",
+        ),
+        at=_edit_during_descendants_walk,
     ),
 ]
 

@@ -178,6 +178,19 @@ def test_stale_bucket_sums_are_repaired_by_the_next_refresh(built_db):
     assert _refresh_and_compare(built_db) == "incremental"
 
 
+def test_a_lineage_table_without_the_recorded_parent_index_is_rebuilt_whole(built_db):
+    # As made before the refresh walked down the recorded parent links: the next run rebuilds it
+    # (with the index) instead of walking without one.
+    built_db.execute("ALTER TABLE sample_lineage DROP INDEX parent_id")
+    changed_values(built_db)
+    assert _refresh_and_compare(built_db).startswith("full")
+    assert built_db.query(
+        "SELECT column_name FROM information_schema.statistics"
+        " WHERE table_schema = DATABASE() AND table_name = 'sample_lineage' AND index_name = 'parent_id'"
+    ) == [("parent_id",)]
+    assert _refresh_and_compare(built_db) == "incremental"
+
+
 def test_refresh_touches_only_changed_rows(built_db):
     ((touched,),) = built_db.query(
         "SELECT COUNT(DISTINCT sample_id) FROM sample_measurements"

@@ -15,7 +15,8 @@ from lab_assets.lib.bulk import BulkBuild
 from lab_assets.lib.sql import Column, TableDefinition
 from lab_assets.lib.tables import TableLocations
 
-# parent_id and experiment_id record what the lineage was computed from (the refresh diffs them).
+# parent_id and experiment_id record what the lineage was computed from (the refresh diffs them
+# and walks down the recorded parent links: lab_assets.lib.refresh.descendants_select).
 LINEAGE_TABLE = TableDefinition(
     columns=(
         Column("sample_id", "INT NOT NULL"),
@@ -25,8 +26,11 @@ LINEAGE_TABLE = TableDefinition(
         Column("depth", "INT NULL"),
     ),
     primary_key=("sample_id",),
-    indexes=(("top_parent_id",),),
+    indexes=(("top_parent_id",), ("parent_id",)),
 )
+# The name the server gives ``KEY (parent_id)`` above; a lineage table without it (made before it
+# was added) is rebuilt whole by the next run.
+RECORDED_PARENT_INDEX = "parent_id"
 
 SERVER_DEFAULT_RECURSION_LIMIT = 1000
 

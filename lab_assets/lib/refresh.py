@@ -36,6 +36,7 @@ import math
 from dataclasses import dataclass
 
 from lab_assets.lib.bulk import CHUNK_FILTER, BulkBuild
+from lab_assets.lib.lineage import RECORDED_PARENT_INDEX
 from lab_assets.lib.names import (
     NEW_SUFFIX,
     SAMPLE_LINEAGE,
@@ -43,7 +44,7 @@ from lab_assets.lib.names import (
     helper_table,
 )
 from lab_assets.lib.sources import row_hash_expressions
-from lab_assets.lib.sql import Column, TableDefinition
+from lab_assets.lib.sql import Column, TableDefinition, quote_identifier
 from lab_assets.lib.tables import TableLocations
 
 # A work table of sample ids (candidates, changes, moved samples; also the pending table).
@@ -397,14 +398,28 @@ WHERE c.present = 0 OR l.sample_id IS NULL OR l.top_parent_id IS NULL OR NOT (l.
 
 def descendants_select(tables: TableLocations, seeds_table: str) -> str:
     """Rows of :data:`LINEAGE_CHANGES_DEFINITION` for the seeds and every sample below them, each
-    with the parent it was found under, read in the same statement (one snapshot). UNION (not
-    UNION ALL) drops rows already found, so the walk ends even on a parent cycle."""
+    with its parent and experiment read in the same statement (one snapshot; present 0 when the
+    sample is gone). UNION (not UNION ALL) drops rows already found, so the walk ends even on a
+    parent cycle.
+
+    The walk goes down both the live parent links and the ones ``sample_lineage`` recorded
+    (through its ``parent_id`` index): a recorded root is its recorded parent's, so every sample
+    recorded under a moved one is computed again, also when it left the subtree after the changed
+    samples were read (an earlier statement) and comes back as recorded once the run ended;
+    walking the live links alone would leave its recorded root stale with nothing differing
+    from the record."""
+    lineage = tables.qualified(SAMPLE_LINEAGE)
     return f"""WITH RECURSIVE down (sample_id) AS (
   SELECT sample_id FROM {tables.qualified(seeds_table)}
   UNION
   SELECT child.id FROM down {tables.children_join("down.sample_id")}
+  UNION
+  SELECT recorded.sample_id FROM down
+  STRAIGHT_JOIN {lineage} AS recorded FORCE INDEX ({quote_identifier(RECORDED_PARENT_INDEX)})
+    ON recorded.parent_id = down.sample_id
 )
-SELECT s.id, s.parent_id, s.experiment_id, 1 FROM down JOIN {tables.samples} AS s ON s.id = down.sample_id"""
+SELECT down.sample_id, s.parent_id, s.experiment_id, s.id IS NOT NULL
+FROM down LEFT JOIN {tables.samples} AS s ON s.id = down.sample_id"""
 
 
 def lineage_update_select(tables: TableLocations, changes_table: str) -> str:

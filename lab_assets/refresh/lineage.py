@@ -7,7 +7,13 @@ import time
 
 from dagster import DagsterLogManager
 
-from lab_assets.lib.lineage import lineage_bulk_build, lineage_select, recursion_limit, recursion_limit_statement
+from lab_assets.lib.lineage import (
+    RECORDED_PARENT_INDEX,
+    lineage_bulk_build,
+    lineage_select,
+    recursion_limit,
+    recursion_limit_statement,
+)
 from lab_assets.lib.refresh import (
     LINEAGE_CHANGES_DEFINITION,
     bucket_table_update_statements,
@@ -18,7 +24,7 @@ from lab_assets.lib.refresh import (
     moved_samples_select,
     stored_lineage_bucket_sums_select,
 )
-from lab_assets.mysql import MySQLResource, is_mariadb
+from lab_assets.mysql import MySQLResource, index_starting_with, is_mariadb
 from lab_assets.refresh.plan import too_many_changed
 from lab_assets.refresh.state_tables import LINEAGE_STATE
 from lab_assets.refresh.work_tables import add_to_work_table, fill_candidates, fill_work_table
@@ -28,12 +34,13 @@ from lab_assets.refresh.writes import DerivedTable, changed_rows_written, whole_
 def compute_sample_lineage(log: DagsterLogManager, mysql: MySQLResource, full_rebuild: bool) -> DerivedTable:
     """Changed samples: those in buckets whose sums differ and whose (parent, experiment) differ
     from the record, plus every sample under a moved one. Incremental unless a full rebuild is
-    asked for, the table is missing or of another layout, or too many samples changed."""
+    asked for, the table is missing or of another layout (its columns, or no index on the recorded
+    parent_id the walk down needs), or too many samples changed."""
     state, tables = LINEAGE_STATE, mysql.tables
     output = tables.output_database
     sample_count = mysql.sample_id_span()
     limit = recursion_limit(sample_count)
-    if not full_rebuild and mysql.column_names(state.name) == list(state.definition.column_names):
+    if not full_rebuild and _incremental_layout(log, mysql):
         started = time.monotonic()
         fill_candidates(mysql, state, lineage_bucket_sums_select(tables))
         with mysql.connect() as connection:
@@ -74,3 +81,17 @@ def compute_sample_lineage(log: DagsterLogManager, mysql: MySQLResource, full_re
         faster_plan=lineage_bulk_build(tables),
         recursion_limit=limit,
     )
+
+
+def _incremental_layout(log: DagsterLogManager, mysql: MySQLResource) -> bool:
+    """True when ``sample_lineage`` has the columns and the recorded-parent index the incremental
+    refresh reads; a table made before that index was added is rebuilt whole once."""
+    state, tables = LINEAGE_STATE, mysql.tables
+    if mysql.column_names(state.name) != list(state.definition.column_names):
+        return False
+    with mysql.connect() as connection:
+        index = index_starting_with(connection, tables.output_database, state.name, "parent_id")
+    if index != RECORDED_PARENT_INDEX:
+        log.info(f"{state.name} has no index {RECORDED_PARENT_INDEX!r} on its recorded parent_id: rebuilding it whole")
+        return False
+    return True
