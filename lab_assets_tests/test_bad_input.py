@@ -289,7 +289,7 @@ def test_colliding_column_names_block_the_flat_table(lab_db):
     result = lab_db.materialize_all(raise_on_error=False)
     assert not result.success
     unique = evaluations(result)["catalog_column_names_unique"]
-    assert not unique.passed and offenders(unique) == ["measurement_a_b_c_d_e__1b4fb2e1 x2"]
+    assert not unique.passed and offenders(unique) == ["measurement_a_b_c_d_e__1b4fb2e1 x2: 'A.b.c-D-E', 'a-B/c,d+E'"]
     assert flat_table(lab_db) == good and snapshot(lab_db) == before
 
 

@@ -76,7 +76,7 @@ CORRUPTIONS = {
     "catalog_column_names_unique": (
         "catalog_column_names_unique",
         ["INSERT INTO measurement_types (measurement_type, column_name) VALUES ('x', 'Measurement_PH')"],
-        ["measurement_ph x2"],
+        ["measurement_ph x2: 'ph', 'x'"],
     ),
     "one_row_per_sample": (
         "one_row_per_sample",

@@ -135,11 +135,14 @@ def duplicate_column_names_select(
     tables: TableLocations, catalog_table: str, limit: int = OFFENDER_LIMIT
 ) -> tuple[str, tuple[object, ...]]:
     """Column names of the flat table that MySQL would see as one name (column names are
-    case-insensitive), the catalog's names plus the identifying columns: name, how many, count."""
-    fixed = " UNION ALL ".join(["SELECT %s"] * len(IDENTIFYING_COLUMNS))
-    inner = f"""SELECT LOWER(name) AS column_name, COUNT(*) AS occurrences
+    case-insensitive), the catalog's names plus the identifying columns: name, how many, what
+    claims it (the measurement types, quoted, or ``identifying column``; ``, ``-separated, within
+    the server's ``group_concat_max_len``), count."""
+    fixed = " UNION ALL ".join(["SELECT %s, 'identifying column'"] * len(IDENTIFYING_COLUMNS))
+    inner = f"""SELECT LOWER(name) AS column_name, COUNT(*) AS occurrences,
+  GROUP_CONCAT(claimed_by ORDER BY claimed_by SEPARATOR ', ') AS claimed_by
 FROM (
-  SELECT column_name AS name FROM {tables.qualified(catalog_table)}
+  SELECT column_name AS name, QUOTE(measurement_type) AS claimed_by FROM {tables.qualified(catalog_table)}
   UNION ALL {fixed}
 ) AS names
 GROUP BY LOWER(name)

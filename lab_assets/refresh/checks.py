@@ -316,7 +316,7 @@ def _column_names_unique_result(log: DagsterLogManager, mysql: MySQLResource) ->
         found,
         _CATALOG,
         what="column names that MySQL would see as one (experiment_measurements is not rebuilt)",
-        named=[f"{r[0]} x{r[1]}" for r in found.first],
+        named=[f"{r[0]} x{r[1]}: {r[2]}" for r in found.first],
     )
 
 
