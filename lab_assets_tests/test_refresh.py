@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import random
+import zlib
 from collections import Counter, defaultdict
 from decimal import Decimal
 
@@ -189,6 +190,33 @@ def test_a_lineage_table_without_the_recorded_parent_index_is_rebuilt_whole(buil
         " WHERE table_schema = DATABASE() AND table_name = 'sample_lineage' AND index_name = 'parent_id'"
     ) == [("parent_id",)]
     assert _refresh_and_compare(built_db) == "incremental"
+
+
+def test_a_measurement_moved_between_two_types_whose_names_collide_in_crc32_is_refreshed(built_db):
+    # Two names of equal length with one CRC32 (zlib's, as MySQL's; found by a birthday search):
+    # CRC32 is affine, so the collision survives the row's shared prefix and suffix and the first
+    # hash collides too; the second must not (it reads the types reversed).
+    first, second = "uejgtcuo", "iiwucoup"
+    assert zlib.crc32(first.encode()) == zlib.crc32(second.encode())
+    built_db.execute(
+        f"INSERT INTO sample_measurements VALUES (2, '{first}', 1.5), (3, '{second}', 2.5), (9, '{first}', 7)"
+    )
+    _refresh_and_compare(built_db)
+    built_db.execute(
+        f"UPDATE sample_measurements SET measurement_type = '{second}'"
+        f" WHERE sample_id = 9 AND measurement_type = '{first}'"
+    )
+    assert _refresh_and_compare(built_db) == "incremental"
+
+
+def test_digests_of_an_earlier_row_hash_are_rebuilt_whole(built_db):
+    # As after a change of the row hash's formula (the second hash read the types forward before
+    # 2026-11-30): every stored digest and bucket differs from the live ones.
+    built_db.execute(
+        f"UPDATE {DIGEST_TABLE} SET digest_b = digest_b + 1",
+        f"UPDATE {DIGEST_BUCKETS_TABLE} SET hash_b = hash_b + state_rows",
+    )
+    assert _refresh_and_compare(built_db).startswith("full")
 
 
 def test_refresh_touches_only_changed_rows(built_db):

@@ -36,6 +36,11 @@ def row_hash_expressions(values: Sequence[str], numeric_values: Sequence[str]) -
     values plus one, modulo a prime. Values trading places between two rows then change the sum
     of products by (x1 - x2)(y1 - y2), non-zero modulo the prime unless a CRC32 collides, so a
     corrected value or a swap that collides in one hash almost never collides in the other.
+    (c) The other values are read reversed (characters in reverse order) before their CRC32: two
+    types of equal length with one CRC32 make the first hash collide too (the collision survives
+    the row's shared prefix and suffix), so a measurement moved from one to the other would change
+    neither hash; CRC32 of the reversed names is another affine map, which collides on its own
+    (about once in 2^32 such pairs), not with the first.
     CRC32 of two short strings and a product cost less than a second CRC32 of the row (measured
     at 1M samples, bench/RESULTS.md). Each sample's or measurement's own id is among the values,
     so rows that swap values between two ids change both hashes."""
@@ -46,7 +51,8 @@ def row_hash_expressions(values: Sequence[str], numeric_values: Sequence[str]) -
     if not others:
         return f"CRC32({row})", numbers
     # Both factors are below 2^32 + 1, so the product fits BIGINT UNSIGNED on both servers.
-    return f"CRC32({row})", f"({numbers} * (CRC32(CONCAT_WS(',', {', '.join(others)})) + 1)) MOD {HASH_PRIME}"
+    others_reversed = f"REVERSE(CONCAT_WS(',', {', '.join(others)}))"
+    return f"CRC32({row})", f"({numbers} * (CRC32({others_reversed}) + 1)) MOD {HASH_PRIME}"
 
 
 def fingerprint_select(tables: TableLocations, table: str, columns: Sequence[str]) -> str:

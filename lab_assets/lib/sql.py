@@ -25,7 +25,7 @@ differences that matter, and where they are handled:
   from 8.0.28, by ``tmp_table_size`` per table, so the session setting matters less there.
 * Used on both as they are: ``INSERT IGNORE``, multi-table ``DELETE t FROM t JOIN k``,
   ``INSERT ... WITH RECURSIVE ... SELECT``, ``INSERT ... SELECT`` reading its own target table,
-  ``RENAME TABLE a TO b, c TO d``, ``CRC32``, ``BIT_XOR``, ``CONCAT_WS``.
+  ``RENAME TABLE a TO b, c TO d``, ``CRC32``, ``REVERSE``, ``BIT_XOR``, ``CONCAT_WS``.
 * MySQL 8's default authentication (``caching_sha2_password``) needs PyMySQL's ``rsa`` extra
   (``cryptography``) on a non-TLS connection; pyproject.toml installs it.
 """
