@@ -28,7 +28,7 @@ DAGSTER_PORT ?= 3000
 dev: install
 	mkdir -p $(DAGSTER_HOME)
 	$(VENV)/bin/python -m lab_assets.local_lab create-if-missing
-	$(VENV)/bin/dagster dev -m lab_assets.definitions -h 127.0.0.1 -p $(DAGSTER_PORT)
+	$(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(DAGSTER_PORT)
 
 test: install
 	$(VENV)/bin/pytest

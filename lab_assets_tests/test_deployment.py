@@ -197,11 +197,17 @@ def test_the_compose_environment_is_what_the_code_and_dagster_yaml_read():
     assert set(re.findall(r"os\.environ(?:\.get)?\(\s*\"(\w+)\"", sources)) <= {"LAB_DB_URL"}
 
 
-def test_workspace_yaml_loads_the_definitions(tmp_path):
+WORKSPACE_LOCATION = "lab_assets"  # workspace.yaml's location_name
+
+
+@pytest.mark.parametrize("target", [["--workspace", "workspace.yaml"], []], ids=["workspace.yaml", "pyproject.toml"])
+def test_workspace_yaml_and_pyproject_load_the_definitions_as_one_code_location(tmp_path, target):
+    # One location name for workspace.yaml (compose, make dev) and pyproject.toml (dagster dev with
+    # no arguments): the sensor's on/off state and cursor are kept per location name.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LAB_", "DAGSTER_"))}
     env.update(LAB_DB_URL="mysql+pymysql://root@127.0.0.1:3306/unused", DAGSTER_HOME=str(tmp_path))
     result = subprocess.run(
-        [DAGSTER, "definitions", "validate", "--workspace", "workspace.yaml"],
+        [DAGSTER, "definitions", "validate", *target],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -210,7 +216,14 @@ def test_workspace_yaml_loads_the_definitions(tmp_path):
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
-    assert "Validation successful for code location lab_assets." in output, output[-3000:]
+    assert f"Validation successful for code location {WORKSPACE_LOCATION}." in output, output[-3000:]
+
+
+def test_dg_names_the_code_location_as_workspace_yaml_does():
+    from dagster_dg_core.context import DgContext
+
+    assert _load("workspace.yaml")["load_from"][0]["python_module"]["location_name"] == WORKSPACE_LOCATION
+    assert DgContext.for_project_environment(ROOT, {}).code_location_name == WORKSPACE_LOCATION
 
 
 _dagster_databases = iter(range(1_000_000))

@@ -49,7 +49,9 @@ def test_a_newcomer_sees_the_assets_materializes_them_and_finds_metadata_checks_
     started = time.monotonic()
     server = Webserver(tmp_path, lab_db.url, make_dev=True)
     try:
-        server.wait_until_loaded(seconds=120)
+        [repository] = server.wait_until_loaded(seconds=120)
+        # make dev loads workspace.yaml's code location (its name keys the sensor's state).
+        assert repository["location"]["name"] == "lab_assets"
         print(f"make dev ready in {time.monotonic() - started:.1f} s")
         with sync_playwright() as driver:
             browser = driver.chromium.launch(executable_path=str(CHROMIUM))
