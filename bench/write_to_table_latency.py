@@ -1,6 +1,6 @@
 """Seconds from a committed write to the flat table, with `make dev` running (issue 17).
 
-What it measures: ``make dev`` (``dagster dev -m lab_assets.definitions``: webserver, code server
+What it measures: ``make dev`` (``dagster dev -w workspace.yaml``: webserver, code server
 and daemon, the source-change sensor on) runs against a bench database; a "lab" corrects one
 value at a time and polls ``experiment_measurements`` until the cell shows it:
 
