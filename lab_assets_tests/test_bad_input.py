@@ -19,6 +19,7 @@ from dagster import materialize
 from lab_assets.defs.assets import experiment_measurements, lab_source_derivations, sample_measurements, samples
 from lab_assets.defs.checks import ALL_CHECKS
 from lab_assets.lib.flat_table import MAX_MEASUREMENT_COLUMNS
+from lab_assets.lib.sql import no_pad_binary_collation
 from lab_assets_tests.lab_data import (
     actual_flat_table,
     column_for_types,
@@ -448,3 +449,61 @@ def test_a_new_spelling_of_a_type_keeps_its_published_column(lab_db):
     names, rows = flat_table(lab_db)
     columns, expected = expected_with(published)
     assert names == ["experiment_id", "top_parent_id", "sample_id", *columns] and rows == expected
+
+
+# --- NO PAD collations (MySQL 8's default utf8mb4_0900_ai_ci): trailing spaces make another type -
+
+NO_PAD_CI = "utf8mb4_general_nopad_ci"  # MariaDB's NO PAD case-insensitive collation
+
+
+def _no_pad_source(db) -> None:
+    db.execute(
+        f"ALTER TABLE sample_measurements MODIFY measurement_type VARCHAR(10) CHARACTER SET utf8mb4 COLLATE {NO_PAD_CI}"
+    )
+
+
+def test_types_differing_by_a_trailing_space_are_two_columns_under_a_no_pad_collation(lab_db):
+    # Equal counts: the catalog's outer grouping once merged the two into one row (utf8mb4_bin
+    # ignores trailing spaces), leaving 'Ab ' without a column and its value out of the table.
+    _no_pad_source(lab_db)
+    lab_db.execute("INSERT INTO sample_measurements VALUES (4, 'Ab', 1.5), (5, 'Ab ', 2.5)")
+    result = lab_db.materialize_all()
+    all_checks_passed_except(result)
+    rows = assert_exact(lab_db, case_insensitive=True)  # Python's lower(): trailing spaces count
+    assert rows[5][documented_column_name("Ab ")] == Decimal("2.5")
+
+
+def test_a_type_differing_from_a_recorded_one_by_a_trailing_space_keeps_its_published_column(lab_db):
+    # 'QQ ' is recorded beside 'QQ' (a PAD SPACE key once made them one and dropped the name of
+    # 'QQ '), so when 'qq ' becomes the type's spelling the column keeps the name 'QQ ' gave it.
+    _no_pad_source(lab_db)
+    lab_db.execute("INSERT INTO sample_measurements VALUES (4, 'QQ', 1), (5, 'QQ ', 2), (6, 'QQ ', 3)")
+    lab_db.materialize_all()
+    recorded = lab_db.query("SELECT measurement_type FROM lab_measurement_columns WHERE measurement_type LIKE 'QQ%%'")
+    assert sorted(recorded) == [("QQ",), ("QQ ",)]
+    published = documented_column_name("QQ ")
+    lab_db.execute("INSERT INTO sample_measurements VALUES (7, 'qq ', 4)")
+    lab_db.materialize_all()
+    with lab_db.connect() as connection:
+        source_samples, source_measurements = read_sources(connection)
+    columns, expected = expected_flat_table(
+        source_samples,
+        source_measurements,
+        lambda t: published if t.lower() == "qq " else documented_column_name(t),
+    )
+    names, rows = flat_table(lab_db)
+    assert published in names and names == ["experiment_id", "top_parent_id", "sample_id", *columns]
+    assert rows == expected
+
+
+def test_a_recorded_column_names_table_of_the_earlier_collation_is_converted(lab_db):
+    lab_db.materialize_all()
+    lab_db.execute(  # as made before 2026-11-30: trailing spaces ignored in its key
+        "ALTER TABLE lab_measurement_columns"
+        " MODIFY measurement_type VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL"
+    )
+    lab_db.materialize_all()
+    assert lab_db.query(
+        "SELECT collation_name FROM information_schema.columns WHERE table_schema = DATABASE()"
+        " AND table_name = 'lab_measurement_columns' AND column_name = 'measurement_type'"
+    ) == [(no_pad_binary_collation(is_mariadb=True),)]

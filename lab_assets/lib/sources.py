@@ -77,6 +77,9 @@ def measurement_type_catalog_select(tables: TableLocations, charset: str, collat
     one type; the representative kept is the greatest spelling byte-wise (``vol`` over ``VOL``),
     so the choice does not depend on row order. A recorded name matches when its spelling equals
     the type under the same collation, so a new spelling of a type finds the type's column.
+    The outer grouping (one row per type with its recorded name) also keys on the type's bytes:
+    under a NO PAD collation (MySQL 8's default utf8mb4_0900_ai_ci) 'ph' and 'ph ' are two types,
+    which ``{charset}_bin`` (PAD SPACE) alone would merge when their counts are equal.
     """
     for kind, name in (("character set", charset), ("collation", collation)):
         if not name.replace("_", "").isalnum():
@@ -96,5 +99,5 @@ FROM (
 LEFT JOIN {recorded} AS recorded
   ON CONVERT(recorded.measurement_type USING {charset}) COLLATE {collation}
    = type_group.measurement_type COLLATE {collation}
-GROUP BY type_group.measurement_type, type_group.sample_count, type_group.measurement_count,
-  type_group.repeated_measurements, type_group.several_spellings"""
+GROUP BY type_group.measurement_type, CAST(type_group.measurement_type AS BINARY), type_group.sample_count,
+  type_group.measurement_count, type_group.repeated_measurements, type_group.several_spellings"""

@@ -149,3 +149,10 @@ def balanced_sum(terms: Sequence[str]) -> str:
         return terms[0]
     middle = len(terms) // 2
     return f"({balanced_sum(terms[:middle])} + {balanced_sum(terms[middle:])})"
+
+
+def no_pad_binary_collation(is_mariadb: bool) -> str:
+    """utf8mb4 compared byte for byte, trailing spaces included (NO PAD), where utf8mb4_bin
+    ignores them (PAD SPACE): MariaDB's ``utf8mb4_nopad_bin`` (10.2+), MySQL's
+    ``utf8mb4_0900_bin`` (8.0.17+)."""
+    return "utf8mb4_nopad_bin" if is_mariadb else "utf8mb4_0900_bin"

@@ -21,9 +21,9 @@ from lab_assets.lib.names import (
 )
 from lab_assets.lib.naming import column_name_for_type
 from lab_assets.lib.sources import measurement_type_catalog_select
-from lab_assets.lib.sql import Column, TableDefinition
+from lab_assets.lib.sql import Column, TableDefinition, no_pad_binary_collation
 from lab_assets.lib.threads import started_in_threads
-from lab_assets.mysql import MySQLResource
+from lab_assets.mysql import MySQLResource, is_mariadb
 from lab_assets.refresh.checks import (
     AUDIT,
     BLOCKING_CHECKS,
@@ -40,12 +40,21 @@ from lab_assets.refresh.lineage import compute_sample_lineage
 from lab_assets.refresh.pending import ensure_pending_table, mark_pending
 from lab_assets.refresh.writes import DerivedTable
 
-# The column each measurement type (spelling as first seen) was given. VARCHAR(255): the catalog's
-# key length (README, Known limits); utf8mb4_bin like every table lab_assets creates.
-COLUMN_NAMES_DEFINITION = TableDefinition(
-    columns=(Column("measurement_type", "VARCHAR(255) NOT NULL"), Column("column_name", "VARCHAR(64) NOT NULL")),
-    primary_key=("measurement_type",),
-)
+
+def column_names_definition(type_collation: str) -> TableDefinition:
+    """The column each measurement type (spelling as first seen) was given. VARCHAR(255): the
+    catalog's key length (README, Known limits). The type in ``type_collation``
+    (:func:`lab_assets.lib.sql.no_pad_binary_collation`), not the utf8mb4_bin of lab_assets'
+    other tables: under a NO PAD source collation (MySQL 8's default utf8mb4_0900_ai_ci) 'ph'
+    and 'ph ' are two types, which a PAD SPACE key would make one, and ``INSERT IGNORE`` would drop
+    the second type's name."""
+    return TableDefinition(
+        columns=(
+            Column("measurement_type", f"VARCHAR(255) CHARACTER SET utf8mb4 COLLATE {type_collation} NOT NULL"),
+            Column("column_name", "VARCHAR(64) NOT NULL"),
+        ),
+        primary_key=("measurement_type",),
+    )
 
 
 def full_rebuild_requested(context: AssetExecutionContext) -> bool:
@@ -64,9 +73,12 @@ def compute_measurement_type_catalog(log: DagsterLogManager, mysql: MySQLResourc
     source = mysql.column(SAMPLE_MEASUREMENTS, "measurement_type")
     tables = mysql.tables
     recorded = tables.qualified(COLUMN_NAMES_TABLE)
-    mysql.execute(
-        COLUMN_NAMES_DEFINITION.create_statement(tables.output_database, COLUMN_NAMES_TABLE, if_not_exists=True)
-    )
+    with mysql.connect() as connection:
+        type_collation = no_pad_binary_collation(is_mariadb(connection))
+    definition = column_names_definition(type_collation)
+    mysql.execute(definition.create_statement(tables.output_database, COLUMN_NAMES_TABLE, if_not_exists=True))
+    if mysql.column(COLUMN_NAMES_TABLE, "measurement_type").collation != type_collation:  # made before 2026-11-30
+        mysql.execute(f"ALTER TABLE {recorded} MODIFY {definition.columns[0].definition()}")
     scanned = mysql.fetch_all(measurement_type_catalog_select(tables, str(source.character_set), str(source.collation)))
     rows = [r for r in scanned if r[0] is not None]
     scan = CatalogScan(
