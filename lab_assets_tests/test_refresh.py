@@ -168,6 +168,28 @@ def test_values_traded_between_two_types_of_one_sample_are_refreshed(built_db):
     assert _refresh_and_compare(built_db) == "incremental"
 
 
+def test_values_traded_between_two_samples_of_one_bucket_are_refreshed(built_db):
+    # Found by a review (2026-11-30) by solving CRC32's linear equations: samples 933 and 934
+    # (one measurement bucket) trading these two vol values kept the bucket's count and both hash
+    # sums as they were, so no refresh saw the trade. Samples 852 and 883 (one lineage bucket;
+    # parents 753 and 828 in this data) trading experiments 60 and 98 did the same to the lineage.
+    built_db.execute(
+        "DELETE FROM sample_measurements WHERE sample_id IN (933, 934) AND measurement_type = 'vol'",
+        "INSERT INTO sample_measurements VALUES (933, 'vol', 172.240077), (934, 'vol', 132.657564)",
+        "UPDATE samples SET experiment_id = CASE id WHEN 852 THEN 60 ELSE 98 END WHERE id IN (852, 883)",
+    )
+    assert built_db.query("SELECT parent_id FROM samples WHERE id IN (852, 883) ORDER BY id") == [(753,), (828,)]
+    _refresh_and_compare(built_db)
+    built_db.execute(
+        "UPDATE sample_measurements SET value = CASE sample_id WHEN 933 THEN 132.657564 ELSE 172.240077 END"
+        " WHERE sample_id IN (933, 934) AND measurement_type = 'vol'",
+        "UPDATE samples SET experiment_id = CASE id WHEN 852 THEN 98 ELSE 60 END WHERE id IN (852, 883)",
+    )
+    metadata = _refresh_and_compare_all(built_db)
+    assert metadata[DIGEST_TABLE]["changed_samples"].value == 2
+    assert metadata["sample_lineage"]["changed_samples"].value == 2
+
+
 def test_stale_bucket_sums_are_repaired_by_the_next_refresh(built_db):
     # Sums no longer matching their state table (as after a change of the row hash): every
     # bucket differs, no id does; the refresh rewrites those buckets instead of leaving them to be

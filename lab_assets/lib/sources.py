@@ -41,18 +41,26 @@ def row_hash_expressions(values: Sequence[str], numeric_values: Sequence[str]) -
     the row's shared prefix and suffix), so a measurement moved from one to the other would change
     neither hash; CRC32 of the reversed names is another affine map, which collides on its own
     (about once in 2^32 such pairs), not with the first.
+    (d) The numbers' CRC32 ``x`` enters as ``x(x + 1) mod p``: values traded between two rows of
+    one type (so the factor of (b) is the same on both) keep the sum of ``x`` when a linear
+    condition on the traded bytes holds, which a review solved in milliseconds for both hashes at
+    once (bench/RESULTS.md, 2026-11-30); the square leaves only a search of about 2^31 candidates.
     CRC32 of two short strings and a product cost less than a second CRC32 of the row (measured
     at 1M samples, bench/RESULTS.md). Each sample's or measurement's own id is among the values,
     so rows that swap values between two ids change both hashes."""
     null_flags = ", ".join(f"ISNULL({v})" for v in values)
     row = f"CONCAT_WS(',', {', '.join(values)}, CONCAT({null_flags}))"
     numbers = f"CRC32(CONCAT_WS(',', {', '.join(f'{v} * 3' for v in numeric_values)}))"
+    # x(x + 1) mod p: not affine, so two rows' numbers that trade places cannot be chosen to keep
+    # the sum by solving linear equations (a review did so in milliseconds for x alone).
+    # x < 2^32, so x(x + 1) < 2^64 fits BIGINT UNSIGNED on both servers.
+    mixed = f"({numbers} * ({numbers} + 1)) MOD {HASH_PRIME}"
     others = [v for v in values if v not in numeric_values]
     if not others:
-        return f"CRC32({row})", numbers
+        return f"CRC32({row})", mixed
     # Both factors are below 2^32 + 1, so the product fits BIGINT UNSIGNED on both servers.
     others_reversed = f"REVERSE(CONCAT_WS(',', {', '.join(others)}))"
-    return f"CRC32({row})", f"({numbers} * (CRC32({others_reversed}) + 1)) MOD {HASH_PRIME}"
+    return f"CRC32({row})", f"({mixed} * (CRC32({others_reversed}) + 1)) MOD {HASH_PRIME}"
 
 
 def fingerprint_select(tables: TableLocations, table: str, columns: Sequence[str]) -> str:
