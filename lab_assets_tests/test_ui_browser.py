@@ -140,7 +140,7 @@ def _drive(page: Page, base: str, lab_db, sample_count: int, tmp_path: Path, sta
         (ph_samples,) = lab_db.query(
             "SELECT COUNT(DISTINCT sample_id) FROM sample_measurements WHERE measurement_type = 'ph'"
         )[0]
-        expect(ph_row).to_contain_text(f"{ph_samples} samples have it")
+        expect(ph_row).to_contain_text(f"{ph_samples} sample ids have it")
         expect(page.get_by_text(f"`{database}`.`experiment_measurements`")).to_be_visible()
         asset_shot = tmp_path / "experiment_measurements.png"
         page.screenshot(path=asset_shot, full_page=True)

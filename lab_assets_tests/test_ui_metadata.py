@@ -92,14 +92,18 @@ def test_every_materialization_carries_row_count_column_schema_and_table_name(la
 
 def test_every_column_of_the_flat_table_is_described(lab_db):
     """The column schema of experiment_measurements, as the asset page shows it: every column has a
-    description; a measurement column's names its type as stored and how many samples have it,
-    counted here from the source rows (types equal under the column's case-insensitive collation
-    are one type, spelled by the greatest spelling; a sample measured twice counts once)."""
+    description; a measurement column's names its type as stored and how many sample ids have it,
+    counted here from the source rows, ids not in samples included (types equal under the column's
+    case-insensitive collation are one type, spelled by the greatest spelling; a sample measured
+    twice counts once)."""
     with lab_db.connect() as connection:
         insert(connection, *generate(300))
     lab_db.execute(
         "INSERT INTO sample_measurements VALUES (2, 'vol', 501), (4, 'VOL', 3), (5, 'pH-1', 6.5),"
-        " (6, 'pH-1', NULL), (7, 'pH-1', 1), (7, 'pH-1', 2)"
+        " (6, 'pH-1', NULL), (7, 'pH-1', 1), (7, 'pH-1', 2)",
+        # a measurement of a sample id that is not a sample: the description says such ids count
+        "SET foreign_key_checks = 0",
+        "INSERT INTO sample_measurements VALUES (4242, 'pH-1', 7)",
     )
     instance = DagsterInstance.ephemeral()
     lab_db.materialize_all(instance=instance)
@@ -123,12 +127,12 @@ def test_every_column_of_the_flat_table_is_described(lab_db):
                 samples_with[column_for(measurement_type)].add(sample_id)
     assert set(described) == {"experiment_id", "top_parent_id", "sample_id", *spellings}
     assert 4 in samples_with[column_for("vol")]  # through its 'VOL' measurement
-    assert len(samples_with[column_for("pH-1")]) == 3
+    assert len(samples_with[column_for("pH-1")]) == 4  # 5, 6, 7 and the orphan 4242
     for column, types in spellings.items():
         stored = max(types, key=lambda t: t.encode("utf-8"))
         text = described[column]
         assert f"Measurement type {stored!r} as stored" in text, (column, text)
-        [count] = re.findall(r"(\d+) samples? ha(?:s|ve) it", text)
+        [count] = re.findall(r"(\d+) sample ids? ha(?:s|ve) it", text)
         assert int(count) == len(samples_with[column]), (column, text)
 
 

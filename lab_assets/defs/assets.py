@@ -106,7 +106,7 @@ def sample_measurements(mysql: MySQLResource) -> ObserveResult:
             is_required=False,
             description="Catalog of measurement types: one row per distinct type (as the source column's"
             " collation compares them) with the type as stored, its column in experiment_measurements and"
-            " how many samples have it.",
+            " how many sample ids in sample_measurements have it.",
         ),
         SAMPLE_LINEAGE: _table_out(
             "Root enrichment: each sample's root sample (top_parent_id) and depth, computed in"

@@ -36,14 +36,18 @@ MEASUREMENT_SQL_TYPE = "DECIMAL(16,6)"
 class MeasurementColumn:
     measurement_type: str  # the type as stored in sample_measurements
     column_name: str
-    # How many samples have a measurement of this type (the catalog's count); for the description.
+    # How many sample ids have a measurement of this type (the catalog's count over
+    # sample_measurements as stored, ids not in samples included); for the description.
     sample_count: int | None = field(default=None, compare=False)
 
     def description(self) -> str:
         counted = ""
         if self.sample_count is not None:
-            samples = "1 sample has" if self.sample_count == 1 else f"{self.sample_count} samples have"
-            counted = f" {samples} it (measurement_types.sample_count when this table was built)."
+            ids = "1 sample id has" if self.sample_count == 1 else f"{self.sample_count} sample ids have"
+            counted = (
+                f" {ids} it in sample_measurements (measurement_types.sample_count when this table was built;"
+                " ids not in samples count too)."
+            )
         return (
             f"Measurement type {self.measurement_type!r} as stored in sample_measurements.measurement_type"
             f" (spellings the source column's collation holds equal share this column).{counted}"
