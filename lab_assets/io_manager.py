@@ -59,7 +59,9 @@ from lab_assets.lib.sql import (
     quote_identifier,
     upsert_select_statement,
 )
-from lab_assets.mysql import MySQLResource, column_names, explained, is_mariadb, table_exists, transaction
+from lab_assets.mysql import MySQLResource, column_names, table_exists
+from lab_assets.server_errors import explained
+from lab_assets.sessions import is_mariadb, spare_connections, transaction
 
 
 @dataclass(frozen=True)
@@ -251,7 +253,7 @@ class _TableWriteHandler(DbTypeHandler[TableWrite]):
         try:
             rows_written, total = self.write(context, table_slice, obj, connection)
         except Exception as error:
-            clearer = explained(error)
+            clearer = explained(error, connection)
             if clearer is error:
                 raise
             raise clearer from error
@@ -390,8 +392,11 @@ def _load(connection: Connection, schema: str, new_table: str, build: TableBuild
     # Each statement commits on its own (AUTOCOMMIT): the staging table is invisible to
     # readers until the RENAME, and a failed build drops it, so the swap stays atomic.
     inserts = [insert_select_statement(schema, new_table, columns, select) for select in selects]
-    if plan.parallel > 1 and len(inserts) > 1:
-        row_count = _insert_in_parallel(connection, inserts, plan.params, plan.parallel)
+    # Side by side only on connections the account's and the server's limits leave now; else on
+    # this one, chunk after chunk (slower, the same rows).
+    workers = min(plan.parallel, len(inserts), spare_connections(connection)) if plan.parallel > 1 else 1
+    if workers > 1:
+        row_count = _insert_in_parallel(connection, inserts, plan.params, workers)
     else:
         row_count = sum(connection.exec_driver_sql(insert, plan.params).rowcount for insert in inserts)
     if plan.missing_rows_sql is not None:
@@ -401,9 +406,9 @@ def _load(connection: Connection, schema: str, new_table: str, build: TableBuild
 
 
 def _insert_in_parallel(connection: Connection, inserts: list[str], params: tuple[Any, ...], workers: int) -> int:
-    """Run the chunk INSERTs on ``workers`` connections of the same engine (AUTOCOMMIT like
-    ``connection``), each taking every workers-th chunk; the first error is raised after all
-    workers stop."""
+    """Run the chunk INSERTs on ``workers`` connections of the same engine (so with the same
+    session settings as ``connection``, which the engine gives every connection it opens), each
+    taking every workers-th chunk; the first error is raised after all workers stop."""
 
     def run(share: list[str]) -> int:
         with connection.engine.connect() as worker:

@@ -25,7 +25,8 @@ from dagster import DagsterEventType, DagsterInstance
 
 from lab_assets.lib.names import EXPERIMENT_MEASUREMENTS
 from lab_assets.lib.sql import quote_identifier
-from lab_assets.mysql import LAB_DB_URL_ENV, LAB_OUTPUT_DATABASE_ENV, MySQLResource, parse_url
+from lab_assets.mysql import LAB_OUTPUT_DATABASE_ENV, MySQLResource
+from lab_assets.sessions import LAB_DB_URL_ENV, parse_url
 
 
 def source_schema_statements() -> list[str]:

@@ -6,174 +6,22 @@ Below ``defs/`` and ``io_manager``: both import from here, nothing here imports 
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
 
-import sqlalchemy as sa
 from dagster import ConfigurableResource
 from pydantic import Field
-from sqlalchemy import event
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 
 from lab_assets.lib.lineage import recursion_limit_statement
 from lab_assets.lib.names import SAMPLES
 from lab_assets.lib.sql import qualified_name, quote_identifier
 from lab_assets.lib.tables import TableLocations
+from lab_assets.sessions import LAB_DB_URL_ENV, engine_for, is_mariadb, parse_url, spare_connections
 
-LAB_DB_URL_ENV = "LAB_DB_URL"
 LAB_OUTPUT_DATABASE_ENV = "LAB_OUTPUT_DATABASE"
-# MySQL's and MariaDB's default wait_timeout (8 hours, documented): the floor every lab_assets
-# session sets for itself, so a connection that waits while others load data is not dropped by a
-# server configured with a short global wait_timeout.
-SESSION_WAIT_TIMEOUT_SECONDS = 28800
-
-
-_ENCODING_HINT = (
-    "If the password holds any of @ : / % # ? or spaces, URL-encode it, e.g."
-    " python -c 'import urllib.parse, getpass; print(urllib.parse.quote(getpass.getpass(), safe=\"\"))'"
-    " (@ is %40, / is %2F, : is %3A, % is %25)."
-)
-
-
-def parse_url(url: str, variable: str = LAB_DB_URL_ENV) -> sa.URL:
-    """The SQLAlchemy URL in ``url``; ``ValueError`` naming ``variable`` and how to encode a
-    password if it cannot be read unambiguously. No message shows any part of the password: a
-    parse error (which quotes the text it failed on) is replaced, and a URL with two ``@`` or an
-    odd host (an unencoded password split at its own ``@``, whose pieces would show up as host or
-    database names in connection errors) is refused before anything connects."""
-    problem = None
-    try:
-        parsed = sa.make_url(url)
-    except Exception:  # noqa: BLE001 - its message quotes a piece of the URL (maybe of the password)
-        parsed, problem = None, "it cannot be parsed (the part after the last ':' of the host is not a port)"
-    if parsed is not None and url.split("://", 1)[-1].count("@") > 1:
-        problem = "it holds more than one '@'"
-    elif parsed is not None and parsed.host and any(c in parsed.host for c in "@/:%"):
-        problem = "its host name holds '@', '/', ':' or '%'"
-    if parsed is None or problem is not None:
-        raise ValueError(
-            f"{variable} is not a valid URL such as mysql+pymysql://user:password@host:3306/lab: {problem}."
-            f" {_ENCODING_HINT}"
-        ) from None
-    return parsed
-
-
-_ENGINES: dict[str, Engine] = {}
-_ENGINES_LOCK = threading.Lock()
-
-
-def _engine(url: str) -> Engine:
-    """One engine (connection pool) per URL for the process."""
-    with _ENGINES_LOCK:
-        engine = _ENGINES.get(url)
-        if engine is None:
-            engine = _ENGINES[url] = _new_engine(url)
-        return engine
-
-
-def dispose_engines() -> None:
-    """Closes every pooled connection this process holds (tests call it after each test, so a
-    session touching hundreds of databases stays far below the server's max_connections)."""
-    with _ENGINES_LOCK:
-        engines = list(_ENGINES.values())
-        _ENGINES.clear()
-    for engine in engines:
-        engine.dispose()
-
-
-# MariaDB's EMPTY_STRING_IS_NULL turns a bound '' (a measurement type spelled as the empty
-# string) into NULL, so the pivot would look for a NULL type and publish NULL cells. Every
-# connection of lab_assets drops that one mode from its session, keeping the rest of the server's.
-WITHOUT_EMPTY_STRING_IS_NULL = (
-    "SET SESSION sql_mode = TRIM(BOTH ',' FROM"
-    " REPLACE(CONCAT(',', @@session.sql_mode, ','), ',EMPTY_STRING_IS_NULL,', ','))"
-)
-
-
-def _without_empty_string_is_null(dbapi_connection: Any, _record: Any) -> None:
-    with dbapi_connection.cursor() as cursor:
-        cursor.execute(WITHOUT_EMPTY_STRING_IS_NULL)
-
-
-def _new_engine(url: str) -> Engine:
-    engine = _create_engine(url)
-    # On every new connection, the bulk loads' worker connections included.
-    event.listen(engine, "connect", _without_empty_string_is_null)
-    return engine
-
-
-def _create_engine(url: str) -> Engine:
-    # AUTOCOMMIT: MySQL commits implicitly around DDL anyway, so transactions are opened
-    # explicitly (see `transaction`) exactly where a change must be all-or-nothing.
-    return sa.create_engine(
-        parse_url(url),
-        isolation_level="AUTOCOMMIT",
-        pool_pre_ping=True,
-        # One idle connection kept per database; the few more a step opens side by side
-        # (lab_source_derivations) are closed when returned, so a process that reaches many
-        # databases (a code server, the test session) holds few connections.
-        pool_size=1,
-        max_overflow=8,
-        connect_args={"connect_timeout": 10},
-    )
-
-
-@contextmanager
-def transaction(connection: Connection) -> Iterator[Connection]:
-    """An explicit transaction on an AUTOCOMMIT connection: COMMIT on success, else ROLLBACK."""
-    connection.exec_driver_sql("START TRANSACTION")
-    try:
-        yield connection
-    except BaseException:
-        connection.exec_driver_sql("ROLLBACK")
-        raise
-    connection.exec_driver_sql("COMMIT")
-
-
-# Server errors whose cause is usually a server setting or a grant, with what to look at.
-_LIKELY_CAUSES = {
-    2006: "the server closed the connection: wait_timeout (idle connections; lab_assets raises its own"
-    f" sessions' to at least {SESSION_WAIT_TIMEOUT_SECONDS} s), max_allowed_packet, a server restart, or a proxy's"
-    " idle timeout",
-    2013: "the connection was lost during a statement: max_execution_time (MySQL 8), net_write_timeout /"
-    " net_read_timeout, a KILL by a DBA or a monitoring tool, or a proxy's timeout",
-    1205: "a lock wait timed out (innodb_lock_wait_timeout): lab_assets reads the sources at READ COMMITTED"
-    " without row locks, so the lock was on one of its own tables: another writer of the output database",
-    1665: "the server logs statements (binlog_format=STATEMENT), which InnoDB refuses for INSERT ... SELECT at"
-    " READ COMMITTED: ask the DBA for binlog_format=ROW or MIXED (MySQL 8 and MariaDB defaults)",
-    1969: "a statement ran past the account's or the server's max_statement_time (MariaDB); lab_assets"
-    " lifts it for its own sessions, so it was set where a session cannot change it (a DBA's limit"
-    " on the account: MAX_STATEMENT_TIME in GRANT)",
-    3024: "a statement ran past max_execution_time (MySQL 8); lab_assets lifts it for its own sessions",
-    1142: "a privilege is missing (README.md, 'Pointing lab_assets at a production lab system')",
-    1044: "a privilege is missing (README.md, 'Pointing lab_assets at a production lab system')",
-}
-
-
-def server_error_code(error: BaseException) -> int | None:
-    """The MySQL error number of a PyMySQL or SQLAlchemy error, else None."""
-    original = getattr(error, "orig", error)
-    args = getattr(original, "args", ())
-    return args[0] if args and isinstance(args[0], int) else None
-
-
-class LabDatabaseError(RuntimeError):
-    """A server error with its likely cause named (the original is chained as ``__cause__``)."""
-
-
-def explained(error: BaseException) -> BaseException:
-    """``error``, or a :class:`LabDatabaseError` that names its likely server setting first."""
-    code = server_error_code(error)
-    cause = _LIKELY_CAUSES.get(code) if code is not None else None
-    if cause is None:
-        return error
-    explanation = LabDatabaseError(f"MySQL error {code}: {cause}. Server message: {getattr(error, 'orig', error)}")
-    explanation.__cause__ = error
-    return explanation
 
 
 @dataclass(frozen=True)
@@ -185,11 +33,6 @@ class ColumnInfo:
     nullable: bool
     character_set: str | None  # None for non-text columns
     collation: str | None
-
-
-def is_mariadb(connection: Connection) -> bool:
-    """MariaDB or MySQL: a few session variables are named differently (lab_assets.lib.sql)."""
-    return bool(getattr(connection.dialect, "is_mariadb", False))
 
 
 def table_columns(connection: Connection, schema: str, table: str) -> list[ColumnInfo]:
@@ -305,20 +148,18 @@ class MySQLResource(ConfigurableResource):
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:
-        with _engine(self.url).connect() as connection:
-            # Session only, never global. Spilled to disk, MariaDB's lookups into the lineage
-            # CTE's intermediate table made the lineage build many times slower (bench/RESULTS.md).
-            memory = self.temp_table_memory_mb * 1024 * 1024
-            connection.exec_driver_sql(
-                f"SET SESSION tmp_table_size = {memory}, max_heap_table_size = {memory},"
-                f" wait_timeout = GREATEST(@@session.wait_timeout, {SESSION_WAIT_TIMEOUT_SECONDS})"
-            )
-            connection.exec_driver_sql("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
-            # A server-wide statement time limit (a DBA's guard for interactive queries) would cut
-            # a build's long INSERT ... SELECT short; lab_assets' sessions run without one.
-            limit = "max_statement_time" if is_mariadb(connection) else "max_execution_time"
-            connection.exec_driver_sql(f"SET SESSION {limit} = 0")
+        """A connection of this resource's engine, with lab_assets' session settings
+        (:func:`session_settings`, applied where the engine opens each connection)."""
+        with engine_for(self.url, self.temp_table_memory_mb).connect() as connection:
             yield connection
+
+    def side_by_side(self, wanted: int) -> int:
+        """How many connections to use at once for ``wanted`` independent statements: ``wanted``
+        when the account's and the server's limits leave room for them now, else as many as they
+        leave, at least one (the statements then take turns; :func:`spare_connections`)."""
+        with self.connect() as connection:
+            spare = spare_connections(connection)
+        return max(1, min(wanted, spare + 1))  # + 1: the connection just returned to the pool
 
     def fetch_all(self, sql: str, params: Sequence[object] = (), *, recursion_limit: int | None = None) -> list[tuple]:
         """Rows of one query. ``recursion_limit`` first raises the session's recursive-CTE limit

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from lab_assets.mysql import dispose_engines
+from lab_assets.sessions import dispose_engines
 from lab_assets_tests.databases import SESSION_PREFIX, LabDatabase, create_lab_database, server_connection
 
 # Fixtures that reach the server: a test using any of them (directly or through another fixture)

@@ -30,7 +30,8 @@ from lab_assets.lib.names import (
 from lab_assets.lib.names import (
     TABLE_WRITERS_POOL as FLAT_TABLE_POOL,
 )
-from lab_assets.mysql import LAB_DB_URL_ENV, MySQLResource
+from lab_assets.mysql import MySQLResource
+from lab_assets.sessions import LAB_DB_URL_ENV
 from lab_assets_tests.databases import SERVER_URL, SESSION_PREFIX, server_connection
 from lab_assets_tests.lab_data import assert_flat_table_is_exact, generate, insert
 

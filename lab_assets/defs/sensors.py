@@ -33,8 +33,9 @@ from lab_assets.lib.names import (
 )
 from lab_assets.lib.refresh import recorded_totals_selects, source_totals_selects
 from lab_assets.lib.threads import completed_in_threads
-from lab_assets.mysql import MySQLResource, is_mariadb
+from lab_assets.mysql import MySQLResource
 from lab_assets.refresh.state_tables import DIGEST_STATE, LINEAGE_STATE
+from lab_assets.sessions import is_mariadb
 
 # How often the sensor is evaluated. Dagster's daemon evaluates sensors at most every 5 s (its
 # sensor loop, MIN_INTERVAL_LOOP_TIME in dagster/_daemon/sensor.py, not configurable in 1.13); a
@@ -76,7 +77,7 @@ def _side_by_side(mysql: MySQLResource, selects: Sequence[str]) -> list[tuple]:
     """One row of each SELECT, all run at once, each on its own connection; in ``selects``' order."""
     rows: dict[int, tuple] = {}
     tasks = {str(i): functools.partial(mysql.fetch_one, sql) for i, sql in enumerate(selects)}
-    for name, row, error in completed_in_threads(tasks):
+    for name, row, error in completed_in_threads(tasks, at_most=mysql.side_by_side(len(tasks))):
         if error is not None:
             raise error
         assert row is not None

@@ -3,6 +3,8 @@ and each written, after its pending marks, as soon as it is computed (:data:`WRI
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 
@@ -23,7 +25,7 @@ from lab_assets.lib.naming import column_name_for_type
 from lab_assets.lib.sources import measurement_type_catalog_select
 from lab_assets.lib.sql import Column, TableDefinition, no_pad_binary_collation
 from lab_assets.lib.threads import started_in_threads
-from lab_assets.mysql import MySQLResource, is_mariadb
+from lab_assets.mysql import MySQLResource
 from lab_assets.refresh.checks import (
     AUDIT,
     BLOCKING_CHECKS,
@@ -39,6 +41,7 @@ from lab_assets.refresh.guard import guarded_build
 from lab_assets.refresh.lineage import compute_sample_lineage
 from lab_assets.refresh.pending import ensure_pending_table, mark_pending
 from lab_assets.refresh.writes import DerivedTable
+from lab_assets.sessions import is_mariadb
 
 
 def column_names_definition(type_collation: str) -> TableDefinition:
@@ -151,12 +154,17 @@ WRITE_ORDER = (SAMPLE_LINEAGE, SAMPLE_MEASUREMENT_DIGESTS, MEASUREMENT_TYPES)
 
 
 def _written_as_computed(
-    log: DagsterLogManager, mysql: MySQLResource, futures: dict[str, Future], still_held: Callable[[], None]
+    log: DagsterLogManager,
+    mysql: MySQLResource,
+    futures: dict[str, Future],
+    still_held: Callable[[], None],
+    turns: threading.Semaphore | None,
 ) -> Iterator[Output]:
     """Each computed table's output in :data:`WRITE_ORDER`, after its pending marks, as soon as
     its computation is done. Tables whose computation succeeded are written even if another
     failed; the first failure (in :data:`WRITE_ORDER`, then the other tasks') is raised after the
-    last write."""
+    last write. With ``turns``, each write (the IO manager writes the output before the generator
+    resumes) waits for the computation holding it: one connection at a time."""
     failures: list[BaseException] = []
     for name in (*WRITE_ORDER, *(n for n in futures if n not in WRITE_ORDER)):
         if name not in futures:
@@ -168,11 +176,36 @@ def _written_as_computed(
             log.error(f"{name} failed: {failures[-1]}")
         elif isinstance(derived, DerivedTable):
             still_held()
-            if derived.pending_select:
-                mark_pending(mysql, derived.pending_select)
-            yield Output(derived.value, output_name=name, metadata=derived.metadata)
+            with turns or contextlib.nullcontext():
+                if derived.pending_select:
+                    mark_pending(mysql, derived.pending_select)
+                yield Output(derived.value, output_name=name, metadata=derived.metadata)
     if failures:
         raise failures[0]
+
+
+# Connections a computation may use at once (the digests' two halves) and a write with its
+# parallel fill (the IO manager's connection and two workers): all side by side, each
+# computation's and the write's, when the account's limit leaves room for them.
+CONNECTIONS_PER_COMPUTATION = 2
+CONNECTIONS_PER_WRITE = 3
+
+
+def _turns_within_connection_limit(
+    log: DagsterLogManager, mysql: MySQLResource, computations: int
+) -> threading.Semaphore | None:
+    """None when the account's and the server's connection limits leave room for every
+    computation and a write side by side; else one turn that the computations and the writes take
+    one after another (each may still use what the limits leave at its turn)."""
+    wanted = computations * CONNECTIONS_PER_COMPUTATION + CONNECTIONS_PER_WRITE
+    available = mysql.side_by_side(wanted)
+    if available >= wanted:
+        return None
+    log.info(
+        f"the connection limits leave {available} connections beside the build lock's (side by side this step"
+        f" uses up to {wanted}): computing and writing one table at a time"
+    )
+    return threading.Semaphore(1)
 
 
 def _computed_and_written(
@@ -193,10 +226,11 @@ def _computed_and_written(
         coverage = Coverage("every row of sample_measurements, against samples, read while this run built")
         tasks[MEASUREMENTS_HAVE_SAMPLES] = lambda: measurements_have_samples_result(context.log, mysql, coverage)
     ensure_pending_table(mysql)  # once, before the marks made below
-    futures = started_in_threads(tasks)
+    turns = _turns_within_connection_limit(context.log, mysql, len(tasks))
+    futures = started_in_threads(tasks, turns)
     # A failed write fails the step at once; computations still running finish in their threads
     # (their statements hold metadata locks on their work tables, so a next run's DROP waits).
-    yield from _written_as_computed(context.log, mysql, futures, still_held)
+    yield from _written_as_computed(context.log, mysql, futures, still_held, turns)
     done = {name: future.result() for name, future in futures.items() if future.exception() is None}
     # Checks of a table this run did not build (picked alone in the UI) are recomputed live.
     results = lineage_check_results(context.log, mysql, checks, from_built_lineage=SAMPLE_LINEAGE in selected)

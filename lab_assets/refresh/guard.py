@@ -30,7 +30,8 @@ from sqlalchemy.engine import Connection
 from lab_assets.lib.names import BUILD_LOCK_TABLE, SAMPLE_MEASUREMENTS, SAMPLES
 from lab_assets.lib.sql import Column, TableDefinition, quote_identifier
 from lab_assets.lib.tables import TableLocations
-from lab_assets.mysql import MySQLResource, column_names, explained
+from lab_assets.mysql import MySQLResource, column_names
+from lab_assets.server_errors import explained
 
 # What the output database's tables need: CREATE/DROP/ALTER/INDEX for staging tables, swaps
 # (RENAME TABLE needs ALTER and DROP on the old name, CREATE and INSERT on the new) and indexes

@@ -24,11 +24,12 @@ from lab_assets.lib.refresh import (
     moved_samples_select,
     stored_lineage_bucket_sums_select,
 )
-from lab_assets.mysql import MySQLResource, index_starting_with, is_mariadb
+from lab_assets.mysql import MySQLResource, index_starting_with
 from lab_assets.refresh.plan import too_many_changed
 from lab_assets.refresh.state_tables import LINEAGE_STATE
 from lab_assets.refresh.work_tables import add_to_work_table, fill_candidates, fill_work_table
 from lab_assets.refresh.writes import DerivedTable, changed_rows_written, whole_table_written
+from lab_assets.sessions import is_mariadb
 
 
 def compute_sample_lineage(log: DagsterLogManager, mysql: MySQLResource, full_rebuild: bool) -> DerivedTable:

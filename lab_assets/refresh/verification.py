@@ -39,9 +39,10 @@ from lab_assets.lib.verification import (
     verification_offenders_selects,
     verified_rows_select,
 )
-from lab_assets.mysql import MySQLResource, column_names, transaction
+from lab_assets.mysql import MySQLResource, column_names
 from lab_assets.refresh.state_tables import DIGEST_STATE
 from lab_assets.refresh.work_tables import add_to_work_table, fill_work_table
+from lab_assets.sessions import transaction
 
 SUSPECTS_TABLE = helper_table(SAMPLE_MEASUREMENT_DIGESTS, SUSPECTS_SUFFIX)
 VERIFIED_TABLE = helper_table(SAMPLE_MEASUREMENT_DIGESTS, VERIFIED_SUFFIX)
@@ -102,7 +103,7 @@ def verify_written_rows(
         ),
     }
     results: dict[str, object] = {}
-    for name, value, error in completed_in_threads(tasks):
+    for name, value, error in completed_in_threads(tasks, at_most=mysql.side_by_side(len(tasks))):
         if error is not None:
             raise error
         results[name] = value

@@ -93,6 +93,7 @@ def fill_live_digests(mysql: MySQLResource, state: StateTable) -> None:
         for first, last in halves
     }
     # Both halves end before anything is raised: no statement is left running on its own.
-    errors = [error for _, _, error in completed_in_threads(inserts) if error is not None]
+    done = completed_in_threads(inserts, at_most=mysql.side_by_side(len(inserts)))
+    errors = [error for _, _, error in done if error is not None]
     if errors:
         raise errors[0]
