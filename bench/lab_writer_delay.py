@@ -25,6 +25,12 @@ the lab's writes for as long as it runs (past ``innodb_lock_wait_timeout``: erro
 lab_assets now reads at READ COMMITTED (``MySQLResource.connect``): consistent snapshot reads, no
 row locks on the sources, so the lab's latency should stay at its idle level during the build.
 
+``--open-transaction`` adds what a production lab always has: another lab session whose transaction
+stays open for the whole measurement, holding the exclusive row locks of a few samples' rows in
+both source tables (the first, middle and last sample ids, where a whole build's chunks start and
+end), as an UPDATE left uncommitted would. The lab writer leaves those samples alone. A build that
+read the sources with locks would wait on them and fail after ``innodb_lock_wait_timeout``.
+
 Before/after: run it once against each checkout, on the same data. ``--repo`` names the checkout
 whose CLI is run: its own ``.venv/bin/dagster`` with that checkout as working directory (so an
 older commit in another worktree, with its own venv, is measured the same way); the data and this
@@ -103,15 +109,36 @@ class Statement:
     error: str | None = None
 
 
-class LabWriter(threading.Thread):
-    """The lab system: a pair of no-op row UPDATEs every ``interval`` seconds, each timed."""
+class OpenTransaction:
+    """Another lab session's open transaction: X locks on a few samples' rows in both source
+    tables, held until :meth:`close` rolls it back."""
 
-    def __init__(self, database: str, interval: float, seed: int) -> None:
+    def __init__(self, database: str, first_id: int, last_id: int) -> None:
+        self.samples = sorted({first_id, (first_id + last_id) // 2, last_id})
+        self.connection = connect(database)
+        ids = ", ".join(map(str, self.samples))
+        with self.connection.cursor() as cursor:
+            cursor.execute("SET SESSION wait_timeout = 86400")
+            cursor.execute("START TRANSACTION")
+            cursor.execute(f"UPDATE samples SET ts = ts WHERE id IN ({ids})")
+            cursor.execute(f"UPDATE sample_measurements SET value = value + 0 WHERE sample_id IN ({ids})")
+
+    def close(self) -> None:
+        self.connection.rollback()
+        self.connection.close()
+
+
+class LabWriter(threading.Thread):
+    """The lab system: a pair of no-op row UPDATEs every ``interval`` seconds, each timed; the
+    samples in ``avoid`` (held by an open transaction) are left alone."""
+
+    def __init__(self, database: str, interval: float, seed: int, avoid: frozenset[int] = frozenset()) -> None:
         super().__init__(name="lab-writer", daemon=True)
         self.database = database
         self.interval = interval
         self.random = random.Random(seed)
         self.stop = threading.Event()
+        self.avoid = avoid
         self.statements: list[Statement] = []
         self.connection = self._connect()
         with self.connection.cursor() as cursor:
@@ -137,6 +164,8 @@ class LabWriter(threading.Thread):
         try:
             while not self.stop.is_set():
                 sample_id = self.random.randint(self.first_id, self.last_id)
+                if sample_id in self.avoid:
+                    continue
                 for table, sql in LAB_UPDATES:
                     self._timed(table, sql, sample_id)
                 next_at += self.interval
@@ -269,6 +298,11 @@ def main() -> None:
         "--full", action="store_true", help='tag the run {"lab_assets/refresh": "full"}: rebuild every table whole'
     )
     parser.add_argument("--seed", type=int, default=1, help="seed of the lab writer's sample choice")
+    parser.add_argument(
+        "--open-transaction",
+        action="store_true",
+        help="another lab session holds row locks on both source tables in a transaction left open throughout",
+    )
     args = parser.parse_args()
     repo = args.repo.resolve()
     checkout_dagster(repo)  # refuse a bad checkout before generating any data
@@ -287,17 +321,24 @@ def main() -> None:
     load1 = os.getloadavg()[0]
 
     writer = LabWriter(database, args.interval, args.seed)
+    holder = OpenTransaction(database, writer.first_id, writer.last_id) if args.open_transaction else None
+    writer.avoid = frozenset(holder.samples if holder else ())
     print(
         f"lab writer on {database} (samples {writer.first_id}..{writer.last_id}, {writer.isolation},"
-        f" every {args.interval} s); building with {repo} ({revision(repo)}){' --full' if args.full else ''}",
+        f" every {args.interval} s); building with {repo} ({revision(repo)}){' --full' if args.full else ''}"
+        + (f"; a lab transaction holds samples {holder.samples}" if holder else ""),
         flush=True,
     )
-    writer.start()
-    time.sleep(WRITER_LEAD_SECONDS)
-    build = run_build(repo, database, args.full, log_path)
-    time.sleep(WRITER_LEAD_SECONDS)
-    writer.stop.set()
-    writer.join()  # a statement still waiting on a lock ends within innodb_lock_wait_timeout
+    try:
+        writer.start()
+        time.sleep(WRITER_LEAD_SECONDS)
+        build = run_build(repo, database, args.full, log_path)
+        time.sleep(WRITER_LEAD_SECONDS)
+        writer.stop.set()
+        writer.join()  # a statement still waiting on a lock ends within innodb_lock_wait_timeout
+    finally:
+        if holder is not None:
+            holder.close()
 
     statements = writer.statements
     summary = latency_summary(statements)
@@ -310,6 +351,7 @@ def main() -> None:
         "samples": args.size,
         "database": database,
         "full": args.full,
+        "open_transaction_samples": holder.samples if holder else [],
         "outputs_before": existing,
         "command": " ".join(build.command[1:]),
         "build_s": round(build.seconds, 2),
@@ -341,6 +383,7 @@ def main() -> None:
     error_text = "; ".join(f"{count}x {message}" for message, count in errors.items()) or "0"
     row = (
         f"| {repo.name} {result['revision']} | {args.size:,} | {'full (tagged)' if args.full else 'plain'}"
+        f"{', lab transaction open' if holder else ''}"
         f"{'' if build.exit_code == 0 else f' FAILED (exit {build.exit_code})'} | {build.seconds:.2f}"
         f" | {summary['updates']} | {summary['max_ms']:.1f} | {summary['p99_ms']:.1f} | {summary['p50_ms']:.1f}"
         f" | {summary['over_100ms']} | {summary['over_1s']} | {error_text} |"
