@@ -71,6 +71,78 @@ def _dockerfile_env() -> dict[str, str]:
 
 DAGSTER_SERVICES = ("webserver", "daemon")
 DEPLOYMENT_DAGSTER_YAML = "docker/dagster.yaml"
+COMPOSE_FILE = "docker-compose.yml"
+ENV_EXAMPLE = ".env.example"
+BIND_VARIABLES = ("LAB_MYSQL_BIND_ADDRESS", "LAB_UI_BIND_ADDRESS")
+# Compose's interpolation (compose specification, "Interpolation"): $$, $VAR, ${VAR},
+# ${VAR:-default} / ${VAR-default}, ${VAR:?error} / ${VAR?error}.
+_VARIABLE = re.compile(
+    r"\$(?:(?P<escaped>\$)|\{(?P<name>\w+)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}|(?P<bare>[A-Za-z_]\w*))"
+)
+
+
+class ComposeInterpolationError(ValueError):
+    pass
+
+
+def _interpolate(node, env: dict[str, str]):
+    """``node`` (parsed compose YAML) with every value interpolated from ``env`` as compose does
+    (only values, after parsing, so comments are never interpolated); a required variable that is
+    unset (or empty, with ``:?``) raises with compose's message."""
+    if isinstance(node, dict):
+        return {key: _interpolate(value, env) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_interpolate(value, env) for value in node]
+    if not isinstance(node, str):
+        return node
+
+    def value_of(match: re.Match) -> str:
+        if match["escaped"]:
+            return "$"
+        name, op = match["name"] or match["bare"], match["op"]
+        value = env.get(name)
+        missing = value is None or (value == "" and op is not None and op.startswith(":"))
+        if op is not None and op.endswith("-") and missing:
+            return match["arg"]
+        if op is not None and op.endswith("?") and missing:
+            raise ComposeInterpolationError(f"required variable {name} is missing a value: {match['arg']}")
+        return value or ""
+
+    return _VARIABLE.sub(value_of, node)
+
+
+def _strings(node) -> list[str]:
+    if isinstance(node, dict):
+        return [s for value in node.values() for s in _strings(value)]
+    if isinstance(node, list):
+        return [s for value in node for s in _strings(value)]
+    return [node] if isinstance(node, str) else []
+
+
+def _compose_variables() -> dict[str, set[str]]:
+    """Every variable the compose file's values use, with the operators it is used with ('' for
+    plain ${VAR})."""
+    found: dict[str, set[str]] = {}
+    for text in _strings(_load(COMPOSE_FILE)):
+        for match in _VARIABLE.finditer(text):
+            if not match["escaped"]:
+                found.setdefault(match["name"] or match["bare"], set()).add(match["op"] or "")
+    return found
+
+
+def _compose(env: dict[str, str]) -> dict:
+    """docker-compose.yml as compose sees it with ``env`` (its .env plus the shell's variables)."""
+    return _interpolate(_load(COMPOSE_FILE), env)
+
+
+def _env_file(name: str) -> dict[str, str]:
+    """KEY=VALUE lines of an env file (comments and blank lines skipped)."""
+    pairs = {}
+    for line in (ROOT / name).read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            key, _, value = line.partition("=")
+            pairs[key.strip()] = value.strip()
+    return pairs
 
 
 def test_the_yaml_files_parse_and_dagster_yaml_is_a_valid_instance_config(tmp_path, monkeypatch):
@@ -195,6 +267,37 @@ def test_the_compose_environment_is_what_the_code_and_dagster_yaml_read():
     sources = "\n".join(p.read_text() for p in (ROOT / "lab_assets").rglob("*.py") if p.name != "local_lab.py")
     assert LAB_DB_URL_ENV == "LAB_DB_URL" and "EnvVar(LAB_DB_URL_ENV)" in sources
     assert set(re.findall(r"os\.environ(?:\.get)?\(\s*\"(\w+)\"", sources)) <= {"LAB_DB_URL"}
+
+
+def test_published_ports_listen_on_127_0_0_1_unless_env_says_otherwise():
+    """The UI has no login and MySQL holds the lab's data: by default (and with .env.example's
+    values) both are published on the loopback address only; LAB_UI_BIND_ADDRESS and
+    LAB_MYSQL_BIND_ADDRESS expose each on purpose."""
+
+    def published(env: dict[str, str]) -> dict[str, list[str]]:
+        return {name: spec.get("ports", []) for name, spec in _compose(env)["services"].items()}
+
+    local = {"mysql": ["127.0.0.1:3307:3306"], "webserver": ["127.0.0.1:3000:3000"], "daemon": []}
+    assert published({}) == local
+    # An empty value falls back too: ":3000:3000" would listen on every interface.
+    assert published({"LAB_UI_BIND_ADDRESS": "", "LAB_MYSQL_BIND_ADDRESS": ""}) == local
+    assert published(_env_file(ENV_EXAMPLE)) == local
+    assert published({"LAB_UI_BIND_ADDRESS": "0.0.0.0"}) == local | {"webserver": ["0.0.0.0:3000:3000"]}
+    assert published({"LAB_MYSQL_BIND_ADDRESS": "192.0.2.7"}) == local | {"mysql": ["192.0.2.7:3307:3306"]}
+    for spec in _load(COMPOSE_FILE)["services"].values():
+        assert "network_mode" not in spec and "expose" not in spec  # no other way onto the host's network
+
+
+def test_every_variable_of_the_compose_file_is_in_env_example():
+    variables = _compose_variables()
+    example = _env_file(ENV_EXAMPLE)
+    assert set(variables) <= set(example), sorted(set(variables) - set(example))
+    assert set(variables) == set(BIND_VARIABLES)
+    for name in BIND_VARIABLES:
+        assert variables[name] == {":-"} and example[name] == "127.0.0.1", name
+    # .env holds the deployment's own settings: never committed.
+    ignored = subprocess.run(["git", "check-ignore", "-q", ".env"], cwd=ROOT)
+    assert ignored.returncode == 0, ".env must be git-ignored"
 
 
 WORKSPACE_LOCATION = "lab_assets"  # workspace.yaml's location_name
