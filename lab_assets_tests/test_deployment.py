@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
+import shlex
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pymysql
 import pytest
 import sqlalchemy as sa
 import yaml
@@ -30,7 +33,7 @@ from lab_assets.lib.names import (
 from lab_assets.lib.names import (
     TABLE_WRITERS_POOL as FLAT_TABLE_POOL,
 )
-from lab_assets.mysql import MySQLResource
+from lab_assets.mysql import LAB_OUTPUT_DATABASE_ENV, MySQLResource
 from lab_assets.sessions import LAB_DB_URL_ENV
 from lab_assets_tests.databases import SERVER_URL, SESSION_PREFIX, server_connection
 from lab_assets_tests.lab_data import assert_flat_table_is_exact, generate, insert
@@ -72,6 +75,87 @@ def _dockerfile_env() -> dict[str, str]:
 
 DAGSTER_SERVICES = ("webserver", "daemon")
 DEPLOYMENT_DAGSTER_YAML = "docker/dagster.yaml"
+COMPOSE_FILE = "docker-compose.yml"
+ENV_EXAMPLE = ".env.example"
+ACCOUNTS_SCRIPT = "docker/mysql-init/20-accounts.sh"
+INIT_DIR = "/docker-entrypoint-initdb.d/"
+# The variables .env must give a value: compose refuses to start without them.
+PASSWORD_VARIABLES = ("MYSQL_ROOT_PASSWORD", "LAB_ASSETS_DB_PASSWORD", "DAGSTER_DB_PASSWORD")
+BIND_VARIABLES = ("LAB_MYSQL_BIND_ADDRESS", "LAB_UI_BIND_ADDRESS")
+# Compose's interpolation (compose specification, "Interpolation"): $$, $VAR, ${VAR},
+# ${VAR:-default} / ${VAR-default}, ${VAR:?error} / ${VAR?error}.
+_VARIABLE = re.compile(
+    r"\$(?:(?P<escaped>\$)|\{(?P<name>\w+)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}|(?P<bare>[A-Za-z_]\w*))"
+)
+
+
+class ComposeInterpolationError(ValueError):
+    pass
+
+
+def _interpolate(node, env: dict[str, str]):
+    """``node`` (parsed compose YAML) with every value interpolated from ``env`` as compose does
+    (only values, after parsing, so comments are never interpolated); a required variable that is
+    unset (or empty, with ``:?``) raises with compose's message."""
+    if isinstance(node, dict):
+        return {key: _interpolate(value, env) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_interpolate(value, env) for value in node]
+    if not isinstance(node, str):
+        return node
+
+    def value_of(match: re.Match) -> str:
+        if match["escaped"]:
+            return "$"
+        name, op = match["name"] or match["bare"], match["op"]
+        value = env.get(name)
+        missing = value is None or (value == "" and op is not None and op.startswith(":"))
+        if op is not None and op.endswith("-") and missing:
+            return match["arg"]
+        if op is not None and op.endswith("?") and missing:
+            raise ComposeInterpolationError(f"required variable {name} is missing a value: {match['arg']}")
+        return value or ""
+
+    return _VARIABLE.sub(value_of, node)
+
+
+def _strings(node) -> list[str]:
+    if isinstance(node, dict):
+        return [s for value in node.values() for s in _strings(value)]
+    if isinstance(node, list):
+        return [s for value in node for s in _strings(value)]
+    return [node] if isinstance(node, str) else []
+
+
+def _compose_variables() -> dict[str, set[str]]:
+    """Every variable the compose file's values use, with the operators it is used with ('' for
+    plain ${VAR})."""
+    found: dict[str, set[str]] = {}
+    for text in _strings(_load(COMPOSE_FILE)):
+        for match in _VARIABLE.finditer(text):
+            if not match["escaped"]:
+                found.setdefault(match["name"] or match["bare"], set()).add(match["op"] or "")
+    return found
+
+
+def _compose(env: dict[str, str]) -> dict:
+    """docker-compose.yml as compose sees it with ``env`` (its .env plus the shell's variables)."""
+    return _interpolate(_load(COMPOSE_FILE), env)
+
+
+def _env_file(name: str) -> dict[str, str]:
+    """KEY=VALUE lines of an env file (comments and blank lines skipped)."""
+    pairs = {}
+    for line in (ROOT / name).read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            key, _, value = line.partition("=")
+            pairs[key.strip()] = value.strip()
+    return pairs
+
+
+def _passwords(**extra: str) -> dict[str, str]:
+    """A value for each password (letters, digits and -._~, as the init script demands)."""
+    return {name: f"pw-{name.lower()}-{secrets.token_urlsafe(12)}" for name in PASSWORD_VARIABLES} | extra
 
 
 def test_the_yaml_files_parse_and_dagster_yaml_is_a_valid_instance_config(tmp_path, monkeypatch):
@@ -126,14 +210,18 @@ def test_the_local_instance_dequeues_every_second_and_a_users_dagster_yaml_is_ke
 def test_the_compose_file_references_files_that_exist():
     compose = _load("docker-compose.yml")
     mounts = [v.split(":") for v in compose["services"]["mysql"]["volumes"] if v.startswith("./")]
-    assert mounts, "the MySQL init scripts are mounted from the repository"
+    assert mounts, "the MySQL init files are mounted from the repository"
     for host_path, container_path, *_ in mounts:
         assert (ROOT / host_path).is_file(), host_path
-        assert container_path.startswith("/docker-entrypoint-initdb.d/") and container_path.endswith(".sql")
+        assert container_path.startswith(INIT_DIR) and container_path.endswith((".sql", ".sh"))
+        # A .sh init file is sourced only when it is not executable; run as a program it would not
+        # have the entrypoint's docker_process_sql.
+        assert not container_path.endswith(".sh") or not os.access(ROOT / host_path, os.X_OK), host_path
     targets = {container: host for host, container, *_ in mounts}
     # The lab schema is the package's own copy (what local_lab and the tests load), and it runs
-    # after the script that creates the dagster database (init scripts run in name order).
-    assert targets["/docker-entrypoint-initdb.d/10-lab-source-schema.sql"] == "./lab_assets/source_schema.sql"
+    # before the accounts script, whose table grants need its tables (init files run in name order).
+    assert targets[f"{INIT_DIR}10-lab-source-schema.sql"] == "./lab_assets/source_schema.sql"
+    assert targets[f"{INIT_DIR}20-accounts.sh"] == f"./{ACCOUNTS_SCRIPT}"
     assert sorted(targets) == list(targets)
     for service in DAGSTER_SERVICES:
         assert compose["services"][service]["build"] == "."
@@ -169,33 +257,101 @@ def test_no_dagster_yaml_in_the_repository_root():
 
 
 def test_the_compose_environment_is_what_the_code_and_dagster_yaml_read():
-    compose = _load("docker-compose.yml")
+    compose = _compose(_passwords())
     mysql = compose["services"]["mysql"]["environment"]
-    init_sql = (ROOT / "docker/mysql-init/00-dagster-database.sql").read_text()
     for service in DAGSTER_SERVICES:
         env = compose["services"][service]["environment"]
-        # Everything dagster.yaml reads, plus the lab database the resource reads.
-        assert set(env) == _env_refs(_load(DEPLOYMENT_DAGSTER_YAML)) | {LAB_DB_URL_ENV}, service
+        # Everything dagster.yaml reads, plus the lab database and the output database the
+        # definitions read.
+        assert set(env) == _env_refs(_load(DEPLOYMENT_DAGSTER_YAML)) | {LAB_DB_URL_ENV, LAB_OUTPUT_DATABASE_ENV}
         assert compose["services"][service]["depends_on"]["mysql"]["condition"] == "service_healthy"
 
+        # lab_assets reads the lab database as the account the init script makes, and writes into
+        # the output database it made for it.
         lab = sa.make_url(env[LAB_DB_URL_ENV])
         assert lab.drivername == "mysql+pymysql"
         assert (lab.host, lab.port) == ("mysql", 3306)
-        assert (lab.username, lab.password) == (mysql["MYSQL_USER"], mysql["MYSQL_PASSWORD"])
+        assert (lab.username, lab.password) == (mysql["LAB_ASSETS_DB_USER"], mysql["LAB_ASSETS_DB_PASSWORD"])
         assert MySQLResource(url=env[LAB_DB_URL_ENV]).database == mysql["MYSQL_DATABASE"] == "lab"
+        assert env[LAB_OUTPUT_DATABASE_ENV] == mysql[LAB_OUTPUT_DATABASE_ENV] != lab.database
 
         instance = sa.make_url(env[DAGSTER_MYSQL_URL_ENV])
         assert instance.drivername == "mysql+mysqlconnector"  # dagster-mysql's driver
         assert (instance.host, instance.port) == ("mysql", 3306)
-        assert instance.database != lab.database
-        assert f"CREATE DATABASE IF NOT EXISTS {instance.database} " in init_sql
-        assert f"CREATE USER IF NOT EXISTS '{instance.username}'@'%' IDENTIFIED BY '{instance.password}'" in init_sql
-        assert f"GRANT ALL PRIVILEGES ON {instance.database}.* TO '{instance.username}'@'%'" in init_sql
-    # The package reads exactly one variable of its own, LAB_DB_URL (local_lab, the helper behind
-    # make run, also reads DAGSTER_HOME and VERBOSE; it is not part of the definitions).
+        assert (instance.username, instance.password) == (mysql["DAGSTER_DB_USER"], mysql["DAGSTER_DB_PASSWORD"])
+        assert instance.database == mysql["DAGSTER_DB"] not in {lab.database, env[LAB_OUTPUT_DATABASE_ENV]}
+    # The package reads exactly one variable of its own through os.environ with a literal name,
+    # LAB_DB_URL (local_lab, the helper behind make run, also reads DAGSTER_HOME and VERBOSE; it is
+    # not part of the definitions); LAB_OUTPUT_DATABASE is read by name in defs/resources.py.
     sources = "\n".join(p.read_text() for p in (ROOT / "lab_assets").rglob("*.py") if p.name != "local_lab.py")
     assert LAB_DB_URL_ENV == "LAB_DB_URL" and "EnvVar(LAB_DB_URL_ENV)" in sources
+    assert "os.environ.get(LAB_OUTPUT_DATABASE_ENV)" in sources
     assert set(re.findall(r"os\.environ(?:\.get)?\(\s*\"(\w+)\"", sources)) <= {"LAB_DB_URL"}
+
+
+def test_published_ports_listen_on_127_0_0_1_unless_env_says_otherwise():
+    """The UI has no login and MySQL holds the lab's data: by default (and with .env.example's
+    values) both are published on the loopback address only; LAB_UI_BIND_ADDRESS and
+    LAB_MYSQL_BIND_ADDRESS expose each on purpose."""
+
+    def published(env: dict[str, str]) -> dict[str, list[str]]:
+        return {name: spec.get("ports", []) for name, spec in _compose(env)["services"].items()}
+
+    local = {"mysql": ["127.0.0.1:3307:3306"], "webserver": ["127.0.0.1:3000:3000"], "daemon": []}
+    assert published(_passwords()) == local
+    # An empty value falls back too: ":3000:3000" would listen on every interface.
+    assert published(_passwords(LAB_UI_BIND_ADDRESS="", LAB_MYSQL_BIND_ADDRESS="")) == local
+    assert published(_env_file(ENV_EXAMPLE) | _passwords()) == local
+    assert published(_passwords(LAB_UI_BIND_ADDRESS="0.0.0.0")) == local | {"webserver": ["0.0.0.0:3000:3000"]}
+    assert published(_passwords(LAB_MYSQL_BIND_ADDRESS="192.0.2.7")) == local | {"mysql": ["192.0.2.7:3307:3306"]}
+    for spec in _load(COMPOSE_FILE)["services"].values():
+        assert "network_mode" not in spec and "expose" not in spec  # no other way onto the host's network
+
+
+def test_no_password_is_written_in_the_compose_file():
+    """Every password the services get (the root password, the ones inside the URLs, the ones the
+    init script sets) is one of .env's; none is left to a default, and the healthcheck needs none."""
+    env = _passwords()
+    compose = _compose(env)
+    mysql = compose["services"]["mysql"]
+    # The image would create MYSQL_USER with ALL privileges on MYSQL_DATABASE.
+    assert not {"MYSQL_USER", "MYSQL_PASSWORD", "MYSQL_ALLOW_EMPTY_PASSWORD"} & set(mysql["environment"])
+    assert mysql["environment"]["MYSQL_ROOT_PASSWORD"] == env["MYSQL_ROOT_PASSWORD"]
+    seen = set()
+    for name, spec in compose["services"].items():
+        for key, value in spec.get("environment", {}).items():
+            if key.endswith("PASSWORD"):
+                assert value in env.values(), (name, key)
+                seen.add(value)
+            if "://" in str(value):
+                url = sa.make_url(value)
+                assert url.password in env.values(), (name, key)
+                seen.add(url.password)
+        assert "password" not in " ".join(spec.get("healthcheck", {}).get("test", [])).lower(), name
+    assert seen == set(env.values())
+    for name in PASSWORD_VARIABLES:
+        assert {"-", ""}.isdisjoint(_compose_variables()[name]), f"{name} is never optional or defaulted"
+
+
+def test_every_variable_of_the_compose_file_is_in_env_example_and_a_missing_password_stops_compose():
+    variables = _compose_variables()
+    example = _env_file(ENV_EXAMPLE)
+    assert set(variables) <= set(example), sorted(set(variables) - set(example))
+    assert set(variables) == set(PASSWORD_VARIABLES) | set(BIND_VARIABLES)
+    for name in PASSWORD_VARIABLES:
+        # Required wherever it is used (":?" stops compose on unset or empty), and empty in
+        # .env.example: a copied file left as it is stops compose, naming the variable.
+        assert variables[name] == {":?"}, name
+        assert example[name] == "", f"{ENV_EXAMPLE} must leave {name} empty, not a usable default"
+        with pytest.raises(ComposeInterpolationError, match=f"{name} is missing a value: set it in .env"):
+            _compose({k: v for k, v in _passwords().items() if k != name})
+    with pytest.raises(ComposeInterpolationError, match="is missing a value"):
+        _compose(example)
+    for name in BIND_VARIABLES:
+        assert variables[name] == {":-"} and example[name] == "127.0.0.1", name
+    # .env holds the real passwords: never committed.
+    ignored = subprocess.run(["git", "check-ignore", "-q", ".env"], cwd=ROOT)
+    assert ignored.returncode == 0, ".env must be git-ignored"
 
 
 WORKSPACE_LOCATION = "lab_assets"  # workspace.yaml's location_name
@@ -386,3 +542,241 @@ def test_make_runs_summary_says_rows_written_apart_from_rows_in_the_table(lab_db
         " (incremental, 1 rows written, 20 in the table)"
     )
     assert _what_was_written(instance, refreshed.run_id, "sample_lineage") == ""
+
+
+# The official MySQL image's entrypoint as far as init files go (docker-library/mysql,
+# docker-entrypoint.sh: docker_process_init_files, docker_process_sql): set -eo pipefail; each
+# file in name order; a .sql file piped into the mysql client as root with --comments and
+# --database=$MYSQL_DATABASE, which stops at the first error; a .sh file sourced unless it is
+# executable, so it can call docker_process_sql and mysql_error (which exits). Here the client
+# reaches the test server over TCP, and every statement sent is also appended to $SQL_LOG.
+_ENTRYPOINT = r"""
+set -eo pipefail
+mysql_note() { printf 'Note: %s\n' "$*"; }
+mysql_warn() { printf 'Warn: %s\n' "$*" >&2; }
+mysql_error() { printf 'ERROR: %s\n' "$*" >&2; exit 1; }
+docker_process_sql() {
+	if [ -n "$MYSQL_DATABASE" ]; then set -- --database="$MYSQL_DATABASE" "$@"; fi
+	tee -a "$SQL_LOG" | "${CLIENT[@]}" --comments "$@"
+}
+for f; do
+	case "$f" in
+		*.sh) if [ -x "$f" ]; then "$f"; else . "$f"; fi ;;
+		*.sql) docker_process_sql < "$f" ;;
+		*) mysql_warn "ignoring $f" ;;
+	esac
+done
+"""
+
+
+def _init_files() -> list[Path]:
+    """The repository files the compose file mounts as init files, in the order the entrypoint
+    runs them (by name in the container)."""
+    mounts = [v.split(":") for v in _load(COMPOSE_FILE)["services"]["mysql"]["volumes"] if v.startswith("./")]
+    return [ROOT / host for host, container, *_ in sorted(mounts, key=lambda m: m[1]) if container.startswith(INIT_DIR)]
+
+
+def _run_init_files(env: dict[str, str], client: list[str], sql_log: Path) -> subprocess.CompletedProcess:
+    script = "CLIENT=(" + " ".join(shlex.quote(arg) for arg in client) + ")\n" + _ENTRYPOINT
+    base = {k: v for k, v in os.environ.items() if k in {"PATH", "HOME", "LANG", "LC_ALL"}}
+    return subprocess.run(
+        ["bash", "-c", script, "entrypoint", *map(str, _init_files())],
+        env=base | env | {"SQL_LOG": str(sql_log)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def _mysql_service_env(**names: str) -> dict[str, str]:
+    """The mysql service's environment as compose gives it (passwords from a .env), with the
+    database and account names replaced by ``names`` (each of them one compose sets)."""
+    env = {k: str(v) for k, v in _compose(_passwords())["services"]["mysql"]["environment"].items()}
+    assert set(names) <= set(env), set(names) - set(env)
+    return env | names
+
+
+def test_the_accounts_script_refuses_a_password_a_url_cannot_carry_before_any_sql(tmp_path):
+    """The passwords go into LAB_DB_URL and DAGSTER_MYSQL_URL unencoded: one with a character
+    that would need URL-encoding stops the init, naming the variable, never showing the password,
+    before any SQL is sent."""
+    for name, password in (("LAB_ASSETS_DB_PASSWORD", "Kq7Vx@Pz4Lm"), ("DAGSTER_DB_PASSWORD", "Tt8Nw/Hh2Jd'")):
+        sql_log = tmp_path / f"{name}.sql"
+        env = _mysql_service_env(**{name: password})
+        result = _run_init_files(env, ["sh", "-c", "cat >/dev/null", "client"], sql_log)
+        assert result.returncode != 0
+        assert f"{name} (.env) must be ASCII letters, digits and - . _ ~ only" in result.stderr, result.stderr
+        assert password[:5] not in result.stdout + result.stderr
+        sent = sql_log.read_text() if sql_log.exists() else ""
+        assert "CREATE USER" not in sent and "GRANT" not in sent, sent
+
+
+_init_runs = iter(range(1_000_000))
+
+
+def _privileges(cursor, user: str) -> set[tuple[str, str, str]]:
+    """(database pattern or *, table or *, privilege) of every grant of ``'user'@'%'``, global
+    USAGE (no privilege) left out."""
+    grantee = f"'{user}'@'%'"
+    cursor.execute(
+        "SELECT '*', '*', privilege_type FROM information_schema.user_privileges WHERE grantee = %s"
+        " UNION ALL SELECT table_schema, '*', privilege_type FROM information_schema.schema_privileges"
+        " WHERE grantee = %s"
+        " UNION ALL SELECT table_schema, table_name, privilege_type FROM information_schema.table_privileges"
+        " WHERE grantee = %s"
+        " UNION ALL SELECT table_schema, table_name, privilege_type FROM information_schema.column_privileges"
+        " WHERE grantee = %s",
+        (grantee,) * 4,
+    )
+    return {tuple(row) for row in cursor.fetchall()} - {("*", "*", "USAGE")}  # type: ignore[misc]
+
+
+def _connect_as(user: str, password: str, database: str | None = None) -> pymysql.connections.Connection:
+    return pymysql.connect(
+        host=SERVER_URL.host or "127.0.0.1",
+        port=SERVER_URL.port or 3306,
+        user=user,
+        password=password,
+        database=database,
+        autocommit=True,
+    )
+
+
+DENIED = {1142, 1044}  # table / database access denied
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(300)
+def test_the_init_files_give_lab_assets_select_on_the_lab_tables_and_its_own_database_only(tmp_path, monkeypatch):
+    """The compose deployment's MySQL, initialised as the official image does it (the init files
+    the compose file mounts, in its order, with its environment), on the local MariaDB under
+    test-unique names: lab_assets' account may read the two lab tables and nothing else of the lab
+    database, holds exactly what lab_assets' grant check asks for on its output database, and a
+    whole `dagster asset materialize` with the containers' environment (LAB_DB_URL,
+    LAB_OUTPUT_DATABASE, DAGSTER_MYSQL_URL on docker/dagster.yaml) builds the exact table; Dagster's
+    account has its own database only."""
+    from lab_assets.lib.names import SAMPLE_MEASUREMENTS, SAMPLES
+    from lab_assets.refresh.guard import OUTPUT_PRIVILEGES, missing_privileges
+
+    client = shutil.which("mysql") or shutil.which("mariadb")
+    assert client, "the init files run through the mysql client (Debian: mariadb-client)"
+    run = next(_init_runs)
+    lab, output, dagster = (f"{SESSION_PREFIX}_init{run}_{role}" for role in ("lab", "out", "dg"))
+    lab_assets_user, dagster_user = (f"{role}{SESSION_PREFIX[-6:]}{run}" for role in ("la", "dg"))
+    env = _mysql_service_env(
+        MYSQL_DATABASE=lab,
+        LAB_OUTPUT_DATABASE=output,
+        LAB_ASSETS_DB_USER=lab_assets_user,
+        DAGSTER_DB=dagster,
+        DAGSTER_DB_USER=dagster_user,
+    )
+    root = [client, "--protocol=tcp", f"--host={SERVER_URL.host or '127.0.0.1'}", f"--port={SERVER_URL.port or 3306}"]
+    root.append(f"--user={SERVER_URL.username or 'root'}")
+    if SERVER_URL.password:
+        env["MYSQL_PWD"] = SERVER_URL.password
+    sql_log = tmp_path / "sent.sql"
+    instance = None
+    try:
+        with server_connection() as connection, connection.cursor() as cursor:
+            cursor.execute(f"CREATE DATABASE `{lab}`")  # the entrypoint creates MYSQL_DATABASE first
+        result = _run_init_files(env, root, sql_log)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+        # Valid on MySQL 8 as well: no MariaDB-only syntax, no GRANT ... IDENTIFIED BY (removed in
+        # MySQL 8), users created before they are granted anything.
+        sent = sql_log.read_text()
+        for forbidden in ("CREATE OR REPLACE", "IDENTIFIED VIA", "IDENTIFIED WITH", "GRANT ALL ON *.*"):
+            assert forbidden not in sent.upper(), forbidden
+        for grant in re.findall(r"^GRANT .*$", sent, flags=re.MULTILINE):
+            assert "IDENTIFIED" not in grant and " ON *.* " not in grant, grant
+
+        # The grants, read from information_schema as root: exactly these.
+        output_pattern, dagster_pattern = output.replace("_", "\\_"), dagster.replace("_", "\\_")
+        with server_connection() as connection, connection.cursor() as cursor:
+            assert _privileges(cursor, lab_assets_user) == {
+                (lab, SAMPLES, "SELECT"),
+                (lab, SAMPLE_MEASUREMENTS, "SELECT"),
+                *((output_pattern, "*", privilege) for privilege in OUTPUT_PRIVILEGES),
+            }
+            dagster_grants = _privileges(cursor, dagster_user)
+            assert {(db, table) for db, table, _ in dagster_grants} == {(dagster_pattern, "*")}
+            assert {"SELECT", "INSERT", "CREATE", "ALTER", "INDEX"} <= {p for *_, p in dagster_grants}
+
+        # As lab_assets: the lab tables can be read, not written, and nothing can be made beside them.
+        password = env["LAB_ASSETS_DB_PASSWORD"]
+        with _connect_as(lab_assets_user, password, lab) as connection, connection.cursor() as cursor:
+            for table in (SAMPLES, SAMPLE_MEASUREMENTS):
+                cursor.execute(f"SELECT COUNT(*) FROM `{table}`")
+                assert cursor.fetchone() == (20,), table  # the seed rows, loaded by the schema file
+            for statement in (
+                "INSERT INTO samples (parent_id, experiment_id) VALUES (NULL, 1)",
+                "UPDATE sample_measurements SET value = value + 1",
+                "DELETE FROM samples WHERE id = 20",
+                "CREATE TABLE lab_assets_probe (id INT PRIMARY KEY)",
+                "ALTER TABLE samples ADD COLUMN probe INT",
+                "DROP TABLE sample_measurements",
+                f"SELECT 1 FROM `{dagster}`.`alembic_version`",
+            ):
+                with pytest.raises(pymysql.err.OperationalError) as denied:
+                    cursor.execute(statement)
+                assert denied.value.args[0] in DENIED, (statement, denied.value.args)
+
+        # lab_assets' own grant check, on the URL the containers get (host, port and names
+        # replaced): nothing missing.
+        dagster_env = _compose(_passwords() | {"LAB_ASSETS_DB_PASSWORD": password})["services"]["daemon"]["environment"]
+        server = {"host": SERVER_URL.host or "127.0.0.1", "port": SERVER_URL.port or 3306}
+        lab_url = sa.make_url(dagster_env[LAB_DB_URL_ENV]).set(username=lab_assets_user, database=lab, **server)
+        dagster_url = sa.make_url(dagster_env[DAGSTER_MYSQL_URL_ENV]).set(
+            username=dagster_user, password=env["DAGSTER_DB_PASSWORD"], database=dagster, **server
+        )
+        resource = MySQLResource(url=lab_url.render_as_string(hide_password=False), output_database=output)
+        with resource.connect() as connection:
+            missing, grantee, role_active = missing_privileges(connection, resource.tables)
+        assert (missing, grantee, role_active) == ([], f"'{lab_assets_user}'@'%'", False)
+
+        # The whole build as the daemon's run would do it: a cold CLI process with the
+        # containers' environment and DAGSTER_HOME holding docker/dagster.yaml.
+        home = tmp_path / "dagster_home"
+        home.mkdir()
+        shutil.copy(ROOT / DEPLOYMENT_DAGSTER_YAML, home / "dagster.yaml")
+        containers = {
+            LAB_DB_URL_ENV: lab_url.render_as_string(hide_password=False),
+            LAB_OUTPUT_DATABASE_ENV: output,
+            DAGSTER_MYSQL_URL_ENV: dagster_url.render_as_string(hide_password=False),
+            "DAGSTER_HOME": str(home),
+        }
+        assert set(containers) - {"DAGSTER_HOME"} == set(dagster_env)
+        cli_env = {k: v for k, v in os.environ.items() if not k.startswith(("LAB_", "DAGSTER_"))} | containers
+        built = subprocess.run(
+            [DAGSTER, "asset", "materialize", "-m", "lab_assets.definitions", "--select", "*"],
+            cwd=ROOT,
+            env=cli_env,
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
+        assert built.returncode == 0, (built.stdout + built.stderr)[-4000:]
+        with server_connection(lab) as connection:
+            assert_flat_table_is_exact(connection, output_database=output)
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (lab,))
+                assert {row[0] for row in cursor.fetchall()} == {SAMPLES, SAMPLE_MEASUREMENTS}, "nothing in lab"
+        monkeypatch.setenv(DAGSTER_MYSQL_URL_ENV, containers[DAGSTER_MYSQL_URL_ENV])
+        instance = DagsterInstance.from_config(str(home))  # the run is in Dagster's database
+        [record] = instance.get_run_records()
+        assert record.dagster_run.status == DagsterRunStatus.SUCCESS
+
+        # Dagster's account reads nothing of the lab's or lab_assets' data.
+        with _connect_as(dagster_user, env["DAGSTER_DB_PASSWORD"]) as connection, connection.cursor() as cursor:
+            for table in (f"`{lab}`.`samples`", f"`{output}`.`experiment_measurements`"):
+                with pytest.raises(pymysql.err.OperationalError) as denied:
+                    cursor.execute(f"SELECT 1 FROM {table}")
+                assert denied.value.args[0] in DENIED, table
+    finally:
+        if instance is not None:
+            instance.dispose()
+        with server_connection() as connection, connection.cursor() as cursor:
+            for user in (lab_assets_user, dagster_user):
+                cursor.execute("DROP USER IF EXISTS %s@'%%'", (user,))
+            for database in (lab, output, dagster):
+                cursor.execute(f"DROP DATABASE IF EXISTS `{database}`")
