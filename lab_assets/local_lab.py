@@ -157,10 +157,9 @@ def _what_was_written(instance: DagsterInstance, run_id: str, step_key: str) -> 
 
 def show(url: str) -> None:
     """Prints the flat table, from LAB_OUTPUT_DATABASE when that is set."""
-    table = MySQLResource(url=url, output_database=os.environ.get(LAB_OUTPUT_DATABASE_ENV) or None).tables.qualified(
-        EXPERIMENT_MEASUREMENTS
-    )
-    with sa.create_engine(parse_url(url)).connect() as connection:
+    mysql = MySQLResource(url=url, output_database=os.environ.get(LAB_OUTPUT_DATABASE_ENV) or None)
+    table = mysql.tables.qualified(EXPERIMENT_MEASUREMENTS)
+    with mysql.connect() as connection:  # lab_assets' session settings (a DBA's sql_select_limit cuts no rows)
         result = connection.exec_driver_sql(f"SELECT * FROM {table} ORDER BY sample_id LIMIT 50")
         names = list(result.keys())
         rows = [["NULL" if v is None else str(v) for v in row] for row in result]
