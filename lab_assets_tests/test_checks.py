@@ -248,6 +248,31 @@ def test_a_wrong_root_is_named_by_the_building_step(lab_db, monkeypatch):
     assert [n for n, e in by_name.items() if not e.passed] == ["flat_table_reconciles"]
 
 
+def test_a_wrong_root_recorded_in_the_lineage_too_is_named_by_the_lineage_proof(lab_db, monkeypatch):
+    # Sample 8's root written wrong into sample_lineage, so the flat row (built from it) agrees with
+    # what is recorded: only the proof by induction along the source's parent links can tell.
+    import dataclasses
+
+    import lab_assets.refresh.lineage as lineage_module
+
+    original = lineage_module.lineage_bulk_build
+
+    def wrong_root(tables):
+        build = original(tables)
+        wrapped = (
+            "SELECT sample_id, parent_id, experiment_id,"
+            " CASE WHEN sample_id = 8 THEN 13 ELSE top_parent_id END AS top_parent_id, depth"
+            f" FROM ({build.select_sql}) AS walked"
+        )
+        return dataclasses.replace(build, select_sql=wrapped)
+
+    monkeypatch.setattr(lineage_module, "lineage_bulk_build", wrong_root)
+    by_name = built(lab_db)
+    assert lab_db.query("SELECT top_parent_id FROM sample_lineage WHERE sample_id = 8") == [(13,)]
+    assert by_name["flat_table_reconciles"].metadata["offenders"].value == ["sample_id=8 top_parent_id"]
+    assert [n for n, e in by_name.items() if not e.passed] == ["flat_table_reconciles"]
+
+
 def _refresh(db) -> dict:
     """The sensor's job (lab_refresh), in process; its check evaluations by name."""
     from lab_assets.definitions import defs

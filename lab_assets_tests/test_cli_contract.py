@@ -114,3 +114,19 @@ def test_dg_checks_and_launches_the_same_definitions_from_a_fresh_clone(lab_db, 
     assert launch.returncode == 0, (launch.stdout + launch.stderr)[-3000:]
     with lab_db.connect() as connection:
         assert_flat_table_is_exact(connection)
+
+
+def test_create_if_missing_leaves_an_existing_lab_database_as_it_is(lab_db, monkeypatch, tmp_path):
+    # make run's first step, on a lab database that already holds more than the demo rows.
+    from lab_assets import local_lab
+
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    with lab_db.connect() as connection:
+        insert(connection, *generate(300))
+    lab_db.execute("CREATE TABLE lab_notes (note VARCHAR(20))", "INSERT INTO lab_notes VALUES ('kept')")
+    with lab_db.connect() as connection:
+        before = read_sources(connection)
+    local_lab.create_if_missing(lab_db.url)
+    with lab_db.connect() as connection:
+        assert read_sources(connection) == before
+    assert lab_db.query("SELECT note FROM lab_notes") == [("kept",)]

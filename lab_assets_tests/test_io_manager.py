@@ -323,3 +323,29 @@ def test_the_schema_setting_and_the_output_database_are_honoured(lab_db):
     materialize([frame, numbers], resources={"mysql": with_output, "io_manager": MySQLIOManager(mysql=with_output)})
     assert tables_in(f"{lab_db.name}_out") == {"frame", "numbers"}
     assert tables_in(lab_db.name) == {"samples", "sample_measurements"}
+
+
+def test_a_keyed_rows_replacement_that_fails_inside_its_transaction_changes_no_row(lab_db):
+    # The delete of gone keys, the upsert and the in-transaction statements are one transaction:
+    # a failure in its last statement leaves every row as it was (none deleted, none changed).
+    @asset
+    def numbers() -> TableBuild:
+        return _numbers_relation(lab_db.name, 5)
+
+    materialize([numbers], resources=_resources(lab_db))
+    before = _rows(lab_db, "numbers")
+    lab_db.execute("CREATE TABLE listed (n INT PRIMARY KEY)", "INSERT INTO listed VALUES (2), (4), (9)")
+
+    @asset(name="numbers")
+    def numbers_again() -> KeyedRowsReplacement:
+        samples = qualified_name(lab_db.name, "samples")
+        return KeyedRowsReplacement(
+            select_sql=f"SELECT id AS n, CONCAT('new', id) AS label FROM {samples} WHERE id IN (2, 9)",
+            definition=NUMBERS,
+            keys_table="listed",
+            in_transaction=("INSERT INTO no_such_table VALUES (1)",),
+        )
+
+    result = materialize([numbers_again], resources=_resources(lab_db), raise_on_error=False)
+    assert not result.success
+    assert _rows(lab_db, "numbers") == before, "key 4 not deleted, key 2 not changed, key 9 not added"

@@ -138,6 +138,28 @@ def test_a_missing_grant_is_named_before_anything_is_written(lab_account):
         }
 
 
+# README's production GRANT on the output database, written out here so that a privilege dropped
+# from the code's list (OUTPUT_PRIVILEGES) is still tested.
+DOCUMENTED_OUTPUT_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "CREATE", "DROP", "ALTER", "INDEX")
+SOURCE_TABLES = ("samples", "sample_measurements")
+
+
+@pytest.mark.parametrize("revoked", [f"SELECT on {t}" for t in SOURCE_TABLES] + list(DOCUMENTED_OUTPUT_PRIVILEGES))
+def test_each_required_privilege_missing_alone_stops_the_step_naming_it(lab_account, revoked):
+    lab_db, output, make_account = lab_account
+    user = make_account(
+        source_tables=[t for t in SOURCE_TABLES if revoked != f"SELECT on {t}"],
+        output_privileges=[p for p in DOCUMENTED_OUTPUT_PRIVILEGES if p != revoked],
+    )
+    result = _materialize(_resources(_account_url(user, lab_db.name), output), raise_on_error=False)
+    message = _step_failure(result)
+    table = revoked.removeprefix("SELECT on ")
+    named = f"SELECT on {lab_db.name}.{table}" if table in SOURCE_TABLES else f"{revoked} on {output}.*"
+    assert not result.success and f"lacks privileges lab_assets needs: {named}. A DBA can add them with:" in message
+    with lab_db.connect() as connection:
+        assert _tables(connection, output) == set(), "nothing written"
+
+
 def test_a_second_build_waits_for_the_first_then_stops_naming_it(lab_db):
     lab_db.materialize_all()
     with lab_db.connect() as holder, holder.cursor() as cursor:
