@@ -165,7 +165,7 @@ def test_each_value_type_is_built_refreshed_and_checked_exactly(lab_db, name):
 
 
 def test_a_type_changed_on_a_built_deployment_is_rebuilt_whole_with_the_new_type(lab_db):
-    """DECIMAL(16,6) -> DECIMAL(30,10) -> VARCHAR: each change rebuilds the table whole at the next
+    """DECIMAL(16,6) -> DECIMAL(30,10) -> VARCHAR(40) -> VARCHAR(60): each change rebuilds the table whole at the next
     run (never a mix of old and new columns, never a stuck run), ends exact with the state tables
     recording what it was built from, and the next refresh is incremental again."""
     assert _refresh_and_compare(lab_db).startswith("full")
@@ -192,6 +192,14 @@ def test_a_type_changed_on_a_built_deployment_is_rebuilt_whole_with_the_new_type
     ]
     lab_db.execute("UPDATE sample_measurements SET value = 'N/A' WHERE sample_id = 5")
     assert _refresh_and_compare(lab_db) == "incremental"
+    # A wider column whose values' text (and so the digests) stays the same: only the type
+    # forces the rebuild, which a 50-character value then needs.
+    lab_db.execute(
+        "ALTER TABLE sample_measurements MODIFY value VARCHAR(60) CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci",
+        f"INSERT INTO sample_measurements VALUES (6, 'ph', '{'x' * 50}')",
+    )
+    refresh = _refresh_and_compare(lab_db)
+    assert refresh.startswith("full (measurement column type changed: VARCHAR(40)"), refresh
 
 
 def test_an_unsupported_value_type_stops_before_anything_is_written(lab_db):
