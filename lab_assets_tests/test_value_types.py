@@ -202,6 +202,18 @@ def test_a_type_changed_on_a_built_deployment_is_rebuilt_whole_with_the_new_type
     assert refresh.startswith("full (measurement column type changed: VARCHAR(40)"), refresh
 
 
+def test_a_flat_column_whose_type_was_changed_by_hand_is_named_and_rebuilt(lab_db):
+    assert _refresh_and_compare(lab_db).startswith("full")
+    lab_db.execute("ALTER TABLE experiment_measurements MODIFY measurement_ph DOUBLE")
+    result = run_check(lab_db, "flat_table_reconciles")
+    assert not result.passed
+    assert result.metadata["offenders"].value == [
+        "column measurement_ph is DOUBLE, sample_measurements.value is DECIMAL(16,6)"
+    ]
+    assert _refresh_and_compare(lab_db) == "full (measurement column type changed: DOUBLE -> DECIMAL(16,6))"
+    assert run_check(lab_db, "flat_table_reconciles").passed
+
+
 def test_an_unsupported_value_type_stops_before_anything_is_written(lab_db):
     lab_db.execute(
         "DELETE FROM sample_measurements",

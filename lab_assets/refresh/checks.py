@@ -439,10 +439,11 @@ def _reconciliation_result(
     column_problems += [
         f"catalog column {c} missing" for c in sorted({c for _, c in catalog} - set(measurement_columns))
     ]
+    declared = {c.name: declared_type(c.column_type, c.character_set, c.collation) for c in flat_columns}
     column_problems += [
-        f"column {c.name} is {c.column_type}, sample_measurements.value is {value_type.ddl}"
-        for c in flat_columns
-        if declared_type(c.column_type, c.character_set, c.collation) != value_type.ddl
+        f"column {name} is {ddl}, sample_measurements.value is {value_type.ddl}"
+        for name, ddl in declared.items()
+        if ddl != value_type.ddl
     ]
     if verification is None:
         sql, params = integrity.reconciliation_offending_samples_select(
