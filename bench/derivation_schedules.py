@@ -32,6 +32,7 @@ from lab_assets.lib.lineage import LINEAGE_TABLE, lineage_bulk_build, recursion_
 from lab_assets.lib.refresh import DIGEST_TABLE_DEFINITION, measurement_digest_select  # noqa: E402
 from lab_assets.lib.sources import measurement_type_catalog_select  # noqa: E402
 from lab_assets.lib.tables import TableLocations  # noqa: E402
+from lab_assets.lib.value_types import DEFAULT_VALUE_TYPE  # noqa: E402
 
 LINEAGE, DIGESTS = "schedule_lineage", "schedule_digests"
 TEMP_TABLE_BYTES = 256 * 1024 * 1024  # MySQLResource.temp_table_memory_mb's default
@@ -74,7 +75,7 @@ class Statements:
         cursor.fetchall()
 
     def digests(self, connections: int) -> None:
-        select_sql = measurement_digest_select(self.tables)
+        select_sql = measurement_digest_select(self.tables, DEFAULT_VALUE_TYPE)  # the seed schema's value type
         cursor = connect(self.database)
         cursor.execute(f"SELECT MIN(sample_id), MAX(sample_id) FROM {self.tables.sample_measurements}")
         low, high = cursor.fetchone() or (None, None)

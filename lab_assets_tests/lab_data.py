@@ -98,11 +98,15 @@ def insert(
     connection.commit()
 
 
-def read_sources(connection: pymysql.connections.Connection) -> tuple[list[Sample], list[Measurement]]:
+def read_sources(
+    connection: pymysql.connections.Connection, value_sql: str = "{}"
+) -> tuple[list[Sample], list[Measurement]]:
+    """Both source tables' rows; each value read as ``value_sql.format(column)`` (e.g.
+    ``CAST({} AS DOUBLE)`` for a FLOAT, which the server otherwise shows with 6 digits)."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT id, parent_id, experiment_id FROM samples")
         samples = [tuple(r) for r in cursor.fetchall()]
-        cursor.execute("SELECT sample_id, measurement_type, value FROM sample_measurements")
+        cursor.execute(f"SELECT sample_id, measurement_type, {value_sql.format('value')} FROM sample_measurements")
         measurements = [tuple(r) for r in cursor.fetchall()]
     return samples, measurements
 
@@ -163,13 +167,19 @@ def expected_flat_table(
 
 
 def actual_flat_table(
-    connection: pymysql.connections.Connection, table: str = "experiment_measurements", database: str | None = None
+    connection: pymysql.connections.Connection,
+    table: str = "experiment_measurements",
+    database: str | None = None,
+    value_sql: str = "{}",
 ):
     """(column names in table order, sample_id -> row) read back from the connection's database,
-    or from ``database``."""
+    or from ``database``; measurement cells read as ``value_sql.format(column)`` (read_sources)."""
+    source = f"{f'`{database}`.' if database else ''}`{table}`"
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT * FROM {f'`{database}`.' if database else ''}`{table}`")
+        cursor.execute(f"SELECT * FROM {source} LIMIT 0")
         names = [d[0] for d in cursor.description]
+        cells = [n if not n.startswith("measurement_") else f"{value_sql.format(f'`{n}`')} AS `{n}`" for n in names]
+        cursor.execute(f"SELECT {', '.join(cells)} FROM {source}")
         rows = {row[names.index("sample_id")]: dict(zip(names, row, strict=True)) for row in cursor.fetchall()}
     return names, rows
 
@@ -219,13 +229,16 @@ def source_snapshot(connection: pymysql.connections.Connection) -> tuple:
 
 
 def assert_flat_table_is_exact(
-    connection: pymysql.connections.Connection, output_database: str | None = None
+    connection: pymysql.connections.Connection, output_database: str | None = None, value_sql: str = "{}"
 ) -> tuple[list[str], dict[int, dict[str, object]]]:
     """experiment_measurements, whole (column names and order, every row, every cell), equals the
     recomputation from the current source rows (the connection's database); returns the table as
-    read (from ``output_database`` when lab_assets writes into a database of its own)."""
-    source = read_sources(connection)
-    names, actual = actual_flat_table(connection, database=output_database)
+    read (from ``output_database`` when lab_assets writes into a database of its own). Values are
+    compared as the driver reads them exactly (DECIMAL as Decimal, DOUBLE as float, text as str:
+    MAX of text is byte-wise as in UTF-8 and Latin-1, Python's order of code points);
+    ``value_sql`` reads them otherwise (read_sources)."""
+    source = read_sources(connection, value_sql)
+    names, actual = actual_flat_table(connection, database=output_database, value_sql=value_sql)
     columns, expected = expected_flat_table(*source)
     assert names == ["experiment_id", "top_parent_id", "sample_id", *columns]
     assert actual == expected

@@ -15,11 +15,13 @@ from lab_assets.lib.flat_table import (
 )
 from lab_assets.lib.sql import balanced_sum
 from lab_assets.lib.tables import TableLocations
+from lab_assets.lib.value_types import DEFAULT_VALUE_TYPE, max_measurement_columns, parse_value_type
 
 
 def test_column_limit_allows_the_limit_and_names_limit_and_count_beyond_it():
-    assert column_limit_problem([f"measurement_t{i:04d}" for i in range(MAX_MEASUREMENT_COLUMNS)]) is None
-    problem = column_limit_problem([f"measurement_t{i:04d}" for i in range(MAX_MEASUREMENT_COLUMNS + 1)])
+    assert MAX_MEASUREMENT_COLUMNS == 996
+    assert column_limit_problem([f"measurement_t{i:04d}" for i in range(996)], DEFAULT_VALUE_TYPE) is None
+    problem = column_limit_problem([f"measurement_t{i:04d}" for i in range(997)], DEFAULT_VALUE_TYPE)
     assert (
         problem is not None and str(MAX_MEASUREMENT_COLUMNS) in problem and str(MAX_MEASUREMENT_COLUMNS + 1) in problem
     )
@@ -27,8 +29,8 @@ def test_column_limit_allows_the_limit_and_names_limit_and_count_beyond_it():
 
 def test_column_limit_with_long_names_is_the_definition_budget():
     long_names = [f"measurement_{i:04d}".ljust(64, "x") for i in range(795)]
-    assert column_limit_problem(long_names[:794]) is None
-    assert "definition" in column_limit_problem(long_names)
+    assert column_limit_problem(long_names[:794], DEFAULT_VALUE_TYPE) is None
+    assert "definition" in column_limit_problem(long_names, DEFAULT_VALUE_TYPE)
 
 
 @pytest.mark.parametrize("name_length", [22, 32, 48, 64])
@@ -39,12 +41,14 @@ def test_column_limit_is_exactly_what_the_server_accepts(lab_db, name_length):
     def names(count: int) -> list[str]:
         return [f"measurement_{i:04d}".ljust(name_length, "x") for i in range(count)]
 
-    allowed = max(n for n in range(700, 1100) if column_limit_problem(names(n)) is None)
+    allowed = max(n for n in range(700, 1100) if column_limit_problem(names(n), DEFAULT_VALUE_TYPE) is None)
     with lab_db.connect() as connection, connection.cursor() as cursor:
         cursor.execute("SELECT @@innodb_strict_mode, @@innodb_page_size")
         assert cursor.fetchone() == (1, 16384)
         for count, accepted in ((allowed, True), (allowed + 1, False)):
-            definition = flat_table_definition([MeasurementColumn(str(i), n) for i, n in enumerate(names(count))])
+            definition = flat_table_definition(
+                [MeasurementColumn(str(i), n) for i, n in enumerate(names(count))], DEFAULT_VALUE_TYPE
+            )
             cursor.execute("DROP TABLE IF EXISTS probe")
             try:
                 cursor.execute(definition.create_statement(lab_db.name, "probe"))
@@ -53,6 +57,50 @@ def test_column_limit_is_exactly_what_the_server_accepts(lab_db, name_length):
                 assert error.args[0] in (1117, 1118), error  # definition too large / row size too large
                 created = False
             assert created == accepted, (name_length, count)
+        cursor.execute("DROP TABLE IF EXISTS probe")
+
+
+# (information_schema's column type, character set, the limit measured with CREATE TABLE on
+# MariaDB 10.11 by binary search, which max_measurement_columns must give)
+MEASURED_LIMITS = [
+    ("decimal(16,6)", None, 996),
+    ("decimal(30,10)", None, 573),
+    ("decimal(65,30)", None, 268),
+    ("decimal(65,0)", None, 277),
+    ("double", None, 996),
+    ("float", None, 1014),
+    ("int(11)", None, 1014),
+    ("bigint(20) unsigned", None, 996),
+    ("varchar(10)", "utf8mb4", 196),
+    ("varchar(20)", "latin1", 383),
+    ("varchar(63)", "utf8mb4", 31),
+    ("varchar(64)", "utf8mb4", 253),
+    ("varchar(255)", "utf8mb4", 64),
+    ("varchar(300)", "latin1", 216),
+    ("char(100)", "latin1", 80),
+    ("char(255)", "utf8mb4", 64),
+    ("text", "utf8mb4", 383),
+]
+
+
+@pytest.mark.parametrize(("column_type", "charset", "measured"), MEASURED_LIMITS, ids=lambda v: str(v))
+def test_each_types_column_limit_is_exactly_what_the_server_accepts(lab_db, column_type, charset, measured):
+    """The limit for a measurement column type is accepted by CREATE TABLE (the flat table's
+    shape), one column more is refused; both as measured when the rule was written."""
+    value_type = parse_value_type(column_type, charset, charset and f"{charset}_bin")
+    allowed = max_measurement_columns(value_type)
+    assert allowed == measured
+    with lab_db.connect() as connection, connection.cursor() as cursor:
+        for count, accepted in ((allowed, True), (allowed + 1, False)):
+            columns = [MeasurementColumn(str(i), f"measurement_t{i:04d}") for i in range(count)]
+            cursor.execute("DROP TABLE IF EXISTS probe")
+            try:
+                cursor.execute(flat_table_definition(columns, value_type).create_statement(lab_db.name, "probe"))
+                created = True
+            except pymysql.err.OperationalError as error:
+                assert error.args[0] in (1005, 1117, 1118), error  # too many columns / row size too large
+                created = False
+            assert created == accepted, (column_type, count)
         cursor.execute("DROP TABLE IF EXISTS probe")
 
 
@@ -80,17 +128,23 @@ def test_collation_names_are_validated_not_quoted():
     with pytest.raises(ValueError):
         integrity.duplicate_measurements_select(LAB, "utf8mb4_bin; DROP TABLE samples")
     with pytest.raises(ValueError):
-        integrity.reconciliation_select(LAB, "em", "mt", [], "utf8mb4", "x' OR 1")
+        integrity.reconciliation_select(LAB, "em", "mt", [], "utf8mb4", "x' OR 1", DEFAULT_VALUE_TYPE)
 
 
 def test_reconciliation_binds_column_names_as_values_and_quotes_them_as_identifiers():
     sql, params = integrity.reconciliation_select(
-        LAB, "experiment_measurements", "measurement_types", ["measurement_a`b"], "utf8mb4", "utf8mb4_general_ci"
+        LAB,
+        "experiment_measurements",
+        "measurement_types",
+        ["measurement_a`b"],
+        "utf8mb4",
+        "utf8mb4_general_ci",
+        DEFAULT_VALUE_TYPE,
     )
     assert params == ("measurement_a`b",)
     assert "WHEN %s THEN e.`measurement_a``b`" in sql
     sql, params = integrity.reconciliation_select(
-        LAB, "experiment_measurements", "measurement_types", [], "utf8mb4", "utf8mb4_general_ci"
+        LAB, "experiment_measurements", "measurement_types", [], "utf8mb4", "utf8mb4_general_ci", DEFAULT_VALUE_TYPE
     )
     assert params == () and "%s" not in sql
 

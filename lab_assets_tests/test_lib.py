@@ -14,6 +14,7 @@ from lab_assets.lib.naming import MYSQL_MAX_IDENTIFIER_LENGTH, column_name_for_t
 from lab_assets.lib.sources import fingerprint_select, measurement_type_catalog_select
 from lab_assets.lib.sql import Column, TableDefinition, quote_identifier
 from lab_assets.lib.tables import TableLocations
+from lab_assets.lib.value_types import DEFAULT_VALUE_TYPE
 
 ODD_TYPES = [
     "pH-1",
@@ -91,7 +92,7 @@ def test_recursion_limit_never_below_server_default_and_covers_every_depth():
 
 def test_flat_table_columns_identifying_first_then_by_column_name():
     columns = [MeasurementColumn("vol", "measurement_vol"), MeasurementColumn("ph", "measurement_ph")]
-    definition = flat_table_definition(columns)
+    definition = flat_table_definition(columns, DEFAULT_VALUE_TYPE)
     assert definition.column_names == (
         "experiment_id",
         "top_parent_id",
@@ -107,7 +108,9 @@ def test_pivot_binds_type_values_in_column_order_before_lineage_params():
         MeasurementColumn("vol", "measurement_vol"),
         MeasurementColumn("o2%'; DROP", "measurement_o2_drop__12345678"),
     ]
-    sql, params = pivot_select(TableLocations.single("db"), "(SELECT ...)", ("lineage-param",), columns)
+    sql, params = pivot_select(
+        TableLocations.single("db"), "(SELECT ...)", ("lineage-param",), columns, DEFAULT_VALUE_TYPE
+    )
     assert params == ("o2%'; DROP", "vol", "lineage-param")
     assert sql.index("%s") < sql.index("(SELECT ...)"), "pivot placeholders precede the lineage subquery in the text"
     assert "DROP" not in sql and "o2" not in sql.replace("measurement_o2_drop__12345678", "")
@@ -162,13 +165,13 @@ def _refresh_sql_texts() -> list[str]:
     schema = SEPARATE
     return [
         refresh.changed_bucket_members_select(
-            schema, refresh.MEASUREMENT_BUCKETS, refresh.measurement_bucket_sums_select(schema), "b"
+            schema, refresh.MEASUREMENT_BUCKETS, refresh.measurement_bucket_sums_select(schema, DEFAULT_VALUE_TYPE), "b"
         ),
-        refresh.candidate_digests_select(schema, "candidates"),
+        refresh.candidate_digests_select(schema, "candidates", DEFAULT_VALUE_TYPE),
         refresh.changed_measurement_samples_select(schema, "candidates", "live"),
         refresh.changed_digests_select(schema, "live", "changes"),
         refresh.changed_samples_select(schema, "candidates"),
-        refresh.measurement_bucket_sums_select(schema),
+        refresh.measurement_bucket_sums_select(schema, DEFAULT_VALUE_TYPE),
         refresh.digest_bucket_sums_select(schema),
         refresh.candidate_bucket_sums_select(schema, "live"),
         refresh.lineage_bucket_sums_select(schema),
@@ -195,17 +198,21 @@ def _statements_of_every_builder() -> list[str]:
     from lab_assets.lib.bulk import in_sample_id_ranges
 
     tables = SEPARATE
-    pivot, _ = pivot_select(tables, tables.qualified("sample_lineage"), (), [MeasurementColumn("ph", "measurement_ph")])
+    pivot, _ = pivot_select(
+        tables, tables.qualified("sample_lineage"), (), [MeasurementColumn("ph", "measurement_ph")], DEFAULT_VALUE_TYPE
+    )
     return [
         *_refresh_sql_texts(),
-        refresh.measurement_digest_select(tables),
-        str(refresh.digest_bulk_build(tables)),
+        refresh.measurement_digest_select(tables, DEFAULT_VALUE_TYPE),
+        str(refresh.digest_bulk_build(tables, DEFAULT_VALUE_TYPE)),
         *refresh.bucket_table_build_statements(tables, "b", refresh.digest_bucket_sums_select),
         refresh.state_row_count_select(tables, "b"),
         lineage.lineage_select(tables),
         str(lineage.lineage_bulk_build(tables)),
         sources.fingerprint_select(tables, "samples", ["id"]),
-        sources.fingerprint_select(tables, "sample_measurements", ["sample_id"]),
+        sources.fingerprint_select(
+            tables, "sample_measurements", ["sample_id", "measurement_type", "value"], DEFAULT_VALUE_TYPE
+        ),
         sources.measurement_type_catalog_select(tables, "utf8mb4", "utf8mb4_general_ci"),
         pivot,
         str(in_sample_id_ranges(tables, pivot)),
@@ -215,10 +222,16 @@ def _statements_of_every_builder() -> list[str]:
         integrity.duplicate_column_names_select(tables, "measurement_types")[0],
         integrity.sample_rows_mismatch_select(tables, "experiment_measurements"),
         integrity.reconciliation_select(
-            tables, "experiment_measurements", "measurement_types", ["measurement_ph"], "utf8mb4", "utf8mb4_bin"
+            tables,
+            "experiment_measurements",
+            "measurement_types",
+            ["measurement_ph"],
+            "utf8mb4",
+            "utf8mb4_bin",
+            DEFAULT_VALUE_TYPE,
         )[0],
         integrity.reconciliation_offending_samples_select(
-            tables, "experiment_measurements", [("ph", "measurement_ph")]
+            tables, "experiment_measurements", [("ph", "measurement_ph")], DEFAULT_VALUE_TYPE
         )[0],
     ]
 

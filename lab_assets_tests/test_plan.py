@@ -15,6 +15,8 @@ def _plan(**changes):
         full_rebuild_requested=False,
         present_columns=COLUMNS,
         wanted_columns=COLUMNS,
+        present_value_types=["DECIMAL(16,6)"],
+        wanted_value_type="DECIMAL(16,6)",
         upstream_rebuilt_whole=False,
         pending_count=3,
         sample_count=100,
@@ -34,6 +36,11 @@ def test_nothing_forcing_a_build_is_incremental():
         ({"present_columns": ()}, "table missing"),
         ({"present_columns": COLUMNS[:3]}, "measurement columns changed"),
         ({"present_columns": (*COLUMNS[:2], COLUMNS[3], COLUMNS[2])}, "measurement columns changed"),
+        ({"wanted_value_type": "DOUBLE"}, "measurement column type changed: DECIMAL(16,6) -> DOUBLE"),
+        (
+            {"present_value_types": ["DECIMAL(16,6)", "DECIMAL(30,10)"], "wanted_value_type": "DECIMAL(30,10)"},
+            "measurement column type changed: DECIMAL(16,6) -> DECIMAL(30,10)",
+        ),
         ({"upstream_rebuilt_whole": True}, "an upstream table was rebuilt whole"),
         ({"pending_count": 26}, "too many changed samples"),
     ],
@@ -41,6 +48,11 @@ def test_nothing_forcing_a_build_is_incremental():
 def test_each_reason_alone_forces_a_full_build(changes, reason):
     plan = _plan(**changes)
     assert not plan.incremental and plan.reason == reason and plan.metadata_value == f"full ({reason})"
+
+
+def test_no_measurement_columns_have_no_type_to_change():
+    # A table without measurement columns holds no value of the old type.
+    assert _plan(present_columns=COLUMNS[:3], wanted_columns=COLUMNS[:3], present_value_types=[]).incremental
 
 
 def test_the_first_reason_in_order_is_given():

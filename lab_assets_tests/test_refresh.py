@@ -24,6 +24,7 @@ from lab_assets.lib.refresh import (
     stored_lineage_bucket_sums_select,
 )
 from lab_assets.lib.tables import TableLocations
+from lab_assets.lib.value_types import ValueType, parse_value_type
 from lab_assets.refresh.state_tables import DIGEST_STATE, LINEAGE_STATE
 from lab_assets_tests.lab_data import (
     CHANGES,
@@ -41,12 +42,12 @@ DIGEST_BUCKETS_TABLE, LINEAGE_BUCKETS_TABLE = DIGEST_STATE.buckets_table, LINEAG
 BASE_SAMPLES = 3_000
 
 
-def _refresh_and_compare_all(db, tags=None) -> dict[str, dict]:
-    """Refresh, check the flat table and the refresh state whole; each table's materialization
-    metadata."""
+def _refresh_and_compare_all(db, tags=None, value_sql: str = "{}") -> dict[str, dict]:
+    """Refresh, check the flat table (values read as ``value_sql``: lab_data.read_sources) and the
+    refresh state whole; each table's materialization metadata."""
     result = db.materialize_all(tags=tags)
     with db.connect() as connection:
-        assert_flat_table_is_exact(connection)
+        assert_flat_table_is_exact(connection, value_sql=value_sql)
     _assert_refresh_state_is_exact(db)
     materializations = {
         e.asset_key.to_user_string(): e.materialization for e in result.get_asset_materialization_events()
@@ -60,8 +61,8 @@ def _refresh_and_compare_all(db, tags=None) -> dict[str, dict]:
     return {name: m.metadata for name, m in materializations.items()}
 
 
-def _refresh_and_compare(db, tags=None):
-    return _refresh_and_compare_all(db, tags)["experiment_measurements"]["refresh"].value
+def _refresh_and_compare(db, tags=None, value_sql: str = "{}"):
+    return _refresh_and_compare_all(db, tags, value_sql)["experiment_measurements"]["refresh"].value
 
 
 def _bucket_sums(rows, width) -> dict[int, tuple[int, int, int, int]]:
@@ -80,9 +81,20 @@ def _keyed(rows) -> dict[int, tuple[int, ...]]:
     return {int(row[0]): tuple(int(v) for v in row[1:]) for row in rows}
 
 
+def _value_type(db) -> ValueType:
+    """sample_measurements.value's type, as the refresh hashes it."""
+    ((column_type, character_set, collation),) = db.query(
+        "SELECT column_type, character_set_name, collation_name FROM information_schema.columns"
+        " WHERE table_schema = DATABASE() AND table_name = 'sample_measurements' AND column_name = 'value'"
+    )
+    return parse_value_type(column_type, character_set, collation)
+
+
 def _whole_table_digests(db) -> dict[int, tuple[int, int, int]]:
     """The digests as the whole-table build computes them, from scratch over the sources."""
-    return _keyed(db.query(unchunked_select(measurement_digest_select(TableLocations.single(db.name)))))
+    return _keyed(
+        db.query(unchunked_select(measurement_digest_select(TableLocations.single(db.name), _value_type(db))))
+    )
 
 
 def _assert_refresh_state_is_exact(db) -> None:
@@ -105,7 +117,9 @@ def _assert_refresh_state_is_exact(db) -> None:
     assert digests == _whole_table_digests(db)
     digest_buckets = _keyed(db.query(f"SELECT * FROM {DIGEST_BUCKETS_TABLE}"))
     assert digest_buckets == _bucket_sums([(k, *v) for k, v in digests.items()], MEASUREMENT_BUCKETS.width)
-    live_digest_buckets = _keyed(db.query(measurement_bucket_sums_select(TableLocations.single(db.name))))
+    live_digest_buckets = _keyed(
+        db.query(measurement_bucket_sums_select(TableLocations.single(db.name), _value_type(db)))
+    )
     assert {b: sums[:3] for b, sums in digest_buckets.items()} == live_digest_buckets
 
     lineage = db.query("SELECT sample_id, parent_id, experiment_id, top_parent_id, depth FROM sample_lineage")
@@ -383,7 +397,7 @@ def test_traded_values_change_the_digests_and_bucket_sums_they_touch(lab_db, tra
 
     def live():
         return _whole_table_digests(lab_db), _keyed(
-            lab_db.query(measurement_bucket_sums_select(TableLocations.single(lab_db.name)))
+            lab_db.query(measurement_bucket_sums_select(TableLocations.single(lab_db.name), _value_type(lab_db)))
         )
 
     digests_before, buckets_before = live()

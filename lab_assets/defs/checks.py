@@ -98,8 +98,9 @@ CATALOG_COLUMN_NAMES_UNIQUE = AssetCheckSpec(
 CATALOG_WITHIN_COLUMN_LIMIT = AssetCheckSpec(
     names.CATALOG_WITHIN_COLUMN_LIMIT,
     asset=MEASUREMENT_TYPES,
-    description=f"The catalog fits in one table: at most {MAX_MEASUREMENT_COLUMNS} measurement columns"
-    " (InnoDB row size limit with DECIMAL(16,6) columns) and a table definition within MariaDB's limit."
+    description="The catalog fits in one table: no more measurement columns than InnoDB's row size"
+    " allows for the type of sample_measurements.value (e.g. 996 of DECIMAL(16,6), 268 of DECIMAL(65,30),"
+    f" 1014 of INT; {MAX_MEASUREMENT_COLUMNS} for the seed schema) and a table definition within MariaDB's limit."
     " Blocking: experiment_measurements is not rebuilt, the last good table stays.",
 )
 
@@ -118,8 +119,9 @@ FLAT_TABLE_RECONCILES = AssetCheckSpec(
     asset=EXPERIMENT_MEASUREMENTS,
     additional_deps=[_SAMPLES, _MEASUREMENTS, AssetKey(MEASUREMENT_TYPES)],
     description="Reconciliation, computed differently from the build: every measurement cell equals"
-    " MAX(value) of its (sample, type) in the source (NULL where none), the table has exactly the"
-    " catalog's columns, experiment_id is the sample's, and top_parent_id is the sample's root, proven"
+    " MAX(value) of its (sample, type) in the source (NULL where none), compared exactly in the type of"
+    " sample_measurements.value (text byte-wise), the table has exactly the catalog's columns, each of"
+    " that type, experiment_id is the sample's, and top_parent_id is the sample's root, proven"
     " by induction along parent links (NULL exactly where no root is reachable). A build covers the"
     " rows it wrote and the lineage they depend on (the whole table in a whole-table build: cells"
     " through the digests the build recorded, differing rows against the live sources); the audit"

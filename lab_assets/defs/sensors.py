@@ -35,6 +35,7 @@ from lab_assets.lib.refresh import recorded_totals_selects, source_totals_select
 from lab_assets.lib.threads import completed_in_threads
 from lab_assets.mysql import MySQLResource
 from lab_assets.refresh.state_tables import DIGEST_STATE, LINEAGE_STATE
+from lab_assets.refresh.value_type import source_value_type
 from lab_assets.sessions import is_mariadb
 
 # How often the sensor is evaluated. Dagster's daemon evaluates sensors at most every 5 s (its
@@ -95,7 +96,8 @@ def _totals(mysql: MySQLResource) -> tuple[str, str | None]:
     calm server; with other work on the 2 cores, median 2.2 s against 2.7 s, bench/RESULTS.md
     "Write-to-table latency"); then the recorded totals (small bucket tables, under 0.1 s)."""
     tables = mysql.tables
-    live = "|".join(":".join(map(str, row)) for row in _side_by_side(mysql, source_totals_selects(tables)))
+    totals = source_totals_selects(tables, source_value_type(mysql))
+    live = "|".join(":".join(map(str, row)) for row in _side_by_side(mysql, totals))
     state_tables = (LINEAGE_STATE.buckets_table, DIGEST_STATE.buckets_table, PENDING_SAMPLES, EXPERIMENT_MEASUREMENTS)
     if not all(mysql.column_names(table) for table in state_tables):
         return live, None

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from lab_assets.lib.bulk import CHUNK_FILTER
 from lab_assets.lib.sql import Column, TableDefinition, quote_identifier
 from lab_assets.lib.tables import TableLocations
+from lab_assets.lib.value_types import DEFAULT_VALUE_TYPE, ValueType, max_measurement_columns
 
 IDENTIFYING_COLUMNS = (
     Column(
@@ -29,7 +30,6 @@ IDENTIFYING_COLUMNS = (
         "The sample (samples.id); one row per sample, the table's primary key.",
     ),
 )
-MEASUREMENT_SQL_TYPE = "DECIMAL(16,6)"
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,8 @@ class MeasurementColumn:
         return (
             f"Measurement type {self.measurement_type!r} as stored in sample_measurements.measurement_type"
             f" (spellings the source column's collation holds equal share this column).{counted}"
-            " The sample's value, NULL where it has no such measurement."
+            " The sample's value, NULL where it has no such measurement. The column has the type of"
+            " sample_measurements.value (values exactly as stored; a text type compared byte-wise)."
         )
 
 
@@ -60,12 +61,11 @@ def ordered(measurement_columns: Sequence[MeasurementColumn]) -> list[Measuremen
     return sorted(measurement_columns, key=lambda c: c.column_name)
 
 
-def flat_table_definition(measurement_columns: Sequence[MeasurementColumn]) -> TableDefinition:
+def flat_table_definition(measurement_columns: Sequence[MeasurementColumn], value_type: ValueType) -> TableDefinition:
+    """Every measurement column takes ``value_type``, the type of sample_measurements.value."""
     return TableDefinition(
         columns=IDENTIFYING_COLUMNS
-        + tuple(
-            Column(c.column_name, f"{MEASUREMENT_SQL_TYPE} NULL", c.description()) for c in ordered(measurement_columns)
-        ),
+        + tuple(Column(c.column_name, f"{value_type.ddl} NULL", c.description()) for c in ordered(measurement_columns)),
         primary_key=("sample_id",),
         indexes=(("top_parent_id",), ("experiment_id",)),
     )
@@ -76,6 +76,7 @@ def pivot_select(
     lineage_from: str,
     lineage_params: tuple[object, ...],
     measurement_columns: Sequence[MeasurementColumn],
+    value_type: ValueType,
     only_samples_in: str | None = None,
 ) -> tuple[str, tuple[object, ...]]:
     """SELECT producing the flat table's rows, with its bound parameters.
@@ -83,8 +84,8 @@ def pivot_select(
     ``lineage_from`` is a FROM-clause item with columns sample_id, experiment_id, top_parent_id (a quoted table
     name or a parenthesised subquery) whose own parameters are ``lineage_params``. Samples without
     measurements get NULL cells; measurements of sample ids that do not exist are left out. A
-    sample measured twice for one type gets the larger value (MAX), so the result never depends on
-    row order.
+    sample measured twice for one type gets the larger value (MAX; text byte-wise,
+    :meth:`ValueType.ordered`), so the result never depends on row order or collation.
 
     Shape (for speed, see bench/RESULTS.md): samples joined to their measurements through the
     ``sample_id`` index and grouped by ``s.id``, so the server scans samples in primary-key order
@@ -110,9 +111,9 @@ FROM {samples} AS s{only_samples}
 {lineage_join}
 WHERE {CHUNK_FILTER}"""
         return sql, lineage_params
-    pivots = ",\n  ".join(
-        f"MAX(CASE WHEN m.measurement_type = %s THEN m.value END) AS {quote_identifier(c.column_name)}" for c in columns
-    )
+    value = value_type.ordered("m.value")
+    largest = value_type.from_ordered(f"MAX(CASE WHEN m.measurement_type = %s THEN {value} END)")
+    pivots = ",\n  ".join(f"{largest} AS {quote_identifier(c.column_name)}" for c in columns)
     sql = f"""SELECT MAX(lineage.experiment_id) AS experiment_id, MAX(lineage.top_parent_id) AS top_parent_id,
   s.id AS sample_id,
   {pivots}
@@ -125,14 +126,9 @@ GROUP BY s.id"""
     return sql, tuple(c.measurement_type for c in columns) + lineage_params
 
 
-# How many DECIMAL(16,6) measurement columns experiment_measurements can have next to its three
-# INT columns. Determined experimentally with CREATE TABLE on MariaDB 10.11 (InnoDB, 16 KiB pages,
-# DYNAMIC rows, innodb_strict_mode=ON): each DECIMAL(16,6) takes 8 bytes in the row, and a row must
-# fit in half a page (8126 bytes), so 996 columns are accepted and 997 fail with "Row size too
-# large (> 8126)". That is below InnoDB's hard limit of 1017 columns. MySQL 8 has the same InnoDB
-# row-size rule; with innodb_strict_mode=OFF the server would accept more columns and fail on
-# inserts instead, so the limit is enforced here regardless of the server's mode.
-MAX_MEASUREMENT_COLUMNS = 996
+# How many measurement columns of the seed schema's DECIMAL(16,6) fit (8 bytes each); every type's
+# limit, measured with CREATE TABLE, is lab_assets.lib.value_types.max_measurement_columns.
+MAX_MEASUREMENT_COLUMNS = max_measurement_columns(DEFAULT_VALUE_TYPE)
 # MariaDB keeps a table definition (.frm) under 64 KiB; with long column names that binds before
 # the row size does ("Table definition is too large"). Measured on MariaDB 10.11 for this table:
 # n columns whose names have L characters in total fit while L + 18 * n <= 65142 (names of 48
@@ -143,14 +139,16 @@ TABLE_DEFINITION_BUDGET = 65142
 TABLE_DEFINITION_BYTES_PER_COLUMN = 18
 
 
-def column_limit_problem(column_names: Sequence[str]) -> str | None:
-    """Why a flat table with these measurement columns cannot be created, or None if it can."""
+def column_limit_problem(column_names: Sequence[str], value_type: ValueType) -> str | None:
+    """Why a flat table with these measurement columns of ``value_type`` cannot be created, or
+    None if it can."""
     count = len(column_names)
-    if count > MAX_MEASUREMENT_COLUMNS:
+    limit = max_measurement_columns(value_type)
+    if count > limit:
         return (
-            f"{count} measurement types exceed the limit of {MAX_MEASUREMENT_COLUMNS} measurement columns"
-            f" of experiment_measurements (InnoDB row size limit of 8126 bytes: 3 INT columns +"
-            f" {count} DECIMAL(16,6) columns of 8 bytes; InnoDB allows at most 1017 columns)"
+            f"{count} measurement types exceed the limit of {limit} measurement columns of experiment_measurements"
+            f" for sample_measurements.value's type {value_type.ddl} (InnoDB keeps a row within 8126 bytes,"
+            f" the server within 65535, and allows at most 1017 columns: README, Integrity checks)"
         )
     definition_size = sum(map(len, column_names)) + TABLE_DEFINITION_BYTES_PER_COLUMN * count
     if definition_size > TABLE_DEFINITION_BUDGET:

@@ -16,6 +16,7 @@ from lab_assets.lib.flat_table import IDENTIFYING_COLUMNS
 from lab_assets.lib.names import SAMPLE_LINEAGE
 from lab_assets.lib.sql import balanced_sum, quote_identifier
 from lab_assets.lib.tables import TableLocations
+from lab_assets.lib.value_types import ValueType
 
 OFFENDER_LIMIT = 20
 _NAME = re.compile(r"[A-Za-z0-9_]+")
@@ -175,10 +176,14 @@ def reconciliation_select(
     measurement_columns: Sequence[str],
     source_charset: str,
     source_collation: str,
+    value_type: ValueType,
     limit: int = OFFENDER_LIMIT,
     only_sample_ids: Sequence[int] | None = None,
 ) -> tuple[str, tuple[object, ...]]:
-    """Cells of the flat table that differ from the source: sample_id, column, count.
+    """Cells of the flat table that differ from the source: sample_id, column, count. Values are
+    compared as ``value_type`` (sample_measurements.value's) orders them
+    (:meth:`ValueType.ordered`: numbers in their type, text byte-wise), never through a
+    conversion that rounds; a measurement column of another type is named by the caller.
 
     ``only_sample_ids`` limits the comparison to those samples (the whole-table pass is
     :func:`reconciliation_offending_samples_select`; this names the columns of its first offenders).
@@ -204,7 +209,7 @@ def reconciliation_select(
     flat, catalog = tables.qualified(flat_table), tables.qualified(catalog_table)
     quoted = [quote_identifier(c) for c in measurement_columns]
     if quoted:
-        cell = "CASE c.column_name " + " ".join(f"WHEN %s THEN e.{q}" for q in quoted) + " END"
+        cell = "CASE c.column_name " + " ".join(f"WHEN %s THEN {value_type.ordered(f'e.{q}')}" for q in quoted) + " END"
         filled = balanced_sum([f"(e.{q} IS NOT NULL)" for q in quoted])
     else:
         cell, filled = "NULL", "0"
@@ -220,7 +225,7 @@ def reconciliation_select(
   SELECT child.id FROM reached {tables.children_join("reached.id")}
 ),
 source_value (sample_id, measurement_type, value) AS (
-  SELECT m.sample_id, m.measurement_type, MAX(m.value)
+  SELECT m.sample_id, m.measurement_type, MAX({value_type.ordered("m.value")})
   FROM {measurements} AS m JOIN {samples} AS s ON s.id = m.sample_id
   WHERE m.measurement_type IS NOT NULL AND {only("m.sample_id")}
   GROUP BY m.sample_id, m.measurement_type
@@ -266,8 +271,10 @@ def reconciliation_offending_samples_select(
     tables: TableLocations,
     flat_table: str,
     measurement_columns: Sequence[tuple[str, str]],
+    value_type: ValueType,
 ) -> tuple[str, tuple[object, ...]]:
-    """Ids of samples whose row in the flat table differs from the source, in passes that scan
+    """Ids of samples whose row in the flat table differs from the source (values compared as
+    ``value_type`` orders them, :meth:`ValueType.ordered`), in passes that scan
     the flat table in primary-key order with index lookups (no grouped temporary tables), so the
     whole-table proof stays cheap at 1M samples. ``measurement_columns`` are (type as stored in
     the catalog, column) pairs of the flat table; a source row's type matches with the source
@@ -286,20 +293,24 @@ def reconciliation_offending_samples_select(
         known = f"m.measurement_type IN ({', '.join(['%s'] * len(types))})"
         cell = (
             "CASE "
-            + " ".join(f"WHEN m.measurement_type = %s THEN e.{quote_identifier(c)}" for _, c in measurement_columns)
+            + " ".join(
+                f"WHEN m.measurement_type = %s THEN {value_type.ordered(f'e.{quote_identifier(c)}')}"
+                for _, c in measurement_columns
+            )
             + " END"
         )
         key = "CASE " + " ".join(f"WHEN m.measurement_type = %s THEN {i}" for i in range(len(types))) + " END"
         filled = balanced_sum([f"(e.{quote_identifier(c)} IS NOT NULL)" for _, c in measurement_columns])
     else:
         known, cell, key, filled = "FALSE", "NULL", "NULL", "0"
+    value = value_type.ordered("m.value")
     sql = f"""SELECT e.sample_id
 FROM {flat} AS e
 LEFT JOIN {measurements} AS m ON m.sample_id = e.sample_id
 GROUP BY e.sample_id
 HAVING SUM(m.measurement_type IS NOT NULL AND NOT {known}) > 0
-    OR SUM(m.value IS NOT NULL AND {known} AND NOT COALESCE(m.value <= ({cell}), FALSE)) > 0
-    OR COUNT(DISTINCT CASE WHEN m.value = ({cell}) THEN ({key}) END) <> MAX({filled})
+    OR SUM(m.value IS NOT NULL AND {known} AND NOT COALESCE({value} <= ({cell}), FALSE)) > 0
+    OR COUNT(DISTINCT CASE WHEN {value} = ({cell}) THEN ({key}) END) <> MAX({filled})
 UNION
 {lineage_proof_select(tables, flat_table)}"""
     if not measurement_columns:

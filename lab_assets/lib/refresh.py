@@ -43,9 +43,10 @@ from lab_assets.lib.names import (
     SAMPLE_MEASUREMENT_DIGESTS,
     helper_table,
 )
-from lab_assets.lib.sources import row_hash_expressions
+from lab_assets.lib.sources import measurement_hash_expressions, row_hash_expressions
 from lab_assets.lib.sql import Column, TableDefinition, quote_identifier
 from lab_assets.lib.tables import TableLocations
+from lab_assets.lib.value_types import ValueType
 
 # A work table of sample ids (candidates, changes, moved samples; also the pending table).
 CHANGE_SET_DEFINITION = TableDefinition(columns=(Column("sample_id", "INT NOT NULL"),), primary_key=("sample_id",))
@@ -119,9 +120,11 @@ LINEAGE_BUCKETS = BucketScheme(64)
 SAMPLE_HASH_A, SAMPLE_HASH_B = row_hash_expressions(
     ["s.id", "s.parent_id", "s.experiment_id"], ["s.id", "s.parent_id", "s.experiment_id"]
 )
-MEASUREMENT_HASH_A, MEASUREMENT_HASH_B = row_hash_expressions(
-    ["m.sample_id", "m.measurement_type", "m.value"], ["m.sample_id", "m.value"]
-)
+# A measurement row's hashes depend on the type of its value (lab_assets.lib.value_types): each
+# builder below takes it. A lab that changes that type changes every stored digest's hash (the
+# value's text changes, or the formula): the refresh then finds every sample with measurements
+# changed and rebuilds the digests whole (more than a quarter of the samples), as it did after
+# earlier changes of the formula.
 
 
 def _differing_keys_select(key: str, sums: tuple[str, ...], live_sql: str, stored_sql: str) -> str:
@@ -165,7 +168,7 @@ FROM (
 _DIGEST_SUMS = ("measurement_rows", "digest_a", "digest_b")
 
 
-def measurement_digest_select(tables: TableLocations, only_samples_in: str | None = None) -> str:
+def measurement_digest_select(tables: TableLocations, value_type: ValueType, only_samples_in: str | None = None) -> str:
     """Per sample id in ``sample_measurements`` (orphans too; rows without a sample id are never
     in the flat table): its row count and the sums of both row hashes. With ``only_samples_in``
     (a work table of sample ids) only those, by index lookups. ``CHUNK_FILTER`` lets a bulk build
@@ -175,29 +178,31 @@ def measurement_digest_select(tables: TableLocations, only_samples_in: str | Non
         source = f"{tables.qualified(only_samples_in)} AS c JOIN {measurements} AS m ON m.sample_id = c.sample_id"
     else:
         source = f"{measurements} AS m"
+    hash_a, hash_b = measurement_hash_expressions(value_type)
     return f"""SELECT m.sample_id, COUNT(*) AS measurement_rows,
-  SUM({MEASUREMENT_HASH_A}) AS digest_a, SUM({MEASUREMENT_HASH_B}) AS digest_b
+  SUM({hash_a}) AS digest_a, SUM({hash_b}) AS digest_b
 FROM {source}
 WHERE m.sample_id IS NOT NULL AND {CHUNK_FILTER}
 GROUP BY m.sample_id"""
 
 
-def digest_bulk_build(tables: TableLocations) -> BulkBuild:
+def digest_bulk_build(tables: TableLocations, value_type: ValueType) -> BulkBuild:
     """The whole digest table in ranges of sample ids on two connections, each range read in
     sample-id order through the index: measured faster than one scan that groups a million ids
     in a temporary table."""
     return BulkBuild(
-        select_sql=measurement_digest_select(tables),
+        select_sql=measurement_digest_select(tables, value_type),
         chunk_key="m.sample_id",
         chunk_bounds_sql=f"SELECT MIN(sample_id), MAX(sample_id) FROM {tables.sample_measurements}",
         parallel=2,
     )
 
 
-def measurement_bucket_sums_select(tables: TableLocations) -> str:
+def measurement_bucket_sums_select(tables: TableLocations, value_type: ValueType) -> str:
     """Bucket sums (:data:`BUCKET_SUMS_DEFINITION`) of ``sample_measurements``: one sequential scan."""
+    hash_a, hash_b = measurement_hash_expressions(value_type)
     return f"""SELECT {MEASUREMENT_BUCKETS.bucket_of("m.sample_id")} AS bucket, COUNT(*) AS row_count,
-  SUM({MEASUREMENT_HASH_A}) AS hash_a, SUM({MEASUREMENT_HASH_B}) AS hash_b
+  SUM({hash_a}) AS hash_a, SUM({hash_b}) AS hash_b
 FROM {tables.sample_measurements} AS m WHERE m.sample_id IS NOT NULL GROUP BY bucket ORDER BY NULL"""
 
 
@@ -243,12 +248,12 @@ def candidate_bucket_sums_select(tables: TableLocations, live_digests_table: str
 FROM {tables.qualified(live_digests_table)} AS live GROUP BY bucket"""
 
 
-def candidate_digests_select(tables: TableLocations, candidates_table: str) -> str:
+def candidate_digests_select(tables: TableLocations, candidates_table: str, value_type: ValueType) -> str:
     """The live digests (:data:`DIGEST_TABLE_DEFINITION`) of the candidate ids that have
     measurements, by index lookups: compared with the stored digests by
     :func:`changed_measurement_samples_select`, then written for the changed ones as they are, so
     each candidate's measurements are read once."""
-    return measurement_digest_select(tables, only_samples_in=candidates_table)
+    return measurement_digest_select(tables, value_type, only_samples_in=candidates_table)
 
 
 def changed_measurement_samples_select(tables: TableLocations, candidates_table: str, live_digests_table: str) -> str:
@@ -288,14 +293,16 @@ def stored_lineage_bucket_sums_select(tables: TableLocations, only_buckets_of: t
 FROM {touched}{tables.qualified(SAMPLE_LINEAGE)} AS state{on} GROUP BY {bucket}"""
 
 
-def source_totals_selects(tables: TableLocations) -> tuple[str, str]:
+def source_totals_selects(tables: TableLocations, value_type: ValueType) -> tuple[str, str]:
     """Row count and hash sums of ``samples`` and of ``sample_measurements`` (rows with a sample
     id) as the refresh hashes them, one scan each: equal to :func:`recorded_totals_selects` when
-    the state tables record exactly the sources (the sums over all buckets)."""
+    the state tables record exactly the sources (the sums over all buckets). ``value_type``:
+    sample_measurements.value's, as the digests were hashed."""
+    measurement_a, measurement_b = measurement_hash_expressions(value_type)
     return (
         f"SELECT COUNT(*), COALESCE(SUM({SAMPLE_HASH_A}), 0), COALESCE(SUM({SAMPLE_HASH_B}), 0)"
         f" FROM {tables.samples} AS s",
-        f"SELECT COUNT(*), COALESCE(SUM({MEASUREMENT_HASH_A}), 0), COALESCE(SUM({MEASUREMENT_HASH_B}), 0)"
+        f"SELECT COUNT(*), COALESCE(SUM({measurement_a}), 0), COALESCE(SUM({measurement_b}), 0)"
         f" FROM {tables.sample_measurements} AS m WHERE m.sample_id IS NOT NULL",
     )
 

@@ -2,27 +2,32 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
-from lab_assets.lib.names import COLUMN_NAMES_TABLE, SAMPLE_MEASUREMENTS, SAMPLES
+from lab_assets.lib.names import COLUMN_NAMES_TABLE, SAMPLE_MEASUREMENTS
 from lab_assets.lib.sql import quote_identifier
 from lab_assets.lib.tables import TableLocations
+from lab_assets.lib.value_types import ValueType
 
 SAMPLES_COLUMNS = ("id", "parent_id", "experiment_id", "ts")
 MEASUREMENTS_COLUMNS = ("sample_id", "measurement_type", "value")
 
 
-# Per source table, the numeric columns that make the second row hash (see row_hash_expressions).
-NUMERIC_COLUMNS = {SAMPLES: ("id", "parent_id", "experiment_id"), SAMPLE_MEASUREMENTS: ("sample_id", "value")}
+# The numeric columns of samples that make the second row hash (see row_hash_expressions); those of
+# sample_measurements depend on the value's type (measurement_hash_expressions).
+SAMPLE_NUMERIC_COLUMNS = ("id", "parent_id", "experiment_id")
 
 
 # The largest prime below 2^32: the second hash's product is reduced modulo it.
 HASH_PRIME = 4294967291
 
 
-def row_hash_expressions(values: Sequence[str], numeric_values: Sequence[str]) -> tuple[str, str]:
+def row_hash_expressions(
+    values: Sequence[str], numeric_values: Sequence[str], tripled: Mapping[str, str] | None = None
+) -> tuple[str, str]:
     """Two 32-bit hashes of one row, given its value expressions (SQL text); ``numeric_values``
-    are those of the values that are numbers.
+    are those of the values that are numbers whose tripled value is exact (``tripled`` maps one
+    to its exact product where ``v * 3`` is not: :meth:`ValueType.tripled`).
 
     The first is CRC32 of the whole row: its values joined with ',' plus one NULL flag per value
     (so NULL and '' differ). CRC32 is the only fast hash both servers have, and it is affine over
@@ -50,7 +55,8 @@ def row_hash_expressions(values: Sequence[str], numeric_values: Sequence[str]) -
     so rows that swap values between two ids change both hashes."""
     null_flags = ", ".join(f"ISNULL({v})" for v in values)
     row = f"CONCAT_WS(',', {', '.join(values)}, CONCAT({null_flags}))"
-    numbers = f"CRC32(CONCAT_WS(',', {', '.join(f'{v} * 3' for v in numeric_values)}))"
+    products = [(tripled or {}).get(v, f"{v} * 3") for v in numeric_values]
+    numbers = f"CRC32(CONCAT_WS(',', {', '.join(products)}))"
     # x(x + 1) mod p: not affine, so two rows' numbers that trade places cannot be chosen to keep
     # the sum by solving linear equations (a review did so in milliseconds for x alone).
     # x < 2^32, so x(x + 1) < 2^64 fits BIGINT UNSIGNED on both servers.
@@ -63,13 +69,38 @@ def row_hash_expressions(values: Sequence[str], numeric_values: Sequence[str]) -
     return f"CRC32({row})", f"({mixed} * (CRC32({others_reversed}) + 1)) MOD {HASH_PRIME}"
 
 
-def fingerprint_select(tables: TableLocations, table: str, columns: Sequence[str]) -> str:
+def measurement_hash_expressions(
+    value_type: ValueType,
+    sample_id: str = "m.sample_id",
+    measurement_type: str = "m.measurement_type",
+    value: str = "m.value",
+) -> tuple[str, str]:
+    """:func:`row_hash_expressions` of one measurement row ``(sample_id, type, value)`` whose
+    value has ``value_type``: the value tripled where that is exact, else (text, DOUBLE, FLOAT,
+    DECIMAL(65,s)) its exact text among the other values (:mod:`lab_assets.lib.value_types`).
+    The same expressions over a flat cell of the same type give the same hashes as over its
+    source row: the verification relies on it."""
+    product = value_type.tripled(value)
+    if product is None:
+        return row_hash_expressions([sample_id, measurement_type, value_type.exact_text(value)], [sample_id])
+    return row_hash_expressions([sample_id, measurement_type, value], [sample_id, value], {value: product})
+
+
+def fingerprint_select(
+    tables: TableLocations, table: str, columns: Sequence[str], value_type: ValueType | None = None
+) -> str:
     """Row count and an order-independent content hash of ``table`` in one scan: the sums of
     both :func:`row_hash_expressions` over all rows. Sums (not XOR) so that an exact duplicate row
-    added to a key-less table changes them, and so that two rows swapping values do not cancel."""
-    hash_a, hash_b = row_hash_expressions(
-        [quote_identifier(c) for c in columns], [quote_identifier(c) for c in NUMERIC_COLUMNS[table]]
-    )
+    added to a key-less table changes them, and so that two rows swapping values do not cancel.
+    sample_measurements' rows are hashed as the refresh hashes them, by ``value_type``."""
+    if table == SAMPLE_MEASUREMENTS:
+        if value_type is None:
+            raise ValueError("sample_measurements is hashed by the type of its value column")
+        hash_a, hash_b = measurement_hash_expressions(value_type, *(quote_identifier(c) for c in columns))
+    else:
+        hash_a, hash_b = row_hash_expressions(
+            [quote_identifier(c) for c in columns], [quote_identifier(c) for c in SAMPLE_NUMERIC_COLUMNS]
+        )
     return f"SELECT COUNT(*), COALESCE(SUM({hash_a}), 0), COALESCE(SUM({hash_b}), 0) FROM {tables.qualified(table)}"
 
 

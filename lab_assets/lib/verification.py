@@ -30,14 +30,13 @@ from lab_assets.lib.flat_table import MeasurementColumn, ordered
 from lab_assets.lib.names import EXPERIMENT_MEASUREMENTS, PENDING_SAMPLES, SAMPLE_LINEAGE, SAMPLE_MEASUREMENT_DIGESTS
 from lab_assets.lib.refresh import (
     MEASUREMENT_BUCKETS,
-    MEASUREMENT_HASH_A,
-    MEASUREMENT_HASH_B,
     bucket_table_update_statements,
     digest_bucket_sums_select,
 )
-from lab_assets.lib.sources import row_hash_expressions
+from lab_assets.lib.sources import measurement_hash_expressions
 from lab_assets.lib.sql import Column, TableDefinition, balanced_sum, quote_identifier
 from lab_assets.lib.tables import TableLocations
+from lab_assets.lib.value_types import ValueType
 
 # Per written sample: its live digest (0 rows and NULL sums when it has no measurements), whether
 # its flat row equals the live pivot and the lineage (1) or not (0), and whether the sample and
@@ -61,6 +60,7 @@ def suspect_rows_select(
     measurement_columns: Sequence[MeasurementColumn],
     source_charset: str,
     written_table: str | None,
+    value_type: ValueType,
 ) -> tuple[str, tuple[object, ...]]:
     """The ids (one column) of the written rows that may not equal what is recorded for them, with
     the parameters: the ids in ``written_table`` (the pending table after a refresh), or every
@@ -71,10 +71,11 @@ def suspect_rows_select(
     ``sample_measurement_digests`` (missing digest: none). One scan of the flat rows
     with primary-key lookups into the two state tables.
 
-    Each cell is hashed with :data:`lab_assets.lib.refresh.MEASUREMENT_HASH_A` / ``_B``'s
-    expressions over ``(sample_id, type, value)``, the type being the catalog's spelling converted
-    to ``source_charset`` (the source column's character set), so the bytes hashed are the ones
-    the digest of that source row hashed."""
+    Each cell is hashed with :func:`lab_assets.lib.sources.measurement_hash_expressions` over
+    ``(sample_id, type, value)``, the type being the catalog's spelling converted to
+    ``source_charset`` (the source column's character set), so the bytes hashed are the ones the
+    digest of that source row hashed: the cell has the source value's type ``value_type``, so its
+    text is the source value's text."""
     if not source_charset.replace("_", "").isalnum():
         raise ValueError(f"unexpected character set name {source_charset!r}")
     columns = ordered(measurement_columns)
@@ -85,7 +86,7 @@ def suspect_rows_select(
         terms = []
         for i, c in enumerate(columns):
             cell = f"f.{quote_identifier(c.column_name)}"
-            hashed = row_hash_expressions(["f.sample_id", f"types.t{i}", cell], ["f.sample_id", cell])[which]
+            hashed = measurement_hash_expressions(value_type, "f.sample_id", f"types.t{i}", cell)[which]
             terms.append(f"CASE WHEN {cell} IS NOT NULL THEN {hashed} ELSE 0 END")
         sums.append(balanced_sum(terms))
     differs = f"""l.sample_id IS NULL
@@ -136,39 +137,42 @@ WHERE f.sample_id IS NULL"""
 
 
 def verified_rows_select(
-    tables: TableLocations, written_table: str, measurement_columns: Sequence[MeasurementColumn]
+    tables: TableLocations, written_table: str, measurement_columns: Sequence[MeasurementColumn], value_type: ValueType
 ) -> tuple[str, tuple[object, ...]]:
     """Rows of :data:`VERIFIED_ROWS_DEFINITION` for the ids in ``written_table`` (a work table or
     the pending table; column sample_id), with the parameters, in one statement: the sample and
     its measurements by primary-key and index lookups, the flat row by its key.
 
-    A row is current when the sample is gone and has neither a flat row nor a lineage record, or
-    the sample exists, has a flat row and a lineage record, and every measurement column equals the live pivot (MAX per
-    type, matched with the source column's collation, exactly as
-    :func:`lab_assets.lib.flat_table.pivot_select` builds it; both sides are DECIMAL(16,6),
-    compared with ``<=>``), and none of the sample's measurements has a
-    type outside the catalog (one recorded after the catalog was read: the row then lacks its
-    column, and only the next build, which sees the type, adds it), and its experiment_id and
-    top_parent_id are the ones ``sample_lineage`` records (the flat table takes both from it; the
-    lineage itself is proven by :func:`lab_assets.lib.integrity.lineage_proof_select`). A row
-    without a lineage record (a sample added after the lineage was read and before a whole
-    build's flat rows) is not current: were the sample deleted once the run ended, nothing would
-    differ from the recorded state and the row would stay; marked pending, the next refresh
-    deletes or rewrites it. Likewise a sample deleted after the lineage was read and before the
-    flat rows (no row, but a lineage record): were it put back as recorded once the run ended,
-    nothing would differ from the recorded state but its missing row; marked pending, the next
-    refresh writes its row, or drops its lineage record if it is still gone."""
+    A row is current when the sample is gone and has neither a flat row nor a lineage record, or the
+    sample exists, has a flat row and a lineage record, and every measurement column equals the live
+    pivot (MAX per type, matched with the source column's collation, exactly as
+    :func:`lab_assets.lib.flat_table.pivot_select` builds it; both sides of ``value_type``, compared
+    with ``<=>`` in that type, text byte-wise: :meth:`ValueType.ordered`), and none of the sample's
+    measurements has a type outside the catalog (one recorded after the catalog was read: the row
+    then lacks its column, and only the next build, which sees the type, adds it), and its
+    experiment_id and top_parent_id are the ones ``sample_lineage`` records (the flat table takes
+    both from it; the lineage itself is proven by
+    :func:`lab_assets.lib.integrity.lineage_proof_select`). A row without a lineage record (a sample
+    added after the lineage was read and before a whole build's flat rows) is not current: were the
+    sample deleted once the run ended, nothing would differ from the recorded state and the row
+    would stay; marked pending, the next refresh deletes or rewrites it. Likewise a sample deleted
+    after the lineage was read and before the flat rows (no row, but a lineage record): were it put
+    back as recorded once the run ended, nothing would differ from the recorded state but its
+    missing row; marked pending, the next refresh writes its row, or drops its lineage record if it
+    is still gone."""
     columns = ordered(measurement_columns)
+    value = value_type.ordered("m.value")
     cells = "".join(
-        f"\n      AND MAX(f.{quote_identifier(c.column_name)})"
-        f" <=> MAX(CASE WHEN m.measurement_type = %s THEN m.value END)"
+        f"\n      AND MAX({value_type.ordered(f'f.{quote_identifier(c.column_name)}')})"
+        f" <=> MAX(CASE WHEN m.measurement_type = %s THEN {value} END)"
         for c in columns
     )
     catalog_types = ", ".join(["%s"] * len(columns))
     outside = f"m.measurement_type NOT IN ({catalog_types})" if columns else "TRUE"
     cells += f"\n      AND COALESCE(SUM(m.measurement_type IS NOT NULL AND {outside}), 0) = 0"
+    hash_a, hash_b = measurement_hash_expressions(value_type)
     sql = f"""SELECT w.sample_id, COUNT(m.sample_id) AS measurement_rows,
-  SUM({MEASUREMENT_HASH_A}) AS digest_a, SUM({MEASUREMENT_HASH_B}) AS digest_b,
+  SUM({hash_a}) AS digest_a, SUM({hash_b}) AS digest_b,
   CASE WHEN MAX(s.id) IS NULL THEN MAX(f.sample_id) IS NULL AND MAX(l.sample_id) IS NULL
     ELSE MAX(f.sample_id) IS NOT NULL AND MAX(l.sample_id) IS NOT NULL
       AND MAX(f.experiment_id) <=> MAX(l.experiment_id) AND MAX(f.top_parent_id) <=> MAX(l.top_parent_id){cells}

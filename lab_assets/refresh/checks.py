@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetKey, DagsterLogManager, Failure, MetadataValue
 
 from lab_assets.lib import integrity
-from lab_assets.lib.flat_table import IDENTIFYING_COLUMNS, MAX_MEASUREMENT_COLUMNS, column_limit_problem
+from lab_assets.lib.flat_table import IDENTIFYING_COLUMNS, column_limit_problem
 from lab_assets.lib.lineage import recursion_limit
 from lab_assets.lib.names import (
     CATALOG_COLUMN_NAMES_UNIQUE,
@@ -45,7 +45,9 @@ from lab_assets.lib.names import (
     SAMPLE_LINEAGE,
     SAMPLE_MEASUREMENTS,
 )
+from lab_assets.lib.value_types import declared_type, max_measurement_columns
 from lab_assets.mysql import MySQLResource
+from lab_assets.refresh.value_type import UnpublishableValueType, source_value_type
 from lab_assets.refresh.verification import Offenders, Verification
 
 OFFENDER_LIMIT = integrity.OFFENDER_LIMIT
@@ -325,10 +327,25 @@ def _column_limit_result(log: DagsterLogManager, mysql: MySQLResource) -> AssetC
     if missing:
         return missing
     names = [row[0] for row in mysql.fetch_all(f"SELECT column_name FROM {mysql.tables.qualified(MEASUREMENT_TYPES)}")]
-    problem = column_limit_problem(names)
+    try:
+        value_type = source_value_type(mysql)
+    except UnpublishableValueType as error:
+        message = f"{CATALOG_WITHIN_COLUMN_LIMIT}: {error.description}"
+        log.error(message)
+        return AssetCheckResult(
+            asset_key=AssetKey(MEASUREMENT_TYPES),
+            check_name=CATALOG_WITHIN_COLUMN_LIMIT,
+            passed=False,
+            severity=AssetCheckSeverity.ERROR,
+            description=message,
+            metadata={"measurement_columns": MetadataValue.int(len(names)), **_CATALOG.metadata()},
+        )
+    limit = max_measurement_columns(value_type)
+    problem = column_limit_problem(names, value_type)
     metadata = {
         "measurement_columns": MetadataValue.int(len(names)),
-        "column_limit": MetadataValue.int(MAX_MEASUREMENT_COLUMNS),
+        "column_limit": MetadataValue.int(limit),
+        "measurement_column_type": MetadataValue.text(value_type.ddl),
         "offenders": MetadataValue.json([]),
         "offender_count": MetadataValue.int(0),
         **_CATALOG.metadata(),
@@ -341,14 +358,14 @@ def _column_limit_result(log: DagsterLogManager, mysql: MySQLResource) -> AssetC
             passed=False,
             severity=AssetCheckSeverity.ERROR,
             description=f"{CATALOG_WITHIN_COLUMN_LIMIT}: {problem}; experiment_measurements is not rebuilt",
-            metadata={**metadata, "offender_count": MetadataValue.int(len(names) - MAX_MEASUREMENT_COLUMNS)},
+            metadata={**metadata, "offender_count": MetadataValue.int(max(len(names) - limit, 0))},
         )
     return AssetCheckResult(
         asset_key=AssetKey(MEASUREMENT_TYPES),
         check_name=CATALOG_WITHIN_COLUMN_LIMIT,
         passed=True,
         severity=AssetCheckSeverity.ERROR,
-        description=f"{len(names)} measurement columns, limit {MAX_MEASUREMENT_COLUMNS}",
+        description=f"{len(names)} measurement columns, limit {limit} for {value_type.ddl}",
         metadata=metadata,
     )
 
@@ -412,7 +429,9 @@ def _reconciliation_result(
 ) -> AssetCheckResult:
     tables = mysql.tables
     identifying = {c.name for c in IDENTIFYING_COLUMNS}
-    measurement_columns = [c for c in mysql.column_names(EXPERIMENT_MEASUREMENTS) if c not in identifying]
+    flat_columns = [c for c in mysql.table_columns(EXPERIMENT_MEASUREMENTS) if c.name not in identifying]
+    measurement_columns = [c.name for c in flat_columns]
+    value_type = source_value_type(mysql)
     catalog = mysql.fetch_all(f"SELECT measurement_type, column_name FROM {tables.qualified(MEASUREMENT_TYPES)}")
     column_problems = [
         f"column {c} not in the catalog" for c in sorted(set(measurement_columns) - {c for _, c in catalog})
@@ -420,9 +439,15 @@ def _reconciliation_result(
     column_problems += [
         f"catalog column {c} missing" for c in sorted({c for _, c in catalog} - set(measurement_columns))
     ]
+    declared = {c.name: declared_type(c.column_type, c.character_set, c.collation) for c in flat_columns}
+    column_problems += [
+        f"column {name} is {ddl}, sample_measurements.value is {value_type.ddl}"
+        for name, ddl in declared.items()
+        if ddl != value_type.ddl
+    ]
     if verification is None:
         sql, params = integrity.reconciliation_offending_samples_select(
-            tables, EXPERIMENT_MEASUREMENTS, [(t, c) for t, c in catalog if c in measurement_columns]
+            tables, EXPERIMENT_MEASUREMENTS, [(t, c) for t, c in catalog if c in measurement_columns], value_type
         )
         offending = sorted(r[0] for r in mysql.fetch_all(sql, params))
         count = len(offending)
@@ -444,6 +469,7 @@ def _reconciliation_result(
             measurement_columns,
             str(source.character_set),
             str(source.collation),
+            value_type,
             only_sample_ids=offending[:OFFENDER_LIMIT],
         )
         rows = mysql.fetch_all(sql, params, recursion_limit=recursion_limit(mysql.sample_id_span()))

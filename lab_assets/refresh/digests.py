@@ -19,6 +19,7 @@ from lab_assets.lib.refresh import (
 from lab_assets.mysql import MySQLResource
 from lab_assets.refresh.plan import too_many_changed
 from lab_assets.refresh.state_tables import DIGEST_STATE
+from lab_assets.refresh.value_type import source_value_type
 from lab_assets.refresh.work_tables import fill_candidates, fill_live_digests, fill_work_table
 from lab_assets.refresh.writes import DerivedTable, changed_rows_written, whole_table_written
 
@@ -30,10 +31,11 @@ def compute_sample_measurement_digests(
     unless a full rebuild is asked for, the table is missing or of another layout, or too many
     samples changed."""
     state, tables = DIGEST_STATE, mysql.tables
+    value_type = source_value_type(mysql)  # the row hashes depend on it
     if not full_rebuild and mysql.column_names(state.name) == list(state.definition.column_names):
         started = time.monotonic()
-        fill_candidates(mysql, state, measurement_bucket_sums_select(tables))
-        fill_live_digests(mysql, state)
+        fill_candidates(mysql, state, measurement_bucket_sums_select(tables, value_type))
+        fill_live_digests(mysql, state, value_type)
         with mysql.connect() as connection:
             changed = fill_work_table(
                 connection,
@@ -60,6 +62,6 @@ def compute_sample_measurement_digests(
     return whole_table_written(
         mysql=mysql,
         state=state,
-        select_sql=measurement_digest_select(tables),
-        faster_plan=digest_bulk_build(tables),
+        select_sql=measurement_digest_select(tables, value_type),
+        faster_plan=digest_bulk_build(tables, value_type),
     )

@@ -11,19 +11,21 @@ from dagster import AssetCheckResult, AssetExecutionContext, Failure, Output
 from lab_assets.io_manager import KeyedRowsReplacement, SqlRelation, TableBuild, TableWrite
 from lab_assets.lib.bulk import in_sample_id_ranges
 from lab_assets.lib.flat_table import (
-    MAX_MEASUREMENT_COLUMNS,
+    IDENTIFYING_COLUMNS,
     MeasurementColumn,
     column_limit_problem,
     flat_table_definition,
     pivot_select,
 )
 from lab_assets.lib.names import EXPERIMENT_MEASUREMENTS, PENDING_SAMPLES
+from lab_assets.lib.value_types import ValueType, declared_type, max_measurement_columns
 from lab_assets.mysql import MySQLResource
 from lab_assets.refresh.checks import flat_table_check_results
 from lab_assets.refresh.derivations import full_rebuild_requested, io_manager_schema
 from lab_assets.refresh.guard import guarded_build
 from lab_assets.refresh.pending import REBUILD_ALL_SELECT, ensure_pending_table, mark_pending, read_pending
 from lab_assets.refresh.plan import plan_flat_table
+from lab_assets.refresh.value_type import source_value_type
 from lab_assets.refresh.verification import verify_written_rows
 
 
@@ -45,11 +47,14 @@ def flat_table_outputs(
         context.log, mysql, context.run.run_id, EXPERIMENT_MEASUREMENTS, io_manager_schema(context)
     ) as still_held:
         columns = measurement_columns(measurement_types)
-        write = flat_table_write(context, mysql, columns, sample_lineage)
+        value_type = source_value_type(mysql)
+        write = flat_table_write(context, mysql, columns, sample_lineage, value_type)
         still_held()
         yield Output(write, output_name=EXPERIMENT_MEASUREMENTS)
         still_held()
-        verification = verify_written_rows(context.log, mysql, columns, whole_table=isinstance(write, TableBuild))
+        verification = verify_written_rows(
+            context.log, mysql, columns, whole_table=isinstance(write, TableBuild), value_type=value_type
+        )
         # Under the lock: the checks read the catalog, which another run's build could change.
         yield from flat_table_check_results(context.log, mysql, checks, verification)
 
@@ -71,21 +76,24 @@ def flat_table_write(
     mysql: MySQLResource,
     columns: list[MeasurementColumn],
     sample_lineage: SqlRelation,
+    value_type: ValueType,
 ) -> TableWrite:
     """The write of ``experiment_measurements`` for this run, with its metadata added to the
-    context. Raises ``Failure`` (before any DDL, so the last good table stays) when the catalog
-    has more measurement columns than one table can hold. The pending marks are consumed by the
+    context; every measurement column of ``value_type`` (sample_measurements.value's). Raises
+    ``Failure`` (before any DDL, so the last good table stays) when the catalog has more
+    measurement columns of that type than one table can hold. The pending marks are consumed by the
     verification after the write, not by the write: a crash in between only rebuilds rows again."""
     tables = mysql.tables
     # Checked here too, so the limit holds also when the catalog checks are not run.
-    problem = column_limit_problem([c.column_name for c in columns])
+    problem = column_limit_problem([c.column_name for c in columns], value_type)
     if problem:
         raise Failure(
             description=f"{EXPERIMENT_MEASUREMENTS} not rebuilt: {problem}",
-            metadata={"measurement_columns": len(columns), "column_limit": MAX_MEASUREMENT_COLUMNS},
+            metadata={"measurement_columns": len(columns), "column_limit": max_measurement_columns(value_type)},
         )
-    definition = flat_table_definition(columns)
-    present = mysql.column_names(EXPERIMENT_MEASUREMENTS)
+    definition = flat_table_definition(columns, value_type)
+    present_columns = mysql.table_columns(EXPERIMENT_MEASUREMENTS)
+    present = [c.name for c in present_columns]
     added = [c for c in columns if present and c.column_name not in present]
     if added:
         context.log.info(f"new measurement columns: {', '.join(c.column_name for c in added)}")
@@ -95,6 +103,7 @@ def flat_table_write(
             "measurement_columns_added": ", ".join(c.column_name for c in added) or "none",
             # Shown per materialization in the UI: the measurement types this build brought in.
             "measurement_types_added": ", ".join(c.measurement_type for c in added) or "none",
+            "measurement_column_type": value_type.ddl,
         },
         output_name=EXPERIMENT_MEASUREMENTS,
     )
@@ -104,6 +113,12 @@ def flat_table_write(
         full_rebuild_requested=full_rebuild_requested(context),
         present_columns=present,
         wanted_columns=definition.column_names,
+        present_value_types=[
+            declared_type(c.column_type, c.character_set, c.collation)
+            for c in present_columns
+            if c.name not in {i.name for i in IDENTIFYING_COLUMNS}
+        ],
+        wanted_value_type=value_type.ddl,
         upstream_rebuilt_whole=pending.rebuild_all,
         pending_count=pending.count,
         sample_count=mysql.sample_id_span(),
@@ -114,7 +129,12 @@ def flat_table_write(
             {"refresh": plan.metadata_value, "changed_samples": pending.count}, output_name=EXPERIMENT_MEASUREMENTS
         )
         select_sql, params = pivot_select(
-            tables, sample_lineage.as_from_item(), sample_lineage.params, columns, only_samples_in=PENDING_SAMPLES
+            tables,
+            sample_lineage.as_from_item(),
+            sample_lineage.params,
+            columns,
+            value_type,
+            only_samples_in=PENDING_SAMPLES,
         )
         return KeyedRowsReplacement(
             select_sql=select_sql,
@@ -128,7 +148,7 @@ def flat_table_write(
     # verification is followed by another whole build, never by trust in unverified rows.
     mark_pending(mysql, REBUILD_ALL_SELECT)
     context.add_output_metadata({"refresh": plan.metadata_value}, output_name=EXPERIMENT_MEASUREMENTS)
-    select_sql, params = pivot_select(tables, sample_lineage.as_from_item(), sample_lineage.params, columns)
+    select_sql, params = pivot_select(tables, sample_lineage.as_from_item(), sample_lineage.params, columns, value_type)
     # In sample-id ranges only over a stored lineage table (a lineage subquery would be
     # recomputed for every range).
     faster_plan = in_sample_id_ranges(tables, select_sql, params) if sample_lineage.table_reference else None

@@ -40,6 +40,8 @@ def plan_flat_table(
     full_rebuild_requested: bool,
     present_columns: Sequence[str],
     wanted_columns: Sequence[str],
+    present_value_types: Sequence[str],
+    wanted_value_type: str,
     upstream_rebuilt_whole: bool,
     pending_count: int,
     sample_count: int,
@@ -47,7 +49,11 @@ def plan_flat_table(
     """The first reason that forces a full build, in this order, else incremental.
 
     ``present_columns``: the table's columns now (empty if it does not exist); ``wanted_columns``:
-    the columns the catalog asks for, in order; ``upstream_rebuilt_whole``: the pending table holds
+    the columns the catalog asks for, in order; ``present_value_types``: the types of the table's
+    measurement columns now (lab_assets.lib.value_types ``ddl``, or the catalog's text where it
+    does not parse); ``wanted_value_type``: sample_measurements.value's. A column of another type
+    would round, overflow or refuse the lab's values, and rows of two types must never mix: the
+    table is rebuilt whole with the new type and swapped in. ``upstream_rebuilt_whole``: the pending table holds
     the rebuild-all marker; ``pending_count``: rows in the pending table; ``sample_count``: the
     samples' id span."""
     if full_rebuild_requested:
@@ -56,6 +62,11 @@ def plan_flat_table(
         return FlatTablePlan(False, "table missing")
     if list(present_columns) != list(wanted_columns):
         return FlatTablePlan(False, "measurement columns changed")
+    changed_types = sorted(set(present_value_types) - {wanted_value_type})
+    if changed_types:
+        return FlatTablePlan(
+            False, f"measurement column type changed: {', '.join(changed_types)} -> {wanted_value_type}"
+        )
     if upstream_rebuilt_whole:
         return FlatTablePlan(False, "an upstream table was rebuilt whole")
     if too_many_changed(pending_count, sample_count):

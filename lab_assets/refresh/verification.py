@@ -28,6 +28,7 @@ from lab_assets.lib.names import (
 from lab_assets.lib.refresh import BUCKET_SUMS_DEFINITION
 from lab_assets.lib.sql import qualified_name
 from lab_assets.lib.threads import completed_in_threads
+from lab_assets.lib.value_types import ValueType
 from lab_assets.lib.verification import (
     VERIFIED_ROWS_DEFINITION,
     digest_correction_statements,
@@ -75,7 +76,11 @@ class Verification:
 
 
 def verify_written_rows(
-    log: DagsterLogManager, mysql: MySQLResource, columns: Sequence[MeasurementColumn], whole_table: bool
+    log: DagsterLogManager,
+    mysql: MySQLResource,
+    columns: Sequence[MeasurementColumn],
+    whole_table: bool,
+    value_type: ValueType,
 ) -> Verification:
     """Checks the rows just written (the pending ids, or the whole table after a whole-table build)
     against the recorded digests and lineage, the suspects against one snapshot of the sources;
@@ -84,7 +89,8 @@ def verify_written_rows(
     top_parent_id are proven against the lineage and the live samples
     (:func:`lab_assets.lib.integrity.lineage_proof_select`). Run while the build lock is held.
     Cost: one scan of the written flat rows with key lookups into the state tables, then index
-    lookups into the sources per suspect; the proof one more scan (bench/RESULTS.md)."""
+    lookups into the sources per suspect; the proof one more scan (bench/RESULTS.md).
+    ``value_type``: the type the measurement columns were built with (sample_measurements.value's)."""
     started = time.monotonic()
     tables = mysql.tables
     output = tables.output_database
@@ -97,7 +103,7 @@ def verify_written_rows(
             )
         written = WRITTEN_TABLE
     tasks = {
-        "verification": lambda: _verified(mysql, columns, written),
+        "verification": lambda: _verified(mysql, columns, written, value_type),
         "lineage proof": lambda: Offenders.from_rows(
             mysql.fetch_all(offenders(lineage_proof_select(tables, EXPERIMENT_MEASUREMENTS, written), "sample_id"))
         ),
@@ -125,14 +131,16 @@ def verify_written_rows(
     return result
 
 
-def _verified(mysql: MySQLResource, columns: Sequence[MeasurementColumn], written: str | None) -> Verification:
+def _verified(
+    mysql: MySQLResource, columns: Sequence[MeasurementColumn], written: str | None, value_type: ValueType
+) -> Verification:
     tables = mysql.tables
     output = tables.output_database
     state_recorded = bool(mysql.column_names(SAMPLE_MEASUREMENT_DIGESTS)) and bool(mysql.column_names(SAMPLE_LINEAGE))
     charset = mysql.column(SAMPLE_MEASUREMENTS, "measurement_type").character_set or "utf8mb4"
     with mysql.connect() as connection:
         if state_recorded:
-            suspects_sql, params = suspect_rows_select(tables, columns, charset, written)
+            suspects_sql, params = suspect_rows_select(tables, columns, charset, written, value_type)
             suspects = fill_work_table(connection, output, SUSPECTS_TABLE, suspects_sql, params=params)
             if written is None:
                 (unbuilt,) = connection.exec_driver_sql(unbuilt_lineage_row_count_select(tables, SUSPECTS_TABLE)).one()
@@ -146,7 +154,7 @@ def _verified(mysql: MySQLResource, columns: Sequence[MeasurementColumn], writte
             )
             if written is None:
                 suspects = add_to_work_table(connection, output, SUSPECTS_TABLE, f"SELECT id FROM {tables.samples}")
-        select_sql, params = verified_rows_select(tables, SUSPECTS_TABLE, columns)
+        select_sql, params = verified_rows_select(tables, SUSPECTS_TABLE, columns, value_type)
         fill_work_table(connection, output, VERIFIED_TABLE, select_sql, VERIFIED_ROWS_DEFINITION, params)
         corrections: tuple[str, ...] = ()
         stale = 0

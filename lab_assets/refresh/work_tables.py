@@ -22,6 +22,7 @@ from lab_assets.lib.refresh import (
 )
 from lab_assets.lib.sql import TableDefinition, qualified_name
 from lab_assets.lib.threads import completed_in_threads
+from lab_assets.lib.value_types import ValueType
 from lab_assets.mysql import MySQLResource, column_names
 from lab_assets.refresh.state_tables import StateTable
 
@@ -70,13 +71,13 @@ def fill_candidates(mysql: MySQLResource, state: StateTable, live_sums_select: s
         )
 
 
-def fill_live_digests(mysql: MySQLResource, state: StateTable) -> None:
+def fill_live_digests(mysql: MySQLResource, state: StateTable, value_type: ValueType) -> None:
     """The candidates' live digests into the state's live work table, the two halves of the
     candidate id range side by side on two connections: by now the source scans are usually done
     and the second core would idle (bench/RESULTS.md)."""
     tables = mysql.tables
     live_table = tables.qualified(state.extra_table)
-    select_sql = candidate_digests_select(tables, state.candidates_table)
+    select_sql = candidate_digests_select(tables, state.candidates_table, value_type)
     with mysql.connect() as connection:
         connection.exec_driver_sql(f"DROP TABLE IF EXISTS {live_table}")
         connection.exec_driver_sql(DIGEST_TABLE_DEFINITION.create_statement(tables.output_database, state.extra_table))
