@@ -29,7 +29,6 @@ from lab_assets.lib.names import (
     PENDING_SAMPLES,
     SENSOR_NAME,
     SENSOR_RUN_TAGS,
-    SOURCE_TABLES,
 )
 from lab_assets.lib.refresh import recorded_totals_selects, source_totals_selects
 from lab_assets.lib.threads import completed_in_threads
@@ -57,6 +56,10 @@ IN_PROGRESS = [
 
 
 def _update_times(mysql: MySQLResource) -> tuple[dict[str, str | None], str]:
+    """When each source table was last written (information_schema, by the lab's table names,
+    keyed by lab_assets' names) and the server's time."""
+    tables = mysql.tables
+    names = {source.name: source.role for source in tables.sources}
     with mysql.connect() as connection:
         if not is_mariadb(connection):
             # MySQL 8 caches information_schema table statistics for a day by default.
@@ -65,11 +68,12 @@ def _update_times(mysql: MySQLResource) -> tuple[dict[str, str | None], str]:
             "SELECT table_name, DATE_FORMAT(update_time, '%%Y-%%m-%%d %%H:%%i:%%s'),"
             " DATE_FORMAT(NOW(), '%%Y-%%m-%%d %%H:%%i:%%s') FROM information_schema.tables"
             " WHERE table_schema = %s AND table_name IN (%s, %s)",
-            (mysql.tables.source_database, *SOURCE_TABLES),
+            (tables.source_database, *names),
         ).fetchall()
     if len(rows) != 2:
-        raise RuntimeError(f"{mysql.tables.source_database} must hold the tables {' and '.join(SOURCE_TABLES)}")
-    return {name: updated for name, updated, _ in rows}, rows[0][2]
+        raise RuntimeError(f"{tables.source_database} must hold the tables {' and '.join(names)}")
+    roles = {name.lower(): role for name, role in names.items()}  # lower_case_table_names may fold them
+    return {roles[str(name).lower()]: updated for name, updated, _ in rows}, rows[0][2]
 
 
 def _side_by_side(mysql: MySQLResource, selects: Sequence[str]) -> list[tuple]:

@@ -1,7 +1,8 @@
 """What every step that writes lab_assets' tables does first: check its privileges, then take the
 output database's build lock for the whole step (computation and writes).
 
-* **Privileges** (:func:`missing_privileges`): SELECT on the two source tables; on the output
+* **Privileges** (:func:`missing_privileges`): SELECT on the two source tables (by the lab's
+  names); on the output
   database the privileges its DDL and writes need (:data:`OUTPUT_PRIVILEGES`). Read from
   information_schema (global, database and table grants of the current account, database-name
   wildcards included); a missing one stops the step with the GRANT that fixes it, before any
@@ -27,7 +28,7 @@ from contextlib import contextmanager
 from dagster import DagsterLogManager, Failure
 from sqlalchemy.engine import Connection
 
-from lab_assets.lib.names import BUILD_LOCK_TABLE, SAMPLE_MEASUREMENTS, SAMPLES
+from lab_assets.lib.names import BUILD_LOCK_TABLE
 from lab_assets.lib.sql import Column, TableDefinition, quote_identifier
 from lab_assets.lib.tables import TableLocations
 from lab_assets.mysql import MySQLResource, column_names, explained
@@ -92,7 +93,7 @@ def missing_privileges(connection: Connection, tables: TableLocations) -> tuple[
     grantee, role_active = _grantee_and_role(connection)
     missing = [
         f"{privilege} on {tables.source_database}.{table}"
-        for table in (SAMPLES, SAMPLE_MEASUREMENTS)
+        for table in (source.name for source in tables.sources)
         for privilege in SOURCE_PRIVILEGES
         if privilege not in _privileges_on(connection, grantee, tables.source_database, table)
     ]
@@ -111,7 +112,7 @@ def check_privileges(log: DagsterLogManager, mysql: MySQLResource) -> None:
     output = [m.removesuffix(f" on {tables.output_database}.*") for m in missing if m.endswith(".*")]
     grants = [
         f"GRANT SELECT ON {quote_identifier(tables.source_database)}.{quote_identifier(t)} TO {grantee};"
-        for t in (SAMPLES, SAMPLE_MEASUREMENTS)
+        for t in (source.name for source in tables.sources)
         if any(m.endswith(f".{t}") for m in missing)
     ]
     if output:
