@@ -247,6 +247,36 @@ def sample_id_span(connection: Connection, tables: TableLocations) -> int:
     return int(span)
 
 
+def source_drift(connection: Connection, tables: TableLocations) -> str | None:
+    """One sentence naming what the source tables lack of what lab_assets reads (a missing table
+    or column, the variable that names it, what is there instead), or None. Read from
+    information_schema, which shows only what the account may read (so a table without SELECT
+    looks missing; the grant check runs first)."""
+    database = tables.source_database
+    names = [source.name for source in tables.sources]
+    rows = connection.exec_driver_sql(
+        "SELECT table_name, column_name FROM information_schema.columns"
+        " WHERE table_schema = %s AND table_name IN (%s, %s) ORDER BY ordinal_position",
+        (database, *names),
+    ).fetchall()
+    present: dict[str, list[str]] = {}
+    for table, column in rows:  # keyed in lower case: lower_case_table_names may fold the names
+        present.setdefault(str(table).lower(), []).append(str(column))
+    problems: list[str] = []
+    for source in tables.sources:
+        if source.name.lower() not in present:
+            there = sorted(
+                str(row[0])
+                for row in connection.exec_driver_sql(
+                    "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (database,)
+                )
+            )
+            problems.append(str(source.drift(database, None, there)))
+        elif (problem := source.drift(database, present[source.name.lower()], ())) is not None:
+            problems.append(problem)
+    return "; ".join(problems) or None
+
+
 class MySQLResource(ConfigurableResource):
     """Connection settings for the lab's MySQL (or MariaDB) database.
 
@@ -410,3 +440,9 @@ class MySQLResource(ConfigurableResource):
         tables = self.tables
         with self.connect() as connection:
             return sample_id_span(connection, tables)
+
+    def source_drift(self) -> str | None:
+        """:func:`source_drift` of this resource's source tables."""
+        tables = self.tables
+        with self.connect() as connection:
+            return source_drift(connection, tables)

@@ -1,5 +1,5 @@
 """A lab whose tables and columns have names of its own (LAB_SAMPLES_TABLE, LAB_MEASUREMENTS_TABLE,
-LAB_SAMPLE_COLUMNS, LAB_MEASUREMENT_COLUMNS).
+LAB_SAMPLE_COLUMNS, LAB_MEASUREMENT_COLUMNS), and source drift stopping a step before it writes.
 
 The renamed lab holds the same rows the whole-table tests use, in ``lims_sample(notes,
 sample_pk, derived_from, study_id, created_at)`` and ``lims_result(sample_fk, assay, result,
@@ -173,6 +173,53 @@ def test_a_check_names_its_offenders_in_a_lab_with_its_own_names(renamed_lab, na
     assert not result.passed
     assert result.metadata["offender_count"].value == len(expected)
     assert result.metadata["offenders"].value == expected[:OFFENDER_LIMIT]
+
+
+# --- drift: one sentence, before anything is written ------------------------------------------------
+
+
+def test_a_renamed_source_column_stops_the_build_before_it_writes(renamed_lab):
+    assert renamed_lab.lab is not None
+    before = _flat_table(renamed_lab, renamed_lab.name)
+    renamed_lab.lab.execute(
+        "ALTER TABLE lims_sample RENAME COLUMN study_id TO study",
+        "UPDATE lims_result SET result = result + 1 WHERE sample_fk = 2",
+    )
+    result = renamed_lab.materialize_all(raise_on_error=False)
+    message = _failure_message(result)
+    assert (
+        f"{renamed_lab.lab.name}.lims_sample has no column study_id (LAB_SAMPLE_COLUMNS maps experiment_id to it):"
+        " its columns are notes, sample_pk, derived_from, study, created_at; nothing was written" in message
+    ), message
+    assert "1054" not in message
+    assert not result.get_asset_materialization_events()
+    assert _flat_table(renamed_lab, renamed_lab.name) == before
+    ticker = Ticker(renamed_lab, DagsterInstance.ephemeral())
+    ticker.mysql = renamed_lab.resources()["mysql"]
+    with pytest.raises(RuntimeError, match="lims_sample has no column study_id .LAB_SAMPLE_COLUMNS maps"):
+        ticker.tick()
+
+
+def test_the_default_names_renamed_by_the_lab_stop_the_build_with_one_sentence(lab_db):
+    lab_db.materialize_all()
+    before = _flat_table(lab_db, lab_db.name)
+    lab_db.execute("ALTER TABLE samples RENAME COLUMN experiment_id TO study_id")
+    message = _failure_message(lab_db.materialize_all(raise_on_error=False))
+    assert (
+        f"{lab_db.name}.samples has no column experiment_id (LAB_SAMPLE_COLUMNS maps experiment_id to it,"
+        " by default): its columns are id, parent_id, study_id, ts; nothing was written" in message
+    ), message
+    assert _flat_table(lab_db, lab_db.name) == before
+    with pytest.raises(RuntimeError, match="samples has no column experiment_id"):
+        Ticker(lab_db, DagsterInstance.ephemeral()).tick()
+
+
+def test_a_missing_source_table_is_named_with_its_variable(lab_db):
+    mysql = MySQLResource(url=lab_db.url, measurements_table="results")
+    assert mysql.source_drift() == (
+        f"{lab_db.name} has no table results that this account can see (LAB_MEASUREMENTS_TABLE names it):"
+        " its tables are sample_measurements, samples"
+    )
 
 
 # --- the settings ---------------------------------------------------------------------------------

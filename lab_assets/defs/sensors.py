@@ -32,7 +32,7 @@ from lab_assets.lib.names import (
 )
 from lab_assets.lib.refresh import recorded_totals_selects, source_totals_selects
 from lab_assets.lib.threads import completed_in_threads
-from lab_assets.mysql import MySQLResource, is_mariadb
+from lab_assets.mysql import MySQLResource, is_mariadb, source_drift
 from lab_assets.refresh.state_tables import DIGEST_STATE, LINEAGE_STATE
 
 # How often the sensor is evaluated. Dagster's daemon evaluates sensors at most every 5 s (its
@@ -57,10 +57,15 @@ IN_PROGRESS = [
 
 def _update_times(mysql: MySQLResource) -> tuple[dict[str, str | None], str]:
     """When each source table was last written (information_schema, by the lab's table names,
-    keyed by lab_assets' names) and the server's time."""
+    keyed by lab_assets' names) and the server's time. A missing source table or column stops
+    the tick with the one sentence that names it (:func:`lab_assets.mysql.source_drift`), as a
+    build would, instead of a raw server error from the scans."""
     tables = mysql.tables
     names = {source.name: source.role for source in tables.sources}
     with mysql.connect() as connection:
+        drift = source_drift(connection, tables)
+        if drift is not None:
+            raise RuntimeError(drift)
         if not is_mariadb(connection):
             # MySQL 8 caches information_schema table statistics for a day by default.
             connection.exec_driver_sql("SET SESSION information_schema_stats_expiry = 0")

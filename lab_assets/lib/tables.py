@@ -19,7 +19,7 @@ into the statement (so the lab's indexes serve it as before). Code that needs th
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from lab_assets.lib.names import SAMPLE_MEASUREMENTS, SAMPLES, SOURCE_TABLES
@@ -110,6 +110,34 @@ class SourceTable:
         return ", ".join(
             quote_identifier(theirs) + ("" if ours == theirs else f" AS {quote_identifier(ours)}")
             for ours, theirs in self.columns
+        )
+
+    def drift(self, database: str, present: Sequence[str] | None, tables_there: Sequence[str]) -> str | None:
+        """What is missing, in one sentence naming the table, the column, the variable that maps it
+        and what the table has instead; None if nothing is. ``present``: the table's columns (None if
+        the server shows no such table), ``tables_there``: the database's tables."""
+        variable = TABLE_VARIABLES[self.role]
+        if present is None:
+            default = "" if self.name != self.role else ", by default"
+            others = ", ".join(list(tables_there)[:20]) + (" ..." if len(tables_there) > 20 else "")
+            return (
+                f"{database} has no table {self.name} that this account can see ({variable} names it{default}):"
+                f" its tables are {others or 'none'}"
+            )
+        have = {c.lower() for c in present}
+        missing = [(ours, theirs) for ours, theirs in self.columns if theirs.lower() not in have]
+        if not missing:
+            return None
+        variable = COLUMN_VARIABLES[self.role]
+        names = ", ".join(theirs for _, theirs in missing)
+        maps = ", ".join(
+            f"{ours} to {'it' if len(missing) == 1 else theirs}{', by default' if ours == theirs else ''}"
+            for ours, theirs in missing
+        )
+        plural = "s" if len(missing) > 1 else ""
+        return (
+            f"{database}.{self.name} has no column{plural} {names} ({variable} maps {maps}):"
+            f" its columns are {', '.join(present)}"
         )
 
 
