@@ -230,8 +230,9 @@ def index_starting_with(connection: Connection, schema: str, table: str, column:
     return None if row is None else str(row[0])
 
 
-# (url, source database) -> (monotonic time read, index on samples.parent_id): read at most once a
-# minute, so the many `tables` lookups of a run cost no query, and a changed index is seen soon.
+# (url, source database, the lab's samples table and parent column) -> (monotonic time read, its
+# index starting with that column): read at most once a minute, so the many `tables` lookups of a
+# run cost no query, and a changed index is seen soon.
 _PARENT_INDEX_CACHE: dict[tuple[str, str, str, str], tuple[float, str | None]] = {}
 _PARENT_INDEX_SECONDS = 60.0
 

@@ -233,6 +233,7 @@ def test_a_missing_source_table_is_named_with_its_variable(lab_db):
         ("LAB_MEASUREMENT_COLUMNS", "value=", "'value=', which is not name=column"),
         ("LAB_MEASUREMENT_COLUMNS", "value=a,value=b", "maps 'value' twice"),
         ("LAB_SAMPLES_TABLE", "lab.samples", "'lab.samples' holds '.'"),
+        ("LAB_MEASUREMENTS_TABLE", "samples", "names 'samples', the table LAB_SAMPLES_TABLE names too"),
     ],
 )
 def test_a_malformed_setting_is_one_sentence_naming_the_variable(variable, value, part):

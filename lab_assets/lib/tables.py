@@ -172,10 +172,14 @@ def source_tables(
     measurement_columns: str = "",
 ) -> tuple[SourceTable, SourceTable]:
     """The two source tables as the settings name them (``ValueError`` if one is malformed)."""
-    return (
-        SourceTable.named(SAMPLES, samples_table, sample_columns),
-        SourceTable.named(SAMPLE_MEASUREMENTS, measurements_table, measurement_columns),
-    )
+    samples = SourceTable.named(SAMPLES, samples_table, sample_columns)
+    measurements = SourceTable.named(SAMPLE_MEASUREMENTS, measurements_table, measurement_columns)
+    if samples.name.lower() == measurements.name.lower():
+        raise ValueError(
+            f"{TABLE_VARIABLES[SAMPLE_MEASUREMENTS]} names {measurements.name!r}, the table"
+            f" {TABLE_VARIABLES[SAMPLES]} names too: expected the lab's two tables, samples and measurements."
+        )
+    return samples, measurements
 
 
 @dataclass(frozen=True)
