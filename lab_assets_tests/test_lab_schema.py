@@ -22,8 +22,11 @@ from dagster._core.definitions.observe import observe
 
 from lab_assets.defs.assets import sample_measurements, samples
 from lab_assets.io_manager import MySQLIOManager
+from lab_assets.lib.bulk import unchunked_select
+from lab_assets.lib.flat_table import MeasurementColumn, pivot_select
 from lab_assets.lib.integrity import OFFENDER_LIMIT
-from lab_assets.lib.names import EXPERIMENT_MEASUREMENTS, SAMPLES
+from lab_assets.lib.lineage import lineage_bulk_build
+from lab_assets.lib.names import EXPERIMENT_MEASUREMENTS, SAMPLE_LINEAGE, SAMPLES
 from lab_assets.lib.tables import TableLocations, source_settings, source_tables
 from lab_assets.mysql import MySQLResource
 from lab_assets_tests.databases import LabDatabase, server_connection
@@ -112,6 +115,31 @@ def test_a_lab_with_its_own_names_is_built_and_refreshed_exactly(renamed_lab):
     deep_chain(renamed_lab)  # the recursive walks step through the lab's parent index, by its name
     _refresh_and_compare_all(renamed_lab)
     assert renamed_lab.query("SELECT COUNT(*) FROM lab_pending_samples") == [(0,)]
+
+
+def _plan(db, sql: str, params: tuple = ()) -> set[tuple]:
+    """(select_type, table, access type, key) of each row of the statement's EXPLAIN."""
+    with db.connect() as connection, connection.cursor() as cursor:
+        cursor.execute("SET SESSION max_recursive_iterations = 1000000")
+        cursor.execute(f"EXPLAIN {sql}", params or None)
+        names = [d[0].lower() for d in cursor.description]
+        rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    return {(r["select_type"], r["table"], r["type"], r["key"]) for r in rows}
+
+
+def test_the_labs_indexes_serve_the_renamed_reads(renamed_lab):
+    """The renaming derived tables are merged (the plan reads the lab's tables themselves, no
+    materialized copy), the walk steps through the lab's parent index found by the lab's column
+    name, and the pivot reaches measurements by the lab's sample index."""
+    tables = renamed_lab.resources()["mysql"].tables
+    assert tables.parent_index == "lims_sample_made_from"
+    walk = _plan(renamed_lab, unchunked_select(lineage_bulk_build(tables).select_sql))
+    assert ("RECURSIVE UNION", "lims_sample", "ref", "lims_sample_made_from") in walk, walk
+    columns = [MeasurementColumn("vol", "measurement_vol"), MeasurementColumn("ph", "measurement_ph")]
+    sql, params = pivot_select(tables, tables.qualified(SAMPLE_LINEAGE), (), columns)
+    pivot = _plan(renamed_lab, unchunked_select(sql), params)
+    assert ("SIMPLE", "lims_result", "ref", "lims_result_sample") in pivot, pivot
+    assert not [row for row in walk | pivot if row[0] == "DERIVED" and row[2] == "ALL"], "nothing materialized"
 
 
 def test_the_sensor_sees_a_change_to_the_labs_own_tables(renamed_lab):
