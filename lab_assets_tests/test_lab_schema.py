@@ -1,13 +1,11 @@
 """A lab whose tables and columns have names of its own (LAB_SAMPLES_TABLE, LAB_MEASUREMENTS_TABLE,
 LAB_SAMPLE_COLUMNS, LAB_MEASUREMENT_COLUMNS), and source drift stopping a step before it writes.
 
-The renamed lab holds the same rows the whole-table tests use, in ``lims_sample(notes,
-sample_pk, derived_from, study_id, created_at)`` and ``lims_result(sample_fk, assay, result,
-extra)``; nothing named ``samples`` exists in its database. lab_assets writes into a database of
-its own, which also holds two updatable views under the seed schema's names over the lab's
-tables: test scaffolding only, so the shared change kinds, corruptions and the independent
-recomputation (lab_data) run unchanged, while lab_assets reads the lab's tables by the
-configured names (any SQL that bypasses them meets a missing table or column)."""
+The renamed lab holds the whole-table tests' rows in ``lims_sample`` and ``lims_result`` (nothing
+named ``samples`` in its database). lab_assets writes into a database of its own, which also holds
+two updatable views with the seed schema's names over the lab's tables: test scaffolding only, so
+the shared change kinds, corruptions and the independent recomputation (lab_data) run unchanged,
+while lab_assets reads the lab's tables by the configured names (SQL that bypasses them fails)."""
 
 from __future__ import annotations
 
@@ -62,8 +60,7 @@ RENAMED_SCHEMA = (
 
 @dataclass
 class RenamedLab(LabDatabase):
-    """The output database (``name``: lab_assets' tables and the scaffolding views) of the lab
-    database ``lab``; lab_assets reads ``lab`` by :data:`LAB_NAMES`."""
+    """The output database (lab_assets' tables, the views) of ``lab``, read by :data:`LAB_NAMES`."""
 
     lab: LabDatabase | None = None
 
@@ -94,7 +91,6 @@ def renamed_lab(lab_db) -> RenamedLab:
 
 def _failure_message(result) -> str:
     failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
-    assert failures, "the run should have failed"
     return "\n".join(e.event_specific_data.error.message for e in failures)
 
 
