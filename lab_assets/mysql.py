@@ -16,9 +16,9 @@ from pydantic import Field
 from sqlalchemy.engine import Connection
 
 from lab_assets.lib.lineage import recursion_limit_statement
-from lab_assets.lib.names import SAMPLES
-from lab_assets.lib.sql import qualified_name, quote_identifier
-from lab_assets.lib.tables import TableLocations
+from lab_assets.lib.names import SAMPLE_MEASUREMENTS, SAMPLES, SOURCE_TABLES
+from lab_assets.lib.sql import quote_identifier
+from lab_assets.lib.tables import COLUMN_VARIABLES, TABLE_VARIABLES, SourceTable, TableLocations, source_tables
 from lab_assets.sessions import LAB_DB_URL_ENV, engine_for, is_mariadb, parse_url, spare_connections
 
 LAB_OUTPUT_DATABASE_ENV = "LAB_OUTPUT_DATABASE"
@@ -73,20 +73,52 @@ def index_starting_with(connection: Connection, schema: str, table: str, column:
     return None if row is None else str(row[0])
 
 
-# (url, source database) -> (monotonic time read, index on samples.parent_id): read at most once a
-# minute, so the many `tables` lookups of a run cost no query, and a changed index is seen soon.
-_PARENT_INDEX_CACHE: dict[tuple[str, str], tuple[float, str | None]] = {}
+# (url, source database, the lab's samples table and parent column) -> (monotonic time read, its
+# index starting with that column): read at most once a minute, so the many `tables` lookups of a
+# run cost no query, and a changed index is seen soon.
+_PARENT_INDEX_CACHE: dict[tuple[str, str, str, str], tuple[float, str | None]] = {}
 _PARENT_INDEX_SECONDS = 60.0
 
 
-def sample_id_span(connection: Connection, schema: str) -> int:
+def sample_id_span(connection: Connection, tables: TableLocations) -> int:
     """``MAX(id) - MIN(id) + 1`` of samples (0 when empty): at least the number of samples, exactly
     that while ids are dense, read from the primary key's two ends instead of counting every row.
     The one bound used for recursion limits and for the share of changed samples."""
+    sample_id = quote_identifier(tables.source(SAMPLES).column("id"))
     (span,) = connection.exec_driver_sql(
-        f"SELECT COALESCE(MAX(id) - MIN(id) + 1, 0) FROM {qualified_name(schema, SAMPLES)}"
+        f"SELECT COALESCE(MAX({sample_id}) - MIN({sample_id}) + 1, 0) FROM {tables.qualified(SAMPLES)}"
     ).one()
     return int(span)
+
+
+def source_drift(connection: Connection, tables: TableLocations) -> str | None:
+    """One sentence naming what the source tables lack of what lab_assets reads (a missing table
+    or column, the variable that names it, what is there instead), or None. Read from
+    information_schema, which shows only what the account may read (so a table without SELECT
+    looks missing; the grant check runs first)."""
+    database = tables.source_database
+    names = [source.name for source in tables.sources]
+    rows = connection.exec_driver_sql(
+        "SELECT table_name, column_name FROM information_schema.columns"
+        " WHERE table_schema = %s AND table_name IN (%s, %s) ORDER BY ordinal_position",
+        (database, *names),
+    ).fetchall()
+    present: dict[str, list[str]] = {}
+    for table, column in rows:  # keyed in lower case: lower_case_table_names may fold the names
+        present.setdefault(str(table).lower(), []).append(str(column))
+    problems: list[str] = []
+    for source in tables.sources:
+        if source.name.lower() not in present:
+            there = sorted(
+                str(row[0])
+                for row in connection.exec_driver_sql(
+                    "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (database,)
+                )
+            )
+            problems.append(str(source.drift(database, None, there)))
+        elif (problem := source.drift(database, present[source.name.lower()], ())) is not None:
+            problems.append(problem)
+    return "; ".join(problems) or None
 
 
 class MySQLResource(ConfigurableResource):
@@ -116,6 +148,25 @@ class MySQLResource(ConfigurableResource):
         " (from any Dagster instance) to end before it stops; a 1M-sample build takes about a minute"
         " (bench/RESULTS.md).",
     )
+    samples_table: str = Field(
+        default=SAMPLES,
+        description=f"The lab's samples table in the URL's database. Set from {TABLE_VARIABLES[SAMPLES]}.",
+    )
+    measurements_table: str = Field(
+        default=SAMPLE_MEASUREMENTS,
+        description=f"The lab's measurements table. Set from {TABLE_VARIABLES[SAMPLE_MEASUREMENTS]}.",
+    )
+    sample_columns: str = Field(
+        default="",
+        description="The lab's names of the samples columns lab_assets reads, where they differ, e.g."
+        f" id=sample_pk,parent_id=derived_from,experiment_id=study_id. Set from {COLUMN_VARIABLES[SAMPLES]}.",
+    )
+    measurement_columns: str = Field(
+        default="",
+        description="The lab's names of the measurement columns lab_assets reads, where they differ, e.g."
+        " sample_id=sample_fk,measurement_type=assay,value=result."
+        f" Set from {COLUMN_VARIABLES[SAMPLE_MEASUREMENTS]}.",
+    )
     temp_table_memory_mb: int = Field(
         default=256,
         description="Session tmp_table_size / max_heap_table_size in MiB: in-database intermediate"
@@ -134,17 +185,26 @@ class MySQLResource(ConfigurableResource):
         return database
 
     @property
+    def sources(self) -> tuple[SourceTable, SourceTable]:
+        """The lab's names of its two tables and the columns lab_assets reads (``ValueError``
+        naming the variable if a setting is malformed)."""
+        return source_tables(self.samples_table, self.measurements_table, self.sample_columns, self.measurement_columns)
+
+    @property
     def tables(self) -> TableLocations:
-        """Where each table lives: sources in the URL's database, lab_assets' own in the output
-        one; with the source's index on samples.parent_id that recursive walks step through."""
+        """Where each table lives and what the lab calls the sources: sources in the URL's
+        database, lab_assets' own in the output one; with the source's index on samples.parent_id
+        (the lab's names) that recursive walks step through."""
         source = self.database
-        key = (self.url, source)
+        sources = self.sources
+        samples = sources[0]
+        key = (self.url, source, samples.name, samples.column("parent_id"))
         cached = _PARENT_INDEX_CACHE.get(key)
         if cached is None or time.monotonic() - cached[0] > _PARENT_INDEX_SECONDS:
             with self.connect() as connection:
-                cached = (time.monotonic(), index_starting_with(connection, source, SAMPLES, "parent_id"))
-            _PARENT_INDEX_CACHE[key] = cached
-        return TableLocations(source, self.output_database or source, parent_index=cached[1])
+                index = index_starting_with(connection, source, samples.name, samples.column("parent_id"))
+            cached = _PARENT_INDEX_CACHE[key] = (time.monotonic(), index)
+        return TableLocations(source, self.output_database or source, parent_index=cached[1], sources=sources)
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:
@@ -183,20 +243,28 @@ class MySQLResource(ConfigurableResource):
     # --- catalog reads ------------------------------------------------------------------------
 
     def table_columns(self, table: str) -> list[ColumnInfo]:
-        """Columns of ``table`` where it lives (:attr:`tables`; :func:`table_columns`)."""
+        """Columns of ``table`` where it lives (:attr:`tables`; :func:`table_columns`); for a
+        source table (``samples``, ``sample_measurements``) the lab's table, by the lab's names."""
+        tables = self.tables
+        name = tables.source(table).name if table in SOURCE_TABLES else table
         with self.connect() as connection:
-            return table_columns(connection, self.tables.database_of(table), table)
+            return table_columns(connection, tables.database_of(table), name)
 
     def column_names(self, table: str) -> list[str]:
         """Column names of ``table`` where it lives, in order; empty if it does not exist."""
         return [column.name for column in self.table_columns(table)]
 
     def column(self, table: str, column: str) -> ColumnInfo:
-        """One column of a table in this database; ``LookupError`` naming both if it is missing."""
+        """One column of a table in this database (of a source table: the lab's column that
+        lab_assets reads as ``column``); ``LookupError`` naming both if it is missing."""
+        if table in SOURCE_TABLES:
+            table_name, column = self.tables.source(table).name, self.tables.source(table).column(column)
+        else:
+            table_name = table
         for info in self.table_columns(table):
             if info.name.lower() == column.lower():
                 return info
-        raise LookupError(f"{self.tables.database_of(table)}.{table} has no column {column}")
+        raise LookupError(f"{self.tables.database_of(table)}.{table_name} has no column {column}")
 
     def ensure_output_database(self) -> None:
         """Creates the output database if it does not exist yet (needs CREATE on it; a DBA may
@@ -211,5 +279,12 @@ class MySQLResource(ConfigurableResource):
 
     def sample_id_span(self) -> int:
         """:func:`sample_id_span` of this database's samples."""
+        tables = self.tables
         with self.connect() as connection:
-            return sample_id_span(connection, self.database)
+            return sample_id_span(connection, tables)
+
+    def source_drift(self) -> str | None:
+        """:func:`source_drift` of this resource's source tables."""
+        tables = self.tables
+        with self.connect() as connection:
+            return source_drift(connection, tables)

@@ -28,6 +28,7 @@ from lab_assets.refresh.guard import OUTPUT_PRIVILEGES, build_lock_name
 from lab_assets_tests.databases import SERVER_URL, SESSION_PREFIX, create_lab_database, server_connection
 from lab_assets_tests.extra_server import extra_server
 from lab_assets_tests.lab_data import assert_flat_table_is_exact, generate, insert
+from lab_assets_tests.test_lab_schema import LAB_NAMES, RENAMED_SCHEMA
 
 ROOT = Path(__file__).resolve().parent.parent
 # A password with every character that must be URL-encoded, in pieces long enough to spot.
@@ -158,6 +159,26 @@ def test_each_required_privilege_missing_alone_stops_the_step_naming_it(lab_acco
     assert not result.success and f"lacks privileges lab_assets needs: {named}. A DBA can add them with:" in message
     with lab_db.connect() as connection:
         assert _tables(connection, output) == set(), "nothing written"
+
+
+def test_a_select_only_account_on_a_lims_with_its_own_names(lab_account):
+    """SELECT granted on the lab's tables by their own names is what the grant check, the drift
+    check (information_schema shows the account only those) and the sensor look for."""
+    lab_db, output, make_account = lab_account
+    lab_db.execute(*RENAMED_SCHEMA)
+    only_samples = make_account(source_tables=("lims_sample",))
+    result = _materialize(_resources(_account_url(only_samples, lab_db.name), output, **LAB_NAMES), False)
+    message = _step_failure(result)
+    assert f"SELECT on {lab_db.name}.lims_result" in message and f"{lab_db.name}`.`lims_result` TO" in message
+    assert f"SELECT on {lab_db.name}.lims_sample" not in message and "sample_measurements" not in message
+    resources = _resources(_account_url(make_account(("lims_sample", "lims_result")), lab_db.name), output, **LAB_NAMES)
+    result = _materialize(resources)
+    assert all(e.passed for e in result.get_asset_check_evaluations())
+    instance = DagsterInstance.ephemeral()
+    first = lab_source_change_sensor(build_sensor_context(instance=instance, resources={"mysql": resources["mysql"]}))
+    assert first.run_requests == [] and "the tables match the sources" in first.skip_reason.skip_message
+    with lab_db.connect() as connection:
+        assert _tables(connection, lab_db.name) == {"lims_sample", "lims_result"}, "nothing in the lab's database"
 
 
 def test_a_second_build_waits_for_the_first_then_stops_naming_it(lab_db):

@@ -65,7 +65,7 @@ def _observe(mysql: MySQLResource, table: str, columns: tuple[str, ...]) -> Obse
         metadata={
             **TableMetadataSet(
                 row_count=int(row_count),
-                table_name=f"{mysql.tables.database_of(table)}.{table}",
+                table_name=f"{mysql.tables.database_of(table)}.{mysql.tables.source(table).name}",
                 column_schema=column_schema,
             ),
             "observe_seconds": round(time.monotonic() - started, 3),
@@ -76,8 +76,9 @@ def _observe(mysql: MySQLResource, table: str, columns: tuple[str, ...]) -> Obse
 @observable_source_asset(
     name=SAMPLES,
     group_name=SOURCES_GROUP,
-    description="The lab system's samples (id, parent_id, experiment_id, ts): trees of samples, each"
-    " made from a parent sample. Read-only for lab_assets; observed as row count and content hash.",
+    description="The lab system's samples (id, parent_id, experiment_id; LAB_SAMPLES_TABLE and"
+    " LAB_SAMPLE_COLUMNS name them as the lab does): trees of samples, each made from a parent sample."
+    " Read-only for lab_assets; observed as row count and content hash of those columns.",
     tags={"dagster/kind/mysql": ""},
 )
 def samples(mysql: MySQLResource) -> ObserveResult:
@@ -87,8 +88,10 @@ def samples(mysql: MySQLResource) -> ObserveResult:
 @observable_source_asset(
     name=SAMPLE_MEASUREMENTS,
     group_name=SOURCES_GROUP,
-    description="The lab system's measurements: one row per sample, measurement type and value; new"
-    " types appear at any time. Read-only for lab_assets; observed as row count and content hash.",
+    description="The lab system's measurements (sample_id, measurement_type, value; LAB_MEASUREMENTS_TABLE"
+    " and LAB_MEASUREMENT_COLUMNS name them as the lab does): one row per sample, measurement type and"
+    " value; new types appear at any time. Read-only for lab_assets; observed as row count and content"
+    " hash of those columns.",
     tags={"dagster/kind/mysql": ""},
 )
 def sample_measurements(mysql: MySQLResource) -> ObserveResult:

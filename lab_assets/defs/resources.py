@@ -1,13 +1,25 @@
 """The resources of the definitions: the lab database named by ``LAB_DB_URL``, the optional
-output database ``LAB_OUTPUT_DATABASE``, and the MySQL IO manager writing into the latter."""
+output database ``LAB_OUTPUT_DATABASE``, the lab's names of its tables and columns
+(``LAB_SAMPLES_TABLE``, ``LAB_MEASUREMENTS_TABLE``, ``LAB_SAMPLE_COLUMNS``,
+``LAB_MEASUREMENT_COLUMNS``; a malformed one stops the definitions from loading), and the MySQL
+IO manager writing into the output database."""
 
 import os
 
 from dagster import EnvVar
 
 from lab_assets.io_manager import MySQLIOManager
+from lab_assets.lib.tables import source_settings
 from lab_assets.mysql import LAB_OUTPUT_DATABASE_ENV, MySQLResource
 from lab_assets.sessions import LAB_DB_URL_ENV
 
-mysql = MySQLResource(url=EnvVar(LAB_DB_URL_ENV), output_database=os.environ.get(LAB_OUTPUT_DATABASE_ENV) or None)
+names = source_settings(os.environ)
+mysql = MySQLResource(
+    url=EnvVar(LAB_DB_URL_ENV),
+    output_database=os.environ.get(LAB_OUTPUT_DATABASE_ENV) or None,
+    samples_table=names["samples_table"],
+    measurements_table=names["measurements_table"],
+    sample_columns=names["sample_columns"],
+    measurement_columns=names["measurement_columns"],
+)
 RESOURCES = {"mysql": mysql, "io_manager": MySQLIOManager(mysql=mysql)}

@@ -29,11 +29,10 @@ from lab_assets.lib.names import (
     PENDING_SAMPLES,
     SENSOR_NAME,
     SENSOR_RUN_TAGS,
-    SOURCE_TABLES,
 )
 from lab_assets.lib.refresh import recorded_totals_selects, source_totals_selects
 from lab_assets.lib.threads import completed_in_threads
-from lab_assets.mysql import MySQLResource
+from lab_assets.mysql import MySQLResource, source_drift
 from lab_assets.refresh.state_tables import DIGEST_STATE, LINEAGE_STATE
 from lab_assets.refresh.value_type import source_value_type
 from lab_assets.sessions import is_mariadb
@@ -59,7 +58,16 @@ IN_PROGRESS = [
 
 
 def _update_times(mysql: MySQLResource) -> tuple[dict[str, str | None], str]:
+    """When each source table was last written (information_schema, by the lab's table names,
+    keyed by lab_assets' names) and the server's time. A missing source table or column stops
+    the tick with the one sentence that names it (:func:`lab_assets.mysql.source_drift`), as a
+    build would, instead of a raw server error from the scans."""
+    tables = mysql.tables
+    names = {source.name: source.role for source in tables.sources}
     with mysql.connect() as connection:
+        drift = source_drift(connection, tables)
+        if drift is not None:
+            raise RuntimeError(drift)
         if not is_mariadb(connection):
             # MySQL 8 caches information_schema table statistics for a day by default.
             connection.exec_driver_sql("SET SESSION information_schema_stats_expiry = 0")
@@ -67,11 +75,12 @@ def _update_times(mysql: MySQLResource) -> tuple[dict[str, str | None], str]:
             "SELECT table_name, DATE_FORMAT(update_time, '%%Y-%%m-%%d %%H:%%i:%%s'),"
             " DATE_FORMAT(NOW(), '%%Y-%%m-%%d %%H:%%i:%%s') FROM information_schema.tables"
             " WHERE table_schema = %s AND table_name IN (%s, %s)",
-            (mysql.tables.source_database, *SOURCE_TABLES),
+            (tables.source_database, *names),
         ).fetchall()
     if len(rows) != 2:
-        raise RuntimeError(f"{mysql.tables.source_database} must hold the tables {' and '.join(SOURCE_TABLES)}")
-    return {name: updated for name, updated, _ in rows}, rows[0][2]
+        raise RuntimeError(f"{tables.source_database} must hold the tables {' and '.join(names)}")
+    roles = {name.lower(): role for name, role in names.items()}  # lower_case_table_names may fold them
+    return {roles[str(name).lower()]: updated for name, updated, _ in rows}, rows[0][2]
 
 
 def _side_by_side(mysql: MySQLResource, selects: Sequence[str]) -> list[tuple]:

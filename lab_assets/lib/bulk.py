@@ -97,6 +97,6 @@ def in_sample_id_ranges(tables: TableLocations, select_sql: str, params: tuple[o
         select_sql=select_sql,
         params=params,
         chunk_key="s.id",
-        chunk_bounds_sql=f"SELECT MIN(id), MAX(id) FROM {tables.samples}",
+        chunk_bounds_sql=f"SELECT MIN(s.id), MAX(s.id) FROM {tables.samples} AS s",
         parallel=2,
     )

@@ -43,7 +43,7 @@ def _lineage_ctes(tables: TableLocations) -> str:
     cycle. Both walks go down from a start set, so they end on any data."""
     samples = tables.samples
     return f"""WITH RECURSIVE reached (id) AS (
-  SELECT id FROM {samples} WHERE parent_id IS NULL
+  SELECT s.id FROM {samples} AS s WHERE s.parent_id IS NULL
   UNION ALL
   SELECT child.id FROM reached {tables.children_join("reached.id")}
 ),
@@ -220,7 +220,7 @@ def reconciliation_select(
         return "TRUE" if only_sample_ids is None else f"{column} IN ({ids})"
 
     sql = f"""WITH RECURSIVE reached (id) AS (
-  SELECT id FROM {samples} WHERE parent_id IS NULL
+  SELECT s.id FROM {samples} AS s WHERE s.parent_id IS NULL
   UNION ALL
   SELECT child.id FROM reached {tables.children_join("reached.id")}
 ),

@@ -51,7 +51,7 @@ def _walk(tables: TableLocations) -> str:
     (:meth:`TableLocations.children_join`); each row also carries the parent_id and
     experiment_id it was computed from, read in the same statement."""
     return f"""WITH RECURSIVE tree (sample_id, parent_id, experiment_id, top_parent_id, depth) AS (
-  SELECT id, parent_id, experiment_id, id, 0 FROM {tables.samples} WHERE parent_id IS NULL
+  SELECT s.id, s.parent_id, s.experiment_id, s.id, 0 FROM {tables.samples} AS s WHERE s.parent_id IS NULL
   UNION ALL
   SELECT child.id, child.parent_id, child.experiment_id, tree.top_parent_id, tree.depth + 1
   FROM tree {tables.children_join("tree.sample_id")}
@@ -82,6 +82,6 @@ def lineage_bulk_build(tables: TableLocations) -> BulkBuild:
     return BulkBuild(
         select_sql=f"{_walk(tables)}\nSELECT sample_id, parent_id, experiment_id, top_parent_id, depth"
         " FROM tree ORDER BY sample_id",
-        missing_rows_sql="SELECT id AS sample_id, parent_id, experiment_id, NULL AS top_parent_id, NULL AS depth"
-        f" FROM {samples}",
+        missing_rows_sql="SELECT s.id AS sample_id, s.parent_id, s.experiment_id, NULL AS top_parent_id,"
+        f" NULL AS depth FROM {samples} AS s",
     )

@@ -193,7 +193,7 @@ def digest_bulk_build(tables: TableLocations, value_type: ValueType) -> BulkBuil
     return BulkBuild(
         select_sql=measurement_digest_select(tables, value_type),
         chunk_key="m.sample_id",
-        chunk_bounds_sql=f"SELECT MIN(sample_id), MAX(sample_id) FROM {tables.sample_measurements}",
+        chunk_bounds_sql=f"SELECT MIN(m.sample_id), MAX(m.sample_id) FROM {tables.sample_measurements} AS m",
         parallel=2,
     )
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from lab_assets.lib.names import COLUMN_NAMES_TABLE, SAMPLE_MEASUREMENTS
+from lab_assets.lib.names import COLUMN_NAMES_TABLE, SAMPLE_MEASUREMENTS, SAMPLES
 from lab_assets.lib.sql import quote_identifier
-from lab_assets.lib.tables import TableLocations
+from lab_assets.lib.tables import SOURCE_COLUMNS, TableLocations
 from lab_assets.lib.value_types import ValueType
 
-SAMPLES_COLUMNS = ("id", "parent_id", "experiment_id", "ts")
-MEASUREMENTS_COLUMNS = ("sample_id", "measurement_type", "value")
+SAMPLES_COLUMNS = SOURCE_COLUMNS[SAMPLES]
+MEASUREMENTS_COLUMNS = SOURCE_COLUMNS[SAMPLE_MEASUREMENTS]
 
 
 # The numeric columns of samples that make the second row hash (see row_hash_expressions); those of
@@ -101,7 +101,10 @@ def fingerprint_select(
         hash_a, hash_b = row_hash_expressions(
             [quote_identifier(c) for c in columns], [quote_identifier(c) for c in SAMPLE_NUMERIC_COLUMNS]
         )
-    return f"SELECT COUNT(*), COALESCE(SUM({hash_a}), 0), COALESCE(SUM({hash_b}), 0) FROM {tables.qualified(table)}"
+    return (
+        f"SELECT COUNT(*), COALESCE(SUM({hash_a}), 0), COALESCE(SUM({hash_b}), 0)"
+        f" FROM {tables.readable(table)} AS source"
+    )
 
 
 def measurement_type_catalog_select(tables: TableLocations, charset: str, collation: str) -> str:
@@ -132,7 +135,7 @@ FROM (
     COUNT(*) AS measurement_count,
     COUNT(sample_id) - COUNT(DISTINCT sample_id) AS repeated_measurements,
     MIN(measurement_type COLLATE {charset}_bin) <> MAX(measurement_type COLLATE {charset}_bin) AS several_spellings
-  FROM {tables.sample_measurements}
+  FROM {tables.sample_measurements} AS m
   GROUP BY measurement_type
 ) AS type_group
 LEFT JOIN {recorded} AS recorded

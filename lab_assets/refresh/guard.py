@@ -1,12 +1,16 @@
 """What every step that writes lab_assets' tables does first: check its privileges, then take the
 output database's build lock for the whole step (computation and writes).
 
-* **Privileges** (:func:`missing_privileges`): SELECT on the two source tables; on the output
+* **Privileges** (:func:`missing_privileges`): SELECT on the two source tables (by the lab's
+  names); on the output
   database the privileges its DDL and writes need (:data:`OUTPUT_PRIVILEGES`). Read from
   information_schema (global, database and table grants of the current account, database-name
   wildcards included); a missing one stops the step with the GRANT that fixes it, before any
   write, instead of a raw ``1142 ... command denied``. Privileges that come through roles are not
   listed there: with an active role, missing ones are only logged.
+* **Source schema** (:func:`check_sources`): every source table and column lab_assets reads is
+  there, by the names the settings give them; a missing one stops the step with one sentence
+  naming it, before any write.
 * **Build lock** (:func:`build_lock`): a server-side advisory lock (``GET_LOCK``) per output
   database, so builds from separate Dagster instances (the daemon's sensor run, a person's CLI run)
   never work on each other's work and staging tables. The server releases it when the session
@@ -27,10 +31,10 @@ from contextlib import contextmanager
 from dagster import DagsterLogManager, Failure
 from sqlalchemy.engine import Connection
 
-from lab_assets.lib.names import BUILD_LOCK_TABLE, SAMPLE_MEASUREMENTS, SAMPLES
+from lab_assets.lib.names import BUILD_LOCK_TABLE
 from lab_assets.lib.sql import Column, TableDefinition, quote_identifier
 from lab_assets.lib.tables import TableLocations
-from lab_assets.mysql import MySQLResource, column_names
+from lab_assets.mysql import MySQLResource, column_names, source_drift
 from lab_assets.server_errors import explained
 
 # What the output database's tables need: CREATE/DROP/ALTER/INDEX for staging tables, swaps
@@ -93,7 +97,7 @@ def missing_privileges(connection: Connection, tables: TableLocations) -> tuple[
     grantee, role_active = _grantee_and_role(connection)
     missing = [
         f"{privilege} on {tables.source_database}.{table}"
-        for table in (SAMPLES, SAMPLE_MEASUREMENTS)
+        for table in (source.name for source in tables.sources)
         for privilege in SOURCE_PRIVILEGES
         if privilege not in _privileges_on(connection, grantee, tables.source_database, table)
     ]
@@ -112,7 +116,7 @@ def check_privileges(log: DagsterLogManager, mysql: MySQLResource) -> None:
     output = [m.removesuffix(f" on {tables.output_database}.*") for m in missing if m.endswith(".*")]
     grants = [
         f"GRANT SELECT ON {quote_identifier(tables.source_database)}.{quote_identifier(t)} TO {grantee};"
-        for t in (SAMPLES, SAMPLE_MEASUREMENTS)
+        for t in (source.name for source in tables.sources)
         if any(m.endswith(f".{t}") for m in missing)
     ]
     if output:
@@ -126,6 +130,20 @@ def check_privileges(log: DagsterLogManager, mysql: MySQLResource) -> None:
         log.warning(f"{message}. A role is active, whose privileges information_schema does not list: continuing")
         return
     raise Failure(description=message, metadata={"missing_privileges": missing, "grantee": grantee})
+
+
+def check_sources(mysql: MySQLResource) -> None:
+    """Raises ``Failure`` with one sentence naming a missing source table or column (the
+    variable that names it, what the table has instead), before anything is written: a lab
+    that renamed a column would otherwise meet a raw ``1054 Unknown column`` in the middle of a
+    build. After the grant check, since information_schema hides what the account may not read."""
+    tables = mysql.tables
+    with mysql.connect() as connection:
+        drift = source_drift(connection, tables)
+    if drift is not None:
+        raise Failure(
+            description=f"{drift}; nothing was written.", metadata={"source_database": tables.source_database}
+        )
 
 
 def build_lock_name(output_database: str) -> str:
@@ -242,6 +260,7 @@ def guarded_build(
         )
     try:
         check_privileges(log, mysql)
+        check_sources(mysql)
         mysql.ensure_output_database()
         with build_lock(log, mysql, holder_of(run_id, step)) as still_held:
             yield still_held

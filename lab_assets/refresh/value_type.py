@@ -26,5 +26,6 @@ def source_value_type(mysql: MySQLResource) -> ValueType:
     try:
         return parse_value_type(column.column_type, column.character_set, column.collation)
     except UnsupportedValueType as error:
-        where = f"{mysql.tables.database_of(SAMPLE_MEASUREMENTS)}.{SAMPLE_MEASUREMENTS}.{column.name}"
+        tables = mysql.tables  # the lab's own names of the table and column
+        where = f"{tables.database_of(SAMPLE_MEASUREMENTS)}.{tables.source(SAMPLE_MEASUREMENTS).name}.{column.name}"
         raise UnpublishableValueType(f"{where} has a type lab_assets cannot publish exactly: {error}") from None

@@ -153,7 +153,9 @@ def _verified(
                 connection, output, SUSPECTS_TABLE, f"SELECT sample_id FROM {tables.qualified(PENDING_SAMPLES)}"
             )
             if written is None:
-                suspects = add_to_work_table(connection, output, SUSPECTS_TABLE, f"SELECT id FROM {tables.samples}")
+                suspects = add_to_work_table(
+                    connection, output, SUSPECTS_TABLE, f"SELECT s.id FROM {tables.samples} AS s"
+                )
         select_sql, params = verified_rows_select(tables, SUSPECTS_TABLE, columns, value_type)
         fill_work_table(connection, output, VERIFIED_TABLE, select_sql, VERIFIED_ROWS_DEFINITION, params)
         corrections: tuple[str, ...] = ()
