@@ -236,6 +236,16 @@ def test_the_default_names_renamed_by_the_lab_stop_the_build_with_one_sentence(l
     assert _flat_table(lab_db, lab_db.name) == before
     with pytest.raises(RuntimeError, match="samples has no column experiment_id"):
         Ticker(lab_db, DagsterInstance.ephemeral()).tick()
+    # The audit (checks alone) and the source observations say the same, not a raw 1054.
+    from lab_assets.definitions import defs
+
+    audit = defs.resolve_job_def("lab_integrity_audit").execute_in_process(
+        resources=lab_db.resources(), raise_on_error=False
+    )
+    observed = observe([samples, sample_measurements], resources=lab_db.resources(), raise_on_error=False)
+    for result in (audit, observed):
+        message = _failure_message(result)
+        assert f"{lab_db.name}.samples has no column experiment_id" in message and "1054" not in message, message
 
 
 def test_a_missing_source_table_is_named_with_its_variable(lab_db):

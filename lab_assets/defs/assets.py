@@ -36,6 +36,7 @@ from lab_assets.lib.sources import MEASUREMENTS_COLUMNS, SAMPLES_COLUMNS, finger
 from lab_assets.mysql import MySQLResource
 from lab_assets.refresh.derivations import derive_source_tables
 from lab_assets.refresh.flat_table import flat_table_outputs
+from lab_assets.refresh.guard import check_sources
 from lab_assets.refresh.value_type import source_value_type
 
 SOURCES_GROUP = "lab_sources"
@@ -52,6 +53,7 @@ def _table_out(description: str) -> AssetOut:
 def _observe(mysql: MySQLResource, table: str, columns: tuple[str, ...]) -> ObserveResult:
     """A source table's data version (row count and content hash, one scan) and its metadata."""
     started = time.monotonic()
+    check_sources(mysql)  # a renamed source column: one sentence, not a raw 1054
     value_type = source_value_type(mysql) if table == SAMPLE_MEASUREMENTS else None
     row_count, hash_a, hash_b = mysql.fetch_one(fingerprint_select(mysql.tables, table, columns, value_type))
     column_schema = TableSchema(

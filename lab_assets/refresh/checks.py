@@ -128,6 +128,13 @@ def _missing_tables(
     if not missing:
         return None
     message = f"{name}: {', '.join(missing)} does not exist yet (not built, or its first build failed)"
+    return _could_not_check(log, asset, name, message, {"missing_tables": MetadataValue.json(missing)})
+
+
+def _could_not_check(
+    log: DagsterLogManager, asset: str, name: str, message: str, metadata: dict[str, MetadataValue]
+) -> AssetCheckResult:
+    """A failed result for a check that could not look at its data, saying why."""
     log.error(message)
     return AssetCheckResult(
         asset_key=AssetKey(asset),
@@ -135,7 +142,7 @@ def _missing_tables(
         passed=False,
         severity=AssetCheckSeverity.ERROR,
         description=message,
-        metadata={"missing_tables": MetadataValue.json(missing)},
+        metadata=metadata,
     )
 
 
@@ -331,15 +338,8 @@ def _column_limit_result(log: DagsterLogManager, mysql: MySQLResource) -> AssetC
         value_type = source_value_type(mysql)
     except UnpublishableValueType as error:
         message = f"{CATALOG_WITHIN_COLUMN_LIMIT}: {error.description}"
-        log.error(message)
-        return AssetCheckResult(
-            asset_key=AssetKey(MEASUREMENT_TYPES),
-            check_name=CATALOG_WITHIN_COLUMN_LIMIT,
-            passed=False,
-            severity=AssetCheckSeverity.ERROR,
-            description=message,
-            metadata={"measurement_columns": MetadataValue.int(len(names)), **_CATALOG.metadata()},
-        )
+        metadata = {"measurement_columns": MetadataValue.int(len(names)), **_CATALOG.metadata()}
+        return _could_not_check(log, MEASUREMENT_TYPES, CATALOG_WITHIN_COLUMN_LIMIT, message, metadata)
     limit = max_measurement_columns(value_type)
     problem = column_limit_problem(names, value_type)
     metadata = {

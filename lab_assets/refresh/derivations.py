@@ -37,7 +37,7 @@ from lab_assets.refresh.checks import (
     raise_if_blocking_failed,
 )
 from lab_assets.refresh.digests import compute_sample_measurement_digests
-from lab_assets.refresh.guard import guarded_build
+from lab_assets.refresh.guard import check_sources, guarded_build
 from lab_assets.refresh.lineage import compute_sample_lineage
 from lab_assets.refresh.pending import ensure_pending_table, mark_pending
 from lab_assets.refresh.writes import DerivedTable
@@ -121,6 +121,7 @@ def derive_source_tables(context: AssetExecutionContext, mysql: MySQLResource) -
     table selected (the audit), only the checks run, over the live sources."""
     checks = {key.name for key in context.selected_asset_check_keys}
     if not context.selected_asset_keys:
+        check_sources(mysql)  # a renamed source column: one sentence, not the checks' raw 1054
         yield from _audited(context, mysql, checks)
         return
     full_rebuild = full_rebuild_requested(context)

@@ -22,7 +22,7 @@ from lab_assets.lib.value_types import ValueType, declared_type, max_measurement
 from lab_assets.mysql import MySQLResource
 from lab_assets.refresh.checks import flat_table_check_results
 from lab_assets.refresh.derivations import full_rebuild_requested, io_manager_schema
-from lab_assets.refresh.guard import guarded_build
+from lab_assets.refresh.guard import check_sources, guarded_build
 from lab_assets.refresh.pending import REBUILD_ALL_SELECT, ensure_pending_table, mark_pending, read_pending
 from lab_assets.refresh.plan import plan_flat_table
 from lab_assets.refresh.value_type import source_value_type
@@ -41,6 +41,7 @@ def flat_table_outputs(
     audit), only the checks run, over the whole table and the live sources."""
     checks = {key.name for key in context.selected_asset_check_keys}
     if not context.selected_asset_keys:
+        check_sources(mysql)  # a renamed source column: one sentence, not the checks' raw 1054
         yield from flat_table_check_results(context.log, mysql, checks, verification=None)
         return
     with guarded_build(
