@@ -355,9 +355,9 @@ def _command_line(pid: int) -> str:
 
 
 # Reading a process's PSS (/proc/<pid>/smaps_rollup) walks its page tables under the process's
-# memory lock: polled every 50 ms it slowed the timed 1% refresh at 1M by ~0.8 s (9.5-9.7 s polled
-# vs 8.8 s unpolled, same data, 2026-11-25). Every 0.25 s the walk costs little, and the peaks it
-# looks for (bulk loads, the pandas catalog) last longer than that.
+# memory lock, so polling it often slows the run being timed (bench/RESULTS.md, "The bench polls
+# memory every 0.25 s"). Every 0.25 s the walk costs little, and the peaks it looks for (bulk
+# loads, the pandas catalog) last longer than that.
 MEMORY_POLL_SECONDS = 0.25
 
 STEP_LINE = re.compile(
@@ -471,7 +471,7 @@ def lab_assets_cli_build(
 
 
 # --------------------------------------------------------------------------------------------
-# hooks for work the lead is building in parallel
+# the sensor's quiet tick and the 1% refresh
 
 
 def quiet_sensor_tick(database: str) -> float:
@@ -698,12 +698,12 @@ def machine_facts() -> dict[str, str]:
     }
 
 
-MEMORY_LIMIT_MIB = 300  # issue 17: Python peak memory at most 300 MB at every size
+MEMORY_LIMIT_MIB = 300  # the target: Python peak memory at most 300 MB at every size
 
 
 def auto_repeat(size: int) -> int:
     """Timed rounds per size when --repeat is not given: 3 up to 1M samples, 2 up to 3M, 1 above
-    (one round at 10M is already most of an hour)."""
+    (one round at 10M already takes many minutes)."""
     return 3 if size <= 1_000_000 else 2 if size <= 3_000_000 else 1
 
 

@@ -1,4 +1,4 @@
-"""Deep trees vs flat trees, on fresh and on stale optimizer statistics (issue 14, case 4).
+"""Deep trees vs flat trees, on fresh and on stale optimizer statistics.
 
 What: wall seconds of a full materialization of ``LAB_ASSETS`` and of the refresh after one
 re-parent, on a database of ``--base`` generated samples plus D extra samples shaped either as
@@ -7,12 +7,13 @@ children of one root), for each depth D in ``--depths``.
 
 Why: InnoDB keeps the statistics it took while a table was empty when they are persistent and
 never recalculated (``STATS_PERSISTENT=1 STATS_AUTO_RECALC=0``, a restore, a DBA's setting). On
-such tables MariaDB planned the recursive walks (lineage build, lineage refresh, checks) as a scan
-of every sample per tree level, so a deep chain cost depth x samples row reads. Commit 73877c8
-made every walk step parent -> children through the index on samples.parent_id (STRAIGHT_JOIN ...
-FORCE INDEX). This script measures the effect: run it once with ``--repo`` pointing at a checkout
-before that commit and once at one after it, and compare the tables. A flat tree has the same
-samples with depth 1, so chain vs flat isolates the cost of depth.
+such tables MariaDB can plan a recursive walk (lineage build, lineage refresh, checks) as a scan
+of every sample per tree level, so a deep chain costs depth x samples row reads; every walk
+therefore steps parent -> children through the index on samples.parent_id (STRAIGHT_JOIN ...
+FORCE INDEX). This script shows what depth and stale statistics cost a checkout's code: run it
+with ``--repo`` at two checkouts to compare them on the same data. A flat tree has the same
+samples with depth 1, so chain vs flat isolates the cost of depth. Results in bench/RESULTS.md
+("Deep trees and stale statistics").
 
 How, for each depth D, statistics mode and shape:
 
@@ -44,11 +45,11 @@ Asset checks are not part of the timed materializations (LAB_ASSETS only).
 Usage (from the checkout holding this file, with its venv)::
 
     .venv/bin/python bench/deep_trees.py --repo /work/main
-    .venv/bin/python bench/deep_trees.py --repo /path/to/checkout-before-73877c8 --depths 1500,3000
+    .venv/bin/python bench/deep_trees.py --repo /path/to/other-checkout --depths 1500,3000
 
 Needs the local server (LAB_BENCH_SERVER_URL, default mysql+pymysql://root@127.0.0.1:3306);
 only databases named ``deep_*`` are created, replaced and dropped. The data is generated with
-this checkout's lab_assets_tests.lab_data and source schema (unchanged between the two commits).
+this checkout's lab_assets_tests.lab_data and source schema, whichever checkout ``--repo`` names.
 """
 
 from __future__ import annotations

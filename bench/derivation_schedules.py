@@ -5,7 +5,8 @@ The statements are lab_assets' own SQL (lineage walk, catalog scan, orphans' ant
 fill in 50k sample-id ranges), run on pymysql connections with the session settings lab_assets
 makes (READ COMMITTED, 256 MiB temporary tables, the recursion limit), into scratch tables
 ``schedule_lineage`` / ``schedule_digests`` of the bench database, dropped at the end. Needs a
-database made by ``bench.py`` (``--generate-only`` is enough); numbers in bench/RESULTS.md.
+database made by ``bench.py`` (``--generate-only`` is enough). Results in bench/RESULTS.md
+("Derivation schedules").
 
     .venv/bin/python bench/derivation_schedules.py --database bench_1000000 --rounds 2
 """
@@ -116,12 +117,12 @@ def timed_schedule(database: str, name: str) -> tuple[float, dict[str, float]]:
     s = Statements(database)
     times: dict[str, float] = {}
     lanes = {
-        # before 1c52c20: catalog beside orphans, then the lineage, then the digests on two connections
+        # the scans first: catalog beside orphans, then the lineage, then the digests on two connections
         "catalog | orphans, then lineage, then digests x2": [
             [("catalog", s.catalog)],
             [("orphans", s.orphans)],
         ],
-        # 1c52c20 (WRITE_ORDER): the walk beside catalog then orphans, then the digests on two connections
+        # derivations.WRITE_ORDER: the walk beside catalog then orphans, then the digests on two connections
         "lineage | catalog, orphans; then digests x2": [
             [("lineage", s.lineage)],
             [("catalog", s.catalog), ("orphans", s.orphans)],

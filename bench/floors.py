@@ -1,6 +1,6 @@
-"""The floors under issue 17's two speed targets, measured in one run beside what they bound.
+"""The floors under the two speed targets, measured in one run beside what they bound.
 
-Issue 17 asks for a full build with every check at most 0.6x the plain-SQL reference build
+The targets: a full build with every check at most 0.6x the plain-SQL reference build
 (``bench.py``'s reference) and a 1% refresh at most 0.1x the full build. This script times, on
 the same server and the same ``<prefix>_<size>`` database, in rounds that each time every item
 below once, in this order:
@@ -66,7 +66,7 @@ from lab_assets.lib.bulk import DEFAULT_CHUNK_WIDTH, key_ranges  # noqa: E402
 
 CHUNKED_TABLE = "experiment_measurements_chunked"
 WALK_TABLE = "experiment_measurements_chunked_walk"
-# The issue's targets: full build / reference, and 1% refresh / full build.
+# The targets: full build / reference, and 1% refresh / full build.
 BUILD_TARGET, REFRESH_TARGET = 0.6, 0.1
 
 

@@ -19,11 +19,12 @@ measurement); it is 1 only when the build itself fails.
 
 Why: under REPEATABLE READ (the server default), InnoDB share-locks (next-key S locks) every
 source row an ``INSERT ... SELECT`` / ``CREATE TABLE ... SELECT`` reads, for the whole statement,
-so a lab UPDATE of any of those rows waits until the statement ends: a full build at 1M samples
-(about 40 s, bench/RESULTS.md) reads both source tables whole in such statements, each holding up
-the lab's writes for as long as it runs (past ``innodb_lock_wait_timeout``: error 1205).
-lab_assets now reads at READ COMMITTED (``MySQLResource.connect``): consistent snapshot reads, no
-row locks on the sources, so the lab's latency should stay at its idle level during the build.
+so a lab UPDATE of any of those rows waits until the statement ends: a full build reads both
+source tables whole in such statements, each holding up the lab's writes for as long as it runs
+(past ``innodb_lock_wait_timeout``: error 1205). lab_assets reads at READ COMMITTED on every
+connection it opens (lab_assets.sessions): consistent snapshot reads, no row locks on the sources,
+so the lab's latency should stay at its idle level during the build. Results in bench/RESULTS.md
+("Lab writes during a full build").
 
 ``--open-transaction`` adds what a production lab always has: another lab session whose transaction
 stays open for the whole measurement, holding the exclusive row locks of a few samples' rows in

@@ -1,4 +1,4 @@
-"""Seconds from a committed write to the flat table, with `make dev` running (issue 17).
+"""Seconds from a committed write to the flat table, with `make dev` running.
 
 What it measures: ``make dev`` (``dagster dev -w workspace.yaml``: webserver, code server
 and daemon, the source-change sensor on) runs against a bench database; a "lab" corrects one
@@ -35,7 +35,8 @@ value at a time and polls ``experiment_measurements`` until the cell shows it:
    recomputation (bench/bench.py ``verify_tables_whole``).
 
 Prints the per-change table and p50 / p95 / max of the seconds from commit to seen, with the
-medians of each part; ``--markdown FILE`` writes the same as Markdown for bench/RESULTS.md.
+medians of each part; ``--markdown FILE`` writes the same as Markdown for bench/RESULTS.md
+("Write-to-table latency").
 
 Usage: ``.venv/bin/python bench/write_to_table_latency.py [--size 1000000] [--changes 20]
 [--reuse] [--markdown FILE] [--dagster-yaml FILE]`` (``--dagster-yaml``: an instance
