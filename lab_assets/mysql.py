@@ -145,8 +145,7 @@ class MySQLResource(ConfigurableResource):
     build_lock_timeout_seconds: int = Field(
         default=1800,
         description="How long a build waits for another lab_assets build of the same output database"
-        " (from any Dagster instance) to end before it stops; a 1M-sample build takes about a minute"
-        " (bench/RESULTS.md).",
+        " (from any Dagster instance) to end before it stops (bench/RESULTS.md, Growth: how long builds take).",
     )
     samples_table: str = Field(
         default=SAMPLES,

@@ -235,7 +235,8 @@ class TableLocations:
         Join order and index are fixed in the SQL, not left to the optimizer's estimates: with
         statistics taken while the table was empty (a restore, ``STATS_AUTO_RECALC=0``) MariaDB
         otherwise scans every sample once per level of the walk (``child ALL`` joined to the
-        CTE's ``key0``), which made a 6,000-deep chain cost 25x a flat tree (bench/RESULTS.md).
+        CTE's ``key0``), which made a 6,000-deep chain cost many times a flat tree (bench/RESULTS.md,
+        "Deep trees and stale statistics").
         The index hint names the lab's table, so with renamed columns it sits inside the
         derived table, on the lab's table, where the merged statement keeps it."""
         index = f" FORCE INDEX ({quote_identifier(self.parent_index)})" if self.parent_index else ""

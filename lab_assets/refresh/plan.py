@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-# Above this share of changed samples an incremental refresh costs more than a full build
-# (bench/RESULTS.md); the same rule decides for the state tables (lineage, digests).
+# Above this share of changed samples a full refresh replaces the incremental one: an incremental
+# refresh rewrites each changed row in place, a full one rebuilds the table in key order. Chosen,
+# not measured; the same rule decides for the state tables (lineage, digests).
 FULL_REBUILD_FRACTION = 0.25
 
 
