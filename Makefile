@@ -8,7 +8,7 @@ export DAGSTER_HOME ?= $(CURDIR)/dagster_home
 .PHONY: install run test lint typecheck bench
 install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
-	@echo "installing lab_assets and its pinned dependencies into $(VENV) (about 30 s, once)"
+	@echo "installing lab_assets and its pinned dependencies into $(VENV) (about a minute, once)"
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -e '.[test]'

@@ -142,6 +142,11 @@ def _new_engine(url: str, temp_table_memory_mb: int) -> Engine:
     return engine
 
 
+# The most connections one process opens to the server at once, per URL: the engine's pool size.
+# A step that would open more waits for one of its own to be returned.
+MAX_CONNECTIONS = 9
+
+
 def _create_engine(url: str, init_command: str) -> Engine:
     # AUTOCOMMIT: MySQL commits implicitly around DDL anyway, so transactions are opened
     # explicitly (see `transaction`) exactly where a change must be all-or-nothing.
@@ -153,7 +158,7 @@ def _create_engine(url: str, init_command: str) -> Engine:
         # (lab_source_derivations) are closed when returned, so a process that reaches many
         # databases (a code server, the test session) holds few connections.
         pool_size=1,
-        max_overflow=8,
+        max_overflow=MAX_CONNECTIONS - 1,
         connect_args={"connect_timeout": 10, "init_command": init_command},
     )
 

@@ -7,6 +7,7 @@ private server the tests start (extra_server.py)."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -130,7 +131,8 @@ def test_a_missing_grant_is_named_before_anything_is_written(lab_account):
         f"INDEX on {output}.*",
     ):
         assert missing in message, (missing, message)
-    assert f"SELECT on {lab_db.name}.samples" not in message and "GRANT CREATE, DROP, ALTER, INDEX ON" in message
+    assert f"SELECT on {lab_db.name}.samples" not in message
+    assert "GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, ALTER, INDEX ON" in message
     assert "1142" not in message
     with lab_db.connect() as connection:
         assert _tables(connection, output) == set() and _tables(connection, lab_db.name) == {
@@ -179,6 +181,33 @@ def test_a_select_only_account_on_a_lims_with_its_own_names(lab_account):
     assert first.run_requests == [] and "the tables match the sources" in first.skip_reason.skip_message
     with lab_db.connect() as connection:
         assert _tables(connection, lab_db.name) == {"lims_sample", "lims_result"}, "nothing in the lab's database"
+
+
+def test_the_grants_the_message_gives_are_the_ones_that_fix_it(lab_account):
+    # The DBA runs the GRANTs the message names (the database's `_` escaped, so the grant covers
+    # that database only), and the next run builds.
+    lab_db, output, make_account = lab_account
+    user = make_account(source_tables=("samples",), output_privileges=("SELECT",))
+    resources = _resources(_account_url(user, lab_db.name), output)
+    message = _step_failure(_materialize(resources, raise_on_error=False))
+    grants = re.findall(r"GRANT [^;]+;", message)
+    assert any(f"`{output.replace('_', chr(92) + '_')}`.*" in grant for grant in grants), grants
+    with server_connection() as connection, connection.cursor() as cursor:
+        for grant in grants:
+            cursor.execute(grant)
+    _materialize(resources)
+    with lab_db.connect() as connection:
+        assert_flat_table_is_exact(connection, output_database=output)
+
+
+def test_missing_output_grants_point_at_the_output_database_setting(lab_account):
+    lab_db, output, make_account = lab_account
+    user = make_account(output_privileges=("SELECT",))
+    unset = _step_failure(_materialize(_resources(_account_url(user, lab_db.name)), raise_on_error=False))
+    assert "Or set LAB_OUTPUT_DATABASE to a database of lab_assets' own" in unset
+    typo = f"{output}x"
+    mistyped = _step_failure(_materialize(_resources(_account_url(user, lab_db.name), typo), raise_on_error=False))
+    assert f"Database {typo} does not exist: create it" in mistyped and "correct LAB_OUTPUT_DATABASE" in mistyped
 
 
 def test_a_second_build_waits_for_the_first_then_stops_naming_it(lab_db):

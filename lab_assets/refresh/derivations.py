@@ -41,7 +41,7 @@ from lab_assets.refresh.guard import check_sources, guarded_build
 from lab_assets.refresh.lineage import compute_sample_lineage
 from lab_assets.refresh.pending import ensure_pending_table, mark_pending
 from lab_assets.refresh.writes import DerivedTable
-from lab_assets.sessions import is_mariadb
+from lab_assets.sessions import MAX_CONNECTIONS, is_mariadb
 
 
 def column_names_definition(type_collation: str) -> TableDefinition:
@@ -198,13 +198,14 @@ def _turns_within_connection_limit(
     """None when the account's and the server's connection limits leave room for every
     computation and a write side by side; else one turn that the computations and the writes take
     one after another (each may still use what the limits leave at its turn)."""
-    wanted = computations * CONNECTIONS_PER_COMPUTATION + CONNECTIONS_PER_WRITE
+    # At most the engine's pool beside the build lock's connection.
+    wanted = min(computations * CONNECTIONS_PER_COMPUTATION + CONNECTIONS_PER_WRITE, MAX_CONNECTIONS - 1)
     available = mysql.side_by_side(wanted)
     if available >= wanted:
         return None
     log.info(
-        f"the connection limits leave {available} connections beside the build lock's (side by side this step"
-        f" uses up to {wanted}): computing and writing one table at a time"
+        f"the connection limits leave {available} beside the build lock's connection, where this step would use up"
+        f" to {wanted} side by side: computing and writing one table at a time"
     )
     return threading.Semaphore(1)
 

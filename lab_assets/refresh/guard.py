@@ -32,9 +32,9 @@ from dagster import DagsterLogManager, Failure
 from sqlalchemy.engine import Connection
 
 from lab_assets.lib.names import BUILD_LOCK_TABLE
-from lab_assets.lib.sql import Column, TableDefinition, quote_identifier
+from lab_assets.lib.sql import Column, TableDefinition
 from lab_assets.lib.tables import TableLocations
-from lab_assets.mysql import MySQLResource, column_names, source_drift
+from lab_assets.mysql import LAB_OUTPUT_DATABASE_ENV, MySQLResource, column_names, source_drift
 from lab_assets.server_errors import explained
 
 # What the output database's tables need: CREATE/DROP/ALTER/INDEX for staging tables, swaps
@@ -115,21 +115,50 @@ def check_privileges(log: DagsterLogManager, mysql: MySQLResource) -> None:
         return
     output = [m.removesuffix(f" on {tables.output_database}.*") for m in missing if m.endswith(".*")]
     grants = [
-        f"GRANT SELECT ON {quote_identifier(tables.source_database)}.{quote_identifier(t)} TO {grantee};"
+        f"GRANT SELECT ON {_shown(tables.source_database)}.{_shown(t)} TO {grantee};"
         for t in (source.name for source in tables.sources)
         if any(m.endswith(f".{t}") for m in missing)
     ]
     if output:
-        grants.append(f"GRANT {', '.join(output)} ON {quote_identifier(tables.output_database)}.* TO {grantee};")
+        # Every privilege, not only the missing ones: the server applies the one database-level
+        # grant whose name matches most specifically, never the sum of overlapping ones.
+        grants.append(
+            f"GRANT {', '.join(OUTPUT_PRIVILEGES)} ON {_database_pattern(tables.output_database)}.* TO {grantee};"
+        )
     message = (
         f"{grantee} lacks privileges lab_assets needs: {'; '.join(missing)}. A DBA can add them with: "
         + " ".join(grants)
         + " (README.md, 'Pointing lab_assets at a production lab system')"
     )
+    if output and not tables.separate:
+        message += (
+            f". Or set {LAB_OUTPUT_DATABASE_ENV} to a database of lab_assets' own and grant these there,"
+            f" leaving {tables.source_database} read-only"
+        )
+    elif output and not _database_exists(mysql, tables.output_database):
+        message += (
+            f". Database {tables.output_database} does not exist: create it (CREATE DATABASE"
+            f" {_shown(tables.output_database)}) or correct {LAB_OUTPUT_DATABASE_ENV}"
+        )
     if role_active:
         log.warning(f"{message}. A role is active, whose privileges information_schema does not list: continuing")
         return
     raise Failure(description=message, metadata={"missing_privileges": missing, "grantee": grantee})
+
+
+def _shown(name: str) -> str:
+    """An identifier backtick-quoted for a statement shown to a DBA (not run here)."""
+    return "`" + name.replace("`", "``") + "`"
+
+
+def _database_pattern(database: str) -> str:
+    """``database`` as a database-level GRANT names it: ``_`` and ``%`` are wildcards there, so
+    they are escaped to grant on this database only."""
+    return _shown(database.replace("\\", "\\\\").replace("_", "\\_").replace("%", "\\%"))
+
+
+def _database_exists(mysql: MySQLResource, database: str) -> bool:
+    return bool(mysql.fetch_all("SELECT 1 FROM information_schema.schemata WHERE schema_name = %s", (database,)))
 
 
 def check_sources(mysql: MySQLResource) -> None:
