@@ -18,7 +18,14 @@ from sqlalchemy.engine import Connection
 from lab_assets.lib.lineage import recursion_limit_statement
 from lab_assets.lib.names import SAMPLE_MEASUREMENTS, SAMPLES, SOURCE_TABLES
 from lab_assets.lib.sql import quote_identifier
-from lab_assets.lib.tables import COLUMN_VARIABLES, TABLE_VARIABLES, SourceTable, TableLocations, source_tables
+from lab_assets.lib.tables import (
+    COLUMN_VARIABLES,
+    TABLE_VARIABLES,
+    SourceTable,
+    TableLocations,
+    id_type_problem,
+    source_tables,
+)
 from lab_assets.sessions import LAB_DB_URL_ENV, engine_for, is_mariadb, parse_url, spare_connections
 
 LAB_OUTPUT_DATABASE_ENV = "LAB_OUTPUT_DATABASE"
@@ -99,13 +106,15 @@ def source_drift(connection: Connection, tables: TableLocations) -> str | None:
     database = tables.source_database
     names = [source.name for source in tables.sources]
     rows = connection.exec_driver_sql(
-        "SELECT table_name, column_name FROM information_schema.columns"
+        "SELECT table_name, column_name, column_type FROM information_schema.columns"
         " WHERE table_schema = %s AND table_name IN (%s, %s) ORDER BY ordinal_position",
         (database, *names),
     ).fetchall()
     present: dict[str, list[str]] = {}
-    for table, column in rows:  # keyed in lower case: lower_case_table_names may fold the names
+    types: dict[str, dict[str, str]] = {}
+    for table, column, column_type in rows:  # keyed in lower case: lower_case_table_names may fold names
         present.setdefault(str(table).lower(), []).append(str(column))
+        types.setdefault(str(table).lower(), {})[str(column).lower()] = str(column_type)
     problems: list[str] = []
     for source in tables.sources:
         if source.name.lower() not in present:
@@ -117,6 +126,8 @@ def source_drift(connection: Connection, tables: TableLocations) -> str | None:
             )
             problems.append(str(source.drift(database, None, there)))
         elif (problem := source.drift(database, present[source.name.lower()], ())) is not None:
+            problems.append(problem)
+        elif (problem := id_type_problem(database, source, types[source.name.lower()])) is not None:
             problems.append(problem)
     return "; ".join(problems) or None
 

@@ -3,6 +3,7 @@ names it (the original error chained)."""
 
 from __future__ import annotations
 
+import pymysql
 from sqlalchemy.engine import Connection
 
 from lab_assets.sessions import SESSION_WAIT_TIMEOUT_SECONDS, is_mariadb
@@ -23,6 +24,9 @@ _LIKELY_CAUSES = {
     " opens more side by side only where the limit leaves room when it starts them, so the limit is below"
     " two or another program on the same account opened connections meanwhile; give lab_assets an account of"
     " its own, or raise the limit (README.md, 'Connections')",
+    1264: "a value is beyond its column's range: lab_assets keeps sample and experiment ids as INT (up to"
+    " 2147483647), so a lab id beyond it cannot be published; measurement values take their source column's"
+    " type, so a value out of range means that type changed while this run built (the next run rebuilds)",
     1040: "the server's connection limit (max_connections) was reached by all its clients together",
     1665: "the server logs statements (binlog_format=STATEMENT), which InnoDB refuses for INSERT ... SELECT at"
     " READ COMMITTED: ask the DBA for binlog_format=ROW or MIXED (MySQL 8 and MariaDB defaults)",
@@ -70,3 +74,16 @@ def _isolation_level(connection: Connection) -> str:
         return str(connection.exec_driver_sql(f"SELECT @@session.{variable}").scalar())
     except Exception:  # noqa: BLE001 - the session may be gone; the explanation stands without it
         return "an isolation level that could not be read"
+
+
+_DUPLICATE_KEY = 1062
+
+
+def raise_on_lost_values(connection: Connection) -> None:
+    """After an ``INSERT IGNORE`` (which skips duplicate keys, as meant, but would also store an
+    out-of-range or mistyped value clamped or truncated, as a warning): raises the first such
+    warning as the error it would have been, explained, so no value is silently changed."""
+    for _level, code, message in connection.exec_driver_sql("SHOW WARNINGS").fetchall():
+        if int(code) != _DUPLICATE_KEY:
+            error = pymysql.err.DataError(int(code), str(message))
+            raise explained(error) from error

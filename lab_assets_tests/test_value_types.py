@@ -230,6 +230,27 @@ def test_an_unsupported_value_type_stops_before_anything_is_written(lab_db):
     assert not lab_db.query("SHOW TABLES LIKE 'experiment_measurements'")
 
 
+def test_text_ids_stop_before_anything_is_written_and_ids_beyond_int_are_explained(lab_db):
+    # Ids lab_assets keeps as INT: a text experiment id is refused up front, in one sentence; a
+    # wider integer type is read, and an id beyond INT's range is explained, not raw.
+    lab_db.execute("ALTER TABLE samples MODIFY experiment_id VARCHAR(20)", "UPDATE samples SET experiment_id = 'EXP-1'")
+    message = "\n".join(_step_errors(lab_db.materialize_all(raise_on_error=False)))
+    assert f"{lab_db.name}.samples: experiment_id is varchar(20); lab_assets reads sample and experiment ids" in message
+    assert not lab_db.query("SHOW TABLES LIKE 'experiment_measurements'")
+    lab_db.execute("UPDATE samples SET experiment_id = '7'", "ALTER TABLE samples MODIFY experiment_id BIGINT")
+    lab_db.materialize_all()  # BIGINT holding INT's values: built
+    lab_db.execute("UPDATE samples SET experiment_id = 5000000000 WHERE id = 3")
+    message = "\n".join(_step_errors(lab_db.materialize_all(raise_on_error=False)))
+    assert (
+        "MySQL error 1264: a value is beyond its column's range: lab_assets keeps sample and experiment ids" in message
+    )
+
+
+def _step_errors(result) -> list[str]:
+    assert not result.success
+    return [e.event_specific_data.error.to_string() for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+
+
 @pytest.mark.parametrize(
     "column_type",
     [

@@ -19,6 +19,7 @@ into the statement (so the lab's indexes serve it as before). Code that needs th
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -139,6 +140,31 @@ class SourceTable:
             f"{database}.{self.name} has no column{plural} {names} ({variable} maps {maps}):"
             f" its columns are {', '.join(present)}"
         )
+
+
+# The ids lab_assets keeps as INT: experiment_measurements' identifying columns and the state
+# tables' keys. The lab's columns must hold integers; wider integer types are read as they are
+# (a value beyond INT's range stops the build with the server's out-of-range error, explained).
+ID_COLUMNS = {SAMPLES: ("id", "parent_id", "experiment_id"), SAMPLE_MEASUREMENTS: ("sample_id",)}
+_INTEGER_TYPE = re.compile(r"(tinyint|smallint|mediumint|int|integer|bigint)(\(\d+\))?( unsigned)?( zerofill)?")
+
+
+def id_type_problem(database: str, source: SourceTable, column_types: Mapping[str, str]) -> str | None:
+    """One sentence naming the lab's id columns of ``source`` that are not integers (the
+    information_schema ``column_type`` of each column, by lower-case name), or None."""
+    wrong = [
+        f"{theirs} is {column_types[theirs.lower()]}"
+        for ours, theirs in source.columns
+        if ours in ID_COLUMNS[source.role]
+        and theirs.lower() in column_types
+        and not _INTEGER_TYPE.fullmatch(column_types[theirs.lower()].lower())
+    ]
+    if not wrong:
+        return None
+    return (
+        f"{database}.{source.name}: {', '.join(wrong)}; lab_assets reads sample and experiment ids as integers"
+        " (it keeps them as INT), so these columns must have an integer type"
+    )
 
 
 DEFAULT_SOURCES = (SourceTable.named(SAMPLES), SourceTable.named(SAMPLE_MEASUREMENTS))

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from lab_assets.lib.names import PENDING_SAMPLES
 from lab_assets.lib.refresh import CHANGE_SET_DEFINITION
 from lab_assets.mysql import MySQLResource
+from lab_assets.server_errors import raise_on_lost_values
 
 # INT's minimum: AUTO_INCREMENT sample ids are positive, so it never names a sample.
 REBUILD_ALL_MARKER = -2147483648
@@ -39,7 +40,11 @@ def ensure_pending_table(mysql: MySQLResource) -> None:
 
 def mark_pending(mysql: MySQLResource, select_sql: str) -> None:
     """Adds the sample ids ``select_sql`` gives (or :data:`REBUILD_ALL_SELECT`) to the marks."""
-    mysql.execute(f"INSERT IGNORE INTO {mysql.tables.qualified(PENDING_SAMPLES)} (sample_id) {select_sql}")
+    with mysql.connect() as connection:
+        connection.exec_driver_sql(
+            f"INSERT IGNORE INTO {mysql.tables.qualified(PENDING_SAMPLES)} (sample_id) {select_sql}"
+        )
+        raise_on_lost_values(connection)
 
 
 def read_pending(mysql: MySQLResource) -> PendingSamples:

@@ -25,6 +25,7 @@ from lab_assets.lib.threads import completed_in_threads
 from lab_assets.lib.value_types import ValueType
 from lab_assets.mysql import MySQLResource, column_names
 from lab_assets.refresh.state_tables import StateTable
+from lab_assets.server_errors import raise_on_lost_values
 
 
 def fill_work_table(
@@ -47,6 +48,7 @@ def add_to_work_table(
 ) -> int:
     """Adds the keys ``select_sql`` produces to the work table; its size afterwards."""
     connection.exec_driver_sql(f"INSERT IGNORE INTO {qualified_name(database, table)} {select_sql}", params)
+    raise_on_lost_values(connection)
     (count,) = connection.exec_driver_sql(f"SELECT COUNT(*) FROM {qualified_name(database, table)}").one()
     return int(count)
 
