@@ -20,7 +20,6 @@ import time
 from importlib.resources import files
 from pathlib import Path
 
-import sqlalchemy as sa
 from dagster import DagsterEventType, DagsterInstance
 
 from lab_assets.lib.names import EXPERIMENT_MEASUREMENTS
@@ -66,7 +65,8 @@ def create_if_missing(url: str) -> None:
     database = parsed.database
     if not database:
         raise SystemExit(f"{LAB_DB_URL_ENV} must name a database: {parsed.render_as_string()}")
-    server = sa.create_engine(parsed.set(database=""), isolation_level="AUTOCOMMIT")
+    # The server without a database, through lab_assets' engine and its session settings.
+    server = MySQLResource(url=parsed.set(database="").render_as_string(hide_password=False))
     with server.connect() as connection:
         exists = connection.exec_driver_sql(
             "SELECT 1 FROM information_schema.schemata WHERE schema_name = %s", (database,)

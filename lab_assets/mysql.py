@@ -20,15 +20,15 @@ from lab_assets.lib.names import SAMPLE_MEASUREMENTS, SAMPLES, SOURCE_TABLES
 from lab_assets.lib.sql import quote_identifier
 from lab_assets.lib.tables import (
     COLUMN_VARIABLES,
+    LAB_OUTPUT_DATABASE_ENV,
     TABLE_VARIABLES,
     SourceTable,
     TableLocations,
     id_type_problem,
+    own_table_clash,
     source_tables,
 )
 from lab_assets.sessions import LAB_DB_URL_ENV, engine_for, is_mariadb, parse_url, spare_connections
-
-LAB_OUTPUT_DATABASE_ENV = "LAB_OUTPUT_DATABASE"
 
 
 @dataclass(frozen=True)
@@ -115,7 +115,9 @@ def source_drift(connection: Connection, tables: TableLocations) -> str | None:
     for table, column, column_type in rows:  # keyed in lower case: lower_case_table_names may fold names
         present.setdefault(str(table).lower(), []).append(str(column))
         types.setdefault(str(table).lower(), {})[str(column).lower()] = str(column_type)
-    problems: list[str] = []
+    problems: list[str] = [clash for source in tables.sources if (clash := own_table_clash(tables, source))]
+    if problems:
+        return "; ".join(problems)
     for source in tables.sources:
         if source.name.lower() not in present:
             there = sorted(

@@ -3,6 +3,9 @@ names it (the original error chained)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import pymysql
 from sqlalchemy.engine import Connection
 
@@ -27,6 +30,10 @@ _LIKELY_CAUSES = {
     1264: "a value is beyond its column's range: lab_assets keeps sample and experiment ids as INT (up to"
     " 2147483647), so a lab id beyond it cannot be published; measurement values take their source column's"
     " type, so a value out of range means that type changed while this run built (the next run rebuilds)",
+    1290: "the server runs with an option that refuses this statement, named in the server message: read_only"
+    " or super_read_only (lab_assets writes its own tables, so its output database must be on a writable"
+    " server), or MariaDB's max_session_mem_used (lab_assets' sessions keep temporary tables in memory up to"
+    " MySQLResource.temp_table_memory_mb: lower it, or raise the limit)",
     1040: "the server's connection limit (max_connections) was reached by all its clients together",
     1665: "the server logs statements (binlog_format=STATEMENT), which InnoDB refuses for INSERT ... SELECT at"
     " READ COMMITTED: ask the DBA for binlog_format=ROW or MIXED (MySQL 8 and MariaDB defaults)",
@@ -60,12 +67,20 @@ def explained(error: BaseException, connection: Connection | None = None) -> Bas
         return error
     if code == _LOCK_WAIT_TIMEOUT and connection is not None:
         cause += f" (this session reads at {_isolation_level(connection)})"
+    if code == _ACCOUNT_LIMIT and "max_user_connections" not in str(error).lower():
+        cause = _HOURLY_LIMIT
     explanation = LabDatabaseError(f"MySQL error {code}: {cause}. Server message: {getattr(error, 'orig', error)}")
     explanation.__cause__ = error
     return explanation
 
 
 _LOCK_WAIT_TIMEOUT = 1205
+_ACCOUNT_LIMIT = 1226  # max_user_connections, or one of the account's hourly limits (named in the message)
+_HOURLY_LIMIT = (
+    "the account reached an hourly limit a DBA set on it (MAX_QUERIES_PER_HOUR, MAX_UPDATES_PER_HOUR or"
+    " MAX_CONNECTIONS_PER_HOUR: the server message names it): a lab_assets run uses many statements and"
+    " connections; raise or remove that limit for lab_assets' account"
+)
 
 
 def _isolation_level(connection: Connection) -> str:
@@ -87,3 +102,15 @@ def raise_on_lost_values(connection: Connection) -> None:
         if int(code) != _DUPLICATE_KEY:
             error = pymysql.err.DataError(int(code), str(message))
             raise explained(error) from error
+
+
+@contextmanager
+def explaining(connection: Connection | None = None) -> Iterator[None]:
+    """Raises a server error of the block as :func:`explained` gives it (the original chained)."""
+    try:
+        yield
+    except Exception as error:
+        clearer = explained(error, connection)
+        if clearer is error:
+            raise
+        raise clearer from error

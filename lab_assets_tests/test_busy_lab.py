@@ -97,7 +97,7 @@ def _resources(url: str) -> dict[str, object]:
 
 
 def _failures(result) -> list[str]:
-    return [str(e.event_specific_data.error) for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    return [e.event_specific_data.error.to_string() for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
 
 
 class _Sessions:
@@ -214,7 +214,9 @@ def limited_account():
         user = f"{SESSION_PREFIX[-6:]}c{limit}{lab_db.name.rsplit('_', 1)[-1]}"
         users.append(user)
         with server_connection() as connection, connection.cursor() as cursor:
-            cursor.execute("CREATE USER %s@'%%' IDENTIFIED BY 'pw' WITH MAX_USER_CONNECTIONS %s", (user, limit))
+            cursor.execute(
+                "CREATE USER %s@'%%' IDENTIFIED BY 'pw' WITH MAX_USER_CONNECTIONS %s", (user, limit)
+            )  # 0: none
             for table in ("samples", "sample_measurements"):
                 cursor.execute(f"GRANT SELECT ON `{lab_db.name}`.`{table}` TO %s@'%%'", (user,))
             cursor.execute(f"GRANT {', '.join(OUTPUT_PRIVILEGES)} ON `{lab_db.name}_out`.* TO %s@'%%'", (user,))
@@ -268,3 +270,27 @@ def test_a_lock_wait_names_read_committed_and_the_sessions_isolation(lab_db):
     assert "one of lab_assets' own tables (another writer of the output database)" in message
     assert "a wait on samples or sample_measurements means a session without READ COMMITTED" in message
     assert "(this session reads at READ-COMMITTED)" in message
+
+
+def test_create_if_missing_runs_with_the_session_settings(hostile_server):
+    # make run's first step on a server whose sessions start read-only and end at COMMIT.
+    from lab_assets import local_lab
+
+    local_lab.create_if_missing(f"{hostile_server.url}/lab_demo")
+    with _plain(hostile_server, "lab_demo") as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT COUNT(*) FROM samples")
+        assert cursor.fetchone() == (20,)
+
+
+def test_an_hourly_limit_is_named_as_such_by_the_build_and_the_sensor(limited_account):
+    lab_db, url = limited_account(0)
+    user = url.split("//", 1)[1].split(":", 1)[0]
+    with server_connection() as connection, connection.cursor() as cursor:
+        cursor.execute("ALTER USER %s@'%%' WITH MAX_QUERIES_PER_HOUR 25", (user,))
+    mysql = MySQLResource(url=url, output_database=f"{lab_db.name}_out")
+    build = materialize(
+        LAB_ASSETS, resources={"mysql": mysql, "io_manager": MySQLIOManager(mysql=mysql)}, raise_on_error=False
+    )
+    assert "the account reached an hourly limit a DBA set on it (MAX_QUERIES_PER_HOUR" in "\n".join(_failures(build))
+    with pytest.raises(Exception, match="MySQL error 1226: the account reached an hourly limit"):
+        lab_source_change_sensor(build_sensor_context(instance=DagsterInstance.ephemeral(), resources={"mysql": mysql}))

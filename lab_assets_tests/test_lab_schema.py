@@ -15,10 +15,10 @@ import sys
 from dataclasses import dataclass
 
 import pytest
-from dagster import AssetKey, DagsterInstance
+from dagster import AssetKey, DagsterInstance, materialize
 from dagster._core.definitions.observe import observe
 
-from lab_assets.defs.assets import sample_measurements, samples
+from lab_assets.defs.assets import LAB_ASSETS, sample_measurements, samples
 from lab_assets.io_manager import MySQLIOManager
 from lab_assets.lib.bulk import unchunked_select
 from lab_assets.lib.flat_table import MeasurementColumn, pivot_select
@@ -307,3 +307,21 @@ def test_the_default_names_read_the_labs_table_itself_and_others_a_renaming_deri
     assert renamed.qualified(SAMPLES) == "`lab`.`lims_sample`"
     only_table = TableLocations("lab", "lab", sources=source_tables(samples_table="lims_sample"))
     assert only_table.samples == "`lab`.`lims_sample`"
+
+
+def test_a_lab_table_named_like_one_lab_assets_writes_is_refused_before_anything_is_written(lab_db):
+    lab_db.execute("RENAME TABLE samples TO sample_lineage")
+    mysql = MySQLResource(url=lab_db.url, samples_table="sample_lineage")
+    message = _failure_message(materialize(LAB_ASSETS, resources=_resources_of(mysql), raise_on_error=False))
+    assert (
+        f"LAB_SAMPLES_TABLE names sample_lineage, a table lab_assets writes in {lab_db.name}:"
+        " set LAB_OUTPUT_DATABASE to a database of lab_assets' own" in message
+    ), message
+    assert lab_db.query("SELECT COUNT(*) FROM sample_lineage") == [(20,)], "the lab's table untouched"
+    assert not lab_db.query("SHOW TABLES LIKE 'sample_lineage\\_\\_%%'")
+    separate = MySQLResource(url=lab_db.url, samples_table="sample_lineage", output_database=f"{lab_db.name}_out")
+    assert materialize(LAB_ASSETS, resources=_resources_of(separate)).success  # read only, from its own database
+
+
+def _resources_of(mysql: MySQLResource) -> dict:
+    return {"mysql": mysql, "io_manager": MySQLIOManager(mysql=mysql)}

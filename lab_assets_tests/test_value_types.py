@@ -288,3 +288,24 @@ def test_types_are_written_from_their_parts_and_compared_without_display_widths(
         "VARCHAR(20) CHARACTER SET latin1 COLLATE latin1_swedish_ci"
     )
     assert max_measurement_columns(parse_value_type("varchar(16383)", "utf8mb4", "utf8mb4_bin")) == 0
+
+
+def test_the_sensor_sees_a_type_change_that_leaves_every_value_as_it_was(lab_db):
+    # DECIMAL(16,6) widened to DECIMAL(20,6): every value's text, so every hash, stays the same.
+    from dagster import DagsterInstance, build_sensor_context
+
+    from lab_assets.defs.sensors import lab_source_change_sensor
+
+    lab_db.materialize_all()
+    mysql = lab_db.resources()["mysql"]
+
+    def tick():
+        context = build_sensor_context(instance=DagsterInstance.ephemeral(), resources={"mysql": mysql})
+        return lab_source_change_sensor(context)
+
+    assert tick().run_requests == []
+    lab_db.execute("ALTER TABLE sample_measurements MODIFY value DECIMAL(20,6)")
+    assert len(tick().run_requests) == 1
+    lab_db.materialize_all()
+    assert _column_type(lab_db, "experiment_measurements", "measurement_ph").lower() == "decimal(20,6)"
+    assert tick().run_requests == []

@@ -34,7 +34,8 @@ from lab_assets.lib.refresh import recorded_totals_selects, source_totals_select
 from lab_assets.lib.threads import completed_in_threads
 from lab_assets.mysql import MySQLResource, source_drift
 from lab_assets.refresh.state_tables import DIGEST_STATE, LINEAGE_STATE
-from lab_assets.refresh.value_type import source_value_type
+from lab_assets.refresh.value_type import published_value_types, source_value_type
+from lab_assets.server_errors import explaining
 from lab_assets.sessions import is_mariadb
 
 # How often the sensor is evaluated. Dagster's daemon evaluates sensors at most every 5 s (its
@@ -105,12 +106,17 @@ def _totals(mysql: MySQLResource) -> tuple[str, str | None]:
     calm server; with other work on the 2 cores, median 2.2 s against 2.7 s, bench/RESULTS.md
     "Write-to-table latency"); then the recorded totals (small bucket tables, under 0.1 s)."""
     tables = mysql.tables
-    totals = source_totals_selects(tables, source_value_type(mysql))
-    live = "|".join(":".join(map(str, row)) for row in _side_by_side(mysql, totals))
+    value_type = source_value_type(mysql)
+    totals = source_totals_selects(tables, value_type)
+    # The value column's type too: a type changed with the values' text unchanged (INT to
+    # BIGINT, another collation) leaves every hash as it was, and the flat table must follow it.
+    live = "|".join([*(":".join(map(str, row)) for row in _side_by_side(mysql, totals)), value_type.ddl])
     state_tables = (LINEAGE_STATE.buckets_table, DIGEST_STATE.buckets_table, PENDING_SAMPLES, EXPERIMENT_MEASUREMENTS)
     if not all(mysql.column_names(table) for table in state_tables):
         return live, None
     recorded = [":".join(map(str, mysql.fetch_one(sql))) for sql in recorded_totals_selects(tables)]
+    published = set(published_value_types(mysql))
+    recorded.append(value_type.ddl if published <= {value_type.ddl} else ",".join(sorted(published)))
     (pending,) = mysql.fetch_one(f"SELECT COUNT(*) FROM {tables.qualified(PENDING_SAMPLES)}")
     return live, "|".join(recorded) + ("" if pending == 0 else f"|{pending} pending")
 
@@ -130,6 +136,11 @@ def _totals(mysql: MySQLResource) -> tuple[str, str | None]:
     " its first tick starts nothing when the tables already match the sources.",
 )
 def lab_source_change_sensor(context: SensorEvaluationContext, mysql: MySQLResource):
+    with explaining():  # a server error of the tick names its setting (a connection limit, a grant)
+        return _evaluated(context, mysql)
+
+
+def _evaluated(context: SensorEvaluationContext, mysql: MySQLResource):
     running = context.instance.get_run_records(RunsFilter(statuses=IN_PROGRESS, tags=SENSOR_RUN_TAGS), limit=1)
     if running:
         return SkipReason(f"refresh run {running[0].dagster_run.run_id} is still in progress; waiting for it")

@@ -24,6 +24,19 @@ PENDING_SAMPLES = "lab_pending_samples"  # sample ids the flat table has yet to 
 COLUMN_NAMES_TABLE = "lab_measurement_columns"  # the column each type was first given, kept for good
 BUILD_LOCK_TABLE = "lab_build_lock"  # which build holds the output database's build lock, since when
 
+# Every table lab_assets creates is one of these, or starts with one of them and "_" (bucket
+# tables, ``<table>__<suffix>`` helper tables): a lab table of such a name in the output database
+# would be overwritten, so no source may be named so there.
+OWN_TABLES = (
+    MEASUREMENT_TYPES,
+    SAMPLE_LINEAGE,
+    SAMPLE_MEASUREMENT_DIGESTS,
+    EXPERIMENT_MEASUREMENTS,
+    PENDING_SAMPLES,
+    COLUMN_NAMES_TABLE,
+    BUILD_LOCK_TABLE,
+)
+
 # The tables derived from the two sources, in the order their outputs are written.
 SOURCE_DERIVED_TABLES = (MEASUREMENT_TYPES, SAMPLE_LINEAGE, SAMPLE_MEASUREMENT_DIGESTS)
 

@@ -23,7 +23,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from lab_assets.lib.names import SAMPLE_MEASUREMENTS, SAMPLES, SOURCE_TABLES
+from lab_assets.lib.names import OWN_TABLES, SAMPLE_MEASUREMENTS, SAMPLES, SOURCE_TABLES
 from lab_assets.lib.sql import qualified_name, quote_identifier
 
 # The columns lab_assets reads of each source table, by lab_assets' names; nothing else is read.
@@ -32,6 +32,8 @@ SOURCE_COLUMNS = {
     SAMPLE_MEASUREMENTS: ("sample_id", "measurement_type", "value"),
 }
 # The variables that name a source table and map its columns (read when the definitions load).
+# The variable naming the database of every table lab_assets creates.
+LAB_OUTPUT_DATABASE_ENV = "LAB_OUTPUT_DATABASE"
 TABLE_VARIABLES = {SAMPLES: "LAB_SAMPLES_TABLE", SAMPLE_MEASUREMENTS: "LAB_MEASUREMENTS_TABLE"}
 COLUMN_VARIABLES = {SAMPLES: "LAB_SAMPLE_COLUMNS", SAMPLE_MEASUREMENTS: "LAB_MEASUREMENT_COLUMNS"}
 COLUMN_EXAMPLES = {
@@ -164,6 +166,18 @@ def id_type_problem(database: str, source: SourceTable, column_types: Mapping[st
     return (
         f"{database}.{source.name}: {', '.join(wrong)}; lab_assets reads sample and experiment ids as integers"
         " (it keeps them as INT), so these columns must have an integer type"
+    )
+
+
+def own_table_clash(tables: TableLocations, source: SourceTable) -> str | None:
+    """One sentence when the lab's table would be one lab_assets creates and overwrites (same
+    database, a name of :data:`OWN_TABLES` or one of their bucket and helper tables), else None."""
+    name = source.name.lower()
+    if tables.separate or not any(name == own or name.startswith(f"{own}_") for own in OWN_TABLES):
+        return None
+    return (
+        f"{TABLE_VARIABLES[source.role]} names {source.name}, a table lab_assets writes in {tables.output_database}:"
+        f" set {LAB_OUTPUT_DATABASE_ENV} to a database of lab_assets' own, so the lab's table is only read"
     )
 
 

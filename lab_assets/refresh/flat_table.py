@@ -11,21 +11,20 @@ from dagster import AssetCheckResult, AssetExecutionContext, Failure, Output
 from lab_assets.io_manager import KeyedRowsReplacement, SqlRelation, TableBuild, TableWrite
 from lab_assets.lib.bulk import in_sample_id_ranges
 from lab_assets.lib.flat_table import (
-    IDENTIFYING_COLUMNS,
     MeasurementColumn,
     column_limit_problem,
     flat_table_definition,
     pivot_select,
 )
 from lab_assets.lib.names import EXPERIMENT_MEASUREMENTS, PENDING_SAMPLES
-from lab_assets.lib.value_types import ValueType, declared_type, max_measurement_columns
+from lab_assets.lib.value_types import ValueType, max_measurement_columns
 from lab_assets.mysql import MySQLResource
 from lab_assets.refresh.checks import flat_table_check_results
 from lab_assets.refresh.derivations import full_rebuild_requested, io_manager_schema
 from lab_assets.refresh.guard import check_sources, guarded_build
 from lab_assets.refresh.pending import REBUILD_ALL_SELECT, ensure_pending_table, mark_pending, read_pending
 from lab_assets.refresh.plan import plan_flat_table
-from lab_assets.refresh.value_type import source_value_type
+from lab_assets.refresh.value_type import published_value_types, source_value_type
 from lab_assets.refresh.verification import verify_written_rows
 
 
@@ -114,11 +113,7 @@ def flat_table_write(
         full_rebuild_requested=full_rebuild_requested(context),
         present_columns=present,
         wanted_columns=definition.column_names,
-        present_value_types=[
-            declared_type(c.column_type, c.character_set, c.collation)
-            for c in present_columns
-            if c.name not in {i.name for i in IDENTIFYING_COLUMNS}
-        ],
+        present_value_types=published_value_types(mysql),
         wanted_value_type=value_type.ddl,
         upstream_rebuilt_whole=pending.rebuild_all,
         pending_count=pending.count,

@@ -35,7 +35,7 @@ from lab_assets.lib.names import BUILD_LOCK_TABLE
 from lab_assets.lib.sql import Column, TableDefinition
 from lab_assets.lib.tables import TableLocations
 from lab_assets.mysql import LAB_OUTPUT_DATABASE_ENV, MySQLResource, column_names, source_drift
-from lab_assets.server_errors import explained
+from lab_assets.server_errors import explaining
 
 # What the output database's tables need: CREATE/DROP/ALTER/INDEX for staging tables, swaps
 # (RENAME TABLE needs ALTER and DROP on the old name, CREATE and INSERT on the new) and indexes
@@ -280,21 +280,17 @@ def guarded_build(
     Yields :func:`build_lock`'s check, to call before each write. ``io_manager_schema``: where the
     IO manager writes these assets' tables, which must be the resource's output database (the
     refresh's work tables live there too)."""
-    output = mysql.tables.output_database
+    with explaining():
+        output = mysql.tables.output_database  # reads the server (the parent index)
     if io_manager_schema is not None and io_manager_schema != output:
         raise Failure(
             description=f"the IO manager writes into database {io_manager_schema} but lab_assets' refresh works"
             f" in {output}: set the output database once, with LAB_OUTPUT_DATABASE (MySQLResource.output_database),"
             " and leave MySQLIOManager's schema unset. Nothing was written."
         )
-    try:
+    with explaining():
         check_privileges(log, mysql)
         check_sources(mysql)
         mysql.ensure_output_database()
         with build_lock(log, mysql, holder_of(run_id, step)) as still_held:
             yield still_held
-    except Exception as error:
-        clearer = explained(error)
-        if clearer is error:
-            raise
-        raise clearer from error

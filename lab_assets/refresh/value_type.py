@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from dagster import Failure
 
-from lab_assets.lib.names import SAMPLE_MEASUREMENTS
-from lab_assets.lib.value_types import UnsupportedValueType, ValueType, parse_value_type
+from lab_assets.lib.flat_table import IDENTIFYING_COLUMNS
+from lab_assets.lib.names import EXPERIMENT_MEASUREMENTS, SAMPLE_MEASUREMENTS
+from lab_assets.lib.value_types import UnsupportedValueType, ValueType, declared_type, parse_value_type
 from lab_assets.mysql import MySQLResource
 
 VALUE_COLUMN = "value"
@@ -29,3 +30,14 @@ def source_value_type(mysql: MySQLResource) -> ValueType:
         tables = mysql.tables  # the lab's own names of the table and column
         where = f"{tables.database_of(SAMPLE_MEASUREMENTS)}.{tables.source(SAMPLE_MEASUREMENTS).name}.{column.name}"
         raise UnpublishableValueType(f"{where} has a type lab_assets cannot publish exactly: {error}") from None
+
+
+def published_value_types(mysql: MySQLResource) -> list[str]:
+    """The declared types (:func:`declared_type`) of experiment_measurements' measurement columns
+    as they are now, in column order; empty when the table or its measurement columns are missing."""
+    identifying = {column.name for column in IDENTIFYING_COLUMNS}
+    return [
+        declared_type(c.column_type, c.character_set, c.collation)
+        for c in mysql.table_columns(EXPERIMENT_MEASUREMENTS)
+        if c.name not in identifying
+    ]
