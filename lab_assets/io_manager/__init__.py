@@ -15,19 +15,13 @@ Outputs, each kind with one write path:
 
 Inputs typed :class:`SqlRelation` load as a relation to compose into the downstream asset's own
 SQL, not rows; other inputs load as DataFrames.
-
-DbIOManager deletes the slice before the type handler writes; MySQL commits implicitly around DDL,
-so that delete could not share a transaction with the write. As in dagster-deltalake,
-``delete_table_slice`` is therefore a no-op and each handler replaces the slice itself.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -35,17 +29,22 @@ from dagster import (
     ConfigurableIOManagerFactory,
     InputContext,
     OutputContext,
-    TableColumn,
-    TableSchema,
 )
-from dagster._core.definitions.metadata.metadata_set import TableMetadataSet
 from dagster._core.definitions.partitions.utils import TimeWindow
-from dagster._core.storage.db_io_manager import DbClient, DbIOManager, DbTypeHandler, TableSlice
+from dagster._core.storage.db_io_manager import DbIOManager, DbTypeHandler, TableSlice
 from pydantic import Field
 from pymysql.constants import FIELD_TYPE
 from sqlalchemy.engine import Connection, CursorResult
 
-from lab_assets.lib.bulk import BulkBuild, chunk_select, key_ranges, missing_rows_insert, unchunked_select
+from lab_assets.io_manager.client import (
+    MySQLDbClient,
+    add_missing_columns,
+    select_slice,
+    slice_partition_condition,
+    table_metadata,
+)
+from lab_assets.io_manager.kinds import KeyedRowsReplacement, PartitionRows, SqlRelation, TableBuild, TableWrite
+from lab_assets.lib.bulk import chunk_select, key_ranges, missing_rows_insert, unchunked_select
 from lab_assets.lib.lineage import recursion_limit_statement
 from lab_assets.lib.names import NEW_SUFFIX, OLD_SUFFIX, ROWS_SUFFIX, helper_table
 from lab_assets.lib.progress import logged_step
@@ -63,167 +62,23 @@ from lab_assets.mysql import MySQLResource, column_names, table_exists
 from lab_assets.server_errors import explained
 from lab_assets.sessions import is_mariadb, spare_connections, transaction
 
-
-@dataclass(frozen=True)
-class SqlRelation:
-    """Rows as a SELECT that MySQL evaluates (``%s`` bound parameters): what an input typed
-    ``SqlRelation`` loads as, to be composed into the downstream asset's own SQL. No row passes
-    through Python. Returning one as an output is an error: say how to write it with one of the
-    :class:`TableWrite` kinds."""
-
-    select_sql: str
-    params: tuple[Any, ...] = ()
-    # Set when the relation is a plain reference to a whole stored table (schema, table).
-    table_reference: tuple[str, str] | None = field(default=None, compare=False)
-
-    @classmethod
-    def of_table(cls, schema: str, table: str) -> SqlRelation:
-        return cls(select_sql=f"SELECT * FROM {qualified_name(schema, table)}", table_reference=(schema, table))
-
-    def as_from_item(self) -> str:
-        """The relation as an item of a FROM clause (alias it after this)."""
-        if self.table_reference is not None:
-            return qualified_name(*self.table_reference)
-        return f"(\n{self.select_sql}\n)"
-
-
-class TableWrite:
-    """Base of the output kinds the IO manager writes inside MySQL. Each kind has one write path:
-
-    * :class:`TableBuild`: the whole table, built aside and swapped in atomically;
-    * :class:`KeyedRowsReplacement`: the rows of listed primary keys, replaced in one transaction;
-    * :class:`PartitionRows`: one partition's rows, replaced in one transaction.
-
-    Declare ``dagster_type=TableWrite`` on an output that returns one kind or another."""
-
-    definition: TableDefinition  # the columns and keys of the table written
-
-
-@dataclass(frozen=True, kw_only=True)
-class TableBuild(TableWrite):
-    """The whole table as ``select_sql`` gives it, built into ``<table>__new`` and swapped in with
-    one ``RENAME TABLE``: readers see the old complete table or the new complete one, never a
-    half-built, empty or missing one. A failed build drops ``<table>__new`` and leaves the table.
-
-    ``faster_plan`` (lab_assets.lib.bulk) is an equivalent, faster way to fill the empty staging
-    table; ``select_sql`` stays the complete definition. ``after_swap`` statements run once the new
-    table is in place (not atomic with the swap: each must be safe to run again). ``drop_after``
-    names work tables (same schema) the asset made for this build, dropped once it is written.
-    ``recursion_limit`` raises the session's recursive-CTE limit first."""
-
-    select_sql: str
-    definition: TableDefinition
-    params: tuple[Any, ...] = ()
-    recursion_limit: int | None = None
-    faster_plan: BulkBuild | None = field(default=None, compare=False)
-    after_swap: tuple[str, ...] = ()
-    drop_after: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, kw_only=True)
-class KeyedRowsReplacement(TableWrite):
-    """Only the rows whose primary key is listed in ``keys_table`` (same schema, one column named
-    like the table's single-column key) are replaced by ``select_sql``, which must produce exactly
-    the listed keys that still exist; listed keys it does not produce are deleted. One transaction,
-    with ``in_transaction`` statements run inside it (to keep a summary of the table in step).
-    ``row_count_select``: a query giving the table's exact row count afterwards that is cheaper
-    than ``COUNT(*)`` (default ``COUNT(*)``). The table must exist with ``definition``'s columns."""
-
-    select_sql: str
-    definition: TableDefinition
-    keys_table: str
-    params: tuple[Any, ...] = ()
-    recursion_limit: int | None = None
-    in_transaction: tuple[str, ...] = ()
-    row_count_select: str | None = None
-    drop_after: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, kw_only=True)
-class PartitionRows(TableWrite):
-    """The rows of the partition being materialized (a partitioned asset's output): the partition's
-    old rows deleted and these inserted in one transaction. The table is created if missing and
-    gains columns ``definition`` adds (``ALTER TABLE ... ADD COLUMN``)."""
-
-    select_sql: str
-    definition: TableDefinition
-    params: tuple[Any, ...] = ()
-
-
-def _partition_condition(table_slice: TableSlice) -> tuple[str, tuple[Any, ...]]:
-    """WHERE condition (with bound parameters) selecting the slice's partitions; '' for all rows."""
-    conditions: list[str] = []
-    params: list[Any] = []
-    for dimension in table_slice.partition_dimensions or ():
-        # Any SQL: every statement goes through PyMySQL's %-formatting (quote_identifier), so a
-        # `%` of the expression (STR_TO_DATE(key, '%Y-%m-%d')) is doubled to reach the server.
-        expression = dimension.partition_expr
-        expression = quote_identifier(expression) if expression.isidentifier() else expression.replace("%", "%%")
-        if isinstance(dimension.partitions, TimeWindow):
-            conditions.append(f"{expression} >= %s AND {expression} < %s")
-            params += [dimension.partitions.start.replace(tzinfo=None), dimension.partitions.end.replace(tzinfo=None)]
-        else:
-            keys = list(dimension.partitions)
-            if not keys:
-                conditions.append("1 = 0")
-                continue
-            conditions.append(f"{expression} IN ({', '.join(['%s'] * len(keys))})")
-            params += keys
-    return " AND ".join(f"({c})" for c in conditions), tuple(params)
-
-
-def _select_slice(table_slice: TableSlice) -> tuple[str, tuple[Any, ...]]:
-    columns = ", ".join(map(quote_identifier, table_slice.columns)) if table_slice.columns else "*"
-    sql = f"SELECT {columns} FROM {qualified_name(table_slice.schema, table_slice.table)}"
-    condition, params = _partition_condition(table_slice)
-    return (f"{sql} WHERE {condition}" if condition else sql), params
-
-
-def add_missing_columns(connection: Connection, schema: str, table: str, wanted: Sequence[Column]) -> list[str]:
-    """Schema evolution: ``ALTER TABLE ... ADD COLUMN`` for each wanted column the table lacks.
-    MySQL column names are case-insensitive, so they are compared that way."""
-    present = {name.lower() for name in column_names(connection, schema, table)}
-    missing = [column for column in wanted if column.name.lower() not in present]
-    if missing:
-        additions = ", ".join(f"ADD COLUMN {column.definition()}" for column in missing)
-        connection.exec_driver_sql(f"ALTER TABLE {qualified_name(schema, table)} {additions}")
-    return [column.name for column in missing]
-
-
-def _table_metadata(table_slice: TableSlice, row_count: int, columns: Sequence[Column]) -> dict[str, Any]:
-    """Dagster's table metadata; ``row_count`` is the partition's (``dagster/partition_row_count``,
-    as dagster-gcp reports it) when a partition was written, else the table's."""
-    schema = TableSchema(
-        columns=[TableColumn(name=c.name, type=c.sql_type, description=c.description) for c in columns]
-    )
-    if table_slice.partition_dimensions:
-        return dict(TableMetadataSet(partition_row_count=row_count, column_schema=schema))
-    return dict(TableMetadataSet(row_count=row_count, column_schema=schema))
-
-
-class MySQLDbClient(DbClient[Connection]):
-    def __init__(self, mysql: MySQLResource):
-        self._mysql = mysql
-
-    def delete_table_slice(self, context: OutputContext, table_slice: TableSlice, connection: Connection) -> None:
-        """No-op: the type handlers replace the slice in the same transaction as the write."""
-
-    def ensure_schema_exists(self, context: OutputContext, table_slice: TableSlice, connection: Connection) -> None:
-        connection.exec_driver_sql(f"CREATE DATABASE IF NOT EXISTS {quote_identifier(table_slice.schema)}")
-
-    @staticmethod
-    def get_select_statement(table_slice: TableSlice) -> str:
-        sql, params = _select_slice(table_slice)
-        return sql if not params else f"{sql} -- parameters: {list(map(str, params))}"
-
-    @staticmethod
-    def get_table_name(table_slice: TableSlice) -> str:
-        return f"{table_slice.schema}.{table_slice.table}"
-
-    @contextmanager
-    def connect(self, context: OutputContext | InputContext, table_slice: TableSlice) -> Iterator[Connection]:
-        with self._mysql.connect() as connection:
-            yield connection
+__all__ = [
+    "DataFrameTypeHandler",
+    "KeyedRowsReplacement",
+    "KeyedRowsReplacementHandler",
+    "MySQLDbClient",
+    "MySQLDbIOManager",
+    "MySQLIOManager",
+    "PartitionRows",
+    "PartitionRowsHandler",
+    "SqlRelation",
+    "SqlRelationTypeHandler",
+    "SwapBlockedError",
+    "TableBuild",
+    "TableBuildHandler",
+    "TableWrite",
+    "add_missing_columns",
+]
 
 
 class _TableWriteHandler(DbTypeHandler[TableWrite]):
@@ -270,7 +125,7 @@ class _TableWriteHandler(DbTypeHandler[TableWrite]):
             "write": self.write_label,
             "rows_written": rows_written,
             "build_seconds": round(seconds, 3),
-            **_table_metadata(table_slice, total, columns),
+            **table_metadata(table_slice, total, columns),
         }
 
     def load_input(self, context: InputContext, table_slice: TableSlice, connection: Connection) -> Any:
@@ -485,7 +340,7 @@ class PartitionRowsHandler(_TableWriteHandler):
         if not table_exists(connection, schema, table):
             connection.exec_driver_sql(obj.definition.create_statement(schema, table))
         add_missing_columns(connection, schema, table, obj.definition.columns)
-        condition, condition_params = _partition_condition(table_slice)
+        condition, condition_params = slice_partition_condition(table_slice)
         insert = insert_select_statement(schema, table, obj.definition.column_names, obj.select_sql)
         with transaction(connection), logged_step(context.log, f"replacing partition rows of {schema}.{table}"):
             connection.exec_driver_sql(
@@ -515,7 +370,7 @@ class SqlRelationTypeHandler(DbTypeHandler[SqlRelation]):
     def load_input(self, context: InputContext, table_slice: TableSlice, connection: Connection) -> SqlRelation:
         if not table_slice.columns and not table_slice.partition_dimensions:
             return SqlRelation.of_table(table_slice.schema, table_slice.table)
-        sql, params = _select_slice(table_slice)
+        sql, params = select_slice(table_slice)
         return SqlRelation(select_sql=sql, params=params)
 
 
@@ -631,7 +486,7 @@ class DataFrameTypeHandler(DbTypeHandler[pd.DataFrame]):
             if not present:
                 connection.exec_driver_sql(definition.create_statement(schema, table))
             added = add_missing_columns(connection, schema, table, columns)
-            condition, condition_params = _partition_condition(table_slice)
+            condition, condition_params = slice_partition_condition(table_slice)
             with transaction(connection):
                 connection.exec_driver_sql(
                     f"DELETE FROM {qualified_name(schema, table)} WHERE {condition}", condition_params
@@ -655,7 +510,7 @@ class DataFrameTypeHandler(DbTypeHandler[pd.DataFrame]):
         if added:
             context.log.info(f"added columns to {schema}.{table}: {', '.join(added)}")
         context.log.info(f"wrote {len(rows)} rows to {schema}.{table}")
-        metadata = _table_metadata(table_slice, len(rows), columns)
+        metadata = table_metadata(table_slice, len(rows), columns)
         if added:
             metadata["columns_added"] = ", ".join(added)
         return metadata
@@ -666,7 +521,7 @@ class DataFrameTypeHandler(DbTypeHandler[pd.DataFrame]):
         if not table_exists(connection, table_slice.schema, table_slice.table):
             context.log.info(f"{table_slice.schema}.{table_slice.table} does not exist yet: loaded as no rows")
             return pd.DataFrame(columns=list(table_slice.columns or ()))
-        sql, params = _select_slice(table_slice)
+        sql, params = select_slice(table_slice)
         return _frame_from(connection.exec_driver_sql(sql, params))
 
 
