@@ -444,11 +444,11 @@ def test_a_lost_build_lock_stops_the_step_before_it_writes(lab_db, monkeypatch):
 def test_a_swap_blocked_by_a_readers_open_transaction_fails_in_bounded_time_and_keeps_the_table(lab_db, monkeypatch):
     # A scientist's session opened a transaction, read the flat table and went to lunch: its
     # metadata lock blocks RENAME TABLE, and while the rename waits every new query queues behind it.
-    import lab_assets.io_manager as io_manager_module
+    import lab_assets.io_manager.swap as swap_module
 
     lab_db.materialize_all()
-    monkeypatch.setattr(io_manager_module, "SWAP_LOCK_WAIT_SECONDS", 1)
-    monkeypatch.setattr(io_manager_module, "SWAP_ATTEMPTS", 2)
+    monkeypatch.setattr(swap_module, "SWAP_LOCK_WAIT_SECONDS", 1)
+    monkeypatch.setattr(swap_module, "SWAP_ATTEMPTS", 2)
     lab_db.execute("INSERT INTO sample_measurements VALUES (4, 'temp', 20)")  # the next build is whole
     reader = lab_db.connect()
     try:

@@ -8,7 +8,7 @@ differences that matter, and where they are handled:
   :func:`lab_assets.lib.lineage.recursion_limit_statement` picks by ``dialect.is_mariadb``.
 * Sequences (``CREATE SEQUENCE``, ``NEXTVAL``), ``CREATE OR REPLACE TABLE``, ``ADD COLUMN IF NOT
   EXISTS``, ``INSERT ... RETURNING``: MariaDB only, so not used; new columns are found through
-  information_schema first (``io_manager.add_missing_columns``), tables are swapped with
+  information_schema first (``io_manager.client.add_missing_columns``), tables are swapped with
   ``RENAME TABLE`` (atomic on both).
 * information_schema: MySQL 8 labels result columns in upper case (``COLUMN_NAME``), MariaDB in
   the case written, so its rows are read by position, never by name. MySQL 8.0.19+ reports
