@@ -10,6 +10,7 @@ import pytest
 
 from lab_assets.lib import integrity, lineage, refresh
 from lab_assets.lib.tables import TableLocations
+from lab_assets.lib.value_types import DEFAULT_VALUE_TYPE
 
 TABLES = TableLocations("lab", "out", parent_index="fk_parent")
 FORCED = "FORCE INDEX (`fk_parent`)"
@@ -20,7 +21,13 @@ WALKS = {
     "cycle_samples_select": lambda: integrity.cycle_samples_select(TABLES),
     "missing_parent_samples_select": lambda: integrity.missing_parent_samples_select(TABLES),
     "reconciliation_select": lambda: integrity.reconciliation_select(
-        TABLES, "experiment_measurements", "measurement_types", ["measurement_ph"], "utf8mb4", "utf8mb4_general_ci"
+        TABLES,
+        "experiment_measurements",
+        "measurement_types",
+        ["measurement_ph"],
+        "utf8mb4",
+        "utf8mb4_general_ci",
+        DEFAULT_VALUE_TYPE,
     )[0],
     "descendants_select": lambda: refresh.descendants_select(TABLES, "sample_lineage__moved"),
 }
