@@ -33,8 +33,6 @@ pytestmark = pytest.mark.timeout(60)
 DATABASE = "lab_tls"
 USER = "tls"
 PASSWORD = "tls-Secret-1"
-# PyMySQL's connect_timeout for the test's own connections (lab_assets' engine uses 10 s).
-CONNECT_TIMEOUT = 5
 
 
 # --- certificates -------------------------------------------------------------------------------

@@ -131,13 +131,6 @@ def insert_values_statement(schema: str, table: str, columns: Sequence[str]) -> 
     return f"INSERT INTO {qualified_name(schema, table)} ({column_list}) VALUES ({placeholders})"
 
 
-def in_list_condition(expression: str, values: Sequence[object]) -> tuple[str, tuple[object, ...]]:
-    """``expression IN (%s, ...)`` with its parameters; an empty list matches nothing."""
-    if not values:
-        return "1 = 0", ()
-    return f"{expression} IN ({', '.join(['%s'] * len(values))})", tuple(values)
-
-
 def balanced_sum(terms: Sequence[str]) -> str:
     """``terms`` added up as a balanced tree of parentheses ("0" for none). A left-deep chain of
     ~1000 additions (one per measurement column) parses into a ~1000-deep expression tree and

@@ -243,11 +243,6 @@ class TableLocations:
             return f"STRAIGHT_JOIN {self.samples} AS {alias}{index} ON {alias}.parent_id = {parent_id_sql}"
         return f"STRAIGHT_JOIN {self._renaming(SAMPLES, index)} AS {alias} ON {alias}.parent_id = {parent_id_sql}"
 
-    @property
-    def separate(self) -> bool:
-        """True when lab_assets writes into a database of its own."""
-        return self.source_database != self.output_database
-
     @classmethod
     def single(cls, database: str) -> TableLocations:
         """Sources and lab_assets' tables in one database (the default layout)."""
