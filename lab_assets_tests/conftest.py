@@ -9,9 +9,18 @@ from collections.abc import Iterator
 
 import pytest
 
-from lab_assets.sessions import dispose_engines
-from lab_assets_tests.databases import SESSION_PREFIX, LabDatabase, create_lab_database, server_connection
-from lab_assets_tests.webserver import browser_missing
+# The shared helpers assert too: pytest explains their failures as it does the tests' own, if it
+# rewrites them, which it must be told before they are first imported (below).
+pytest.register_assert_rewrite("lab_assets_tests.lab_data", "lab_assets_tests.runs")
+
+from lab_assets.sessions import dispose_engines  # noqa: E402
+from lab_assets_tests.databases import (  # noqa: E402
+    SESSION_PREFIX,
+    LabDatabase,
+    create_lab_database,
+    server_connection,
+)
+from lab_assets_tests.webserver import browser_missing  # noqa: E402
 
 # Fixtures that reach the server: a test using any of them (directly or through another fixture)
 # is marked ``integration``, as are the tests marked so in their module.

@@ -21,8 +21,7 @@ from dagster import DagsterInstance
 import lab_assets.refresh.flat_table as flat_table_module
 import lab_assets.refresh.lineage as lineage_module
 from lab_assets_tests.lab_data import assert_flat_table_is_exact, generate, insert
-from lab_assets_tests.test_refresh import _assert_refresh_state_is_exact
-from lab_assets_tests.test_sensor import Ticker
+from lab_assets_tests.runs import Ticker, assert_refresh_state_is_exact
 
 BASE_SAMPLES = 2_000
 
@@ -39,7 +38,7 @@ def _refresh_and_check(db) -> None:
     db.materialize_all()
     with db.connect() as connection:
         assert_flat_table_is_exact(connection)
-    _assert_refresh_state_is_exact(db)
+    assert_refresh_state_is_exact(db)
 
 
 def _set_value(sample_id: int, value: object, measurement_type: str = "vol") -> str:
