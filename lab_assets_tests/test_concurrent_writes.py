@@ -249,7 +249,7 @@ class LabWriter(threading.Thread):
                     self.edits += 1
                     time.sleep(self.rng.uniform(0.005, 0.05))
                 self._put_back_due(cursor, float("inf"))
-        except BaseException as error:  # reported by the test
+        except BaseException as error:  # noqa: BLE001 - reported by the test
             self.error = error
 
     def _put_back_due(self, cursor, now: float) -> None:

@@ -196,7 +196,7 @@ def test_a_renamed_source_column_stops_the_build_before_it_writes(renamed_lab):
     assert _flat_table(renamed_lab, renamed_lab.name) == before
     ticker = Ticker(renamed_lab, DagsterInstance.ephemeral())
     ticker.mysql = renamed_lab.resources()["mysql"]
-    with pytest.raises(RuntimeError, match="lims_sample has no column study_id .LAB_SAMPLE_COLUMNS maps"):
+    with pytest.raises(RuntimeError, match=r"lims_sample has no column study_id .LAB_SAMPLE_COLUMNS maps"):
         ticker.tick()
 
 
@@ -258,10 +258,14 @@ def test_a_malformed_setting_is_one_sentence_naming_the_variable(variable, value
 def test_the_settings_are_read_when_the_definitions_load():
     code = "from lab_assets.defs.resources import mysql; print(mysql.samples_table, mysql.sample_columns)"
     environment = {**os.environ, "LAB_SAMPLES_TABLE": "lims_sample", "LAB_SAMPLE_COLUMNS": "id=sample_pk"}
-    run = subprocess.run([sys.executable, "-c", code], env=environment, capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [sys.executable, "-c", code], env=environment, capture_output=True, text=True, timeout=120, check=False
+    )
     assert run.stdout.split() == ["lims_sample", "id=sample_pk"], run.stderr
     environment["LAB_SAMPLE_COLUMNS"] = "pk"
-    run = subprocess.run([sys.executable, "-c", code], env=environment, capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [sys.executable, "-c", code], env=environment, capture_output=True, text=True, timeout=120, check=False
+    )
     assert run.returncode != 0 and "ValueError: LAB_SAMPLE_COLUMNS has 'pk'" in run.stderr
 
 

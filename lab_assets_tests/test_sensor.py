@@ -54,8 +54,8 @@ def test_quiet_tick_starts_no_run_and_says_what_it_saw(ticker):
 
 @pytest.mark.parametrize(
     "change",
-    CHANGES
-    + [
+    [
+        *CHANGES,
         lambda db: db.execute(
             "UPDATE sample_measurements SET value = 6.5 WHERE sample_id = 2 AND measurement_type = 'ph'"
         ),

@@ -55,7 +55,7 @@ def test_a_newcomer_sees_the_assets_materializes_them_and_finds_metadata_checks_
         [repository] = server.wait_until_loaded(seconds=120)
         # make dev loads workspace.yaml's code location (its name keys the sensor's state).
         assert repository["location"]["name"] == "lab_assets"
-        print(f"make dev ready in {time.monotonic() - started:.1f} s")
+        print(f"make dev ready in {time.monotonic() - started:.1f} s")  # noqa: T201 - shown with the test's output
         with sync_playwright() as driver:
             browser = driver.chromium.launch(executable_path=str(CHROMIUM))
             try:
@@ -64,7 +64,7 @@ def test_a_newcomer_sees_the_assets_materializes_them_and_finds_metadata_checks_
                 expect.set_options(timeout=STEP_MS)
                 shots = _drive(page, server.base, lab_db, sample_count, tmp_path, started)
             except Exception:
-                print(f"webserver log (tail):\n{server.log_tail()}")
+                print(f"webserver log (tail):\n{server.log_tail()}")  # noqa: T201 - shown with the test's output
                 raise
             finally:
                 browser.close()
@@ -72,7 +72,7 @@ def test_a_newcomer_sees_the_assets_materializes_them_and_finds_metadata_checks_
         server.stop()
     # The runs were recorded in the DAGSTER_HOME make dev was given (SQLite storage under it).
     assert (tmp_path / "history" / "runs.db").is_file(), sorted(p.name for p in tmp_path.iterdir())
-    print(f"browser test done in {time.monotonic() - started:.1f} s; screenshots: {', '.join(map(str, shots))}")
+    print(f"browser test done in {time.monotonic() - started:.1f} s; screenshots: {', '.join(map(str, shots))}")  # noqa: T201 - shown with the test's output
 
 
 def _drive(page: Page, base: str, lab_db, sample_count: int, tmp_path: Path, started: float) -> list[Path]:
@@ -86,7 +86,7 @@ def _drive(page: Page, base: str, lab_db, sample_count: int, tmp_path: Path, sta
     def at(name: str) -> None:
         nonlocal step
         step = name
-        print(f"{time.monotonic() - started:5.1f} s  {name}")
+        print(f"{time.monotonic() - started:5.1f} s  {name}")  # noqa: T201 - shown with the test's output
 
     try:
         # Lineage: the global asset graph, every group expanded (right-click menu), one node per asset.
@@ -174,7 +174,7 @@ def _drive(page: Page, base: str, lab_db, sample_count: int, tmp_path: Path, sta
     except Exception:
         shot = tmp_path / f"failed-at-{re.sub(r'[^a-z0-9]+', '-', step.lower())}.png"
         page.screenshot(path=shot, full_page=True)
-        print(f"screenshot of the page at the failure: {shot}")
+        print(f"screenshot of the page at the failure: {shot}")  # noqa: T201 - shown with the test's output
         raise
 
 

@@ -244,7 +244,7 @@ def test_an_unsupported_value_type_stops_before_anything_is_written(lab_db):
         "varbinary(10)",
         "decimal(10,2)) , x int",
         "varchar(10) character set x",
-    ],  # fmt: skip
+    ],
 )
 def test_types_outside_the_grammar_are_refused(column_type):
     # What goes into DDL is written from the parsed numbers and names, so only the grammar passes.

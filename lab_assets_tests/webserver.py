@@ -108,7 +108,7 @@ class Webserver:
                 start_new_session=True,
                 # dagster dev handles SIGTERM as SIGINT, so SIGINT must not be ignored (it is in a
                 # shell's background jobs): stop() then ends it and its children in order.
-                preexec_fn=_default_sigint,
+                preexec_fn=_default_sigint,  # noqa: PLW1509 - one signal() call before exec, no lock taken
             )
 
     def log_tail(self) -> str:

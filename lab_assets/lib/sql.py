@@ -80,8 +80,10 @@ class TableDefinition:
         parts = [c.definition() for c in self.columns]
         if self.primary_key:
             parts.append(f"PRIMARY KEY ({', '.join(map(quote_identifier, self.primary_key))})")
-        for index_columns in self.indexes if with_indexes else ():
-            parts.append(f"KEY ({', '.join(map(quote_identifier, index_columns))})")
+        parts.extend(
+            f"KEY ({', '.join(map(quote_identifier, index_columns))})"
+            for index_columns in (self.indexes if with_indexes else ())
+        )
         body = ",\n  ".join(parts)
         # utf8mb4_bin: text kept exactly as the lab stored it (case and accents preserved).
         return (
