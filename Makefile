@@ -5,7 +5,7 @@ VENV := .venv
 export LAB_DB_URL ?= mysql+pymysql://root@127.0.0.1:3306/lab
 export DAGSTER_HOME ?= $(CURDIR)/dagster_home
 
-.PHONY: install run test lint typecheck bench
+.PHONY: install run test test-unit lint format typecheck bench
 install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	@echo "installing lab_assets and its pinned dependencies into $(VENV) (about a minute, once)"
@@ -33,10 +33,20 @@ dev: install
 test: install
 	$(VENV)/bin/pytest
 
+# The tests that need no database server (not marked `integration`): under a minute.
+test-unit: install
+	$(VENV)/bin/pytest -m "not integration"
+
 # ruff (lint + format check, 120 columns) and pyright (basic), configured in pyproject.toml.
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+# Rewrites the files: applies ruff's safe fixes, formats, then lists what is left to fix by hand.
+format: install
+	$(VENV)/bin/ruff check --fix --exit-zero --quiet .
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check .
 
 typecheck: install
 	$(VENV)/bin/pyright

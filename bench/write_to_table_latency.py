@@ -49,6 +49,7 @@ mysql+pymysql://root@127.0.0.1:3306); only ``bench_latency_<size>`` is created o
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import random
 import shutil
@@ -107,7 +108,7 @@ class MakeDev:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 # dagster dev handles SIGTERM as SIGINT, so SIGINT must not be ignored.
-                preexec_fn=_default_sigint,
+                preexec_fn=_default_sigint,  # noqa: PLW1509 - one signal() call before exec, no lock taken
             )
 
     def check_alive(self) -> None:
@@ -386,11 +387,11 @@ def report(changes: list[Change], ticks: list, size: int, load: str, commit: str
         )
     if len(ticks) > 1:
         starts = sorted(t.timestamp for t in ticks)
-        gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+        gaps = [b - a for a, b in itertools.pairwise(starts)]
         summary.append(
             f"- sensor tick spacing: median {statistics.median(gaps):.2f} s, max {max(gaps):.2f} s ({len(ticks)} ticks)"
         )
-    return summary + [""] + lines
+    return [*summary, "", *lines]
 
 
 # --------------------------------------------------------------------------------------------
@@ -436,7 +437,9 @@ def main() -> None:
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True, check=False
+    ).stdout.strip()
     commit += " (uncommitted changes)" if dirty else ""
 
     changes: list[Change] = []
@@ -473,7 +476,7 @@ def main() -> None:
                     loads.append(os.getloadavg()[0])
                     time.sleep(rng.uniform(0, MAX_PAUSE_SECONDS))
                 ticks = sorted(_sensor_ticks(instance, after=started), key=lambda t: t.timestamp)
-                uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+                uptime = subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
                 load = f"load1 {min(loads):.2f}-{max(loads):.2f} during the changes; at the end: {uptime}"
         finally:
             dev.stop()

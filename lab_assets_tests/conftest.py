@@ -1,14 +1,26 @@
 """Fixtures: a real MariaDB/MySQL server, one throwaway database per test that needs one
-(lab_assets_tests/databases.py); tests that reach the server are marked ``integration``."""
+(lab_assets_tests/databases.py); tests that reach the server are marked ``integration``; tests
+marked ``browser`` are skipped, saying what to install, where Chromium or Playwright is missing."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
 
-from lab_assets.sessions import dispose_engines
-from lab_assets_tests.databases import SESSION_PREFIX, LabDatabase, create_lab_database, server_connection
+# The shared helpers assert too: pytest explains their failures as it does the tests' own, if it
+# rewrites them, which it must be told before they are first imported (below).
+pytest.register_assert_rewrite("lab_assets_tests.lab_data", "lab_assets_tests.runs")
+
+from lab_assets.sessions import dispose_engines  # noqa: E402
+from lab_assets_tests.databases import (  # noqa: E402
+    SESSION_PREFIX,
+    LabDatabase,
+    create_lab_database,
+    server_connection,
+)
+from lab_assets_tests.webserver import browser_missing  # noqa: E402
 
 # Fixtures that reach the server: a test using any of them (directly or through another fixture)
 # is marked ``integration``, as are the tests marked so in their module.
@@ -40,6 +52,18 @@ def _close_pooled_connections() -> Iterator[None]:
     """Each test's databases are done with once it ends: their pooled connections are closed."""
     yield
     dispose_engines()
+
+
+@pytest.fixture(autouse=True)
+def _browser_present(request: pytest.FixtureRequest) -> None:
+    """A ``browser`` test without its browser is skipped with the reason, before any database is
+    made for it; on CI (``CI`` set, as .ci/run runs) it fails instead: CI installs Chromium so that
+    the test runs there, and a skip would hide that it did not."""
+    if request.node.get_closest_marker("browser") is None or (missing := browser_missing()) is None:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(missing)
+    pytest.skip(missing)
 
 
 @pytest.fixture

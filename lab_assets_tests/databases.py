@@ -82,3 +82,27 @@ def create_lab_database(seed_rows: bool = True) -> LabDatabase:
         statements = [s for s in statements if not s.upper().startswith("INSERT")]
     database.execute(*statements)
     return database
+
+
+# A lab with table and column names of its own (test_lab_schema.py, test_production_lims.py).
+LAB_NAMES = {
+    "samples_table": "lims_sample",
+    "measurements_table": "lims_result",
+    "sample_columns": "id=sample_pk,parent_id=derived_from,experiment_id=study_id",
+    "measurement_columns": "sample_id=sample_fk,measurement_type=assay,value=result",
+}
+# The lab's own tables (index and constraint names of its own too), loaded from the seed schema's.
+RENAMED_SCHEMA = (
+    "CREATE TABLE lims_sample (notes VARCHAR(40) NOT NULL DEFAULT 'n', sample_pk INT PRIMARY KEY AUTO_INCREMENT,"
+    " derived_from INT, study_id INT, created_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,"
+    " KEY lims_sample_made_from (derived_from),"
+    " CONSTRAINT lims_sample_parent FOREIGN KEY (derived_from) REFERENCES lims_sample (sample_pk) ON DELETE CASCADE)",
+    "CREATE TABLE lims_result (sample_fk INT, assay VARCHAR(10), result DECIMAL(16,6), extra INT DEFAULT 7,"
+    " KEY lims_result_sample (sample_fk),"
+    " CONSTRAINT lims_result_sample FOREIGN KEY (sample_fk) REFERENCES lims_sample (sample_pk) ON DELETE CASCADE)",
+    "SET SESSION foreign_key_checks = 0",
+    "INSERT INTO lims_sample (sample_pk, derived_from, study_id) SELECT id, parent_id, experiment_id FROM samples",
+    "INSERT INTO lims_result (sample_fk, assay, result)"
+    " SELECT sample_id, measurement_type, value FROM sample_measurements",
+    "DROP TABLE sample_measurements, samples",
+)

@@ -74,7 +74,7 @@ class ExtraServer:
     startup_seconds: float = 0.0
     process: subprocess.Popen | None = field(default=None, repr=False, compare=False)
     # A directory under /tmp made for the socket because the caller's path was too long for one.
-    _socket_dir: Path | None = field(default=None, repr=False, compare=False)
+    temporary_socket_dir: Path | None = field(default=None, repr=False, compare=False)
 
     @property
     def url(self) -> str:
@@ -279,7 +279,7 @@ def start_extra_server(tmp_dir: Path, options: dict[str, str], timeout: float = 
                             log=log,
                             startup_seconds=time.monotonic() - started,
                             process=process,
-                            _socket_dir=socket_dir,
+                            temporary_socket_dir=socket_dir,
                         )
                         _running[server.pid] = server
                         return server
@@ -323,8 +323,8 @@ def stop_extra_server(server: ExtraServer) -> None:
         else:
             _stop_foreign_pid(server.pid, server.datadir)
     finally:
-        if server._socket_dir is not None:
-            shutil.rmtree(server._socket_dir, ignore_errors=True)
+        if server.temporary_socket_dir is not None:
+            shutil.rmtree(server.temporary_socket_dir, ignore_errors=True)
 
 
 def _stop_foreign_pid(pid: int, datadir: Path) -> None:

@@ -321,3 +321,52 @@ CHANGES = [
     deleted_samples,
     deep_chain,
 ]
+
+
+# check, statements that break its property on the seed database (after a good build), offenders
+CORRUPTIONS = {
+    "no_parent_cycles": (
+        "no_parent_cycles",
+        ["SET foreign_key_checks = 0", "UPDATE samples SET parent_id = 20 WHERE id = 11"],
+        # 11 -> 20 -> 11 closes a cycle; 20's subtree hangs on it
+        [11, 20],
+    ),
+    "no_missing_parents": (
+        "no_missing_parents",
+        ["SET foreign_key_checks = 0", "UPDATE samples SET parent_id = 777 WHERE id = 13"],
+        [13, 14, 15, 16],
+    ),
+    "measurements_have_samples": (
+        "measurements_have_samples",
+        ["SET foreign_key_checks = 0", "INSERT INTO sample_measurements VALUES (4242, 'ph', 1)"],
+        ["sample_id='4242' type='ph' value='1.000000'"],
+    ),
+    "measurement_types_not_null": (
+        "measurement_types_not_null",
+        ["INSERT INTO sample_measurements VALUES (3, NULL, 8)"],
+        ["sample_id='3' value='8.000000'"],
+    ),
+    "no_duplicate_measurements": (
+        "no_duplicate_measurements",
+        ["INSERT INTO sample_measurements VALUES (9, 'PH', 1)"],
+        ["sample_id=9 type='ph' measurements=2"],
+    ),
+    "one_spelling_per_column": (
+        "one_spelling_per_column",
+        ["INSERT INTO sample_measurements VALUES (4, 'PH', 2)"],
+        ['measurement_ph: "PH", "ph"'],
+    ),
+    "catalog_column_names_unique": (
+        "catalog_column_names_unique",
+        ["INSERT INTO measurement_types (measurement_type, column_name) VALUES ('x', 'Measurement_PH')"],
+        ["measurement_ph x2: 'ph', 'x'"],
+    ),
+    "one_row_per_sample": (
+        "one_row_per_sample",
+        [
+            "DELETE FROM experiment_measurements WHERE sample_id = 7",
+            "INSERT INTO experiment_measurements (experiment_id, top_parent_id, sample_id) VALUES (1, 1, 555)",
+        ],
+        ["7 (no row)", "555 (not a sample)"],
+    ),
+}

@@ -17,7 +17,6 @@ import pytest
 from dagster import materialize
 
 from lab_assets.defs.assets import experiment_measurements, lab_source_derivations, sample_measurements, samples
-from lab_assets.defs.checks import ALL_CHECKS
 from lab_assets.lib.flat_table import MAX_MEASUREMENT_COLUMNS
 from lab_assets.lib.sql import no_pad_binary_collation
 from lab_assets_tests.lab_data import (
@@ -30,6 +29,7 @@ from lab_assets_tests.lab_data import (
     read_sources,
     source_snapshot,
 )
+from lab_assets_tests.runs import all_checks_passed_except
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -76,12 +76,6 @@ def helper_tables(db) -> list[str]:
             " WHERE table_schema = DATABASE() AND table_name LIKE '%%\\_\\_%%'"
         )
     ]
-
-
-def all_checks_passed_except(result, *failing: str) -> None:
-    by_name = evaluations(result)
-    assert len(by_name) == len(ALL_CHECKS)
-    assert sorted(name for name, e in by_name.items() if not e.passed) == sorted(failing)
 
 
 def test_parent_cycle_gets_null_root_and_is_named(lab_db):

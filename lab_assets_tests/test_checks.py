@@ -6,32 +6,16 @@ the corruption is in the sources, over what the build wrote (full build or refre
 from __future__ import annotations
 
 import pytest
-from dagster import AssetCheckKey, AssetSelection, materialize
 
 import lab_assets.refresh.flat_table as flat_table_module
-from lab_assets.defs import checks
-from lab_assets.defs.assets import LAB_ASSETS
 from lab_assets.io_manager import MySQLIOManager
 from lab_assets.lib import integrity
 from lab_assets.lib.flat_table import MAX_MEASUREMENT_COLUMNS
 from lab_assets.mysql import MySQLResource
+from lab_assets_tests.lab_data import CORRUPTIONS
+from lab_assets_tests.runs import CHECKS, audit, run_check
 
 pytestmark = pytest.mark.timeout(120)
-CHECKS = {spec.name: spec for spec in checks.ALL_CHECKS}
-
-
-def audit(db, *names: str) -> dict:
-    """The named checks (default: all) alone, as the lab_integrity_audit job runs them."""
-    keys = [AssetCheckKey(CHECKS[n].asset_key, n) for n in names or CHECKS]
-    result = materialize(
-        LAB_ASSETS, selection=AssetSelection.checks(*keys), resources=db.resources(), raise_on_error=False
-    )
-    assert not result.get_asset_materialization_events(), "the audit must not rebuild anything"
-    return {e.check_name: e for e in result.get_asset_check_evaluations()}
-
-
-def run_check(db, name: str):
-    return audit(db, name)[name]
 
 
 def built(db, **kwargs) -> dict:
@@ -39,54 +23,6 @@ def built(db, **kwargs) -> dict:
     result = db.materialize_all(raise_on_error=False, **kwargs)
     return {e.check_name: e for e in result.get_asset_check_evaluations()}
 
-
-# check, statements that break its property on the seed database (after a good build), offenders
-CORRUPTIONS = {
-    "no_parent_cycles": (
-        "no_parent_cycles",
-        ["SET foreign_key_checks = 0", "UPDATE samples SET parent_id = 20 WHERE id = 11"],
-        # 11 -> 20 -> 11 closes a cycle; 20's subtree hangs on it
-        [11, 20],
-    ),
-    "no_missing_parents": (
-        "no_missing_parents",
-        ["SET foreign_key_checks = 0", "UPDATE samples SET parent_id = 777 WHERE id = 13"],
-        [13, 14, 15, 16],
-    ),
-    "measurements_have_samples": (
-        "measurements_have_samples",
-        ["SET foreign_key_checks = 0", "INSERT INTO sample_measurements VALUES (4242, 'ph', 1)"],
-        ["sample_id='4242' type='ph' value='1.000000'"],
-    ),
-    "measurement_types_not_null": (
-        "measurement_types_not_null",
-        ["INSERT INTO sample_measurements VALUES (3, NULL, 8)"],
-        ["sample_id='3' value='8.000000'"],
-    ),
-    "no_duplicate_measurements": (
-        "no_duplicate_measurements",
-        ["INSERT INTO sample_measurements VALUES (9, 'PH', 1)"],
-        ["sample_id=9 type='ph' measurements=2"],
-    ),
-    "one_spelling_per_column": (
-        "one_spelling_per_column",
-        ["INSERT INTO sample_measurements VALUES (4, 'PH', 2)"],
-        ['measurement_ph: "PH", "ph"'],
-    ),
-    "catalog_column_names_unique": (
-        "catalog_column_names_unique",
-        ["INSERT INTO measurement_types (measurement_type, column_name) VALUES ('x', 'Measurement_PH')"],
-        ["measurement_ph x2: 'ph', 'x'"],
-    ),
-    "one_row_per_sample": (
-        "one_row_per_sample",
-        [
-            "DELETE FROM experiment_measurements WHERE sample_id = 7",
-            "INSERT INTO experiment_measurements (experiment_id, top_parent_id, sample_id) VALUES (1, 1, 555)",
-        ],
-        ["7 (no row)", "555 (not a sample)"],
-    ),
-}
 
 RECONCILIATION_CORRUPTIONS = {
     "cell value": (

@@ -21,8 +21,7 @@ from dagster import DagsterInstance
 import lab_assets.refresh.flat_table as flat_table_module
 import lab_assets.refresh.lineage as lineage_module
 from lab_assets_tests.lab_data import assert_flat_table_is_exact, generate, insert
-from lab_assets_tests.test_refresh import _assert_refresh_state_is_exact
-from lab_assets_tests.test_sensor import Ticker
+from lab_assets_tests.runs import Ticker, assert_refresh_state_is_exact
 
 BASE_SAMPLES = 2_000
 
@@ -39,7 +38,7 @@ def _refresh_and_check(db) -> None:
     db.materialize_all()
     with db.connect() as connection:
         assert_flat_table_is_exact(connection)
-    _assert_refresh_state_is_exact(db)
+    assert_refresh_state_is_exact(db)
 
 
 def _set_value(sample_id: int, value: object, measurement_type: str = "vol") -> str:
@@ -65,34 +64,35 @@ def _edit_first(monkeypatch, module, function_name: str, db, *statements: str) -
     return done
 
 
-def _edit_before_flat_write(monkeypatch, db, *statements: str) -> None:
+def _edit_before_flat_write(monkeypatch, db, *statements: str) -> list[bool]:
     """The edit lands when the flat table's step plans its write: the state tables are recorded
     by then, the flat rows not yet built."""
-    _edit_first(monkeypatch, flat_table_module, "plan_flat_table", db, *statements)
+    return _edit_first(monkeypatch, flat_table_module, "plan_flat_table", db, *statements)
 
 
-def _edit_after_flat_write(monkeypatch, db, *statements: str) -> None:
+def _edit_after_flat_write(monkeypatch, db, *statements: str) -> list[bool]:
     """The edit lands after the flat rows are written, before they are verified."""
-    _edit_first(monkeypatch, flat_table_module, "verify_written_rows", db, *statements)
+    return _edit_first(monkeypatch, flat_table_module, "verify_written_rows", db, *statements)
 
 
-def _edit_during_descendants_walk(monkeypatch, db, *statements: str) -> None:
+def _edit_during_descendants_walk(monkeypatch, db, *statements: str) -> list[bool]:
     """The edit lands after the lineage's refresh found the changed samples, before it walks down
     from the moved ones to their subtrees (a second statement, another snapshot)."""
-    _edit_first(monkeypatch, lineage_module, "descendants_select", db, *statements)
+    return _edit_first(monkeypatch, lineage_module, "descendants_select", db, *statements)
 
 
 @dataclass(frozen=True)
 class Race:
     """A change that makes a refresh rewrite some rows (``before``), an edit that lands at one point
-    of the flat table's step (``during``, ``at``), and what the lab does once the run ended
-    (``after``); one more refresh must then give the exact table and refresh state."""
+    of the flat table's step (``during``, ``at``: it returns a list that holds True once the edit
+    ran), and what the lab does once the run ended (``after``); one more refresh must then give the
+    exact table and refresh state."""
 
     name: str
     before: tuple[str, ...]
     during: str
     after: tuple[str, ...] = ()
-    at: Callable = _edit_before_flat_write
+    at: Callable[..., list[bool]] = _edit_before_flat_write
 
 
 NEW_TYPE = "INSERT INTO sample_measurements VALUES (4, 'temp', 20)"  # the next build is a whole one
@@ -174,9 +174,11 @@ RACES = [
 @pytest.mark.parametrize("race", RACES, ids=lambda race: race.name)
 def test_an_edit_during_a_refresh_is_in_the_table_after_the_next_one(built_db, monkeypatch, race):
     built_db.execute(*race.before)
-    race.at(monkeypatch, built_db, race.during)
+    edited = race.at(monkeypatch, built_db, race.during)
     built_db.materialize_all()
     monkeypatch.undo()
+    # Else the step no longer calls the hooked function there and the race was never run.
+    assert edited == [True], f"the edit never landed: the refresh did not call {race.at.__name__}'s hook"
     if race.after:
         built_db.execute(*race.after)
     _refresh_and_check(built_db)
@@ -187,10 +189,11 @@ def test_a_value_edited_after_the_write_is_refreshed(built_db, monkeypatch):
     # against the sources the value changes once more and stays: the recorded digest then equals
     # the source, so only the pending mark brings the row in.
     built_db.execute(_set_value(2, 111))
-    _edit_before_flat_write(monkeypatch, built_db, _set_value(2, 222))
-    _edit_after_flat_write(monkeypatch, built_db, _set_value(2, 333))
+    before = _edit_before_flat_write(monkeypatch, built_db, _set_value(2, 222))
+    after = _edit_after_flat_write(monkeypatch, built_db, _set_value(2, 333))
     built_db.materialize_all()
     monkeypatch.undo()
+    assert (before, after) == ([True], [True]), "both edits landed"
     assert built_db.query("SELECT sample_id FROM lab_pending_samples") == [(2,)]
     _refresh_and_check(built_db)
     assert built_db.query("SELECT COUNT(*) FROM lab_pending_samples") == [(0,)]
@@ -246,7 +249,7 @@ class LabWriter(threading.Thread):
                     self.edits += 1
                     time.sleep(self.rng.uniform(0.005, 0.05))
                 self._put_back_due(cursor, float("inf"))
-        except BaseException as error:  # reported by the test
+        except BaseException as error:  # noqa: BLE001 - reported by the test
             self.error = error
 
     def _put_back_due(self, cursor, now: float) -> None:

@@ -4,6 +4,7 @@ with each other, and the very dagster.yaml runs a real instance on the local Mar
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import secrets
@@ -256,6 +257,20 @@ def test_no_dagster_yaml_in_the_repository_root():
     assert not (ROOT / "dagster.yaml").exists()
 
 
+def test_the_pre_commit_hooks_run_the_ruff_that_pyproject_pins():
+    """`.pre-commit-config.yaml` installs ruff itself: at another version than `make lint`'s, a
+    commit the hook passed could fail CI (or the hook reformat what CI accepts)."""
+    pinned = re.search(r'"(ruff==[^"]+)"', (ROOT / "pyproject.toml").read_text())
+    assert pinned is not None
+    hooks = [
+        hook
+        for repo in yaml.safe_load((ROOT / ".pre-commit-config.yaml").read_text())["repos"]
+        for hook in repo["hooks"]
+    ]
+    assert [hook["id"] for hook in hooks] == ["ruff-check", "ruff-format"]
+    assert [hook["additional_dependencies"] for hook in hooks] == [[pinned.group(1)]] * 2
+
+
 def test_the_compose_environment_is_what_the_code_and_dagster_yaml_read():
     compose = _compose(_passwords())
     mysql = compose["services"]["mysql"]["environment"]
@@ -350,7 +365,7 @@ def test_every_variable_of_the_compose_file_is_in_env_example_and_a_missing_pass
     for name in BIND_VARIABLES:
         assert variables[name] == {":-"} and example[name] == "127.0.0.1", name
     # .env holds the real passwords: never committed.
-    ignored = subprocess.run(["git", "check-ignore", "-q", ".env"], cwd=ROOT)
+    ignored = subprocess.run(["git", "check-ignore", "-q", ".env"], cwd=ROOT, check=False)
     assert ignored.returncode == 0, ".env must be git-ignored"
 
 
@@ -370,6 +385,7 @@ def test_workspace_yaml_and_pyproject_load_the_definitions_as_one_code_location(
         capture_output=True,
         text=True,
         timeout=120,
+        check=False,
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
@@ -504,9 +520,9 @@ def test_dagster_dev_on_this_dagster_yaml_queues_and_runs_refreshes(mysql_dagste
     assert {r["runId"] for r in refreshes} >= set(run_ids)
     assert all(r["status"] == "SUCCESS" for r in refreshes), refreshes
     ordered = sorted(refreshes, key=lambda r: r["startTime"])
-    for first, second in zip(ordered, ordered[1:], strict=False):
+    for first, second in itertools.pairwise(ordered):
         assert second["startTime"] >= first["endTime"], f"two refreshes overlapped: {refreshes}"
-    print(f"{len(refreshes) - 2} refresh(es) started by the sensor")
+    print(f"{len(refreshes) - 2} refresh(es) started by the sensor")  # noqa: T201 - shown with the test's output
     with lab_db.connect() as connection:
         assert_flat_table_is_exact(connection)
 
@@ -585,6 +601,7 @@ def _run_init_files(env: dict[str, str], client: list[str], sql_log: Path) -> su
         capture_output=True,
         text=True,
         timeout=120,
+        check=False,
     )
 
 
@@ -754,6 +771,7 @@ def test_the_init_files_give_lab_assets_select_on_the_lab_tables_and_its_own_dat
             capture_output=True,
             text=True,
             timeout=240,
+            check=False,
         )
         assert built.returncode == 0, (built.stdout + built.stderr)[-4000:]
         with server_connection(lab) as connection:

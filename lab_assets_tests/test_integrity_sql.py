@@ -83,7 +83,7 @@ MEASURED_LIMITS = [
 ]
 
 
-@pytest.mark.parametrize(("column_type", "charset", "measured"), MEASURED_LIMITS, ids=lambda v: str(v))
+@pytest.mark.parametrize(("column_type", "charset", "measured"), MEASURED_LIMITS, ids=str)
 def test_each_types_column_limit_is_exactly_what_the_server_accepts(lab_db, column_type, charset, measured):
     """The limit for a measurement column type is accepted by CREATE TABLE (the flat table's
     shape), one column more is refused; both as measured when the rule was written."""

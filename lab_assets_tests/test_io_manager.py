@@ -142,7 +142,7 @@ def test_relation_new_column_between_runs(lab_db):
         return _numbers_relation(lab_db.name, 2, definition[0])
 
     materialize([numbers], resources=_resources(lab_db))
-    definition[0] = TableDefinition(columns=NUMBERS.columns + (Column("extra", "INT"),), primary_key=("n",))
+    definition[0] = TableDefinition(columns=(*NUMBERS.columns, Column("extra", "INT")), primary_key=("n",))
     materialize([numbers], resources=_resources(lab_db))
     assert _columns(lab_db, "numbers") == ["n", "label", "extra"]
     assert _rows(lab_db, "numbers") == [(1, "s-%s", 10), (2, "s-%s", 20)]
@@ -188,7 +188,7 @@ def test_relation_partitions_p1_p2_then_p1_again_and_new_column(lab_db):
         materialize([parted], partition_key=key, resources=_resources(lab_db))
     assert _rows(lab_db, "parted") == [("p1", 1), ("p1", 2), ("p1", 3), ("p2", 4), ("p2", 5)]
     bounds["p1"] = (10, 11)
-    definition[0] = TableDefinition(columns=definition[0].columns + (Column("twice", "INT"),))
+    definition[0] = TableDefinition(columns=(*definition[0].columns, Column("twice", "INT")))
     materialize([parted], partition_key="p1", resources=_resources(lab_db))
     assert _columns(lab_db, "parted") == ["part", "n", "twice"]
     assert _rows(lab_db, "parted") == [("p1", 10, 20), ("p1", 11, 22), ("p2", 4, None), ("p2", 5, None)]

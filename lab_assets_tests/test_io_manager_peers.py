@@ -6,9 +6,10 @@ dagster-gcp-pandas (dagster_gcp_pandas_tests/bigquery/test_type_handler.py) and
 dagster-deltalake-pandas (dagster_deltalake_pandas_tests/test_type_handler.py), each in the
 dagster-io/dagster repository.
 
-Each case keeps its peer's assets and assertions; a case that several peers share is one test
-with one parameter per peer (``[duckdb]``, ``[snowflake]``, ...), each written as that peer writes
-it (column case, time values, ``partition_expr``). The changes, the same everywhere:
+Each case keeps its peer's assets and assertions. A case that several peers write differently
+(column case, time values, ``partition_expr``) is one test with one parameter per peer
+(``[duckdb]``, ``[snowflake]``, ...); a case they write alike is one test, its docstring naming
+each peer's. The changes, the same everywhere:
 
 * one IO manager per case (the peers also run a function-style ``*_io_manager.configured(...)``
   twin, which lab_assets does not have), on the test's own database: the URL's database is the
@@ -102,11 +103,8 @@ def _day(key: str) -> dt.date:
 # dagster-duckdb-pandas and dagster-deltalake-pandas: the same unpartitioned cases
 # ---------------------------------------------------------------------------------------------
 
-PEERS_DUCKDB_DELTALAKE = ["duckdb", "deltalake"]
 
-
-@pytest.mark.parametrize("peer", PEERS_DUCKDB_DELTALAKE)
-def test_io_manager_with_ops(db, peer):
+def test_io_manager_with_ops(db):
     """test_duckdb_io_manager_with_ops / test_deltalake_io_manager_with_ops: an op's output is the
     table ``result`` in the schema its metadata names."""
 
@@ -153,8 +151,7 @@ def _b_df_assets(db, columns: list[str] | None = None):
     return b_df, b_plus_one_columns
 
 
-@pytest.mark.parametrize("peer", PEERS_DUCKDB_DELTALAKE)
-def test_io_manager_with_assets(db, peer):
+def test_io_manager_with_assets(db):
     """test_duckdb_io_manager_with_assets / test_deltalake_io_manager_with_assets: the key prefix
     is the schema."""
     schema = _schema(db, "my_schema")
@@ -166,8 +163,7 @@ def test_io_manager_with_assets(db, peer):
         assert _select_all(db, schema, "b_plus_one")["a"].tolist() == [2, 3, 4]
 
 
-@pytest.mark.parametrize("peer", PEERS_DUCKDB_DELTALAKE)
-def test_io_manager_with_schema(db, peer):
+def test_io_manager_with_schema(db):
     """test_duckdb_io_manager_with_schema / test_deltalake_io_manager_with_schema: the IO
     manager's ``schema`` setting places unprefixed assets (issue 15: it was ignored)."""
 
@@ -192,8 +188,7 @@ def test_io_manager_with_schema(db, peer):
     ), "nothing lands in the URL's database"
 
 
-@pytest.mark.parametrize("peer", PEERS_DUCKDB_DELTALAKE)
-def test_loading_columns(db, peer):
+def test_loading_columns(db):
     """test_loading_columns (duckdb, deltalake): ``columns`` input metadata loads only those."""
     schema = _schema(db, "my_schema")
     # materialize asset twice to ensure that tables get properly deleted
@@ -206,8 +201,7 @@ def test_loading_columns(db, peer):
         assert out_df.shape[1] == 1
 
 
-@pytest.mark.parametrize("peer", PEERS_DUCKDB_DELTALAKE)
-def test_not_supported_type(db, peer):
+def test_not_supported_type(db):
     """test_not_supported_type (duckdb, deltalake): only the IO manager's name in the message."""
 
     @op
@@ -228,8 +222,7 @@ def test_not_supported_type(db, peer):
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("peer", ["snowflake", "bigquery"])
-def test_io_manager_with_pandas(db, peer):
+def test_io_manager_with_pandas(db):
     """test_io_manager_with_snowflake_pandas / test_io_manager_with_bigquery_pandas: written by
     one op under its output name in the metadata's schema, read back by the next; twice."""
     table_name = "test_io_manager"
@@ -253,8 +246,7 @@ def test_io_manager_with_pandas(db, peer):
     assert len(_select_all(db, _schema(db, "SCHEMA"), table_name)) == 2
 
 
-@pytest.mark.parametrize("peer", ["snowflake", "bigquery"])
-def test_io_manager_with_timestamp_data(db, peer):
+def test_io_manager_with_timestamp_data(db):
     """test_io_manager_with_snowflake_pandas_timestamp_data / test_io_manager_with_timestamp_
     conversion: times with milliseconds come back equal (DATETIME(6)). Deliberately different:
     the Snowflake case's second half (``store_timestamps_as_strings=True`` refused on a TIMESTAMP

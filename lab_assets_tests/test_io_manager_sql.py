@@ -124,6 +124,6 @@ spec.loader.exec_module(module)
 @pytest.mark.parametrize("path", PURE_MODULES)
 def test_imports_without_dagster_or_a_connection(path):
     result = subprocess.run(
-        [sys.executable, "-c", BLOCKED_IMPORT, str(ROOT / path)], cwd=ROOT, capture_output=True, text=True
+        [sys.executable, "-c", BLOCKED_IMPORT, str(ROOT / path)], check=False, cwd=ROOT, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr

@@ -27,35 +27,11 @@ from lab_assets.lib.lineage import lineage_bulk_build
 from lab_assets.lib.names import EXPERIMENT_MEASUREMENTS, SAMPLE_LINEAGE, SAMPLES
 from lab_assets.lib.tables import TableLocations, source_settings, source_tables
 from lab_assets.mysql import MySQLResource
-from lab_assets_tests.databases import LabDatabase, server_connection
-from lab_assets_tests.lab_data import CHANGES, deep_chain, generate, insert, roots_and_depths
-from lab_assets_tests.test_checks import CORRUPTIONS, audit, run_check
-from lab_assets_tests.test_refresh import BASE_SAMPLES, _refresh_and_compare, _refresh_and_compare_all
-from lab_assets_tests.test_sensor import Ticker
+from lab_assets_tests.databases import LAB_NAMES, RENAMED_SCHEMA, LabDatabase, server_connection
+from lab_assets_tests.lab_data import CHANGES, CORRUPTIONS, deep_chain, generate, insert, roots_and_depths
+from lab_assets_tests.runs import BASE_SAMPLES, Ticker, audit, refresh_and_compare, refresh_and_compare_all, run_check
 
 pytestmark = pytest.mark.timeout(300)
-
-LAB_NAMES = {
-    "samples_table": "lims_sample",
-    "measurements_table": "lims_result",
-    "sample_columns": "id=sample_pk,parent_id=derived_from,experiment_id=study_id",
-    "measurement_columns": "sample_id=sample_fk,measurement_type=assay,value=result",
-}
-# The lab's own tables (index and constraint names of its own too), loaded from the seed schema's.
-RENAMED_SCHEMA = (
-    "CREATE TABLE lims_sample (notes VARCHAR(40) NOT NULL DEFAULT 'n', sample_pk INT PRIMARY KEY AUTO_INCREMENT,"
-    " derived_from INT, study_id INT, created_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,"
-    " KEY lims_sample_made_from (derived_from),"
-    " CONSTRAINT lims_sample_parent FOREIGN KEY (derived_from) REFERENCES lims_sample (sample_pk) ON DELETE CASCADE)",
-    "CREATE TABLE lims_result (sample_fk INT, assay VARCHAR(10), result DECIMAL(16,6), extra INT DEFAULT 7,"
-    " KEY lims_result_sample (sample_fk),"
-    " CONSTRAINT lims_result_sample FOREIGN KEY (sample_fk) REFERENCES lims_sample (sample_pk) ON DELETE CASCADE)",
-    "SET SESSION foreign_key_checks = 0",
-    "INSERT INTO lims_sample (sample_pk, derived_from, study_id) SELECT id, parent_id, experiment_id FROM samples",
-    "INSERT INTO lims_result (sample_fk, assay, result)"
-    " SELECT sample_id, measurement_type, value FROM sample_measurements",
-    "DROP TABLE sample_measurements, samples",
-)
 
 
 @dataclass
@@ -85,7 +61,7 @@ def renamed_lab(lab_db) -> RenamedLab:
         f"CREATE VIEW sample_measurements AS SELECT sample_fk AS sample_id, assay AS measurement_type,"
         f" result AS value FROM `{lab_db.name}`.lims_result",
     )
-    assert _refresh_and_compare(output).startswith("full")
+    assert refresh_and_compare(output).startswith("full")
     return output
 
 
@@ -105,11 +81,11 @@ def test_a_lab_with_its_own_names_is_built_and_refreshed_exactly(renamed_lab):
     for change in CHANGES:
         if change is not deep_chain:
             change(renamed_lab)
-    _refresh_and_compare_all(renamed_lab)
+    refresh_and_compare_all(renamed_lab)
     renamed_lab.execute("UPDATE samples SET experiment_id = 99 WHERE id = 20")
-    assert _refresh_and_compare(renamed_lab) == "incremental"
+    assert refresh_and_compare(renamed_lab) == "incremental"
     deep_chain(renamed_lab)  # the recursive walks step through the lab's parent index, by its name
-    _refresh_and_compare_all(renamed_lab)
+    refresh_and_compare_all(renamed_lab)
     assert renamed_lab.query("SELECT COUNT(*) FROM lab_pending_samples") == [(0,)]
 
 
@@ -220,7 +196,7 @@ def test_a_renamed_source_column_stops_the_build_before_it_writes(renamed_lab):
     assert _flat_table(renamed_lab, renamed_lab.name) == before
     ticker = Ticker(renamed_lab, DagsterInstance.ephemeral())
     ticker.mysql = renamed_lab.resources()["mysql"]
-    with pytest.raises(RuntimeError, match="lims_sample has no column study_id .LAB_SAMPLE_COLUMNS maps"):
+    with pytest.raises(RuntimeError, match=r"lims_sample has no column study_id .LAB_SAMPLE_COLUMNS maps"):
         ticker.tick()
 
 
@@ -282,10 +258,14 @@ def test_a_malformed_setting_is_one_sentence_naming_the_variable(variable, value
 def test_the_settings_are_read_when_the_definitions_load():
     code = "from lab_assets.defs.resources import mysql; print(mysql.samples_table, mysql.sample_columns)"
     environment = {**os.environ, "LAB_SAMPLES_TABLE": "lims_sample", "LAB_SAMPLE_COLUMNS": "id=sample_pk"}
-    run = subprocess.run([sys.executable, "-c", code], env=environment, capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [sys.executable, "-c", code], env=environment, capture_output=True, text=True, timeout=120, check=False
+    )
     assert run.stdout.split() == ["lims_sample", "id=sample_pk"], run.stderr
     environment["LAB_SAMPLE_COLUMNS"] = "pk"
-    run = subprocess.run([sys.executable, "-c", code], env=environment, capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [sys.executable, "-c", code], env=environment, capture_output=True, text=True, timeout=120, check=False
+    )
     assert run.returncode != 0 and "ValueError: LAB_SAMPLE_COLUMNS has 'pk'" in run.stderr
 
 

@@ -45,7 +45,7 @@ def test_odd_types_get_safe_unique_stable_names():
     for name in names:
         assert re.fullmatch(r"measurement_[a-z0-9_]+__[0-9a-f]{8}", name), name
         assert len(name) <= MYSQL_MAX_IDENTIFIER_LENGTH
-    assert len({n.lower() for n in names + [column_name_for_type("vol")]}) == len(ODD_TYPES) + 1
+    assert len({n.lower() for n in [*names, column_name_for_type("vol")]}) == len(ODD_TYPES) + 1
     assert names == [column_name_for_type(t) for t in ODD_TYPES], "names do not depend on call order or state"
 
 

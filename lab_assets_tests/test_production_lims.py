@@ -26,10 +26,16 @@ from lab_assets.local_lab import source_schema_statements
 from lab_assets.mysql import MySQLResource
 from lab_assets.refresh import lineage as lineage_module
 from lab_assets.refresh.guard import OUTPUT_PRIVILEGES, build_lock_name
-from lab_assets_tests.databases import SERVER_URL, SESSION_PREFIX, create_lab_database, server_connection
+from lab_assets_tests.databases import (
+    LAB_NAMES,
+    RENAMED_SCHEMA,
+    SERVER_URL,
+    SESSION_PREFIX,
+    create_lab_database,
+    server_connection,
+)
 from lab_assets_tests.extra_server import extra_server
 from lab_assets_tests.lab_data import assert_flat_table_is_exact, generate, insert
-from lab_assets_tests.test_lab_schema import LAB_NAMES, RENAMED_SCHEMA
 
 ROOT = Path(__file__).resolve().parent.parent
 # A password with every character that must be URL-encoded, in pieces long enough to spot.

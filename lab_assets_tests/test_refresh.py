@@ -6,144 +6,52 @@ from __future__ import annotations
 import math
 import random
 import zlib
-from collections import Counter, defaultdict
 from decimal import Decimal
 
 import pytest
 
-from lab_assets.lib.bulk import unchunked_select
 from lab_assets.lib.names import FULL_REBUILD_TAG as REFRESH_TAG
 from lab_assets.lib.names import SAMPLE_MEASUREMENT_DIGESTS as DIGEST_TABLE
 from lab_assets.lib.refresh import (
     LINEAGE_BUCKETS,
     MEASUREMENT_BUCKETS,
     BucketScheme,
-    lineage_bucket_sums_select,
     measurement_bucket_sums_select,
-    measurement_digest_select,
-    stored_lineage_bucket_sums_select,
 )
 from lab_assets.lib.tables import TableLocations
-from lab_assets.lib.value_types import ValueType, parse_value_type
 from lab_assets.refresh.state_tables import DIGEST_STATE, LINEAGE_STATE
 from lab_assets_tests.lab_data import (
     CHANGES,
-    assert_flat_table_is_exact,
     brand_new_type,
     changed_values,
     deep_chain,
     generate,
     insert,
-    roots_and_depths,
+)
+from lab_assets_tests.runs import (
+    BASE_SAMPLES,
+    keyed,
+    refresh_and_compare,
+    refresh_and_compare_all,
+    value_type_of,
+    whole_table_digests,
 )
 
 DIGEST_BUCKETS_TABLE, LINEAGE_BUCKETS_TABLE = DIGEST_STATE.buckets_table, LINEAGE_STATE.buckets_table
-
-BASE_SAMPLES = 3_000
-
-
-def _refresh_and_compare_all(db, tags=None, value_sql: str = "{}") -> dict[str, dict]:
-    """Refresh, check the flat table (values read as ``value_sql``: lab_data.read_sources) and the
-    refresh state whole; each table's materialization metadata."""
-    result = db.materialize_all(tags=tags)
-    with db.connect() as connection:
-        assert_flat_table_is_exact(connection, value_sql=value_sql)
-    _assert_refresh_state_is_exact(db)
-    materializations = {
-        e.asset_key.to_user_string(): e.materialization for e in result.get_asset_materialization_events()
-    }
-    for table in ("sample_lineage", DIGEST_TABLE, "experiment_measurements"):
-        # Exact even where it is summed from a bucket table instead of counted.
-        assert (
-            materializations[table].metadata["dagster/row_count"].value
-            == db.query(f"SELECT COUNT(*) FROM {table}")[0][0]
-        )
-    return {name: m.metadata for name, m in materializations.items()}
-
-
-def _refresh_and_compare(db, tags=None, value_sql: str = "{}"):
-    return _refresh_and_compare_all(db, tags, value_sql)["experiment_measurements"]["refresh"].value
-
-
-def _bucket_sums(rows, width) -> dict[int, tuple[int, int, int, int]]:
-    """{bucket: (row count, sum of hash_a, sum of hash_b, state rows)} of the state rows
-    (sample_id, count, hash_a, hash_b)."""
-    sums = defaultdict(lambda: (0, 0, 0, 0))
-    for sample_id, count, hash_a, hash_b in rows:
-        bucket = (sample_id + 2**31) // width
-        total = sums[bucket]
-        sums[bucket] = (total[0] + count, total[1] + hash_a, total[2] + hash_b, total[3] + 1)
-    return dict(sums)
-
-
-def _keyed(rows) -> dict[int, tuple[int, ...]]:
-    """{first column: the other columns as ints} (the servers return sums as DECIMAL)."""
-    return {int(row[0]): tuple(int(v) for v in row[1:]) for row in rows}
-
-
-def _value_type(db) -> ValueType:
-    """sample_measurements.value's type, as the refresh hashes it."""
-    ((column_type, character_set, collation),) = db.query(
-        "SELECT column_type, character_set_name, collation_name FROM information_schema.columns"
-        " WHERE table_schema = DATABASE() AND table_name = 'sample_measurements' AND column_name = 'value'"
-    )
-    return parse_value_type(column_type, character_set, collation)
-
-
-def _whole_table_digests(db) -> dict[int, tuple[int, int, int]]:
-    """The digests as the whole-table build computes them, from scratch over the sources."""
-    return _keyed(
-        db.query(unchunked_select(measurement_digest_select(TableLocations.single(db.name), _value_type(db))))
-    )
-
-
-def _assert_refresh_state_is_exact(db) -> None:
-    """What the next refresh diffs against is exact, whole. Nothing here recomputes the row hash
-    (a formula change that is harmless must not fail this); instead, by property:
-
-    * the digests hold one row per sample id found in the measurements, with that id's row count,
-      and equal the whole-table build's computation from scratch (the incremental path agrees
-      with the whole-table path);
-    * each bucket table equals the sums over its state table, and the sums the next refresh
-      computes from the sources (so an unchanged source gives no candidates);
-    * the lineage records each sample's parent and experiment, and its root and depth as found by
-      walking parent pointers in Python.
-    """
-    measurements = db.query("SELECT sample_id, measurement_type, value FROM sample_measurements")
-    rows_per_sample = Counter(sample_id for sample_id, _, _ in measurements if sample_id is not None)
-    digests = _keyed(db.query(f"SELECT * FROM {DIGEST_TABLE}"))
-    assert set(digests) == set(rows_per_sample)
-    assert {sample_id: digest[0] for sample_id, digest in digests.items()} == dict(rows_per_sample)
-    assert digests == _whole_table_digests(db)
-    digest_buckets = _keyed(db.query(f"SELECT * FROM {DIGEST_BUCKETS_TABLE}"))
-    assert digest_buckets == _bucket_sums([(k, *v) for k, v in digests.items()], MEASUREMENT_BUCKETS.width)
-    live_digest_buckets = _keyed(
-        db.query(measurement_bucket_sums_select(TableLocations.single(db.name), _value_type(db)))
-    )
-    assert {b: sums[:3] for b, sums in digest_buckets.items()} == live_digest_buckets
-
-    lineage = db.query("SELECT sample_id, parent_id, experiment_id, top_parent_id, depth FROM sample_lineage")
-    samples = db.query("SELECT id, parent_id, experiment_id FROM samples")
-    assert sorted(row[:3] for row in lineage) == sorted(samples)
-    assert {row[0]: (row[3], row[4]) for row in lineage} == roots_and_depths(samples)
-    lineage_buckets = _keyed(db.query(f"SELECT * FROM {LINEAGE_BUCKETS_TABLE}"))
-    assert lineage_buckets == _keyed(db.query(stored_lineage_bucket_sums_select(TableLocations.single(db.name))))
-    live_lineage_buckets = _keyed(db.query(lineage_bucket_sums_select(TableLocations.single(db.name))))
-    assert {b: sums[:3] for b, sums in lineage_buckets.items()} == live_lineage_buckets
 
 
 @pytest.fixture
 def built_db(lab_db):
     with lab_db.connect() as connection:
         insert(connection, *generate(BASE_SAMPLES))
-    assert _refresh_and_compare(lab_db).startswith("full")
+    assert refresh_and_compare(lab_db).startswith("full")
     return lab_db
 
 
 @pytest.mark.parametrize("change", CHANGES, ids=lambda f: f.__name__)
 def test_each_change_kind_is_refreshed_exactly(built_db, change):
     change(built_db)
-    mode = _refresh_and_compare(built_db)
+    mode = refresh_and_compare(built_db)
     if change is brand_new_type:
         assert mode == "full (measurement columns changed)"
     elif change is not deep_chain:  # 5,000 new samples are over the incremental threshold
@@ -154,16 +62,16 @@ def test_all_changes_mixed_then_a_quiet_refresh(built_db):
     for change in CHANGES:
         if change is not deep_chain:
             change(built_db)
-    _refresh_and_compare(built_db)
+    refresh_and_compare(built_db)
     built_db.execute("UPDATE samples SET experiment_id = 99 WHERE id = 20")
-    assert _refresh_and_compare(built_db) == "incremental"
-    assert _refresh_and_compare(built_db) == "incremental"
+    assert refresh_and_compare(built_db) == "incremental"
+    assert refresh_and_compare(built_db) == "incremental"
     assert built_db.query("SELECT COUNT(*) FROM lab_pending_samples") == [(0,)]
 
 
 def test_full_rebuild_tag_rebuilds_whole(built_db):
     changed_values(built_db)
-    assert _refresh_and_compare(built_db, tags={REFRESH_TAG: "full"}) == "full (full rebuild requested)"
+    assert refresh_and_compare(built_db, tags={REFRESH_TAG: "full"}) == "full (full rebuild requested)"
 
 
 def test_values_traded_between_two_types_of_one_sample_are_refreshed(built_db):
@@ -174,12 +82,12 @@ def test_values_traded_between_two_types_of_one_sample_are_refreshed(built_db):
         "UPDATE sample_measurements SET value = CASE measurement_type WHEN 'vol' THEN 1.513785 ELSE 8.988472 END"
         " WHERE sample_id = 2 AND measurement_type IN ('vol', 'ph')"
     )
-    assert _refresh_and_compare(built_db) == "incremental"
+    assert refresh_and_compare(built_db) == "incremental"
     built_db.execute(
         "UPDATE sample_measurements SET value = CASE measurement_type WHEN 'vol' THEN 8.988472 ELSE 1.513785 END"
         " WHERE sample_id = 2 AND measurement_type IN ('vol', 'ph')"
     )
-    assert _refresh_and_compare(built_db) == "incremental"
+    assert refresh_and_compare(built_db) == "incremental"
 
 
 def test_values_traded_between_two_samples_of_one_bucket_are_refreshed(built_db):
@@ -193,13 +101,13 @@ def test_values_traded_between_two_samples_of_one_bucket_are_refreshed(built_db)
         "UPDATE samples SET experiment_id = CASE id WHEN 852 THEN 60 ELSE 98 END WHERE id IN (852, 883)",
     )
     assert built_db.query("SELECT parent_id FROM samples WHERE id IN (852, 883) ORDER BY id") == [(753,), (828,)]
-    _refresh_and_compare(built_db)
+    refresh_and_compare(built_db)
     built_db.execute(
         "UPDATE sample_measurements SET value = CASE sample_id WHEN 933 THEN 132.657564 ELSE 172.240077 END"
         " WHERE sample_id IN (933, 934) AND measurement_type = 'vol'",
         "UPDATE samples SET experiment_id = CASE id WHEN 852 THEN 98 ELSE 60 END WHERE id IN (852, 883)",
     )
-    metadata = _refresh_and_compare_all(built_db)
+    metadata = refresh_and_compare_all(built_db)
     assert metadata[DIGEST_TABLE]["changed_samples"].value == 2
     assert metadata["sample_lineage"]["changed_samples"].value == 2
 
@@ -212,7 +120,7 @@ def test_stale_bucket_sums_are_repaired_by_the_next_refresh(built_db):
         f"UPDATE {LINEAGE_BUCKETS_TABLE} SET hash_b = hash_b + 1",
         f"UPDATE {DIGEST_BUCKETS_TABLE} SET hash_a = hash_a + 1",
     )
-    assert _refresh_and_compare(built_db) == "incremental"
+    assert refresh_and_compare(built_db) == "incremental"
 
 
 def test_a_lineage_table_without_the_recorded_parent_index_is_rebuilt_whole(built_db):
@@ -220,12 +128,12 @@ def test_a_lineage_table_without_the_recorded_parent_index_is_rebuilt_whole(buil
     # (with the index) instead of walking without one.
     built_db.execute("ALTER TABLE sample_lineage DROP INDEX parent_id")
     changed_values(built_db)
-    assert _refresh_and_compare(built_db).startswith("full")
+    assert refresh_and_compare(built_db).startswith("full")
     assert built_db.query(
         "SELECT column_name FROM information_schema.statistics"
         " WHERE table_schema = DATABASE() AND table_name = 'sample_lineage' AND index_name = 'parent_id'"
     ) == [("parent_id",)]
-    assert _refresh_and_compare(built_db) == "incremental"
+    assert refresh_and_compare(built_db) == "incremental"
 
 
 def test_a_measurement_moved_between_two_types_whose_names_collide_in_crc32_is_refreshed(built_db):
@@ -237,12 +145,12 @@ def test_a_measurement_moved_between_two_types_whose_names_collide_in_crc32_is_r
     built_db.execute(
         f"INSERT INTO sample_measurements VALUES (2, '{first}', 1.5), (3, '{second}', 2.5), (9, '{first}', 7)"
     )
-    _refresh_and_compare(built_db)
+    refresh_and_compare(built_db)
     built_db.execute(
         f"UPDATE sample_measurements SET measurement_type = '{second}'"
         f" WHERE sample_id = 9 AND measurement_type = '{first}'"
     )
-    assert _refresh_and_compare(built_db) == "incremental"
+    assert refresh_and_compare(built_db) == "incremental"
 
 
 def test_digests_of_an_earlier_row_hash_are_rebuilt_whole(built_db):
@@ -252,7 +160,7 @@ def test_digests_of_an_earlier_row_hash_are_rebuilt_whole(built_db):
         f"UPDATE {DIGEST_TABLE} SET digest_b = digest_b + 1",
         f"UPDATE {DIGEST_BUCKETS_TABLE} SET hash_b = hash_b + state_rows",
     )
-    assert _refresh_and_compare(built_db).startswith("full")
+    assert refresh_and_compare(built_db).startswith("full")
 
 
 def test_refresh_touches_only_changed_rows(built_db):
@@ -329,7 +237,7 @@ def test_full_rebuild_share_is_exact_at_its_boundary(built_db, spread):
             built_db.execute(
                 f"UPDATE sample_measurements SET value = value + 1 WHERE sample_id IN ({', '.join(map(str, measured))})"
             )
-        metadata = _refresh_and_compare_all(built_db)
+        metadata = refresh_and_compare_all(built_db)
         modes = tuple(metadata[table]["refresh"].value for table in tables)
         if over:
             assert modes == modes_over, f"{changed} changed samples, id span {span}: {modes}"
@@ -396,8 +304,8 @@ def test_traded_values_change_the_digests_and_bucket_sums_they_touch(lab_db, tra
     assert len(buckets) == 1, "the trade stays within one bucket"
 
     def live():
-        return _whole_table_digests(lab_db), _keyed(
-            lab_db.query(measurement_bucket_sums_select(TableLocations.single(lab_db.name), _value_type(lab_db)))
+        return whole_table_digests(lab_db), keyed(
+            lab_db.query(measurement_bucket_sums_select(TableLocations.single(lab_db.name), value_type_of(lab_db)))
         )
 
     digests_before, buckets_before = live()

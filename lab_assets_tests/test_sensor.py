@@ -8,7 +8,7 @@ import json
 import time
 
 import pytest
-from dagster import DagsterInstance, DagsterRunStatus, SkipReason, build_sensor_context
+from dagster import DagsterInstance, DagsterRunStatus
 from dagster._core.remote_origin import RegisteredCodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin
 from dagster._core.test_utils import create_run_for_test
 
@@ -24,33 +24,7 @@ from lab_assets.lib.names import SENSOR_NAME
 from lab_assets.lib.names import SENSOR_TRIGGER_TAG as TRIGGER_TAG
 from lab_assets.mysql import MySQLResource
 from lab_assets_tests.lab_data import CHANGES, generate, insert
-
-
-class Ticker:
-    """Ticks the sensor like the daemon does, keeping the cursor."""
-
-    def __init__(self, db, instance):
-        self.mysql = MySQLResource(url=db.url)
-        self.instance = instance
-        self.cursor = None
-
-    def tick(self):
-        context = build_sensor_context(cursor=self.cursor, instance=self.instance, resources={"mysql": self.mysql})
-        result = lab_source_change_sensor(context)
-        if isinstance(result, SkipReason):
-            return [], result.skip_message
-        if result.cursor is not None:
-            self.cursor = result.cursor
-        return result.run_requests or [], result.skip_reason.skip_message if result.skip_reason else None
-
-    def settle(self):
-        """Ticks until quiet (a change in the same second as a reading takes one more tick)."""
-        time.sleep(1.05)
-        for _ in range(3):
-            requests, _ = self.tick()
-            if not requests:
-                return
-        raise AssertionError("sensor kept requesting runs on unchanged data")
+from lab_assets_tests.runs import Ticker
 
 
 @pytest.fixture
@@ -80,8 +54,8 @@ def test_quiet_tick_starts_no_run_and_says_what_it_saw(ticker):
 
 @pytest.mark.parametrize(
     "change",
-    CHANGES
-    + [
+    [
+        *CHANGES,
         lambda db: db.execute(
             "UPDATE sample_measurements SET value = 6.5 WHERE sample_id = 2 AND measurement_type = 'ph'"
         ),

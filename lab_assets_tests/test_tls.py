@@ -33,8 +33,6 @@ pytestmark = pytest.mark.timeout(60)
 DATABASE = "lab_tls"
 USER = "tls"
 PASSWORD = "tls-Secret-1"
-# PyMySQL's connect_timeout for the test's own connections (lab_assets' engine uses 10 s).
-CONNECT_TIMEOUT = 5
 
 
 # --- certificates -------------------------------------------------------------------------------
@@ -227,7 +225,7 @@ def _verified_peer(url: str) -> dict:
     that verified nothing has an empty certificate here.)"""
     with MySQLResource(url=url).connect() as connection:
         driver_connection = connection.connection.dbapi_connection
-        context, sock = driver_connection.ctx, driver_connection._sock
+        context, sock = driver_connection.ctx, driver_connection._sock  # noqa: SLF001 - PyMySQL has no public one
         assert isinstance(sock, ssl.SSLSocket), "the session is encrypted"
         assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname, (
             context.verify_mode,

@@ -4,7 +4,8 @@ Playwright through Debian's Chromium, as a newcomer would use it: the lineage pa
 assets, "Materialize all" runs to success, the experiment_measurements page shows row count, column
 schema with descriptions and table name, the Checks tabs show a result for every check, and the
 sensor is on. A failing step leaves a screenshot of the page in the test's temporary directory;
-a passing run leaves two (printed at the end)."""
+a passing run leaves two (printed at the end). Marked ``browser``: without Chromium or Playwright
+it is skipped, saying what to install (conftest.py)."""
 
 from __future__ import annotations
 
@@ -14,14 +15,18 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
-from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from lab_assets.definitions import defs
 from lab_assets.lib.names import SENSOR_NAME
-from lab_assets_tests.webserver import Webserver
+from lab_assets_tests.webserver import CHROMIUM, Webserver
 
-CHROMIUM = Path("/usr/bin/chromium")  # Debian's; .ci/run installs it (Playwright's download is not used)
+try:
+    from playwright.sync_api import Page, expect, sync_playwright
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+except ImportError:  # the test is skipped, saying what to install (conftest.py)
+    pass
+
+pytestmark = pytest.mark.browser
 ASSETS = [
     "samples",
     "sample_measurements",
@@ -43,8 +48,6 @@ def _checks_by_asset() -> dict[str, list[str]]:
 
 @pytest.mark.timeout(240)
 def test_a_newcomer_sees_the_assets_materializes_them_and_finds_metadata_checks_and_sensor(lab_db, tmp_path):
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)")
     (sample_count,) = lab_db.query("SELECT COUNT(*) FROM samples")[0]
     started = time.monotonic()
     server = Webserver(tmp_path, lab_db.url, make_dev=True)
@@ -52,7 +55,7 @@ def test_a_newcomer_sees_the_assets_materializes_them_and_finds_metadata_checks_
         [repository] = server.wait_until_loaded(seconds=120)
         # make dev loads workspace.yaml's code location (its name keys the sensor's state).
         assert repository["location"]["name"] == "lab_assets"
-        print(f"make dev ready in {time.monotonic() - started:.1f} s")
+        print(f"make dev ready in {time.monotonic() - started:.1f} s")  # noqa: T201 - shown with the test's output
         with sync_playwright() as driver:
             browser = driver.chromium.launch(executable_path=str(CHROMIUM))
             try:
@@ -61,7 +64,7 @@ def test_a_newcomer_sees_the_assets_materializes_them_and_finds_metadata_checks_
                 expect.set_options(timeout=STEP_MS)
                 shots = _drive(page, server.base, lab_db, sample_count, tmp_path, started)
             except Exception:
-                print(f"webserver log (tail):\n{server.log_tail()}")
+                print(f"webserver log (tail):\n{server.log_tail()}")  # noqa: T201 - shown with the test's output
                 raise
             finally:
                 browser.close()
@@ -69,7 +72,7 @@ def test_a_newcomer_sees_the_assets_materializes_them_and_finds_metadata_checks_
         server.stop()
     # The runs were recorded in the DAGSTER_HOME make dev was given (SQLite storage under it).
     assert (tmp_path / "history" / "runs.db").is_file(), sorted(p.name for p in tmp_path.iterdir())
-    print(f"browser test done in {time.monotonic() - started:.1f} s; screenshots: {', '.join(map(str, shots))}")
+    print(f"browser test done in {time.monotonic() - started:.1f} s; screenshots: {', '.join(map(str, shots))}")  # noqa: T201 - shown with the test's output
 
 
 def _drive(page: Page, base: str, lab_db, sample_count: int, tmp_path: Path, started: float) -> list[Path]:
@@ -83,7 +86,7 @@ def _drive(page: Page, base: str, lab_db, sample_count: int, tmp_path: Path, sta
     def at(name: str) -> None:
         nonlocal step
         step = name
-        print(f"{time.monotonic() - started:5.1f} s  {name}")
+        print(f"{time.monotonic() - started:5.1f} s  {name}")  # noqa: T201 - shown with the test's output
 
     try:
         # Lineage: the global asset graph, every group expanded (right-click menu), one node per asset.
@@ -171,7 +174,7 @@ def _drive(page: Page, base: str, lab_db, sample_count: int, tmp_path: Path, sta
     except Exception:
         shot = tmp_path / f"failed-at-{re.sub(r'[^a-z0-9]+', '-', step.lower())}.png"
         page.screenshot(path=shot, full_page=True)
-        print(f"screenshot of the page at the failure: {shot}")
+        print(f"screenshot of the page at the failure: {shot}")  # noqa: T201 - shown with the test's output
         raise
 
 

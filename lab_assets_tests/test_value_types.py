@@ -19,9 +19,12 @@ from lab_assets.lib.value_types import (
 )
 from lab_assets.lib.verification import suspect_rows_select
 from lab_assets_tests.lab_data import assert_flat_table_is_exact
-from lab_assets_tests.test_bad_input import all_checks_passed_except
-from lab_assets_tests.test_checks import run_check
-from lab_assets_tests.test_refresh import _assert_refresh_state_is_exact, _refresh_and_compare
+from lab_assets_tests.runs import (
+    all_checks_passed_except,
+    assert_refresh_state_is_exact,
+    refresh_and_compare,
+    run_check,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -114,7 +117,7 @@ def _built_and_exact(db, case: Case, expected_refresh: str) -> None:
     assert flat["refresh"].value.startswith(expected_refresh), flat["refresh"].value
     with db.connect() as connection:
         assert_flat_table_is_exact(connection, value_sql=case.read_as)
-    _assert_refresh_state_is_exact(db)
+    assert_refresh_state_is_exact(db)
     # (9, ph) is measured twice on purpose.
     all_checks_passed_except(result, "no_duplicate_measurements")
     value_type = parse_value_type(*_source_type(db))
@@ -168,49 +171,49 @@ def test_a_type_changed_on_a_built_deployment_is_rebuilt_whole_with_the_new_type
     """DECIMAL(16,6) -> DECIMAL(30,10) -> VARCHAR(40) -> VARCHAR(60): each change rebuilds the table whole at the next
     run (never a mix of old and new columns, never a stuck run), ends exact with the state tables
     recording what it was built from, and the next refresh is incremental again."""
-    assert _refresh_and_compare(lab_db).startswith("full")
+    assert refresh_and_compare(lab_db).startswith("full")
     lab_db.execute(
         "ALTER TABLE sample_measurements MODIFY value DECIMAL(30,10)",
         "UPDATE sample_measurements SET value = 7.0000000001 WHERE sample_id = 3 AND measurement_type = 'ph'",
         "INSERT INTO sample_measurements VALUES (4, 'vol', 98765432109876543210.5)",
     )
-    assert _refresh_and_compare(lab_db) == "full (measurement column type changed: DECIMAL(16,6) -> DECIMAL(30,10))"
+    assert refresh_and_compare(lab_db) == "full (measurement column type changed: DECIMAL(16,6) -> DECIMAL(30,10))"
     assert _column_type(lab_db, "experiment_measurements", "measurement_ph") == "DECIMAL(30,10)"
     lab_db.execute(
         "UPDATE sample_measurements SET value = 7.0000000002 WHERE sample_id = 3 AND measurement_type = 'ph'"
     )
-    assert _refresh_and_compare(lab_db) == "incremental"
+    assert refresh_and_compare(lab_db) == "incremental"
     lab_db.execute(
         "ALTER TABLE sample_measurements MODIFY value VARCHAR(40) CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci",
         "INSERT INTO sample_measurements VALUES (5, 'ph', 'n/a')",
     )
-    refresh = _refresh_and_compare(lab_db)
+    refresh = refresh_and_compare(lab_db)
     assert refresh.startswith("full (measurement column type changed: DECIMAL(30,10) -> VARCHAR(40)"), refresh
     assert lab_db.query("SELECT measurement_ph FROM experiment_measurements WHERE sample_id IN (3, 5) ORDER BY 1") == [
         ("7.0000000002",),
         ("n/a",),
     ]
     lab_db.execute("UPDATE sample_measurements SET value = 'N/A' WHERE sample_id = 5")
-    assert _refresh_and_compare(lab_db) == "incremental"
+    assert refresh_and_compare(lab_db) == "incremental"
     # A wider column whose values' text (and so the digests) stays the same: only the type
     # forces the rebuild, which a 50-character value then needs.
     lab_db.execute(
         "ALTER TABLE sample_measurements MODIFY value VARCHAR(60) CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci",
         f"INSERT INTO sample_measurements VALUES (6, 'ph', '{'x' * 50}')",
     )
-    refresh = _refresh_and_compare(lab_db)
+    refresh = refresh_and_compare(lab_db)
     assert refresh.startswith("full (measurement column type changed: VARCHAR(40)"), refresh
 
 
 def test_a_flat_column_whose_type_was_changed_by_hand_is_named_and_rebuilt(lab_db):
-    assert _refresh_and_compare(lab_db).startswith("full")
+    assert refresh_and_compare(lab_db).startswith("full")
     lab_db.execute("ALTER TABLE experiment_measurements MODIFY measurement_ph DOUBLE")
     result = run_check(lab_db, "flat_table_reconciles")
     assert not result.passed
     assert result.metadata["offenders"].value == [
         "column measurement_ph is DOUBLE, sample_measurements.value is DECIMAL(16,6)"
     ]
-    assert _refresh_and_compare(lab_db) == "full (measurement column type changed: DOUBLE -> DECIMAL(16,6))"
+    assert refresh_and_compare(lab_db) == "full (measurement column type changed: DOUBLE -> DECIMAL(16,6))"
     assert run_check(lab_db, "flat_table_reconciles").passed
 
 
@@ -262,7 +265,7 @@ def _step_errors(result) -> list[str]:
         "varbinary(10)",
         "decimal(10,2)) , x int",
         "varchar(10) character set x",
-    ],  # fmt: skip
+    ],
 )
 def test_types_outside_the_grammar_are_refused(column_type):
     # What goes into DDL is written from the parsed numbers and names, so only the grammar passes.

@@ -31,7 +31,7 @@ def test_webserver_lists_everything_and_materializes_the_flat_table(lab_db, tmp_
 def _drive(server: Webserver, lab_db) -> None:
     started = time.monotonic()
     [repository] = server.wait_until_loaded()
-    print(f"webserver ready in {time.monotonic() - started:.1f} s")
+    print(f"webserver ready in {time.monotonic() - started:.1f} s")  # noqa: T201 - shown with the test's output
     selector = {"repositoryName": repository["name"], "repositoryLocationName": repository["location"]["name"]}
 
     # Assets, as the asset graph shows them: group, kinds, description.
@@ -72,7 +72,7 @@ def _drive(server: Webserver, lab_db) -> None:
 
     status = server.wait_for_run(run_id)["status"]
     assert status == "SUCCESS", f"run {run_id} ended {status}:\n{server.log_tail()}"
-    print(f"run {run_id} succeeded {time.monotonic() - started:.1f} s after start")
+    print(f"run {run_id} succeeded {time.monotonic() - started:.1f} s after start")  # noqa: T201 - shown with the test's output
 
     # What the asset pages show after the run: row count, column schema, table name.
     after = {"/".join(n["assetKey"]["path"]): n for n in server.graphql(MATERIALIZATIONS)["assetNodes"]}

@@ -1,5 +1,6 @@
 """``dagster-webserver`` (or ``dagster dev``) in a subprocess of its own on a free local port, driven
-through the GraphQL API the UI uses. Shared by the end-to-end and the deployment tests."""
+through the GraphQL API the UI uses. Shared by the end-to-end and the deployment tests; and the
+browser the ``browser`` tests drive the UI in."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # The virtual environment the tests run in: `make dev` is run with it as VENV (.venv in a checkout).
 VENV = Path(sys.executable).parent.parent
 STARTUP_SECONDS = 40
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's, driven through Playwright (never Playwright's own download)
 RUN_SECONDS = 60
 
 # No daemon here, so runs must launch at once: the default (non-queued) run coordinator. Since
@@ -106,7 +108,7 @@ class Webserver:
                 start_new_session=True,
                 # dagster dev handles SIGTERM as SIGINT, so SIGINT must not be ignored (it is in a
                 # shell's background jobs): stop() then ends it and its children in order.
-                preexec_fn=_default_sigint,
+                preexec_fn=_default_sigint,  # noqa: PLW1509 - one signal() call before exec, no lock taken
             )
 
     def log_tail(self) -> str:
@@ -173,3 +175,14 @@ class Webserver:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(timeout=5)
+
+
+def browser_missing() -> str | None:
+    """What the ``browser`` tests need and this machine lacks, as what to install; None if nothing."""
+    try:
+        import playwright.sync_api  # noqa: F401 - importable is what the tests need
+    except ImportError:
+        return "Playwright is not installed: .venv/bin/pip install -e '.[test]'"
+    if not CHROMIUM.exists():
+        return f"{CHROMIUM} is missing: apt-get install chromium (.ci/run installs it)"
+    return None

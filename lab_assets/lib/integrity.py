@@ -151,11 +151,6 @@ HAVING COUNT(*) > 1"""
     return offenders(inner, "column_name", limit), tuple(c.name for c in IDENTIFYING_COLUMNS)
 
 
-def catalog_size_select(tables: TableLocations, catalog_table: str) -> str:
-    """How many columns the catalog asks for and their names' total length."""
-    return f"SELECT COUNT(*), COALESCE(SUM(CHAR_LENGTH(column_name)), 0) FROM {tables.qualified(catalog_table)}"
-
-
 def sample_rows_mismatch_select(tables: TableLocations, flat_table: str, limit: int = OFFENDER_LIMIT) -> str:
     """Ids that break "one row per sample": samples without a row, rows without a sample,
     ids with more than one row: sample_id, problem, count."""

@@ -80,8 +80,10 @@ class TableDefinition:
         parts = [c.definition() for c in self.columns]
         if self.primary_key:
             parts.append(f"PRIMARY KEY ({', '.join(map(quote_identifier, self.primary_key))})")
-        for index_columns in self.indexes if with_indexes else ():
-            parts.append(f"KEY ({', '.join(map(quote_identifier, index_columns))})")
+        parts.extend(
+            f"KEY ({', '.join(map(quote_identifier, index_columns))})"
+            for index_columns in (self.indexes if with_indexes else ())
+        )
         body = ",\n  ".join(parts)
         # utf8mb4_bin: text kept exactly as the lab stored it (case and accents preserved).
         return (
@@ -129,13 +131,6 @@ def insert_values_statement(schema: str, table: str, columns: Sequence[str]) -> 
     column_list = ", ".join(map(quote_identifier, columns))
     placeholders = ", ".join(["%s"] * len(columns))
     return f"INSERT INTO {qualified_name(schema, table)} ({column_list}) VALUES ({placeholders})"
-
-
-def in_list_condition(expression: str, values: Sequence[object]) -> tuple[str, tuple[object, ...]]:
-    """``expression IN (%s, ...)`` with its parameters; an empty list matches nothing."""
-    if not values:
-        return "1 = 0", ()
-    return f"{expression} IN ({', '.join(['%s'] * len(values))})", tuple(values)
 
 
 def balanced_sum(terms: Sequence[str]) -> str:

@@ -29,7 +29,7 @@ def started_in_threads(
                 else:
                     with slots:
                         future.set_result(task())
-            except BaseException as error:  # handed to the caller, who decides
+            except BaseException as error:  # noqa: BLE001 - handed to the caller, who decides
                 future.set_exception(error)
 
         threading.Thread(target=run, name=f"lab_assets: {name}", daemon=True).start()

@@ -69,7 +69,6 @@ class Verification:
     written: int | None  # rows written and covered (None: the whole table)
     suspects: int  # written rows that differ from what is recorded for them, checked against the sources
     changed_meanwhile: int  # of those, rows that no longer equal the sources: pending again
-    digests_corrected: int  # recorded digests set to the verified snapshot's
     presence_offenders: Offenders  # (sample_id, row_present): a sample without a row, or a row without a sample
     content_offenders: Offenders  # (sample_id,): rows that differ from the sources or the lineage
     lineage_offenders: Offenders  # (sample_id,): rows whose experiment_id / top_parent_id the proof rejects
@@ -159,9 +158,8 @@ def _verified(
         select_sql, params = verified_rows_select(tables, SUSPECTS_TABLE, columns, value_type)
         fill_work_table(connection, output, VERIFIED_TABLE, select_sql, VERIFIED_ROWS_DEFINITION, params)
         corrections: tuple[str, ...] = ()
-        stale = 0
         if state_recorded:
-            stale = fill_work_table(connection, output, STALE_TABLE, stale_digests_select(tables, VERIFIED_TABLE))
+            fill_work_table(connection, output, STALE_TABLE, stale_digests_select(tables, VERIFIED_TABLE))
             buckets_ready = column_names(connection, output, DIGEST_STATE.buckets_table) == list(
                 BUCKET_SUMS_DEFINITION.column_names
             )
@@ -181,7 +179,6 @@ def _verified(
         written=None,
         suspects=suspects,
         changed_meanwhile=int(behind),
-        digests_corrected=stale,
         presence_offenders=presence,
         content_offenders=content,
         lineage_offenders=Offenders(),
