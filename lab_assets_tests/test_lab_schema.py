@@ -26,6 +26,7 @@ from lab_assets.lib.integrity import OFFENDER_LIMIT
 from lab_assets.lib.lineage import lineage_bulk_build
 from lab_assets.lib.names import EXPERIMENT_MEASUREMENTS, SAMPLE_LINEAGE, SAMPLES
 from lab_assets.lib.tables import TableLocations, source_settings, source_tables
+from lab_assets.lib.value_types import parse_value_type
 from lab_assets.mysql import MySQLResource
 from lab_assets_tests.databases import LAB_NAMES, RENAMED_SCHEMA, LabDatabase, server_connection
 from lab_assets_tests.lab_data import CHANGES, CORRUPTIONS, deep_chain, generate, insert, roots_and_depths
@@ -108,7 +109,7 @@ def test_the_labs_indexes_serve_the_renamed_reads(renamed_lab):
     walk = _plan(renamed_lab, unchunked_select(lineage_bulk_build(tables).select_sql))
     assert ("RECURSIVE UNION", "lims_sample", "ref", "lims_sample_made_from") in walk, walk
     columns = [MeasurementColumn("vol", "measurement_vol"), MeasurementColumn("ph", "measurement_ph")]
-    sql, params = pivot_select(tables, tables.qualified(SAMPLE_LINEAGE), (), columns)
+    sql, params = pivot_select(tables, tables.qualified(SAMPLE_LINEAGE), (), columns, parse_value_type("decimal(16,6)"))
     pivot = _plan(renamed_lab, unchunked_select(sql), params)
     assert ("SIMPLE", "lims_result", "ref", "lims_result_sample") in pivot, pivot
     assert not [row for row in walk | pivot if row[0] == "DERIVED" and row[2] == "ALL"], "nothing materialized"
