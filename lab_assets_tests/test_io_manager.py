@@ -263,6 +263,24 @@ def test_each_write_kind_refuses_what_it_cannot_write(lab_db):
     assert not tables & {"plain", "parted", "unparted"}, "nothing was written"
 
 
+def _listed_keys_replaced(lab_db, in_transaction: str, drop_after: tuple[str, ...] = ()):
+    """The asset ``numbers`` again as a KeyedRowsReplacement of the keys in table ``listed``: key 2
+    changed, 9 added, 4 (not produced) deleted, with ``in_transaction`` run inside its transaction."""
+
+    @asset(name="numbers")
+    def numbers_again() -> KeyedRowsReplacement:
+        samples = qualified_name(lab_db.name, "samples")
+        return KeyedRowsReplacement(
+            select_sql=f"SELECT id AS n, CONCAT('new', id) AS label FROM {samples} WHERE id IN (2, 9)",
+            definition=NUMBERS,
+            keys_table="listed",
+            in_transaction=(in_transaction,),
+            drop_after=drop_after,
+        )
+
+    return numbers_again
+
+
 def test_keyed_rows_replacement_replaces_listed_keys_in_one_transaction(lab_db):
     # Rows 1-5 built whole; then keys 2 (changed), 4 (gone from the SELECT) and 9 (new) listed.
     upto = [5]
@@ -278,16 +296,7 @@ def test_keyed_rows_replacement_replaces_listed_keys_in_one_transaction(lab_db):
         "CREATE TABLE side (x INT)",
     )
 
-    @asset(name="numbers")
-    def numbers_again() -> KeyedRowsReplacement:
-        samples = qualified_name(lab_db.name, "samples")
-        return KeyedRowsReplacement(
-            select_sql=f"SELECT id AS n, CONCAT('new', id) AS label FROM {samples} WHERE id IN (2, 9)",
-            definition=NUMBERS,
-            keys_table="listed",
-            in_transaction=("INSERT INTO side VALUES (1)",),
-            drop_after=("listed",),
-        )
+    numbers_again = _listed_keys_replaced(lab_db, "INSERT INTO side VALUES (1)", drop_after=("listed",))
 
     result = materialize([numbers_again], resources=_resources(lab_db))
     assert _rows(lab_db, "numbers") == [(1, "s-%s"), (2, "new2"), (3, "s-%s"), (5, "s-%s"), (9, "new9")]
@@ -336,15 +345,7 @@ def test_a_keyed_rows_replacement_that_fails_inside_its_transaction_changes_no_r
     before = _rows(lab_db, "numbers")
     lab_db.execute("CREATE TABLE listed (n INT PRIMARY KEY)", "INSERT INTO listed VALUES (2), (4), (9)")
 
-    @asset(name="numbers")
-    def numbers_again() -> KeyedRowsReplacement:
-        samples = qualified_name(lab_db.name, "samples")
-        return KeyedRowsReplacement(
-            select_sql=f"SELECT id AS n, CONCAT('new', id) AS label FROM {samples} WHERE id IN (2, 9)",
-            definition=NUMBERS,
-            keys_table="listed",
-            in_transaction=("INSERT INTO no_such_table VALUES (1)",),
-        )
+    numbers_again = _listed_keys_replaced(lab_db, "INSERT INTO no_such_table VALUES (1)")
 
     result = materialize([numbers_again], resources=_resources(lab_db), raise_on_error=False)
     assert not result.success
