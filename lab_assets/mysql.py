@@ -1,8 +1,5 @@
-"""Connection code: the MySQL resource (how to reach the lab database) and the catalog reads
-(information_schema) everything else asks through it.
-
-Below ``defs/`` and ``io_manager``: both import from here, nothing here imports from them.
-"""
+"""The MySQL resource (how to reach the lab database) and the catalog reads (information_schema)
+everything else asks through it. Below ``defs/`` and ``io_manager``, which import from here."""
 
 from __future__ import annotations
 
@@ -193,8 +190,7 @@ class MySQLResource(ConfigurableResource):
                 f"{LAB_DB_URL_ENV} must name a database, e.g. mysql+pymysql://root@127.0.0.1:3306/lab "
                 f"(got {parsed.render_as_string(hide_password=True)})"
             )
-        database = parsed.database
-        return database
+        return parsed.database
 
     @property
     def sources(self) -> tuple[SourceTable, SourceTable]:
