@@ -44,12 +44,13 @@ HOSTILE_GLOBALS = (
     "SET GLOBAL completion_type = 'RELEASE'",
     "SET GLOBAL autocommit = 0",
     "SET GLOBAL max_statement_time = 20",
+    "SET GLOBAL wait_timeout = 10",
 )
 # What the test's own sessions (the lab's writers, the independent recomputation) set instead.
 PLAIN_SESSION = (
     "SET SESSION tx_isolation = 'READ-COMMITTED', tx_read_only = 0, sql_safe_updates = 0,"
     " sql_select_limit = 18446744073709551615, sql_big_selects = 1, completion_type = 'NO_CHAIN',"
-    " autocommit = 1, max_statement_time = 0"
+    " autocommit = 1, max_statement_time = 0, wait_timeout = 28800"
 )
 # What every lab_assets session reads back (lab_assets.mysql.session_settings).
 LAB_ASSETS_SESSION = "SELECT @@tx_isolation, @@tx_read_only, @@sql_safe_updates, @@sql_select_limit, @@sql_big_selects,"
@@ -60,8 +61,8 @@ EXPECTED_SESSION = ("READ-COMMITTED", 0, 0, 18446744073709551615, 1, "NO_CHAIN",
 @pytest.fixture(scope="module")
 def hostile_server(tmp_path_factory):
     """A private server whose every new session starts SERIALIZABLE, read-only, with safe updates,
-    a 3-row select limit, a join size limit, RELEASE at COMMIT, no autocommit and a statement time
-    limit; a lock wait fails after 2 s."""
+    a 3-row select limit, a join size limit, RELEASE at COMMIT, no autocommit, a statement time
+    limit and a 10 s wait_timeout; a lock wait fails after 2 s."""
     options = {"innodb_lock_wait_timeout": "2", "innodb_buffer_pool_size": "256M"}
     with extra_server(tmp_path_factory.mktemp("hostile"), options) as server:
         with server.connect() as connection, connection.cursor() as cursor:

@@ -367,27 +367,6 @@ def test_strict_server_lost_connection_names_the_setting(strict_server, monkeypa
     assert "wait_timeout" in message or "max_execution_time" in message, message
 
 
-def test_lab_assets_sessions_read_committed_and_outlast_a_short_wait_timeout(lab_db):
-    mysql = MySQLResource(url=lab_db.url)
-    with mysql.connect() as connection:
-        isolation = connection.exec_driver_sql("SELECT @@session.tx_isolation").scalar()
-        wait_timeout = connection.exec_driver_sql("SELECT @@session.wait_timeout").scalar()
-    assert isolation == "READ-COMMITTED" and int(wait_timeout) >= 28800
-
-
-def test_lab_assets_sessions_lift_a_server_wide_statement_time_limit(lab_db):
-    # A DBA's max_statement_time (MariaDB; MySQL 8: max_execution_time) for interactive queries
-    # would cut a build's long INSERT ... SELECT short (error 1969 mid-build, found by review).
-    with server_connection() as connection, connection.cursor() as cursor:
-        cursor.execute("SET GLOBAL max_statement_time = 5")
-        try:
-            with MySQLResource(url=lab_db.url).connect() as session:
-                limit = session.exec_driver_sql("SELECT @@session.max_statement_time").scalar()
-        finally:
-            cursor.execute("SET GLOBAL max_statement_time = 0")
-    assert float(limit) == 0
-
-
 def test_a_password_with_at_then_question_mark_never_shows(lab_db):
     url = f"mysql+pymysql://someone:Qw7Ee@Rt8Yy?Ui9Oo@127.0.0.1:3306/{lab_db.name}"
     result = _materialize(_resources(url), raise_on_error=False)
