@@ -65,7 +65,7 @@ def explained(error: BaseException, connection: Connection | None = None) -> Bas
     cause = _LIKELY_CAUSES.get(code) if code is not None else None
     if cause is None:
         return error
-    if code == _LOCK_WAIT_TIMEOUT and connection is not None:
+    if code == LOCK_WAIT_TIMEOUT and connection is not None:
         cause += f" (this session reads at {_isolation_level(connection)})"
     if code == _ACCOUNT_LIMIT and "max_user_connections" not in str(error).lower():
         cause = _HOURLY_LIMIT
@@ -74,7 +74,7 @@ def explained(error: BaseException, connection: Connection | None = None) -> Bas
     return explanation
 
 
-_LOCK_WAIT_TIMEOUT = 1205
+LOCK_WAIT_TIMEOUT = 1205
 _ACCOUNT_LIMIT = 1226  # max_user_connections, or one of the account's hourly limits (named in the message)
 _HOURLY_LIMIT = (
     "the account reached an hourly limit a DBA set on it (MAX_QUERIES_PER_HOUR, MAX_UPDATES_PER_HOUR or"

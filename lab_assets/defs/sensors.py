@@ -32,7 +32,7 @@ from lab_assets.lib.names import (
 )
 from lab_assets.lib.refresh import recorded_totals_selects, source_totals_selects
 from lab_assets.lib.threads import completed_in_threads
-from lab_assets.mysql import MySQLResource, source_drift
+from lab_assets.mysql import MySQLResource
 from lab_assets.refresh.state_tables import DIGEST_STATE, LINEAGE_STATE
 from lab_assets.refresh.value_type import published_value_types, source_value_type
 from lab_assets.server_errors import explaining
@@ -60,15 +60,11 @@ IN_PROGRESS = [
 
 def _update_times(mysql: MySQLResource) -> tuple[dict[str, str | None], str]:
     """When each source table was last written (information_schema, by the lab's table names,
-    keyed by lab_assets' names) and the server's time. A missing source table or column stops
-    the tick with the one sentence that names it (:func:`lab_assets.mysql.source_drift`), as a
-    build would, instead of a raw server error from the scans."""
+    keyed by lab_assets' names) and the server's time; a missing table stops the tick with the
+    sentence that names it (:func:`_raise_on_drift`)."""
     tables = mysql.tables
     names = {source.name: source.role for source in tables.sources}
     with mysql.connect() as connection:
-        drift = source_drift(connection, tables)
-        if drift is not None:
-            raise RuntimeError(drift)
         if not is_mariadb(connection):
             # MySQL 8 caches information_schema table statistics for a day by default.
             connection.exec_driver_sql("SET SESSION information_schema_stats_expiry = 0")
@@ -79,9 +75,19 @@ def _update_times(mysql: MySQLResource) -> tuple[dict[str, str | None], str]:
             (tables.source_database, *names),
         ).fetchall()
     if len(rows) != 2:
+        _raise_on_drift(mysql)
         raise RuntimeError(f"{tables.source_database} must hold the tables {' and '.join(names)}")
     roles = {name.lower(): role for name, role in names.items()}  # lower_case_table_names may fold them
     return {roles[str(name).lower()]: updated for name, updated, _ in rows}, rows[0][2]
+
+
+def _raise_on_drift(mysql: MySQLResource) -> None:
+    """Stops the tick with the one sentence naming a missing source table or column
+    (:func:`lab_assets.mysql.source_drift`), as a build would, instead of a raw server error from
+    the scans. Run only before the scans, so a quiet tick reads update times alone."""
+    drift = mysql.source_drift()
+    if drift is not None:
+        raise RuntimeError(drift)
 
 
 def _side_by_side(mysql: MySQLResource, selects: Sequence[str]) -> list[tuple]:
@@ -105,6 +111,7 @@ def _totals(mysql: MySQLResource) -> tuple[str, str | None]:
     (sample_measurements: 1.4 s of the 1.9-2.1 s both take one after the other at 1M samples on a
     calm server; with other work on the 2 cores, median 2.2 s against 2.7 s, bench/RESULTS.md
     "Write-to-table latency"); then the recorded totals (small bucket tables, under 0.1 s)."""
+    _raise_on_drift(mysql)
     tables = mysql.tables
     value_type = source_value_type(mysql)
     totals = source_totals_selects(tables, value_type)

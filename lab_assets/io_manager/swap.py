@@ -10,6 +10,7 @@ from lab_assets.io_manager.sql import swap_statement
 from lab_assets.lib.names import NEW_SUFFIX, OLD_SUFFIX, helper_table
 from lab_assets.lib.sql import qualified_name
 from lab_assets.mysql import table_exists
+from lab_assets.server_errors import LOCK_WAIT_TIMEOUT, server_error_code
 
 # RENAME TABLE needs the table's metadata lock, which a reader's open transaction holds until it
 # ends; while the rename waits, every new query on the table queues behind it. So each attempt
@@ -18,7 +19,6 @@ from lab_assets.mysql import table_exists
 # a few seconds of stall for readers, half a minute for a reader's transaction to end.
 SWAP_LOCK_WAIT_SECONDS = 5
 SWAP_ATTEMPTS = 6
-_LOCK_WAIT_TIMEOUT = 1205
 
 
 class SwapBlockedError(RuntimeError):
@@ -41,7 +41,7 @@ def swap_in(connection: Connection, schema: str, table: str) -> None:
                 connection.exec_driver_sql(rename)
                 break
             except Exception as error:
-                if getattr(getattr(error, "orig", None), "args", (None,))[0] != _LOCK_WAIT_TIMEOUT:
+                if server_error_code(error) != LOCK_WAIT_TIMEOUT:
                     raise
                 if attempt == SWAP_ATTEMPTS:
                     raise SwapBlockedError(
