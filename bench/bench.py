@@ -1,4 +1,4 @@
-"""Speed at scale: lab_assets' full build vs a plain-SQL reference build of the same table.
+"""Speed at scale: lab_assets' full refresh vs a plain-SQL reference build of the same table.
 
 For each size (samples generated in the seed's distribution, see lab_assets_tests.lab_data):
 
@@ -480,7 +480,7 @@ def quiet_sensor_tick(database: str) -> float:
     from dagster import DagsterInstance, SensorResult, build_sensor_context
 
     from lab_assets.defs.sensors import lab_source_change_sensor
-    from lab_assets.mysql import MySQLResource
+    from lab_assets.mysql.resource import MySQLResource
 
     resources = {"mysql": MySQLResource(url=database_url(database))}
     with DagsterInstance.ephemeral() as instance:
@@ -755,8 +755,8 @@ def fmt_memory(mib: float) -> str:
 
 def report_lines(rows: list[dict]) -> list[str]:
     header = (
-        "| samples | reference s, median (min-max) | full build with checks s, median (min-max) | build/ref"
-        " | 1% refresh s, median (min-max) | refresh/full | s per 1M rows: reference / full build / refresh"
+        "| samples | reference s, median (min-max) | full refresh with checks s, median (min-max) | build/ref"
+        " | 1% refresh s, median (min-max) | refresh/full | s per 1M rows: reference / full refresh / refresh"
         " | largest Python process, peak RSS MiB | process tree, peak PSS MiB | quiet sensor tick s | rounds"
         " | verified whole |"
     )
@@ -783,7 +783,7 @@ def growth_lines(rows: list[dict]) -> list[str]:
     """Seconds per million rows by size (medians), and the growth from the size before: time
     ratio for the rows ratio (equal ratios = linear)."""
     header = (
-        "| samples | reference s/1M rows | growth | full build s/1M rows | growth | 1% refresh s/1M rows | growth |"
+        "| samples | reference s/1M rows | growth | full refresh s/1M rows | growth | 1% refresh s/1M rows | growth |"
     )
     lines = [header, "|" + "---|" * (header.count("|") - 1)]
     previous: dict | None = None
@@ -821,7 +821,7 @@ def detail_lines(rows: list[dict]) -> list[str]:
         lines.append(
             f"- {r['samples']:,} samples ({r['rows']:,} rows, `{r['database']}`, load1 before {r['load1']:.2f}):"
             f" reference steps (median run) {r['reference'] and r['reference']['steps']};"
-            f" full build steps (median run) {r['build']['steps']};"
+            f" full refresh steps (median run) {r['build']['steps']};"
             f" refresh steps (median run) {r['refresh']['steps']};"
             f" largest process peak RSS {memory['build_largest_mib']:.0f} MiB in builds,"
             f" {memory['refresh_largest_mib']:.0f} MiB in refreshes ({memory['largest_process']});"
@@ -990,7 +990,7 @@ def main() -> None:
             f"- reference time limit: {args.reference_timeout:.0f} s" if args.reference_timeout else "",
         ]
         notes = [
-            "Medians of the rounds, (min-max) the spread. Full build: the cold CLI materialization with its"
+            "Medians of the rounds, (min-max) the spread. Full refresh: the cold CLI materialization with its"
             " checks. Largest Python process: the kernel's high-water RSS of the largest single process of the"
             " lab_assets run (`/usr/bin/time %M`), max over builds and refreshes; process tree: PSS summed over"
             f" the tree, polled every {MEMORY_POLL_SECONDS} s. Values over {MEMORY_LIMIT_MIB} MiB in bold.",

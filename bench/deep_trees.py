@@ -29,7 +29,7 @@ How, for each depth D, statistics mode and shape:
    ``vol`` measurement;
 3. in a subprocess run by ``<repo>/.venv/bin/python`` (so that checkout's code is what runs;
    the subprocess checks lab_assets is imported from ``<repo>``): time ``dagster.materialize(
-   LAB_ASSETS)`` with MySQLResource + MySQLIOManager (full build: no output tables yet), then
+   LAB_ASSETS)`` with MySQLResource + MySQLIOManager (full refresh: no output tables yet), then
    ``UPDATE samples SET parent_id = 5 WHERE id = 100000`` (the chain's head / the flat root
    moves under root 5's tree; not timed), then time the second materialization (the refresh) and
    read the sample_lineage materialization's metadata ``refresh`` (incremental / full) and
@@ -38,7 +38,7 @@ How, for each depth D, statistics mode and shape:
    subprocess is killed and its server-side statements on that database are KILLed, then the
    next case runs;
 5. the database is dropped (``--keep`` keeps it) and, at the end, a Markdown table is printed:
-   depth | stats | shape | full build s | refresh s | lineage refresh mode | lineage write s.
+   depth | stats | shape | full refresh s | refresh s | lineage refresh mode | lineage write s.
 
 Asset checks are not part of the timed materializations (LAB_ASSETS only).
 
@@ -82,7 +82,7 @@ SHAPES = ("chain", "flat")
 
 
 def child(repo: Path, url: str) -> None:
-    """Full build, re-parent, refresh; one JSON line on stdout per event."""
+    """Full refresh, re-parent, refresh; one JSON line on stdout per event."""
     sys.path.insert(0, str(repo))
 
     def emit(**event) -> None:
@@ -94,7 +94,7 @@ def child(repo: Path, url: str) -> None:
     import lab_assets
     from lab_assets.defs.assets import LAB_ASSETS
     from lab_assets.io_manager import MySQLIOManager
-    from lab_assets.mysql import MySQLResource
+    from lab_assets.mysql.resource import MySQLResource
 
     imported_from = Path(lab_assets.__file__).resolve()
     if repo.resolve() not in imported_from.parents:
@@ -258,7 +258,7 @@ def run_case(repo: Path, database: str, timeout: float, log_path: Path) -> dict:
 
         try:
             # (event awaited, seconds allowed, build it belongs to): a missing "ready" counts
-            # against the full build, a missing "moved" against the refresh.
+            # against the full refresh, a missing "moved" against the refresh.
             steps = [
                 ("ready", IMPORT_TIMEOUT, "full"),
                 ("full", timeout, "full"),
@@ -364,7 +364,7 @@ def main() -> None:
                     with _connect() as connection, connection.cursor() as cursor:
                         cursor.execute(f"DROP DATABASE IF EXISTS `{database}`")
 
-    header = "| depth | stats | shape | full build s | refresh s | lineage refresh mode | lineage write s |"
+    header = "| depth | stats | shape | full refresh s | refresh s | lineage refresh mode | lineage write s |"
     lines = [header, "|" + "---|" * 7]
     for r in rows:
         cells = [f"{r['depth']:,}", r["stats"], r["shape"], r["full"], r["refresh"], r["mode"], r["write"]]

@@ -28,12 +28,13 @@ sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != HE
 sys.path.insert(0, str(HERE.parent))
 
 from bench.bench import connect as server_connect  # noqa: E402
-from lab_assets.lib.bulk import chunk_select, key_ranges  # noqa: E402
-from lab_assets.lib.lineage import LINEAGE_TABLE, lineage_bulk_build, recursion_limit_statement  # noqa: E402
-from lab_assets.lib.refresh import DIGEST_TABLE_DEFINITION, measurement_digest_select  # noqa: E402
-from lab_assets.lib.sources import measurement_type_catalog_select  # noqa: E402
-from lab_assets.lib.tables import TableLocations  # noqa: E402
-from lab_assets.lib.value_types import DEFAULT_VALUE_TYPE  # noqa: E402
+from lab_assets.catalog.sql import measurement_type_catalog_select  # noqa: E402
+from lab_assets.digests.sql import DIGEST_TABLE_DEFINITION, measurement_digest_select  # noqa: E402
+from lab_assets.lineage.sql import LINEAGE_TABLE, lineage_bulk_build  # noqa: E402
+from lab_assets.mysql.sessions import recursion_limit_statement  # noqa: E402
+from lab_assets.sources.locations import TableLocations  # noqa: E402
+from lab_assets.sources.value_types import DEFAULT_VALUE_TYPE  # noqa: E402
+from lab_assets.sql.bulk import chunk_select, key_ranges  # noqa: E402
 
 LINEAGE, DIGESTS = "schedule_lineage", "schedule_digests"
 TEMP_TABLE_BYTES = 256 * 1024 * 1024  # MySQLResource.temp_table_memory_mb's default

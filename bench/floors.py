@@ -1,7 +1,7 @@
 """The floors under the two speed targets, measured in one run beside what they bound.
 
-The targets: a full build with every check at most 0.6x the plain-SQL reference build
-(``bench.py``'s reference) and a 1% refresh at most 0.1x the full build. This script times, on
+The targets: a full refresh with every check at most 0.6x the plain-SQL reference build
+(``bench.py``'s reference) and a 1% refresh at most 0.1x the full refresh. This script times, on
 the same server and the same ``<prefix>_<size>`` database, in rounds that each time every item
 below once, in this order:
 
@@ -11,7 +11,7 @@ below once, in this order:
   the walk once into a keyed scratch table, then the pivot ``INSERT ... SELECT`` per range of
   50,000 sample ids (lab_assets' chunk width), on one connection and on two (the server's
   cores). The cheapest way we know to build the table at all;
-- **full build**: ``dagster asset materialize -m lab_assets.definitions --select '*'`` as a cold
+- **full refresh**: ``dagster asset materialize -m lab_assets.definitions --select '*'`` as a cold
   process after the outputs are dropped (``bench.lab_assets_cli_build``);
 - **no-op refresh**: the sensor's job ``lab_refresh`` as a cold process with nothing changed,
   on the same database (what every refresh pays before its first changed row) and on a
@@ -29,7 +29,7 @@ It then prints medians with their spread and both targets next to their floors: 
 the import plus the chunked plain SQL (what is left of the target is the budget for every check
 and the refresh state); for the refresh, the import plus both bare scans side by side, and a
 run's seconds outside its steps plus those scans. Tables are not verified here (``bench.py``
-does that for the full build); nothing is written to the sources.
+does that for the full refresh); nothing is written to the sources.
 
     .venv/bin/python bench/floors.py --size 1M --rounds 3 --reuse
 
@@ -62,11 +62,11 @@ from bench.bench import (  # noqa: E402
     prepare_database,
     reference_build,
 )
-from lab_assets.lib.bulk import DEFAULT_CHUNK_WIDTH, key_ranges  # noqa: E402
+from lab_assets.sql.bulk import DEFAULT_CHUNK_WIDTH, key_ranges  # noqa: E402
 
 CHUNKED_TABLE = "experiment_measurements_chunked"
 WALK_TABLE = "experiment_measurements_chunked_walk"
-# The targets: full build / reference, and 1% refresh / full build.
+# The targets: full refresh / reference, and 1% refresh / full refresh.
 BUILD_TARGET, REFRESH_TARGET = 0.6, 0.1
 
 
@@ -222,7 +222,7 @@ def main() -> None:
         for connections in (1, 2):
             timed(f"chunked plain SQL, {connections} conn.", n, lambda c=connections: chunked_plain_build(database, c))
         drop_outputs(database)
-        timed("full build", n, lambda n=n: cold_run(database, log_dir, MATERIALIZE_ALL, n))
+        timed("full refresh", n, lambda n=n: cold_run(database, log_dir, MATERIALIZE_ALL, n))
         timed(f"no-op refresh at {args.size:,}", n, lambda n=n: cold_run(database, log_dir, REFRESH_JOB, n))
         timed("no-op refresh at 20 samples", n, lambda n=n: cold_run_overhead(seed, log_dir, n))
         timed("bare scan", n, lambda: bare_scans(database))
@@ -233,7 +233,7 @@ def main() -> None:
     for name, values in runs.items():
         print(f"| {name} | {spread(values)} |")
     median = {name: statistics.median(values) for name, values in runs.items()}
-    reference, build = median["reference"], median["full build"]
+    reference, build = median["reference"], median["full refresh"]
     chunked = min(median["chunked plain SQL, 1 conn. total"], median["chunked plain SQL, 2 conn. total"])
     process = median["cold import of lab_assets.definitions"]
     scans = median["bare scan side by side"]
@@ -242,16 +242,16 @@ def main() -> None:
     refresh_floor = process + scans
     run_floor = run_overhead + scans
     print(
-        f"\n- build target: {BUILD_TARGET}x the reference = {BUILD_TARGET * reference:.2f} s. The full build:"
+        f"\n- build target: {BUILD_TARGET}x the reference = {BUILD_TARGET * reference:.2f} s. The full refresh:"
         f" {build:.2f} s ({build / reference:.2f}x). Without any check or refresh state, a process that imports"
         f" lab_assets plus the chunked plain SQL = {build_floor:.2f} s ({build_floor / reference:.2f}x), which"
         f" leaves {BUILD_TARGET * reference - build_floor:.2f} s for the checks, the state tables and Dagster's"
         " run bookkeeping."
-        f"\n- refresh target: {REFRESH_TARGET}x the full build = {REFRESH_TARGET * build:.2f} s. A refresh with"
+        f"\n- refresh target: {REFRESH_TARGET}x the full refresh = {REFRESH_TARGET * build:.2f} s. A refresh with"
         f" nothing changed: {median[f'no-op refresh at {args.size:,}']:.2f} s; at 20 samples"
         f" {median['no-op refresh at 20 samples total']:.2f} s, of which {run_overhead:.2f} s outside its steps."
         " Floors, before any changed row is found, written or checked: the import plus both sources read once"
-        f" side by side = {refresh_floor:.2f} s ({refresh_floor / build:.2f}x of the full build); a Dagster run's"
+        f" side by side = {refresh_floor:.2f} s ({refresh_floor / build:.2f}x of the full refresh); a Dagster run's"
         f" time outside its steps plus that read = {run_floor:.2f} s ({run_floor / build:.2f}x)."
         f"\n- both targets at once: a refresh within {REFRESH_TARGET}x of a build within {BUILD_TARGET}x of the"
         f" reference = {REFRESH_TARGET * BUILD_TARGET * reference:.2f} s, against that floor of {refresh_floor:.2f} s."

@@ -19,16 +19,16 @@ measurement); it is 1 only when the build itself fails.
 
 Why: under REPEATABLE READ (the server default), InnoDB share-locks (next-key S locks) every
 source row an ``INSERT ... SELECT`` / ``CREATE TABLE ... SELECT`` reads, for the whole statement,
-so a lab UPDATE of any of those rows waits until the statement ends: a full build reads both
+so a lab UPDATE of any of those rows waits until the statement ends: a full refresh reads both
 source tables whole in such statements, each holding up the lab's writes for as long as it runs
 (past ``innodb_lock_wait_timeout``: error 1205). lab_assets reads at READ COMMITTED on every
-connection it opens (lab_assets.sessions): consistent snapshot reads, no row locks on the sources,
+connection it opens (lab_assets.mysql.sessions): consistent snapshot reads, no row locks on the sources,
 so the lab's latency should stay at its idle level during the build. Results in bench/RESULTS.md
-("Lab writes during a full build").
+("Lab writes during a full refresh").
 
 ``--open-transaction`` adds what a production lab always has: another lab session whose transaction
 stays open for the whole measurement, holding the exclusive row locks of a few samples' rows in
-both source tables (the first, middle and last sample ids, where a whole build's chunks start and
+both source tables (the first, middle and last sample ids, where a full refresh's chunks start and
 end), as an UPDATE left uncommitted would. The lab writer leaves those samples alone. A build that
 read the sources with locks would wait on them and fail after ``innodb_lock_wait_timeout``.
 
@@ -50,8 +50,8 @@ so pass ``--full`` to rebuild every table whole: ``dagster asset materialize`` h
 option (Dagster 1.13), so ``--full`` runs the same selection as the implicit asset job,
 ``dagster job execute -m lab_assets.definitions -j __ASSET_JOB --tags '{"lab_assets/refresh":
 "full"}'`` (Dagster refuses an op selection on an asset job), which also observes the two source
-assets (one non-locking scan of each, listed in the JSON's build steps): compare --full builds
-with --full builds. The lab writer's no-op UPDATEs leave the data unchanged.
+assets (one non-locking scan of each, listed in the JSON's build steps): compare --full refreshes
+with --full refreshes. The lab writer's no-op UPDATEs leave the data unchanged.
 
 Needs the local server (LAB_BENCH_SERVER_URL, default mysql+pymysql://root@127.0.0.1:3306); only
 the database ``bench_<size>`` is created or replaced. The build's log goes to
@@ -95,9 +95,9 @@ LAB_UPDATES = (
 )
 LAB_LOCK_WAIT_TIMEOUT_SECONDS = 50
 WRITER_LEAD_SECONDS = 2.0  # the writer runs this long before the build starts and after it ends
-FULL_REBUILD_TAGS = {"lab_assets/refresh": "full"}
+FULL_REFRESH_TAGS = {"lab_assets/refresh": "full"}
 # `dagster asset materialize` takes no --tags: the implicit asset job has the same selection ('*').
-FULL_REBUILD = ("job", "execute", "-m", "lab_assets.definitions", "-j", "__ASSET_JOB")
+FULL_REFRESH = ("job", "execute", "-m", "lab_assets.definitions", "-j", "__ASSET_JOB")
 LOST_CONNECTION = {2006, 2013, 2014}
 SOURCE_TABLES = ("samples", "sample_measurements")
 
@@ -247,7 +247,7 @@ def output_tables(database: str) -> list[str]:
 def run_build(repo: Path, database: str, full: bool, log_path: Path) -> Build:
     """One lab_assets build: the checkout's CLI as a cold process, cwd the checkout."""
     dagster = checkout_dagster(repo)
-    arguments = [*FULL_REBUILD, "--tags", json.dumps(FULL_REBUILD_TAGS)] if full else list(MATERIALIZE_ALL)
+    arguments = [*FULL_REFRESH, "--tags", json.dumps(FULL_REFRESH_TAGS)] if full else list(MATERIALIZE_ALL)
     command = [str(dagster), *arguments]
     with tempfile.TemporaryDirectory(prefix="lab_writer_delay_dagster_home_") as home:
         env = {**os.environ, "LAB_DB_URL": database_url(database), "DAGSTER_HOME": home}
@@ -315,7 +315,7 @@ def main() -> None:
     if existing and not args.full:
         print(
             f"note: {database} already holds lab_assets tables ({', '.join(existing)}): without --full this"
-            " build is incremental, not a full build",
+            " build is incremental, not a full refresh",
             flush=True,
         )
     log_dir = ROOT / "bench" / "out"

@@ -137,7 +137,7 @@ class MakeDev:
 def _sensor_state(instance):
     from dagster._core.scheduler.instigation import InstigatorType
 
-    from lab_assets.lib.names import SENSOR_NAME
+    from lab_assets.names import SENSOR_NAME
 
     for state in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR):
         if state.instigator_name == SENSOR_NAME:
@@ -158,7 +158,7 @@ def _refresh_runs(instance, created_after: float | None = None) -> list:
 
     from dagster import RunsFilter
 
-    from lab_assets.lib.names import SENSOR_RUN_TAGS
+    from lab_assets.names import SENSOR_RUN_TAGS
 
     after = None if created_after is None else datetime.fromtimestamp(created_after, tz=timezone.utc)
     records = instance.get_run_records(RunsFilter(tags=SENSOR_RUN_TAGS, created_after=after))

@@ -22,10 +22,10 @@ from pathlib import Path
 
 from dagster import DagsterEventType, DagsterInstance
 
-from lab_assets.lib.names import EXPERIMENT_MEASUREMENTS
-from lab_assets.lib.sql import quote_identifier
-from lab_assets.mysql import LAB_OUTPUT_DATABASE_ENV, MySQLResource
-from lab_assets.sessions import LAB_DB_URL_ENV, parse_url
+from lab_assets.mysql.resource import LAB_OUTPUT_DATABASE_ENV, MySQLResource
+from lab_assets.mysql.sessions import LAB_DB_URL_ENV, parse_url
+from lab_assets.names import EXPERIMENT_MEASUREMENTS
+from lab_assets.sql.statements import quote_identifier
 
 
 def source_schema_statements() -> list[str]:

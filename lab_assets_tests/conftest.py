@@ -13,7 +13,7 @@ import pytest
 # rewrites them, which it must be told before they are first imported (below).
 pytest.register_assert_rewrite("lab_assets_tests.lab_data", "lab_assets_tests.runs")
 
-from lab_assets.sessions import dispose_engines  # noqa: E402
+from lab_assets.mysql.sessions import dispose_engines  # noqa: E402
 from lab_assets_tests.databases import (  # noqa: E402
     SESSION_PREFIX,
     LabDatabase,

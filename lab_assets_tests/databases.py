@@ -16,7 +16,7 @@ from dagster import DagsterInstance, materialize
 from lab_assets.defs.assets import LAB_ASSETS
 from lab_assets.io_manager import MySQLIOManager
 from lab_assets.local_lab import source_schema_statements
-from lab_assets.mysql import MySQLResource
+from lab_assets.mysql.resource import MySQLResource
 from lab_assets_tests import lab_data
 
 # The server the tests use; its database part is ignored (each test gets its own database).

@@ -9,22 +9,21 @@ from collections import Counter, defaultdict
 
 from dagster import AssetCheckKey, AssetSelection, SkipReason, build_sensor_context, materialize
 
-from lab_assets.defs import checks
+import lab_assets.checks.specs as checks
 from lab_assets.defs.assets import LAB_ASSETS
 from lab_assets.defs.sensors import lab_source_change_sensor
-from lab_assets.lib.bulk import unchunked_select
-from lab_assets.lib.names import SAMPLE_MEASUREMENT_DIGESTS as DIGEST_TABLE
-from lab_assets.lib.refresh import (
+from lab_assets.digests.sql import (
+    DIGEST_STATE,
     MEASUREMENT_BUCKETS,
-    lineage_bucket_sums_select,
     measurement_bucket_sums_select,
     measurement_digest_select,
-    stored_lineage_bucket_sums_select,
 )
-from lab_assets.lib.tables import TableLocations
-from lab_assets.lib.value_types import ValueType, parse_value_type
-from lab_assets.mysql import MySQLResource
-from lab_assets.refresh.state_tables import DIGEST_STATE, LINEAGE_STATE
+from lab_assets.lineage.sql import LINEAGE_STATE, lineage_bucket_sums_select, stored_lineage_bucket_sums_select
+from lab_assets.mysql.resource import MySQLResource
+from lab_assets.names import SAMPLE_MEASUREMENT_DIGESTS as DIGEST_TABLE
+from lab_assets.sources.locations import TableLocations
+from lab_assets.sources.value_types import ValueType, parse_value_type
+from lab_assets.sql.bulk import unchunked_select
 from lab_assets_tests.lab_data import assert_flat_table_is_exact, roots_and_depths
 
 DIGEST_BUCKETS_TABLE, LINEAGE_BUCKETS_TABLE = DIGEST_STATE.buckets_table, LINEAGE_STATE.buckets_table
@@ -108,7 +107,7 @@ def value_type_of(db) -> ValueType:
 
 
 def whole_table_digests(db) -> dict[int, tuple[int, int, int]]:
-    """The digests as the whole-table build computes them, from scratch over the sources."""
+    """The digests as the full refresh computes them, from scratch over the sources."""
     return keyed(
         db.query(unchunked_select(measurement_digest_select(TableLocations.single(db.name), value_type_of(db))))
     )
@@ -119,7 +118,7 @@ def assert_refresh_state_is_exact(db) -> None:
     (a formula change that is harmless must not fail this); instead, by property:
 
     * the digests hold one row per sample id found in the measurements, with that id's row count,
-      and equal the whole-table build's computation from scratch (the incremental path agrees
+      and equal the full refresh's computation from scratch (the incremental path agrees
       with the whole-table path);
     * each bucket table equals the sums over its state table, and the sums the next refresh
       computes from the sources (so an unchanged source gives no candidates);

@@ -17,8 +17,8 @@ import pytest
 from dagster import materialize
 
 from lab_assets.defs.assets import experiment_measurements, lab_source_derivations, sample_measurements, samples
-from lab_assets.lib.flat_table import MAX_MEASUREMENT_COLUMNS
-from lab_assets.lib.sql import no_pad_binary_collation
+from lab_assets.flat_table.sql import MAX_MEASUREMENT_COLUMNS
+from lab_assets.sql.statements import no_pad_binary_collation
 from lab_assets_tests.lab_data import (
     actual_flat_table,
     column_for_types,

@@ -1,4 +1,4 @@
-"""The bulk-build pieces (lab_assets.lib.bulk) and their effect on whole tables with unreachable
+"""The bulk-build pieces (lab_assets.sql.bulk) and their effect on whole tables with unreachable
 samples (parent cycles, missing parents), which only the missing-rows step of the lineage build
 fills in."""
 
@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from lab_assets.lib.bulk import CHUNK_FILTER, BulkBuild, chunk_select, key_ranges, missing_rows_insert, unchunked_select
-from lab_assets.lib.tables import TableLocations
-from lab_assets.lib.verification import unbuilt_lineage_rows_select
+from lab_assets.flat_table.verification_sql import unbuilt_lineage_rows_select
+from lab_assets.sources.locations import TableLocations
+from lab_assets.sql.bulk import CHUNK_FILTER, BulkBuild, chunk_select, key_ranges, missing_rows_insert, unchunked_select
 from lab_assets_tests.lab_data import assert_flat_table_is_exact, insert
 
 
@@ -68,7 +68,7 @@ def test_cycles_and_missing_parents_get_null_roots_in_chunked_builds(empty_lab_d
 
 
 def test_a_clean_whole_build_skips_the_verifications_anti_join(empty_lab_db):
-    """Every lineage row has a flat row after a clean whole build, so the verification's
+    """Every lineage row has a flat row after a clean full refresh, so the verification's
     anti-join of the lineage against the flat table is skipped (test_checks' wrong-build test
     shows it runs when there are some). The lineage's own missing-rows anti-join always runs."""
     samples = [(1, None, 1), (2, 1, 1), (3, 2, 1), (4, None, 2), (5, 4, 2)]

@@ -22,10 +22,10 @@ from lab_assets.defs.assets import LAB_ASSETS
 from lab_assets.defs.sensors import lab_source_change_sensor
 from lab_assets.io_manager import MySQLIOManager
 from lab_assets.local_lab import source_schema_statements
-from lab_assets.mysql import MySQLResource
-from lab_assets.refresh.guard import OUTPUT_PRIVILEGES
-from lab_assets.server_errors import explained
-from lab_assets.sessions import engine_for
+from lab_assets.mysql.errors import explained
+from lab_assets.mysql.grants import OUTPUT_PRIVILEGES
+from lab_assets.mysql.resource import MySQLResource
+from lab_assets.mysql.sessions import engine_for
 from lab_assets_tests.databases import SERVER_URL, SESSION_PREFIX, create_lab_database, server_connection
 from lab_assets_tests.extra_server import HOST, extra_server
 from lab_assets_tests.lab_data import assert_flat_table_is_exact, generate, insert
@@ -52,7 +52,7 @@ PLAIN_SESSION = (
     " sql_select_limit = 18446744073709551615, sql_big_selects = 1, completion_type = 'NO_CHAIN',"
     " autocommit = 1, max_statement_time = 0, wait_timeout = 28800"
 )
-# What every lab_assets session reads back (lab_assets.mysql.session_settings).
+# What every lab_assets session reads back (lab_assets.mysql.resource.session_settings).
 LAB_ASSETS_SESSION = "SELECT @@tx_isolation, @@tx_read_only, @@sql_safe_updates, @@sql_select_limit, @@sql_big_selects,"
 LAB_ASSETS_SESSION += " @@completion_type, @@autocommit, @@max_statement_time, @@wait_timeout >= 28800"
 EXPECTED_SESSION = ("READ-COMMITTED", 0, 0, 18446744073709551615, 1, "NO_CHAIN", 1, 0.0, 1)
@@ -79,7 +79,7 @@ def _plain(server, database: str | None = None) -> pymysql.connections.Connectio
 
 def _lab_database(server, name: str, samples: int, far_id: int | None = None) -> str:
     """A lab database on ``server`` with ``samples`` generated samples (and one sample of id
-    ``far_id``, so that the sample ids span several chunks of a whole build's parallel fill)."""
+    ``far_id``, so that the sample ids span several chunks of a full refresh's parallel fill)."""
     with _plain(server) as connection, connection.cursor() as cursor:
         cursor.execute(f"CREATE DATABASE `{name}`")
         cursor.execute(f"USE `{name}`")

@@ -1,17 +1,18 @@
 """Every asset check, two ways: the audit (the checks alone, recomputed over the whole live
 tables) on a good database (passes) and after one targeted corruption (fails naming the
 offenders); and from the step that builds its table, which must name the same offenders when
-the corruption is in the sources, over what the build wrote (full build or refresh)."""
+the corruption is in the sources, over what the build wrote (full refresh or refresh)."""
 
 from __future__ import annotations
 
 import pytest
 
-import lab_assets.refresh.flat_table as flat_table_module
+import lab_assets.checks.flat_table_sql as flat_table_sql
+import lab_assets.checks.sql as integrity
+import lab_assets.flat_table.step as flat_table_module
+from lab_assets.flat_table.sql import MAX_MEASUREMENT_COLUMNS
 from lab_assets.io_manager import MySQLIOManager
-from lab_assets.lib import integrity
-from lab_assets.lib.flat_table import MAX_MEASUREMENT_COLUMNS
-from lab_assets.mysql import MySQLResource
+from lab_assets.mysql.resource import MySQLResource
 from lab_assets_tests.lab_data import CORRUPTIONS
 from lab_assets_tests.runs import CHECKS, audit, run_check
 
@@ -189,7 +190,7 @@ def test_a_wrong_root_recorded_in_the_lineage_too_is_named_by_the_lineage_proof(
     # what is recorded: only the proof by induction along the source's parent links can tell.
     import dataclasses
 
-    import lab_assets.refresh.lineage as lineage_module
+    import lab_assets.lineage.step as lineage_module
 
     original = lineage_module.lineage_bulk_build
 
@@ -249,7 +250,7 @@ def test_the_proof_treats_a_deleted_parent_as_missing(built_seed_db):
     # Sample 7 deleted on its own (foreign keys off): 8 keeps parent_id 7, so its root must be
     # NULL now; the flat row and the lineage still say 5. The lineage row of 7 must not vouch for it.
     built_seed_db.execute("SET foreign_key_checks = 0", "DELETE FROM samples WHERE id = 7")
-    sql = integrity.lineage_proof_select(MySQLResource(url=built_seed_db.url).tables, "experiment_measurements")
+    sql = flat_table_sql.lineage_proof_select(MySQLResource(url=built_seed_db.url).tables, "experiment_measurements")
     assert sorted(r[0] for r in built_seed_db.query(sql)) == [7, 8]
 
 

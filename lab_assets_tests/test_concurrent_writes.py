@@ -18,8 +18,8 @@ from decimal import Decimal
 import pytest
 from dagster import DagsterInstance
 
-import lab_assets.refresh.flat_table as flat_table_module
-import lab_assets.refresh.lineage as lineage_module
+import lab_assets.flat_table.step as flat_table_module
+import lab_assets.lineage.step as lineage_module
 from lab_assets_tests.lab_data import assert_flat_table_is_exact, generate, insert
 from lab_assets_tests.runs import Ticker, assert_refresh_state_is_exact
 
@@ -113,7 +113,7 @@ RACES = [
         "UPDATE samples SET experiment_id = 77 WHERE id = 2",
         ("UPDATE samples SET experiment_id = 1 WHERE id = 2",),
     ),
-    Race("whole build, value put back", (NEW_TYPE,), _set_value(2, 222), (_set_value(2, 500),)),
+    Race("full refresh, value put back", (NEW_TYPE,), _set_value(2, 222), (_set_value(2, 500),)),
     # The row equals its recorded digest, so it is not checked against the sources; the edit
     # differs from that record and the next refresh finds it.
     Race("edit after a matching write", (_set_value(2, 111),), _set_value(2, 222), at=_edit_after_flat_write),
@@ -129,12 +129,15 @@ RACES = [
         ),
     ),
     Race(
-        "whole build, sample deleted after", (NEW_TYPE,), "DELETE FROM samples WHERE id = 20", at=_edit_after_flat_write
+        "full refresh, sample deleted after",
+        (NEW_TYPE,),
+        "DELETE FROM samples WHERE id = 20",
+        at=_edit_after_flat_write,
     ),
     # After the lineage was read, before the flat rows: a sample without measurements is added
     # (it gets a row, no lineage record) and deleted once the run ended.
     Race(
-        "whole build, sample added, deleted after",
+        "full refresh, sample added, deleted after",
         (NEW_TYPE,),
         "INSERT INTO samples (id, parent_id, experiment_id) VALUES (9001, NULL, 9)",
         ("DELETE FROM samples WHERE id = 9001",),
@@ -143,7 +146,7 @@ RACES = [
     # (the lineage keeps its record, it gets no row) and put back as it was once the run ended:
     # nothing then differs from the recorded state but its missing row.
     Race(
-        "whole build, sample deleted, put back",
+        "full refresh, sample deleted, put back",
         (NEW_TYPE, "INSERT INTO samples (id, parent_id, experiment_id) VALUES (9002, 5, 9)"),
         "DELETE FROM samples WHERE id = 9002",
         ("INSERT INTO samples (id, parent_id, experiment_id) VALUES (9002, 5, 9)",),
@@ -324,7 +327,7 @@ def test_a_sample_moved_while_the_lineage_is_refreshed_gets_its_subtree_refreshe
     # the lab moves it under root 13. Its subtree's roots must follow, at the latest with the
     # next refresh (found by the concurrent-writer test: the lineage recorded the new parent, read
     # after the decision, so no later refresh saw the move).
-    import lab_assets.refresh.lineage as lineage_module
+    import lab_assets.lineage.step as lineage_module
 
     built_db.execute("UPDATE samples SET experiment_id = 5 WHERE id = 9")
     done = _edit_first(
@@ -357,7 +360,7 @@ def test_a_type_recorded_after_the_catalog_was_read_starts_the_next_refresh(buil
     # Sample 3's vol changes; during the refresh, after the catalog was read and before the digests
     # are, the lab records a new type for it. The row is written without that type's column, its
     # digest recorded with it: the row must stay pending so the sensor starts the build that adds it.
-    import lab_assets.refresh.digests as digests_module
+    import lab_assets.digests.step as digests_module
 
     ticker = Ticker(built_db, DagsterInstance.ephemeral())
     ticker.settle()

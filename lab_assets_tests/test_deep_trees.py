@@ -9,13 +9,18 @@ from __future__ import annotations
 import pytest
 from dagster import materialize
 
+import lab_assets.checks.sql as integrity
 from lab_assets.defs.assets import LAB_ASSETS
 from lab_assets.io_manager import MySQLIOManager
-from lab_assets.lib import integrity
-from lab_assets.lib.bulk import unchunked_select
-from lab_assets.lib.lineage import lineage_bulk_build, lineage_select
-from lab_assets.lib.refresh import LINEAGE_CHANGES_DEFINITION, descendants_select, lineage_update_select
-from lab_assets.mysql import MySQLResource
+from lab_assets.lineage.sql import (
+    LINEAGE_CHANGES_DEFINITION,
+    descendants_select,
+    lineage_bulk_build,
+    lineage_select,
+    lineage_update_select,
+)
+from lab_assets.mysql.resource import MySQLResource
+from lab_assets.sql.bulk import unchunked_select
 from lab_assets_tests.lab_data import assert_flat_table_is_exact, generate, insert
 
 CHAIN = 3_000
@@ -61,7 +66,7 @@ def test_every_recursive_walk_follows_the_parent_index_on_stale_statistics(stale
     tables = MySQLResource(url=db.url).tables
     assert tables.parent_index == "parent_id"  # the foreign key's index in the lab's schema
     statements = {
-        "full build walk": unchunked_select(lineage_bulk_build(tables).select_sql),
+        "full refresh walk": unchunked_select(lineage_bulk_build(tables).select_sql),
         "lineage select": lineage_select(tables),
         "descendants of moved samples": descendants_select(tables, "walk_ids"),
         "incremental walk": lineage_update_select(tables, "walk_changes"),

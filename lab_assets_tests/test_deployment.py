@@ -22,20 +22,20 @@ from dagster import AssetKey, DagsterInstance
 from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus, RunsFilter
 from dagster._utils.tags import TagConcurrencyLimitsCounter
 
-from lab_assets.lib.names import (
+from lab_assets.mysql.resource import LAB_OUTPUT_DATABASE_ENV, MySQLResource
+from lab_assets.mysql.sessions import LAB_DB_URL_ENV
+from lab_assets.names import (
     SENSOR_NAME,
 )
-from lab_assets.lib.names import (
+from lab_assets.names import (
     SENSOR_RUN_TAGS as REFRESH_RUN_TAGS,
 )
-from lab_assets.lib.names import (
+from lab_assets.names import (
     SENSOR_TRIGGER_TAG as REFRESH_TAG_KEY,
 )
-from lab_assets.lib.names import (
+from lab_assets.names import (
     TABLE_WRITERS_POOL as FLAT_TABLE_POOL,
 )
-from lab_assets.mysql import LAB_OUTPUT_DATABASE_ENV, MySQLResource
-from lab_assets.sessions import LAB_DB_URL_ENV
 from lab_assets_tests.databases import SERVER_URL, SESSION_PREFIX, server_connection
 from lab_assets_tests.lab_data import assert_flat_table_is_exact, generate, insert
 
@@ -672,8 +672,8 @@ def test_the_init_files_give_lab_assets_select_on_the_lab_tables_and_its_own_dat
     whole `dagster asset materialize` with the containers' environment (LAB_DB_URL,
     LAB_OUTPUT_DATABASE, DAGSTER_MYSQL_URL on docker/dagster.yaml) builds the exact table; Dagster's
     account has its own database only."""
-    from lab_assets.lib.names import SAMPLE_MEASUREMENTS, SAMPLES
-    from lab_assets.refresh.guard import OUTPUT_PRIVILEGES, missing_privileges
+    from lab_assets.mysql.grants import OUTPUT_PRIVILEGES, missing_privileges
+    from lab_assets.names import SAMPLE_MEASUREMENTS, SAMPLES
 
     client = shutil.which("mysql") or shutil.which("mariadb")
     assert client, "the init files run through the mysql client (Debian: mariadb-client)"
@@ -751,7 +751,7 @@ def test_the_init_files_give_lab_assets_select_on_the_lab_tables_and_its_own_dat
             missing, grantee, role_active = missing_privileges(connection, resource.tables)
         assert (missing, grantee, role_active) == ([], f"'{lab_assets_user}'@'%'", False)
 
-        # The whole build as the daemon's run would do it: a cold CLI process with the
+        # The full refresh as the daemon's run would do it: a cold CLI process with the
         # containers' environment and DAGSTER_HOME holding docker/dagster.yaml.
         home = tmp_path / "dagster_home"
         home.mkdir()

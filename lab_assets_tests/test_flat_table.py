@@ -13,7 +13,7 @@ from pathlib import Path
 import pymysql
 import pytest
 
-from lab_assets.lib.names import FULL_REBUILD_TAG as REFRESH_TAG
+from lab_assets.names import FULL_REFRESH_TAG as REFRESH_TAG
 from lab_assets_tests.lab_data import (
     actual_flat_table,
     assert_flat_table_is_exact,
@@ -140,8 +140,8 @@ def _in_thread(target, name: str) -> tuple[threading.Thread, dict]:
 
 
 @pytest.mark.timeout(120)
-def test_readers_never_see_the_flat_table_missing_or_empty_during_a_full_rebuild(lab_db):
-    """A full rebuild's swap, made to wait on metadata locks so the order is fixed: a reader in
+def test_readers_never_see_the_flat_table_missing_or_empty_during_a_full_refresh(lab_db):
+    """A full refresh's swap, made to wait on metadata locks so the order is fixed: a reader in
     a transaction holds the table; the rebuild queues its swap behind it; a second reader queues
     behind the swap; when the first reader commits, the swap and then the second reader run, and
     the second reader must find the whole new table, not a missing or empty one."""
@@ -245,7 +245,7 @@ def test_readers_never_see_the_flat_table_missing_or_empty_during_a_full_rebuild
         for e in build_box["result"].get_asset_materialization_events()
         if "refresh" in e.materialization.metadata
     }
-    assert build_modes["experiment_measurements"] == "full (full rebuild requested)"
+    assert build_modes["experiment_measurements"] == "full (full refresh requested)"
     assert polled and all(answer == full_count for answer in polled), [a for a in polled if a != full_count][:3]
     with lab_db.connect() as connection:
         assert_flat_table_is_exact(connection)

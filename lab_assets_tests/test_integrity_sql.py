@@ -6,16 +6,17 @@ from __future__ import annotations
 import pymysql
 import pytest
 
-from lab_assets.lib import integrity
-from lab_assets.lib.flat_table import (
+import lab_assets.checks.flat_table_sql as flat_table_sql
+import lab_assets.checks.sql as integrity
+from lab_assets.flat_table.sql import (
     MAX_MEASUREMENT_COLUMNS,
     MeasurementColumn,
     column_limit_problem,
     flat_table_definition,
 )
-from lab_assets.lib.sql import balanced_sum
-from lab_assets.lib.tables import TableLocations
-from lab_assets.lib.value_types import DEFAULT_VALUE_TYPE, max_measurement_columns, parse_value_type
+from lab_assets.sources.locations import TableLocations
+from lab_assets.sources.value_types import DEFAULT_VALUE_TYPE, max_measurement_columns, parse_value_type
+from lab_assets.sql.statements import balanced_sum
 
 
 def test_column_limit_allows_the_limit_and_names_limit_and_count_beyond_it():
@@ -128,11 +129,11 @@ def test_collation_names_are_validated_not_quoted():
     with pytest.raises(ValueError):
         integrity.duplicate_measurements_select(LAB, "utf8mb4_bin; DROP TABLE samples")
     with pytest.raises(ValueError):
-        integrity.reconciliation_select(LAB, "em", "mt", [], "utf8mb4", "x' OR 1", DEFAULT_VALUE_TYPE)
+        flat_table_sql.reconciliation_select(LAB, "em", "mt", [], "utf8mb4", "x' OR 1", DEFAULT_VALUE_TYPE)
 
 
 def test_reconciliation_binds_column_names_as_values_and_quotes_them_as_identifiers():
-    sql, params = integrity.reconciliation_select(
+    sql, params = flat_table_sql.reconciliation_select(
         LAB,
         "experiment_measurements",
         "measurement_types",
@@ -143,7 +144,7 @@ def test_reconciliation_binds_column_names_as_values_and_quotes_them_as_identifi
     )
     assert params == ("measurement_a`b",)
     assert "WHEN %s THEN e.`measurement_a``b`" in sql
-    sql, params = integrity.reconciliation_select(
+    sql, params = flat_table_sql.reconciliation_select(
         LAB, "experiment_measurements", "measurement_types", [], "utf8mb4", "utf8mb4_general_ci", DEFAULT_VALUE_TYPE
     )
     assert params == () and "%s" not in sql

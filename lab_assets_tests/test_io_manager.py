@@ -9,8 +9,8 @@ import pytest
 from dagster import AssetIn, StaticPartitionsDefinition, asset, materialize
 
 from lab_assets.io_manager import KeyedRowsReplacement, MySQLIOManager, PartitionRows, SqlRelation, TableBuild
-from lab_assets.lib.sql import Column, TableDefinition, qualified_name
-from lab_assets.mysql import MySQLResource
+from lab_assets.mysql.resource import MySQLResource
+from lab_assets.sql.statements import Column, TableDefinition, qualified_name
 
 PARTITIONS = StaticPartitionsDefinition(["p1", "p2"])
 

@@ -65,7 +65,7 @@ from dagster._check import CheckError
 from dagster._core.storage.db_io_manager import TableSlice
 
 from lab_assets.io_manager import DataFrameTypeHandler, MySQLDbClient, MySQLIOManager
-from lab_assets.mysql import MySQLResource
+from lab_assets.mysql.resource import MySQLResource
 
 
 @pytest.fixture

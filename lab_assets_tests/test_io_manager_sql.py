@@ -22,7 +22,7 @@ from lab_assets.io_manager.sql import (
     slice_select,
     swap_statement,
 )
-from lab_assets.lib.sql import Column
+from lab_assets.sql.statements import Column
 
 ROOT = Path(__file__).resolve().parent.parent
 PURE_MODULES = ("lab_assets/io_manager/sql.py", "lab_assets/io_manager/kinds.py")

@@ -18,16 +18,16 @@ import pytest
 from dagster import AssetKey, DagsterInstance, materialize
 from dagster._core.definitions.observe import observe
 
+from lab_assets.checks.sql import OFFENDER_LIMIT
 from lab_assets.defs.assets import LAB_ASSETS, sample_measurements, samples
+from lab_assets.flat_table.sql import MeasurementColumn, pivot_select
 from lab_assets.io_manager import MySQLIOManager
-from lab_assets.lib.bulk import unchunked_select
-from lab_assets.lib.flat_table import MeasurementColumn, pivot_select
-from lab_assets.lib.integrity import OFFENDER_LIMIT
-from lab_assets.lib.lineage import lineage_bulk_build
-from lab_assets.lib.names import EXPERIMENT_MEASUREMENTS, SAMPLE_LINEAGE, SAMPLES
-from lab_assets.lib.tables import TableLocations, source_settings, source_tables
-from lab_assets.lib.value_types import parse_value_type
-from lab_assets.mysql import MySQLResource
+from lab_assets.lineage.sql import lineage_bulk_build
+from lab_assets.mysql.resource import MySQLResource
+from lab_assets.names import EXPERIMENT_MEASUREMENTS, SAMPLE_LINEAGE, SAMPLES
+from lab_assets.sources.locations import TableLocations, source_settings, source_tables
+from lab_assets.sources.value_types import parse_value_type
+from lab_assets.sql.bulk import unchunked_select
 from lab_assets_tests.databases import LAB_NAMES, RENAMED_SCHEMA, LabDatabase, server_connection
 from lab_assets_tests.lab_data import CHANGES, CORRUPTIONS, deep_chain, generate, insert, roots_and_depths
 from lab_assets_tests.runs import BASE_SAMPLES, Ticker, audit, refresh_and_compare, refresh_and_compare_all, run_check

@@ -7,14 +7,15 @@ import threading
 
 import pytest
 
-from lab_assets.lib.flat_table import MeasurementColumn, flat_table_definition, pivot_select
-from lab_assets.lib.lineage import recursion_limit, recursion_limit_statement
-from lab_assets.lib.names import helper_table as staging_table_name
-from lab_assets.lib.naming import MYSQL_MAX_IDENTIFIER_LENGTH, column_name_for_type
-from lab_assets.lib.sources import fingerprint_select, measurement_type_catalog_select
-from lab_assets.lib.sql import Column, TableDefinition, quote_identifier
-from lab_assets.lib.tables import TableLocations
-from lab_assets.lib.value_types import DEFAULT_VALUE_TYPE
+from lab_assets.catalog.naming import MYSQL_MAX_IDENTIFIER_LENGTH, column_name_for_type
+from lab_assets.catalog.sql import measurement_type_catalog_select
+from lab_assets.flat_table.sql import MeasurementColumn, flat_table_definition, pivot_select
+from lab_assets.mysql.sessions import recursion_limit, recursion_limit_statement
+from lab_assets.names import helper_table as staging_table_name
+from lab_assets.sources.hashes import fingerprint_select
+from lab_assets.sources.locations import TableLocations
+from lab_assets.sources.value_types import DEFAULT_VALUE_TYPE
+from lab_assets.sql.statements import Column, TableDefinition, quote_identifier
 
 ODD_TYPES = [
     "pH-1",
@@ -160,31 +161,33 @@ MYSQL8_ONLY_RESERVED = {
 
 
 def _refresh_sql_texts() -> list[str]:
-    from lab_assets.lib import refresh
+    import lab_assets.digests.sql as digests
+    import lab_assets.lineage.sql as lineage
+    import lab_assets.state.sql as state
 
     schema = SEPARATE
     return [
-        refresh.changed_bucket_members_select(
-            schema, refresh.MEASUREMENT_BUCKETS, refresh.measurement_bucket_sums_select(schema, DEFAULT_VALUE_TYPE), "b"
+        state.changed_bucket_members_select(
+            schema, digests.MEASUREMENT_BUCKETS, digests.measurement_bucket_sums_select(schema, DEFAULT_VALUE_TYPE), "b"
         ),
-        refresh.candidate_digests_select(schema, "candidates", DEFAULT_VALUE_TYPE),
-        refresh.changed_measurement_samples_select(schema, "candidates", "live"),
-        refresh.changed_digests_select(schema, "live", "changes"),
-        refresh.changed_samples_select(schema, "candidates"),
-        refresh.measurement_bucket_sums_select(schema, DEFAULT_VALUE_TYPE),
-        refresh.digest_bucket_sums_select(schema),
-        refresh.candidate_bucket_sums_select(schema, "live"),
-        refresh.lineage_bucket_sums_select(schema),
-        refresh.stored_lineage_bucket_sums_select(schema, ("candidates", "changes")),
-        refresh.moved_samples_select(schema, "changes"),
-        refresh.descendants_select(schema, "moved"),
-        refresh.lineage_update_select(schema, "changes"),
-        *refresh.bucket_table_update_statements(
+        digests.candidate_digests_select(schema, "candidates", DEFAULT_VALUE_TYPE),
+        digests.changed_measurement_samples_select(schema, "candidates", "live"),
+        digests.changed_digests_select(schema, "live", "changes"),
+        lineage.changed_samples_select(schema, "candidates"),
+        digests.measurement_bucket_sums_select(schema, DEFAULT_VALUE_TYPE),
+        digests.digest_bucket_sums_select(schema),
+        digests.candidate_bucket_sums_select(schema, "live"),
+        lineage.lineage_bucket_sums_select(schema),
+        lineage.stored_lineage_bucket_sums_select(schema, ("candidates", "changes")),
+        lineage.moved_samples_select(schema, "changes"),
+        lineage.descendants_select(schema, "moved"),
+        lineage.lineage_update_select(schema, "changes"),
+        *state.bucket_table_update_statements(
             schema,
-            refresh.LINEAGE_BUCKETS,
+            lineage.LINEAGE_BUCKETS,
             "b",
             ("candidates", "changes"),
-            refresh.stored_lineage_bucket_sums_select(schema, ("candidates", "changes")),
+            lineage.stored_lineage_bucket_sums_select(schema, ("candidates", "changes")),
         ),
     ]
 
@@ -194,8 +197,14 @@ SEPARATE = TableLocations(source_database="lab", output_database="lab_out")
 
 def _statements_of_every_builder() -> list[str]:
     """Every SQL text the builders make, for sources and output in separate databases."""
-    from lab_assets.lib import integrity, lineage, refresh, sources
-    from lab_assets.lib.bulk import in_sample_id_ranges
+    import lab_assets.catalog.sql as catalog_sql
+    import lab_assets.checks.flat_table_sql as flat_table_sql
+    import lab_assets.checks.sql as integrity
+    import lab_assets.digests.sql as digests
+    import lab_assets.lineage.sql as lineage
+    import lab_assets.sources.hashes as sources
+    import lab_assets.state.sql as state
+    from lab_assets.flat_table.sql import in_sample_id_ranges
 
     tables = SEPARATE
     pivot, _ = pivot_select(
@@ -203,17 +212,17 @@ def _statements_of_every_builder() -> list[str]:
     )
     return [
         *_refresh_sql_texts(),
-        refresh.measurement_digest_select(tables, DEFAULT_VALUE_TYPE),
-        str(refresh.digest_bulk_build(tables, DEFAULT_VALUE_TYPE)),
-        *refresh.bucket_table_build_statements(tables, "b", refresh.digest_bucket_sums_select),
-        refresh.state_row_count_select(tables, "b"),
+        digests.measurement_digest_select(tables, DEFAULT_VALUE_TYPE),
+        str(digests.digest_bulk_build(tables, DEFAULT_VALUE_TYPE)),
+        *state.bucket_table_build_statements(tables, "b", digests.digest_bucket_sums_select),
+        state.state_row_count_select(tables, "b"),
         lineage.lineage_select(tables),
         str(lineage.lineage_bulk_build(tables)),
         sources.fingerprint_select(tables, "samples", ["id"]),
         sources.fingerprint_select(
             tables, "sample_measurements", ["sample_id", "measurement_type", "value"], DEFAULT_VALUE_TYPE
         ),
-        sources.measurement_type_catalog_select(tables, "utf8mb4", "utf8mb4_general_ci"),
+        catalog_sql.measurement_type_catalog_select(tables, "utf8mb4", "utf8mb4_general_ci"),
         pivot,
         str(in_sample_id_ranges(tables, pivot)),
         integrity.cycle_samples_select(tables),
@@ -221,7 +230,7 @@ def _statements_of_every_builder() -> list[str]:
         integrity.measurements_without_type_select(tables),
         integrity.duplicate_column_names_select(tables, "measurement_types")[0],
         integrity.sample_rows_mismatch_select(tables, "experiment_measurements"),
-        integrity.reconciliation_select(
+        flat_table_sql.reconciliation_select(
             tables,
             "experiment_measurements",
             "measurement_types",
@@ -230,7 +239,7 @@ def _statements_of_every_builder() -> list[str]:
             "utf8mb4_bin",
             DEFAULT_VALUE_TYPE,
         )[0],
-        integrity.reconciliation_offending_samples_select(
+        flat_table_sql.reconciliation_offending_samples_select(
             tables, "experiment_measurements", [("ph", "measurement_ph")], DEFAULT_VALUE_TYPE
         )[0],
     ]
@@ -252,7 +261,7 @@ def test_sql_aliases_are_not_words_mysql8_reserves():
 
 
 def test_completed_in_threads_runs_tasks_side_by_side_and_hands_back_errors():
-    from lab_assets.lib.threads import completed_in_threads
+    from lab_assets.mysql.threads import completed_in_threads
 
     # Each task waits for the other two at the barrier: run one after another they would time out.
     barrier = threading.Barrier(3, timeout=5)

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from lab_assets.refresh.plan import plan_flat_table
+from lab_assets.flat_table.plan import plan_flat_table
 
 COLUMNS = ("experiment_id", "top_parent_id", "sample_id", "measurement_ph")
 
 
 def _plan(**changes):
     arguments = dict(
-        full_rebuild_requested=False,
+        full_refresh_requested=False,
         present_columns=COLUMNS,
         wanted_columns=COLUMNS,
         present_value_types=["DECIMAL(16,6)"],
@@ -32,7 +32,7 @@ def test_nothing_forcing_a_build_is_incremental():
 @pytest.mark.parametrize(
     ("changes", "reason"),
     [
-        ({"full_rebuild_requested": True}, "full rebuild requested"),
+        ({"full_refresh_requested": True}, "full refresh requested"),
         ({"present_columns": ()}, "table missing"),
         ({"present_columns": COLUMNS[:3]}, "measurement columns changed"),
         ({"present_columns": (*COLUMNS[:2], COLUMNS[3], COLUMNS[2])}, "measurement columns changed"),
@@ -57,13 +57,13 @@ def test_no_measurement_columns_have_no_type_to_change():
 
 def test_the_first_reason_in_order_is_given():
     everything = dict(present_columns=(), upstream_rebuilt_whole=True, pending_count=1000)
-    assert _plan(full_rebuild_requested=True, **everything).reason == "full rebuild requested"
+    assert _plan(full_refresh_requested=True, **everything).reason == "full refresh requested"
     assert _plan(**everything).reason == "table missing"
 
 
 @pytest.mark.parametrize("sample_count", [1, 4, 100, 1_000_003])
 def test_a_quarter_of_the_samples_is_still_incremental_one_more_is_not(sample_count):
-    # The documented rule: more than 25% of the samples changed -> full build.
+    # The documented rule: more than 25% of the samples changed -> full refresh.
     limit = sample_count // 4
     assert _plan(pending_count=limit, sample_count=sample_count).incremental
     assert not _plan(pending_count=limit + 1, sample_count=sample_count).incremental

@@ -19,13 +19,14 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance, build_sensor_context, materialize
 
+import lab_assets.lineage.step as lineage_module
 from lab_assets.defs.assets import LAB_ASSETS
 from lab_assets.defs.sensors import lab_source_change_sensor
 from lab_assets.io_manager import MySQLIOManager
 from lab_assets.local_lab import source_schema_statements
-from lab_assets.mysql import MySQLResource
-from lab_assets.refresh import lineage as lineage_module
-from lab_assets.refresh.guard import OUTPUT_PRIVILEGES, build_lock_name
+from lab_assets.mysql.grants import OUTPUT_PRIVILEGES
+from lab_assets.mysql.resource import MySQLResource
+from lab_assets.state.build_lock import build_lock_name
 from lab_assets_tests.databases import (
     LAB_NAMES,
     RENAMED_SCHEMA,
@@ -332,11 +333,11 @@ def test_strict_server_build_refresh_with_an_open_lab_transaction_and_a_slow_ste
     # One step's computation outlasts wait_timeout while its lock connection sits idle.
     original = lineage_module.compute_sample_lineage
 
-    def slow_lineage(log, mysql, full_rebuild):
+    def slow_lineage(log, mysql, full_refresh):
         threading.Event().wait(3)
-        return original(log, mysql, full_rebuild)
+        return original(log, mysql, full_refresh)
 
-    monkeypatch.setattr("lab_assets.refresh.derivations.compute_sample_lineage", slow_lineage)
+    monkeypatch.setattr("lab_assets.derivations.step.compute_sample_lineage", slow_lineage)
     try:
         result = _materialize(resources, raise_on_error=False)
         assert result.success, [str(e.event_specific_data.error) for e in result.all_events if e.is_failure]
@@ -352,7 +353,7 @@ def test_strict_server_build_refresh_with_an_open_lab_transaction_and_a_slow_ste
 def test_strict_server_lost_connection_names_the_setting(strict_server, monkeypatch):
     url = _lab_database_on(strict_server, "lab_lost", samples=200)
 
-    def killed(log, mysql, full_rebuild):
+    def killed(log, mysql, full_refresh):
         with mysql.connect() as connection:
             (connection_id,) = connection.exec_driver_sql("SELECT CONNECTION_ID()").one()
             with strict_server.connect() as admin, admin.cursor() as cursor:
@@ -360,7 +361,7 @@ def test_strict_server_lost_connection_names_the_setting(strict_server, monkeypa
             connection.exec_driver_sql("SELECT 1")
         raise AssertionError("the killed connection answered")
 
-    monkeypatch.setattr("lab_assets.refresh.derivations.compute_sample_lineage", killed)
+    monkeypatch.setattr("lab_assets.derivations.step.compute_sample_lineage", killed)
     result = _materialize(_resources(url), raise_on_error=False)
     assert not result.success
     message = str(next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE").event_specific_data.error)
@@ -412,14 +413,14 @@ def test_a_build_from_another_source_database_into_the_same_output_is_refused(la
 def test_a_lost_build_lock_stops_the_step_before_it_writes(lab_db, monkeypatch):
     original = lineage_module.compute_sample_lineage
 
-    def lock_lost_meanwhile(log, mysql, full_rebuild):
+    def lock_lost_meanwhile(log, mysql, full_refresh):
         with server_connection() as admin, admin.cursor() as cursor:
             cursor.execute("SELECT IS_USED_LOCK(%s)", (build_lock_name(lab_db.name),))
             (holder,) = cursor.fetchone()
             cursor.execute(f"KILL {int(holder)}")  # as a DBA, a proxy or a failover would
-        return original(log, mysql, full_rebuild)
+        return original(log, mysql, full_refresh)
 
-    monkeypatch.setattr("lab_assets.refresh.derivations.compute_sample_lineage", lock_lost_meanwhile)
+    monkeypatch.setattr("lab_assets.derivations.step.compute_sample_lineage", lock_lost_meanwhile)
     result = _materialize(_resources(lab_db.url), raise_on_error=False)
     assert not result.success and "build lock" in _step_failure(result) and "was lost" in _step_failure(result)
     with lab_db.connect() as connection:

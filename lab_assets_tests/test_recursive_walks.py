@@ -8,9 +8,11 @@ import re
 
 import pytest
 
-from lab_assets.lib import integrity, lineage, refresh
-from lab_assets.lib.tables import TableLocations
-from lab_assets.lib.value_types import parse_value_type
+import lab_assets.checks.flat_table_sql as flat_table_sql
+import lab_assets.checks.sql as integrity
+import lab_assets.lineage.sql as lineage
+from lab_assets.sources.locations import TableLocations
+from lab_assets.sources.value_types import parse_value_type
 
 TABLES = TableLocations("lab", "out", parent_index="fk_parent")
 FORCED = "FORCE INDEX (`fk_parent`)"
@@ -20,7 +22,7 @@ WALKS = {
     "lineage_bulk_build": lambda: lineage.lineage_bulk_build(TABLES).select_sql,
     "cycle_samples_select": lambda: integrity.cycle_samples_select(TABLES),
     "missing_parent_samples_select": lambda: integrity.missing_parent_samples_select(TABLES),
-    "reconciliation_select": lambda: integrity.reconciliation_select(
+    "reconciliation_select": lambda: flat_table_sql.reconciliation_select(
         TABLES,
         "experiment_measurements",
         "measurement_types",
@@ -29,7 +31,7 @@ WALKS = {
         "utf8mb4_general_ci",
         parse_value_type("decimal(16,6)", None, None),
     )[0],
-    "descendants_select": lambda: refresh.descendants_select(TABLES, "sample_lineage__moved"),
+    "descendants_select": lambda: lineage.descendants_select(TABLES, "sample_lineage__moved"),
 }
 
 

@@ -10,16 +10,12 @@ from decimal import Decimal
 
 import pytest
 
-from lab_assets.lib.names import FULL_REBUILD_TAG as REFRESH_TAG
-from lab_assets.lib.names import SAMPLE_MEASUREMENT_DIGESTS as DIGEST_TABLE
-from lab_assets.lib.refresh import (
-    LINEAGE_BUCKETS,
-    MEASUREMENT_BUCKETS,
-    BucketScheme,
-    measurement_bucket_sums_select,
-)
-from lab_assets.lib.tables import TableLocations
-from lab_assets.refresh.state_tables import DIGEST_STATE, LINEAGE_STATE
+from lab_assets.digests.sql import DIGEST_STATE, MEASUREMENT_BUCKETS, measurement_bucket_sums_select
+from lab_assets.lineage.sql import LINEAGE_BUCKETS, LINEAGE_STATE
+from lab_assets.names import FULL_REFRESH_TAG as REFRESH_TAG
+from lab_assets.names import SAMPLE_MEASUREMENT_DIGESTS as DIGEST_TABLE
+from lab_assets.sources.locations import TableLocations
+from lab_assets.state.sql import BucketScheme
 from lab_assets_tests.lab_data import (
     CHANGES,
     brand_new_type,
@@ -69,9 +65,9 @@ def test_all_changes_mixed_then_a_quiet_refresh(built_db):
     assert built_db.query("SELECT COUNT(*) FROM lab_pending_samples") == [(0,)]
 
 
-def test_full_rebuild_tag_rebuilds_whole(built_db):
+def test_full_refresh_tag_rebuilds_whole(built_db):
     changed_values(built_db)
-    assert refresh_and_compare(built_db, tags={REFRESH_TAG: "full"}) == "full (full rebuild requested)"
+    assert refresh_and_compare(built_db, tags={REFRESH_TAG: "full"}) == "full (full refresh requested)"
 
 
 def test_values_traded_between_two_types_of_one_sample_are_refreshed(built_db):
@@ -212,7 +208,7 @@ SPREADS = {
 
 
 @pytest.mark.parametrize("spread", sorted(SPREADS))
-def test_full_rebuild_share_is_exact_at_its_boundary(built_db, spread):
+def test_full_refresh_share_is_exact_at_its_boundary(built_db, spread):
     """The documented rule: a refresh rebuilds whole when more than 25% of the samples (counted
     as the span of sample ids) changed. Exactly at 25% it stays incremental; one more changed
     sample rebuilds whole. With measurements only (samples only), the digest (lineage) table

@@ -12,17 +12,18 @@ from dagster import DagsterInstance, DagsterRunStatus
 from dagster._core.remote_origin import RegisteredCodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin
 from dagster._core.test_utils import create_run_for_test
 
-from lab_assets.defs.sensors import _update_times, lab_source_change_sensor
-from lab_assets.lib.change_detection import (
+from lab_assets.defs.sensors import lab_source_change_sensor
+from lab_assets.mysql.resource import MySQLResource
+from lab_assets.names import SENSOR_NAME
+from lab_assets.names import SENSOR_TRIGGER_TAG as TRIGGER_TAG
+from lab_assets.sensor.decisions import (
     FULL_CHECK_INTERVAL_SECONDS,
     SensorCursor,
     is_unsettled,
     needs_fingerprint,
-    refresh_decision,
+    refresh_skip_reason,
 )
-from lab_assets.lib.names import SENSOR_NAME
-from lab_assets.lib.names import SENSOR_TRIGGER_TAG as TRIGGER_TAG
-from lab_assets.mysql import MySQLResource
+from lab_assets.sensor.readings import source_update_times
 from lab_assets_tests.lab_data import CHANGES, generate, insert
 from lab_assets_tests.runs import Ticker
 
@@ -154,7 +155,7 @@ def test_a_missing_flat_table_is_built_again(ticker, lab_db):
 
 def test_refresh_decision_rules():
     def decide(cursor, live, recorded, written=False, retry=False):
-        return refresh_decision(cursor, live, recorded, written_since_last_reading=written, retry_due=retry)
+        return refresh_skip_reason(cursor, live, recorded, written_since_last_reading=written, retry_due=retry)
 
     assert decide(SensorCursor(fingerprint="f1"), "f1", "f1", written=True) == "the tables match the sources"
     assert decide(SensorCursor(), "f1", None) is None
@@ -200,7 +201,7 @@ def test_a_write_in_the_current_second_is_unsettled(now):
 def test_the_servers_own_second_is_unsettled(lab_db):
     """The same rule on the strings the sensor reads from the server, so the format the tests
     assume is the one it compares."""
-    update_times, server_now = _update_times(MySQLResource(url=lab_db.url))
+    update_times, server_now = source_update_times(MySQLResource(url=lab_db.url))
     assert set(update_times) == {"samples", "sample_measurements"}
     second = datetime.datetime.strptime(server_now, SERVER_SECOND_FORMAT)
     earlier = (second - datetime.timedelta(seconds=1)).strftime(SERVER_SECOND_FORMAT)
@@ -229,9 +230,9 @@ def test_refresh_job_builds_the_tables_and_reports_every_check():
     from dagster import AssetCheckKey, AssetKey
     from dagster._core.definitions.dependency import NodeHandle
 
+    from lab_assets.checks.specs import ALL_CHECKS
     from lab_assets.definitions import defs
-    from lab_assets.defs.checks import ALL_CHECKS
-    from lab_assets.lib.names import EXPERIMENT_MEASUREMENTS, SOURCE_DERIVED_TABLES
+    from lab_assets.names import EXPERIMENT_MEASUREMENTS, SOURCE_DERIVED_TABLES
 
     def selected(job_name: str) -> set:
         job = defs.resolve_job_def(job_name)

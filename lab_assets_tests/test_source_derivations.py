@@ -8,8 +8,8 @@ import time
 import pytest
 from dagster import materialize
 
+import lab_assets.derivations.step as derivations
 from lab_assets.defs.assets import lab_source_derivations, sample_measurements, samples
-from lab_assets.refresh import derivations
 from lab_assets_tests.lab_data import assert_flat_table_is_exact
 
 

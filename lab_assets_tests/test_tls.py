@@ -23,7 +23,7 @@ from dagster import materialize
 from lab_assets.defs.assets import LAB_ASSETS
 from lab_assets.io_manager import MySQLIOManager
 from lab_assets.local_lab import source_schema_statements
-from lab_assets.mysql import MySQLResource
+from lab_assets.mysql.resource import MySQLResource
 from lab_assets_tests.extra_server import HOST, ExtraServer, extra_server
 from lab_assets_tests.lab_data import assert_flat_table_is_exact, generate, insert
 

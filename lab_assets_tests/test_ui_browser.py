@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from lab_assets.definitions import defs
-from lab_assets.lib.names import SENSOR_NAME
+from lab_assets.names import SENSOR_NAME
 from lab_assets_tests.webserver import CHROMIUM, Webserver
 
 try:

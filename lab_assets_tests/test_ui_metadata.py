@@ -16,7 +16,7 @@ from dagster._core.definitions.observe import observe
 
 from lab_assets.definitions import defs
 from lab_assets.defs.assets import sample_measurements, samples
-from lab_assets.lib.progress import logged_step
+from lab_assets.io_manager.progress import logged_step
 from lab_assets_tests.lab_data import column_for_types, generate, insert, read_sources
 
 TABLE_ASSETS = ["measurement_types", "sample_lineage", "sample_measurement_digests", "experiment_measurements"]

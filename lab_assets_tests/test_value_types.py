@@ -9,15 +9,15 @@ from dataclasses import dataclass
 
 import pytest
 
-from lab_assets.lib.flat_table import MeasurementColumn
-from lab_assets.lib.tables import TableLocations
-from lab_assets.lib.value_types import (
+from lab_assets.flat_table.sql import MeasurementColumn
+from lab_assets.flat_table.verification_sql import suspect_rows_select
+from lab_assets.sources.locations import TableLocations
+from lab_assets.sources.value_types import (
     UnsupportedValueType,
     declared_type,
     max_measurement_columns,
     parse_value_type,
 )
-from lab_assets.lib.verification import suspect_rows_select
 from lab_assets_tests.lab_data import assert_flat_table_is_exact
 from lab_assets_tests.runs import (
     all_checks_passed_except,

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from lab_assets.definitions import defs
-from lab_assets.lib.names import SENSOR_NAME
+from lab_assets.names import SENSOR_NAME
 from lab_assets_tests.lab_data import assert_flat_table_is_exact, generate, insert
 from lab_assets_tests.webserver import ASSETS, DAGSTER_YAML, MATERIALIZATIONS, SENSORS, Webserver
 
@@ -44,7 +44,7 @@ def _drive(server: Webserver, lab_db) -> None:
         assert "mysql" in node["kinds"], name
         assert node["description"], name
 
-    # Checks (lab_assets/defs/checks.py) and sensors (lab_assets/defs/sensors.py): the UI lists
+    # Checks (lab_assets/checks/specs.py) and sensors (lab_assets/defs/sensors.py): the UI lists
     # exactly what the definitions hold, each with a description.
     checks = {
         (name, check["name"]): check["description"]

@@ -1,6 +1,6 @@
 """The asset graph, as a table of contents: lab sources -> measurement-type catalog, sample
 lineage and measurement digests -> flat table. Each asset calls into lab_assets.refresh; each
-asset's checks (lab_assets.defs.checks) are evaluated by its own step."""
+asset's checks (lab_assets.checks.specs) are evaluated by its own step."""
 
 import time
 from collections.abc import Iterator
@@ -21,9 +21,13 @@ from dagster import (
 )
 from dagster._core.definitions.metadata.metadata_set import TableMetadataSet
 
-from lab_assets.defs.checks import CATALOG_CHECKS, FLAT_TABLE_CHECKS, LINEAGE_CHECKS
+from lab_assets.catalog.value_type import source_value_type
+from lab_assets.checks.specs import CATALOG_CHECKS, FLAT_TABLE_CHECKS, LINEAGE_CHECKS
+from lab_assets.derivations.step import derive_source_tables
+from lab_assets.flat_table.step import flat_table_outputs
 from lab_assets.io_manager import SqlRelation, TableWrite
-from lab_assets.lib.names import (
+from lab_assets.mysql.resource import MySQLResource
+from lab_assets.names import (
     EXPERIMENT_MEASUREMENTS,
     MEASUREMENT_TYPES,
     SAMPLE_LINEAGE,
@@ -32,12 +36,8 @@ from lab_assets.lib.names import (
     SAMPLES,
     TABLE_WRITERS_POOL,
 )
-from lab_assets.lib.sources import MEASUREMENTS_COLUMNS, SAMPLES_COLUMNS, fingerprint_select
-from lab_assets.mysql import MySQLResource
-from lab_assets.refresh.derivations import derive_source_tables
-from lab_assets.refresh.flat_table import flat_table_outputs
-from lab_assets.refresh.guard import check_sources
-from lab_assets.refresh.value_type import source_value_type
+from lab_assets.sources.hashes import MEASUREMENTS_COLUMNS, SAMPLES_COLUMNS, fingerprint_select
+from lab_assets.state.guard import check_sources
 
 SOURCES_GROUP = "lab_sources"
 FLAT_GROUP = "lab_flat_table"

@@ -3,10 +3,10 @@
 from dagster import AssetSelection, DefaultScheduleStatus, ScheduleDefinition, define_asset_job
 
 from lab_assets.defs.assets import experiment_measurements
-from lab_assets.lib.names import SOURCE_DERIVED_TABLES
+from lab_assets.names import SOURCE_DERIVED_TABLES
 
 # The sensor's refresh builds the tables and reports every check (each computed by the step that
-# built its table, over what that step wrote: lab_assets.refresh.checks); the nightly
+# built its table, over what that step wrote: lab_assets.checks.source_checks, flat_table_checks); the nightly
 # `lab_integrity_audit` recomputes every check over the whole live tables.
 REFRESH_SELECTION = AssetSelection.assets(*SOURCE_DERIVED_TABLES, experiment_measurements)
 lab_refresh_job = define_asset_job(

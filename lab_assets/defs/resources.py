@@ -9,9 +9,9 @@ import os
 from dagster import EnvVar
 
 from lab_assets.io_manager import MySQLIOManager
-from lab_assets.lib.tables import source_settings
-from lab_assets.mysql import LAB_OUTPUT_DATABASE_ENV, MySQLResource
-from lab_assets.sessions import LAB_DB_URL_ENV
+from lab_assets.mysql.resource import LAB_OUTPUT_DATABASE_ENV, MySQLResource
+from lab_assets.mysql.sessions import LAB_DB_URL_ENV
+from lab_assets.sources.locations import source_settings
 
 names = source_settings(os.environ)
 mysql = MySQLResource(

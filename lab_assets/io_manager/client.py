@@ -26,8 +26,9 @@ from lab_assets.io_manager.sql import (
     partition_condition,
     slice_select,
 )
-from lab_assets.lib.sql import Column
-from lab_assets.mysql import MySQLResource, column_names
+from lab_assets.mysql.catalog import column_names
+from lab_assets.mysql.resource import MySQLResource
+from lab_assets.sql.statements import Column
 
 
 def partition_filters(table_slice: TableSlice) -> list[PartitionFilter]:

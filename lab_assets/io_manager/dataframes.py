@@ -16,10 +16,10 @@ from sqlalchemy.engine import Connection, CursorResult
 from lab_assets.io_manager.client import add_missing_columns, select_slice, slice_partition_condition, table_metadata
 from lab_assets.io_manager.sql import delete_where_statement, drop_tables_statement
 from lab_assets.io_manager.swap import swap_in
-from lab_assets.lib.names import NEW_SUFFIX, helper_table
-from lab_assets.lib.sql import Column, TableDefinition, insert_values_statement
-from lab_assets.mysql import column_names, table_exists
-from lab_assets.sessions import transaction
+from lab_assets.mysql.catalog import column_names, table_exists
+from lab_assets.mysql.sessions import transaction
+from lab_assets.names import NEW_SUFFIX, helper_table
+from lab_assets.sql.statements import Column, TableDefinition, insert_values_statement
 
 # Column types of a DataFrame's columns, from pandas' own reading of the values
 # (pandas.api.types.infer_dtype, as pandas.DataFrame.to_sql uses): what each kind is stored as.

@@ -18,7 +18,7 @@ from lab_assets.io_manager.table_writes import (
     SqlRelationTypeHandler,
     TableBuildHandler,
 )
-from lab_assets.mysql import MySQLResource
+from lab_assets.mysql.resource import MySQLResource
 
 
 class MySQLDbIOManager(DbIOManager):

@@ -1,5 +1,5 @@
 """Filling the empty staging table of a :class:`~lab_assets.io_manager.kinds.TableBuild`: its
-``select_sql`` in one ``INSERT ... SELECT``, or its faster plan (:mod:`lab_assets.lib.bulk`):
+``select_sql`` in one ``INSERT ... SELECT``, or its faster plan (:mod:`lab_assets.sql.bulk`):
 chunk after chunk, or chunks side by side on connections the server's limits leave."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from lab_assets.io_manager.kinds import TableBuild
-from lab_assets.lib.bulk import chunk_select, key_ranges, missing_rows_insert, unchunked_select
-from lab_assets.lib.sql import insert_select_statement
-from lab_assets.sessions import spare_connections
+from lab_assets.mysql.sessions import spare_connections
+from lab_assets.sql.bulk import chunk_select, key_ranges, missing_rows_insert, unchunked_select
+from lab_assets.sql.statements import insert_select_statement
 
 
 def fill_staging_table(connection: Connection, schema: str, new_table: str, build: TableBuild) -> int:

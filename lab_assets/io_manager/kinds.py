@@ -7,8 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from lab_assets.lib.bulk import BulkBuild
-from lab_assets.lib.sql import TableDefinition, qualified_name
+from lab_assets.sql.bulk import BulkBuild
+from lab_assets.sql.statements import TableDefinition, qualified_name
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class TableBuild(TableWrite):
     one ``RENAME TABLE``: readers see the old complete table or the new complete one, never a
     half-built, empty or missing one. A failed build drops ``<table>__new`` and leaves the table.
 
-    ``faster_plan`` (lab_assets.lib.bulk) is an equivalent, faster way to fill the empty staging
+    ``faster_plan`` (lab_assets.sql.bulk) is an equivalent, faster way to fill the empty staging
     table; ``select_sql`` stays the complete definition. ``after_swap`` statements run once the new
     table is in place (not atomic with the swap: each must be safe to run again). ``drop_after``
     names work tables (same schema) the asset made for this build, dropped once it is written.

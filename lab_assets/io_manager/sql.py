@@ -2,7 +2,7 @@
 so every statement here is tested without a server (``lab_assets_tests/test_io_manager_sql.py``).
 
 Identifiers are backtick-quoted and values travel as bound parameters (``%s``), as everywhere in
-lab_assets (:mod:`lab_assets.lib.sql`). The IO manager's modules turn Dagster's ``TableSlice``
+lab_assets (:mod:`lab_assets.sql.statements`). The IO manager's modules turn Dagster's ``TableSlice``
 into the :class:`PartitionFilter` values these functions take.
 """
 
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from lab_assets.lib.sql import Column, qualified_name, quote_identifier
+from lab_assets.sql.statements import Column, qualified_name, quote_identifier
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class PartitionFilter:
 
 def partition_expression(expression: str) -> str:
     """A column name is quoted; any other SQL has its ``%`` doubled: every statement goes through
-    PyMySQL's %-formatting (:func:`~lab_assets.lib.sql.quote_identifier`), so a ``%`` of the
+    PyMySQL's %-formatting (:func:`~lab_assets.sql.statements.quote_identifier`), so a ``%`` of the
     expression (``STR_TO_DATE(key, '%Y-%m-%d')``) reaches the server as written."""
     return quote_identifier(expression) if expression.isidentifier() else expression.replace("%", "%%")
 

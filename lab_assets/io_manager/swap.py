@@ -7,10 +7,10 @@ from __future__ import annotations
 from sqlalchemy.engine import Connection
 
 from lab_assets.io_manager.sql import swap_statement
-from lab_assets.lib.names import NEW_SUFFIX, OLD_SUFFIX, helper_table
-from lab_assets.lib.sql import qualified_name
-from lab_assets.mysql import table_exists
-from lab_assets.server_errors import LOCK_WAIT_TIMEOUT, server_error_code
+from lab_assets.mysql.catalog import table_exists
+from lab_assets.mysql.errors import LOCK_WAIT_TIMEOUT, server_error_code
+from lab_assets.names import NEW_SUFFIX, OLD_SUFFIX, helper_table
+from lab_assets.sql.statements import qualified_name
 
 # RENAME TABLE needs the table's metadata lock, which a reader's open transaction holds until it
 # ends; while the rename waits, every new query on the table queues behind it. So each attempt

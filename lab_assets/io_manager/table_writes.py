@@ -14,15 +14,14 @@ from sqlalchemy.engine import Connection
 from lab_assets.io_manager.client import add_missing_columns, select_slice, slice_partition_condition, table_metadata
 from lab_assets.io_manager.fill import fill_staging_table
 from lab_assets.io_manager.kinds import KeyedRowsReplacement, PartitionRows, SqlRelation, TableBuild, TableWrite
+from lab_assets.io_manager.progress import logged_step
 from lab_assets.io_manager.sql import delete_where_statement, drop_tables_statement, gone_keys_delete, row_count_select
 from lab_assets.io_manager.swap import swap_in
-from lab_assets.lib.lineage import recursion_limit_statement
-from lab_assets.lib.names import NEW_SUFFIX, OLD_SUFFIX, ROWS_SUFFIX, helper_table
-from lab_assets.lib.progress import logged_step
-from lab_assets.lib.sql import add_indexes_statement, insert_select_statement, upsert_select_statement
-from lab_assets.mysql import table_exists
-from lab_assets.server_errors import explained
-from lab_assets.sessions import is_mariadb, transaction
+from lab_assets.mysql.catalog import table_exists
+from lab_assets.mysql.errors import explained
+from lab_assets.mysql.sessions import is_mariadb, recursion_limit_statement, transaction
+from lab_assets.names import NEW_SUFFIX, OLD_SUFFIX, ROWS_SUFFIX, helper_table
+from lab_assets.sql.statements import add_indexes_statement, insert_select_statement, upsert_select_statement
 
 
 class _TableWriteHandler(DbTypeHandler[TableWrite]):

@@ -1,0 +1,82 @@
+"""The measurement-type catalog (``measurement_types``): one row per distinct measurement type with
+its column name and counts, and the record of column names given (``lab_measurement_columns``),
+which a type keeps for good."""
+
+from __future__ import annotations
+
+import pandas as pd
+from dagster import DagsterLogManager, MetadataValue
+
+from lab_assets.catalog.naming import column_name_for_type
+from lab_assets.catalog.sql import measurement_type_catalog_select
+from lab_assets.checks.evaluation import CatalogScan
+from lab_assets.mysql.resource import MySQLResource
+from lab_assets.mysql.sessions import is_mariadb
+from lab_assets.names import (
+    COLUMN_NAMES_TABLE,
+    SAMPLE_MEASUREMENTS,
+)
+from lab_assets.sql.statements import Column, TableDefinition, no_pad_binary_collation
+from lab_assets.state.writes import DerivedTable
+
+
+def column_names_definition(type_collation: str) -> TableDefinition:
+    """The column each measurement type (spelling as first seen) was given. VARCHAR(255): the
+    catalog's key length (README, Known limits). The type in ``type_collation``
+    (:func:`lab_assets.sql.statements.no_pad_binary_collation`), not the utf8mb4_bin of lab_assets'
+    other tables: under a NO PAD source collation (MySQL 8's default utf8mb4_0900_ai_ci) 'ph'
+    and 'ph ' are two types, which a PAD SPACE key would make one, and ``INSERT IGNORE`` would drop
+    the second type's name."""
+    return TableDefinition(
+        columns=(
+            Column("measurement_type", f"VARCHAR(255) CHARACTER SET utf8mb4 COLLATE {type_collation} NOT NULL"),
+            Column("column_name", "VARCHAR(64) NOT NULL"),
+        ),
+        primary_key=("measurement_type",),
+    )
+
+
+def compute_measurement_type_catalog(log: DagsterLogManager, mysql: MySQLResource) -> DerivedTable:
+    """One row per distinct measurement type, as the source column's own collation groups them
+    (its binary collation picks the representative spelling), with its column name and counts.
+
+    Column names are a published interface: a type keeps the column it was first given
+    (recorded in ``lab_measurement_columns``, never forgotten), also when a new spelling of it
+    appears or it disappears and comes back; only a type seen for the first time is named by
+    :func:`column_name_for_type`, and that name is recorded before it is published."""
+    source = mysql.column(SAMPLE_MEASUREMENTS, "measurement_type")
+    tables = mysql.tables
+    recorded = tables.qualified(COLUMN_NAMES_TABLE)
+    with mysql.connect() as connection:
+        type_collation = no_pad_binary_collation(is_mariadb(connection))
+    definition = column_names_definition(type_collation)
+    mysql.execute(definition.create_statement(tables.output_database, COLUMN_NAMES_TABLE, if_not_exists=True))
+    if mysql.column(COLUMN_NAMES_TABLE, "measurement_type").collation != type_collation:  # made before 2026-11-30
+        mysql.execute(f"ALTER TABLE {recorded} MODIFY {definition.columns[0].definition()}")
+    scanned = mysql.fetch_all(measurement_type_catalog_select(tables, str(source.character_set), str(source.collation)))
+    rows = [r for r in scanned if r[0] is not None]
+    scan = CatalogScan(
+        null_type_rows=sum(int(r[2]) for r in scanned if r[0] is None),
+        types_with_repeats=sum(1 for r in rows if r[3]),
+        types_with_several_spellings=sum(1 for r in rows if r[4]),
+        measurement_rows=sum(int(r[2]) for r in scanned),
+    )
+    names = [r[5] or column_name_for_type(r[0]) for r in rows]
+    new = [(r[0], name) for r, name in zip(rows, names, strict=True) if r[5] is None]
+    if new:
+        with mysql.connect() as connection:
+            connection.exec_driver_sql(
+                f"INSERT IGNORE INTO {recorded} (measurement_type, column_name) VALUES (%s, %s)", new
+            )
+        log.info(f"new measurement columns recorded: {', '.join(f'{t!r} -> {n}' for t, n in new)}")
+    catalog = pd.DataFrame(
+        {
+            # object dtype even when empty: an empty list alone would make float64 (DOUBLE) columns
+            "measurement_type": pd.Series([r[0] for r in rows], dtype=object),
+            "column_name": pd.Series(names, dtype=object),
+            "sample_count": pd.array([int(r[1]) for r in rows], dtype="int64"),
+            "measurement_count": pd.array([int(r[2]) for r in rows], dtype="int64"),
+        }
+    ).sort_values("column_name", ignore_index=True)
+    log.info(f"{len(catalog)} measurement types: {', '.join(catalog['measurement_type'])}")
+    return DerivedTable(catalog, metadata={"preview": MetadataValue.md(catalog.to_markdown(index=False))}, facts=scan)

@@ -1,0 +1,94 @@
+"""Every name lab_assets gives to something outside Python, once: tables, work-table suffixes,
+run tags, the concurrency pool.
+
+The names are part of the contract with the people and deployments around lab_assets
+(scientists query the tables, ``dagster.yaml`` limits the run tag and the pool), so they are
+defined here and imported everywhere else, never written out again.
+"""
+
+from __future__ import annotations
+
+from lab_assets.catalog.naming import MYSQL_MAX_IDENTIFIER_LENGTH
+
+# --- the lab system's tables (read only) --------------------------------------------------------
+SAMPLES = "samples"
+SAMPLE_MEASUREMENTS = "sample_measurements"
+SOURCE_TABLES = (SAMPLES, SAMPLE_MEASUREMENTS)
+
+# --- lab_assets' own tables ---------------------------------------------------------------------
+MEASUREMENT_TYPES = "measurement_types"  # the measurement-type catalog
+SAMPLE_LINEAGE = "sample_lineage"  # root enrichment; also the refresh's record of samples
+SAMPLE_MEASUREMENT_DIGESTS = "sample_measurement_digests"  # the refresh's record of measurements
+EXPERIMENT_MEASUREMENTS = "experiment_measurements"  # the flat table scientists query
+PENDING_SAMPLES = "lab_pending_samples"  # sample ids the flat table has yet to rebuild
+COLUMN_NAMES_TABLE = "lab_measurement_columns"  # the column each type was first given, kept for good
+BUILD_LOCK_TABLE = "lab_build_lock"  # which build holds the output database's build lock, since when
+
+# Every table lab_assets creates is one of these, or starts with one of them and "_" (bucket
+# tables, ``<table>__<suffix>`` helper tables): a lab table of such a name in the output database
+# would be overwritten, so no source may be named so there.
+OWN_TABLES = (
+    MEASUREMENT_TYPES,
+    SAMPLE_LINEAGE,
+    SAMPLE_MEASUREMENT_DIGESTS,
+    EXPERIMENT_MEASUREMENTS,
+    PENDING_SAMPLES,
+    COLUMN_NAMES_TABLE,
+    BUILD_LOCK_TABLE,
+)
+
+# The tables derived from the two sources, in the order their outputs are written.
+SOURCE_DERIVED_TABLES = (MEASUREMENT_TYPES, SAMPLE_LINEAGE, SAMPLE_MEASUREMENT_DIGESTS)
+
+# --- helper tables next to a table (``<table>__<suffix>``) ---------------------------------------
+# full refreshes: the table built aside, and the old one between the swap and its drop.
+NEW_SUFFIX = "new"
+OLD_SUFFIX = "old"
+# Keyed-row replacements: the rebuilt rows before they are upserted.
+ROWS_SUFFIX = "rows"
+# Incremental refresh work tables, by role: the ids of buckets whose sums differ (candidates),
+# the changed ids among them (changes), samples whose place in a tree changed (moved), the
+# candidates' live digests (live).
+CANDIDATES_SUFFIX = "candidates"
+CHANGES_SUFFIX = "changes"
+MOVED_SUFFIX = "moved"
+LIVE_SUFFIX = "live"
+# After the flat table is written: the rows that differ from what is recorded (suspects), those
+# checked against one snapshot of the sources (verified), and whose recorded digest it corrects (stale).
+SUSPECTS_SUFFIX = "suspects"
+VERIFIED_SUFFIX = "verified"
+STALE_SUFFIX = "stale"
+WRITTEN_SUFFIX = "written"
+
+
+def helper_table(table: str, suffix: str) -> str:
+    """``<table>__<suffix>``, within MySQL's identifier limit (the table name is cut, never the suffix)."""
+    tail = f"__{suffix}"
+    return table[: MYSQL_MAX_IDENTIFIER_LENGTH - len(tail)] + tail
+
+
+# --- run tags and the concurrency pool (dagster.yaml names both) --------------------------------
+# Asks a run to rebuild every table whole: ``--tags '{"lab_assets/refresh": "full"}'``.
+FULL_REFRESH_TAG = "lab_assets/refresh"
+FULL_REFRESH_VALUE = "full"
+# Put by the source-change sensor on its run requests; dagster.yaml's tag_concurrency_limits let
+# the run queue start one such run at a time.
+SENSOR_TRIGGER_TAG = "lab_assets/trigger"
+SENSOR_NAME = "lab_source_change_sensor"
+SENSOR_RUN_TAGS = {SENSOR_TRIGGER_TAG: SENSOR_NAME}
+# Every step that writes a table is in this pool; dagster.yaml limits it to one step at a time,
+# so two runs never build into the same staging or work tables.
+TABLE_WRITERS_POOL = "lab_flat_table"
+
+# Asset checks: specs in lab_assets/checks/specs.py, evaluated in checks/source_checks.py and
+# checks/flat_table_checks.py.
+NO_PARENT_CYCLES = "no_parent_cycles"
+NO_MISSING_PARENTS = "no_missing_parents"
+MEASUREMENTS_HAVE_SAMPLES = "measurements_have_samples"
+MEASUREMENT_TYPES_NOT_NULL = "measurement_types_not_null"
+NO_DUPLICATE_MEASUREMENTS = "no_duplicate_measurements"
+ONE_SPELLING_PER_COLUMN = "one_spelling_per_column"
+CATALOG_COLUMN_NAMES_UNIQUE = "catalog_column_names_unique"
+CATALOG_WITHIN_COLUMN_LIMIT = "catalog_within_column_limit"
+ONE_ROW_PER_SAMPLE = "one_row_per_sample"
+FLAT_TABLE_RECONCILES = "flat_table_reconciles"

@@ -1,0 +1,67 @@
+"""Change detection into work tables, set-based inside MySQL (the SQL is in lib/refresh.py):
+
+1. :func:`fill_candidates`: the ids of the buckets whose live sums differ from the bucket table;
+2. then, per state table, the changed ids among them (:func:`fill_work_table` with the state
+   table's comparison) and, for digests, the candidates' live digests (:func:`fill_live_digests`).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.engine import Connection
+
+from lab_assets.mysql.catalog import column_names
+from lab_assets.mysql.errors import raise_on_lost_values
+from lab_assets.mysql.resource import MySQLResource
+from lab_assets.sql.statements import TableDefinition, qualified_name
+from lab_assets.state.sql import (
+    BUCKET_SUMS_DEFINITION,
+    CHANGE_SET_DEFINITION,
+    StateTable,
+    bucket_table_build_statements,
+    changed_bucket_members_select,
+)
+
+
+def fill_work_table(
+    connection: Connection,
+    database: str,
+    table: str,
+    select_sql: str,
+    definition: TableDefinition = CHANGE_SET_DEFINITION,
+    params: tuple[object, ...] = (),
+) -> int:
+    """(Re)create the work table ``table`` in ``database`` (the output database) holding the rows
+    ``select_sql`` (with ``params``) produces (by default sample ids); its size."""
+    connection.exec_driver_sql(f"DROP TABLE IF EXISTS {qualified_name(database, table)}")
+    connection.exec_driver_sql(definition.create_statement(database, table))
+    return add_to_work_table(connection, database, table, select_sql, params)
+
+
+def add_to_work_table(
+    connection: Connection, database: str, table: str, select_sql: str, params: tuple[object, ...] = ()
+) -> int:
+    """Adds the keys ``select_sql`` produces to the work table; its size afterwards."""
+    connection.exec_driver_sql(f"INSERT IGNORE INTO {qualified_name(database, table)} {select_sql}", params)
+    raise_on_lost_values(connection)
+    (count,) = connection.exec_driver_sql(f"SELECT COUNT(*) FROM {qualified_name(database, table)}").one()
+    return int(count)
+
+
+def fill_candidates(mysql: MySQLResource, state: StateTable, live_sums_select: str) -> None:
+    """The first level of the diff: the ids of the buckets whose live sums (``live_sums_select``,
+    one scan of the source) differ from the state table's bucket table, into its candidates work
+    table. A bucket table that is missing (a full refresh was cut short) or of an older
+    layout is summed again from the state table first."""
+    tables = mysql.tables
+    with mysql.connect() as connection:
+        if column_names(connection, tables.output_database, state.buckets_table) != list(
+            BUCKET_SUMS_DEFINITION.column_names
+        ):
+            for statement in bucket_table_build_statements(tables, state.buckets_table, state.stored_sums_select):
+                connection.exec_driver_sql(statement)
+        fill_work_table(
+            connection,
+            tables.output_database,
+            state.candidates_table,
+            changed_bucket_members_select(tables, state.buckets, live_sums_select, state.buckets_table),
+        )
