@@ -22,7 +22,7 @@ from lab_assets.change_feed.position import (
     load_position,
     store_position,
 )
-from lab_assets.change_feed.reader import ChangeBatch, read_changes
+from lab_assets.change_feed.reader import ChangeBatch, _one_stream, _Reconnected, read_changes
 from lab_assets.change_feed.statements import statement_fallback
 from lab_assets.lib.tables import TableLocations, source_tables
 from lab_assets.local_lab import source_schema_statements
@@ -260,11 +260,13 @@ def test_alter_falls_back(server, engine):
     run(server, "ALTER TABLE samples DROP COLUMN note")
 
 
-def test_statement_format_write_falls_back(server, engine):
+@pytest.mark.parametrize("binlog_format", ["STATEMENT", "MIXED"])
+def test_statement_format_write_falls_back(server, engine, binlog_format):
+    """A session's STATEMENT or MIXED format (MIXED logs a deterministic UPDATE as a statement)."""
     since = end_of_binlog(engine)
     run(
         server,
-        "SET SESSION binlog_format = 'STATEMENT'",
+        f"SET SESSION binlog_format = '{binlog_format}'",
         "UPDATE sample_measurements SET value = value * 2 WHERE sample_id = 8",
     )
     assert_fallback(changes(engine, since), since, "UPDATE on feed_lab.sample_measurements logged as a statement")
@@ -429,3 +431,15 @@ def test_mode_invalid():
 )
 def test_statement_detection(query, schema, touched):
     assert (statement_fallback(query, schema, LAB, ["samples", "sample_measurements"]) is not None) == touched
+
+
+def test_the_library_may_not_reconnect_mid_read():
+    """A second stream connection (the library's own reconnect, which resumes mid-transaction) is
+    refused; the library's control connection (information_schema) is not counted."""
+    opened = []
+    connect = _one_stream(lambda **settings: opened.append(settings) or len(opened))
+    assert connect(host="h") == 1
+    assert connect(host="h", db="information_schema") == 2
+    assert opened[1] == {"host": "h", "database": "information_schema"}
+    with pytest.raises(_Reconnected):
+        connect(host="h")

@@ -34,7 +34,7 @@ POSITION_DEFINITION = TableDefinition(
         Column("server_uuid", "VARCHAR(64) NULL", "@@server_uuid of that server (MySQL; NULL on MariaDB)"),
         Column("binlog_file", "VARCHAR(512) NOT NULL", "the binlog file the position is in"),
         Column("binlog_position", "BIGINT UNSIGNED NOT NULL", "byte offset of a transaction boundary in that file"),
-        Column("gtid", "VARCHAR(4096) NULL", "the server's GTID set or position there, when it has one"),
+        Column("gtid", "TEXT NULL", "the server's GTID set or position there, when it has one"),
         Column("updated_at", "TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)", "when the position was stored"),
     ),
     primary_key=("position_row",),
