@@ -27,6 +27,8 @@ BUILD_LOCK_TABLE = "lab_build_lock"  # which build holds the output database's b
 # Every table lab_assets creates is one of these, or starts with one of them and "_" (bucket
 # tables, ``<table>__<suffix>`` helper tables): a lab table of such a name in the output database
 # would be overwritten, so no source may be named so there.
+CHANGE_FEED_POSITION = "lab_change_feed_position"  # the binlog position the tables are exact up to
+CHANGE_FEED_IDS = "lab_change_feed_ids"  # a refresh's changed sample ids, as the binlog named them
 OWN_TABLES = (
     MEASUREMENT_TYPES,
     SAMPLE_LINEAGE,
@@ -35,6 +37,8 @@ OWN_TABLES = (
     PENDING_SAMPLES,
     COLUMN_NAMES_TABLE,
     BUILD_LOCK_TABLE,
+    CHANGE_FEED_POSITION,
+    CHANGE_FEED_IDS,
 )
 
 # The tables derived from the two sources, in the order their outputs are written.
@@ -58,6 +62,7 @@ LIVE_SUFFIX = "live"
 SUSPECTS_SUFFIX = "suspects"
 VERIFIED_SUFFIX = "verified"
 STALE_SUFFIX = "stale"
+DELETED_SUFFIX = "deleted"
 WRITTEN_SUFFIX = "written"
 
 
@@ -74,6 +79,10 @@ FULL_REFRESH_VALUE = "full"
 # Put by the source-change sensor on its run requests; dagster.yaml's tag_concurrency_limits let
 # the run queue start one such run at a time.
 SENSOR_TRIGGER_TAG = "lab_assets/trigger"
+# A run tagged lab_assets/change_feed=scan finds its changes by scanning even where the binlog
+# could be read: the sensor's periodic check found a difference the binlog did not name.
+CHANGE_FEED_TAG = "lab_assets/change_feed"
+CHANGE_FEED_SCAN = "scan"
 SENSOR_NAME = "lab_source_change_sensor"
 SENSOR_RUN_TAGS = {SENSOR_TRIGGER_TAG: SENSOR_NAME}
 # Every step that writes a table is in this pool; dagster.yaml limits it to one step at a time,

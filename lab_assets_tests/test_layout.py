@@ -36,6 +36,8 @@ PURE_MODULES = (
     "lab_assets.sensor.sql",
     "lab_assets.sensor.decisions",
     "lab_assets.io_manager.sql",
+    "lab_assets.change_feed.sql",
+    "lab_assets.change_feed.statements",
 )
 BLOCKED = ("dagster", "sqlalchemy", "pymysql", "pandas")
 
