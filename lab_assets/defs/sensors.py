@@ -13,10 +13,13 @@ from dagster import (
     sensor,
 )
 
+from lab_assets.change_feed.tick import FeedTick, position_key, read_feed
 from lab_assets.defs.jobs import lab_refresh_job
 from lab_assets.mysql.errors import explaining
 from lab_assets.mysql.resource import MySQLResource
 from lab_assets.names import (
+    CHANGE_FEED_SCAN,
+    CHANGE_FEED_TAG,
     EXPERIMENT_MEASUREMENTS,
     SENSOR_NAME,
     SENSOR_RUN_TAGS,
@@ -47,6 +50,49 @@ IN_PROGRESS = [
 ]
 
 
+def _from_the_binlog(
+    context: SensorEvaluationContext,
+    mysql: MySQLResource,
+    cursor: SensorCursor,
+    feed: FeedTick,
+    now: float,
+    periodic: bool,
+) -> SensorResult:
+    """A tick answered by the binlog: a run when it names changed samples. The periodic check
+    still sums the sources (the audit of the feed): a difference the binlog did not name is a
+    feed miss, repaired by a run that scans."""
+    assert feed.position is not None and feed.since is not None
+    cursor.binlog_read_up_to = position_key(feed.position)
+    read = f"binlog read from {feed.since.describe()} to {feed.position.describe()}"
+    if feed.changed:
+        cursor.changes_seen += 1
+        context.log.info(f"{feed.changed} sample ids changed ({read}); refreshing")
+        key = f"binlog {cursor.changes_seen} {feed.position.binlog_file}:{feed.position.binlog_position}"
+        return SensorResult(run_requests=[RunRequest(run_key=key, tags=SENSOR_RUN_TAGS)], cursor=cursor.serialize())
+    if not periodic:
+        return SensorResult(skip_reason=f"no change to the source tables ({read})", cursor=cursor.serialize())
+    cursor.last_full_check = now
+    live, recorded = totals(mysql)
+    if live == recorded:
+        return SensorResult(
+            skip_reason=f"periodic full check: the tables match the sources ({read})", cursor=cursor.serialize()
+        )
+    cursor.changes_seen += 1
+    context.log.warning(
+        "feed miss: the sources differ from what the tables were built from, but the binlog names no change"
+        f" ({read}); a refresh that scans repairs it"
+    )
+    return SensorResult(
+        run_requests=[
+            RunRequest(
+                run_key=f"feed miss {cursor.changes_seen} {live}",
+                tags={**SENSOR_RUN_TAGS, CHANGE_FEED_TAG: CHANGE_FEED_SCAN},
+            )
+        ],
+        cursor=cursor.serialize(),
+    )
+
+
 @sensor(
     name=SENSOR_NAME,
     job=lab_refresh_job,
@@ -72,8 +118,12 @@ def _evaluated(context: SensorEvaluationContext, mysql: MySQLResource):
         return SkipReason(f"refresh run {running[0].dagster_run.run_id} is still in progress; waiting for it")
 
     cursor = SensorCursor.parse(context.cursor)
-    update_times, server_now = source_update_times(mysql)
     now = time.time()
+    periodic = now - cursor.last_full_check >= FULL_CHECK_INTERVAL_SECONDS
+    feed = read_feed(mysql, cursor.binlog_read_up_to, from_stored=periodic)
+    if feed is not None and feed.fallback is None:
+        return _from_the_binlog(context, mysql, cursor, feed, now, periodic)
+    update_times, server_now = source_update_times(mysql)
     reason = needs_fingerprint(cursor, update_times, now)
     if reason is None:
         return SkipReason(f"no change: source tables last written {update_times}")

@@ -11,6 +11,7 @@ from concurrent.futures import Future
 from dagster import AssetCheckResult, AssetExecutionContext, DagsterLogManager, Output
 
 from lab_assets.catalog.step import compute_measurement_type_catalog
+from lab_assets.change_feed.plan import plan_feed, store_after_refresh
 from lab_assets.checks.evaluation import AUDIT, BLOCKING_CHECKS, Coverage, raise_if_blocking_failed
 from lab_assets.checks.source_checks import (
     catalog_check_results,
@@ -23,10 +24,13 @@ from lab_assets.mysql.resource import MySQLResource
 from lab_assets.mysql.sessions import MAX_CONNECTIONS
 from lab_assets.mysql.threads import started_in_threads
 from lab_assets.names import (
+    CHANGE_FEED_SCAN,
+    CHANGE_FEED_TAG,
     MEASUREMENT_TYPES,
     MEASUREMENTS_HAVE_SAMPLES,
     SAMPLE_LINEAGE,
     SAMPLE_MEASUREMENT_DIGESTS,
+    SOURCE_DERIVED_TABLES,
 )
 from lab_assets.state.guard import check_sources, guarded_build, io_manager_schema, should_full_refresh
 from lab_assets.state.pending import ensure_pending_table, mark_pending
@@ -77,6 +81,7 @@ def _written_as_computed(
     futures: dict[str, Future],
     still_held: Callable[[], None],
     turns: threading.Semaphore | None,
+    feed_metadata: dict[str, str],
 ) -> Iterator[Output]:
     """Each computed table's output in :data:`WRITE_ORDER`, after its pending marks, as soon as
     its computation is done. Tables whose computation succeeded are written even if another
@@ -97,7 +102,7 @@ def _written_as_computed(
             with turns or contextlib.nullcontext():
                 if derived.pending_select:
                     mark_pending(mysql, derived.pending_select)
-                yield Output(derived.value, output_name=name, metadata=derived.metadata)
+                yield Output(derived.value, output_name=name, metadata={**derived.metadata, **feed_metadata})
     if failures:
         raise failures[0]
 
@@ -134,12 +139,16 @@ def _computed_and_written(
     still_held: Callable[[], None],
     checks: set[str],
 ) -> Iterator[Output | AssetCheckResult]:
+    selected = {key.to_user_string() for key in context.selected_asset_keys}
+    # The binlog position covers every derived table: only a run that writes them all moves it.
+    scan_asked = context.run.tags.get(CHANGE_FEED_TAG) == CHANGE_FEED_SCAN
+    feed = plan_feed(context.log, mysql, full_refresh, scan_asked) if selected >= set(SOURCE_DERIVED_TABLES) else None
+    ids = feed.ids_table if feed else None
     computations: dict[str, Callable[[], object]] = {
         MEASUREMENT_TYPES: lambda: compute_measurement_type_catalog(context.log, mysql),
-        SAMPLE_LINEAGE: lambda: compute_sample_lineage(context.log, mysql, full_refresh),
-        SAMPLE_MEASUREMENT_DIGESTS: lambda: compute_sample_measurement_digests(context.log, mysql, full_refresh),
+        SAMPLE_LINEAGE: lambda: compute_sample_lineage(context.log, mysql, full_refresh, ids),
+        SAMPLE_MEASUREMENT_DIGESTS: lambda: compute_sample_measurement_digests(context.log, mysql, full_refresh, ids),
     }
-    selected = {key.to_user_string() for key in context.selected_asset_keys}
     tasks = {n: f for n, f in computations.items() if n in selected}
     if MEASUREMENTS_HAVE_SAMPLES in checks:  # a whole-table anti-join: beside the computations
         coverage = Coverage("every row of sample_measurements, against samples, read while this run built")
@@ -149,7 +158,9 @@ def _computed_and_written(
     futures = started_in_threads(tasks, turns)
     # A failed write fails the step at once; computations still running finish in their threads
     # (their statements hold metadata locks on their work tables, so a next run's DROP waits).
-    yield from _written_as_computed(context.log, mysql, futures, still_held, turns)
+    yield from _written_as_computed(context.log, mysql, futures, still_held, turns, feed.metadata if feed else {})
+    if feed is not None:  # every table written (a failure raised above), the pending marks made
+        store_after_refresh(mysql, feed)
     done = {name: future.result() for name, future in futures.items() if future.exception() is None}
     # Checks of a table this run did not build (picked alone in the UI) are recomputed live.
     results = lineage_check_results(context.log, mysql, checks, from_built_lineage=SAMPLE_LINEAGE in selected)

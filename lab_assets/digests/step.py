@@ -16,6 +16,7 @@ from lab_assets.digests.sql import (
     candidate_digests_select,
     changed_digests_select,
     changed_measurement_samples_select,
+    digest_bucket_sums_select,
     digest_bulk_build,
     measurement_bucket_sums_select,
     measurement_digest_select,
@@ -31,7 +32,7 @@ from lab_assets.state.writes import DerivedTable, full_refresh_write, incrementa
 
 
 def compute_sample_measurement_digests(
-    log: DagsterLogManager, mysql: MySQLResource, full_refresh: bool
+    log: DagsterLogManager, mysql: MySQLResource, full_refresh: bool, feed_ids_table: str | None = None
 ) -> DerivedTable:
     """Changed samples: candidates whose live digest differs from the stored one. Incremental
     unless a full refresh is asked for, the table is missing or of another layout, or too many
@@ -40,7 +41,7 @@ def compute_sample_measurement_digests(
     value_type = source_value_type(mysql)  # the row hashes depend on it
     if not full_refresh and mysql.column_names(state.name) == list(state.definition.column_names):
         started = time.monotonic()
-        fill_candidates(mysql, state, measurement_bucket_sums_select(tables, value_type))
+        fill_candidates(mysql, state, measurement_bucket_sums_select(tables, value_type), feed_ids_table)
         fill_live_digests(mysql, state, value_type)
         with mysql.connect() as connection:
             changed = fill_work_table(
@@ -61,7 +62,11 @@ def compute_sample_measurement_digests(
                     state.buckets,
                     state.buckets_table,
                     (state.candidates_table,),
-                    candidate_bucket_sums_select(tables, state.extra_table),
+                    # The scan's candidates fill whole buckets, so their live digests alone give
+                    # the buckets' new sums; the binlog's ids do not: sum the written table there.
+                    candidate_bucket_sums_select(tables, state.extra_table)
+                    if feed_ids_table is None
+                    else digest_bucket_sums_select(tables, (state.candidates_table,)),
                 ),
             )
         log.info(f"{changed} samples changed: rebuilding {state.name} whole")

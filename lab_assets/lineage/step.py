@@ -29,7 +29,9 @@ from lab_assets.state.work_tables import add_to_work_table, fill_candidates, fil
 from lab_assets.state.writes import DerivedTable, full_refresh_write, incremental_refresh_write
 
 
-def compute_sample_lineage(log: DagsterLogManager, mysql: MySQLResource, full_refresh: bool) -> DerivedTable:
+def compute_sample_lineage(
+    log: DagsterLogManager, mysql: MySQLResource, full_refresh: bool, feed_ids_table: str | None = None
+) -> DerivedTable:
     """Changed samples: those in buckets whose sums differ and whose (parent, experiment) differ
     from the record, plus every sample under a moved one. Incremental unless a full refresh is
     asked for, the table is missing or of another layout (its columns, or no index on the recorded
@@ -40,7 +42,7 @@ def compute_sample_lineage(log: DagsterLogManager, mysql: MySQLResource, full_re
     limit = recursion_limit(sample_count)
     if not full_refresh and _incremental_layout(log, mysql):
         started = time.monotonic()
-        fill_candidates(mysql, state, lineage_bucket_sums_select(tables))
+        fill_candidates(mysql, state, lineage_bucket_sums_select(tables), feed_ids_table)
         with mysql.connect() as connection:
             fill_work_table(
                 connection,

@@ -25,6 +25,7 @@ class SensorCursor:
     unsettled: bool = True  # the last reading was in the same second as a change
     last_full_check: float = 0.0
     changes_seen: int = 0
+    binlog_read_up_to: list | None = None  # how far the ticks have read the binlog (change feed)
 
     @classmethod
     def parse(cls, raw: str | None) -> SensorCursor:

@@ -47,11 +47,13 @@ def add_to_work_table(
     return int(count)
 
 
-def fill_candidates(mysql: MySQLResource, state: StateTable, live_sums_select: str) -> None:
-    """The first level of the diff: the ids of the buckets whose live sums (``live_sums_select``,
-    one scan of the source) differ from the state table's bucket table, into its candidates work
-    table. A bucket table that is missing (a full refresh was cut short) or of an older
-    layout is summed again from the state table first."""
+def fill_candidates(mysql: MySQLResource, state: StateTable, live_sums_select: str, feed_ids_table: str | None) -> None:
+    """The first level of the diff into the state's candidates work table: the ids of the
+    buckets whose live sums (``live_sums_select``, one scan of the source) differ from the state
+    table's bucket table; or, with the binlog as the change feed, the ids it named
+    (``feed_ids_table``), read without touching the source. A bucket table that is missing (a
+    full refresh was cut short) or of an older layout is summed again from the state table
+    first: the incremental write keeps it exact for the touched buckets either way."""
     tables = mysql.tables
     with mysql.connect() as connection:
         if column_names(connection, tables.output_database, state.buckets_table) != list(
@@ -63,5 +65,7 @@ def fill_candidates(mysql: MySQLResource, state: StateTable, live_sums_select: s
             connection,
             tables.output_database,
             state.candidates_table,
-            changed_bucket_members_select(tables, state.buckets, live_sums_select, state.buckets_table),
+            f"SELECT sample_id FROM {tables.qualified(feed_ids_table)}"
+            if feed_ids_table is not None
+            else changed_bucket_members_select(tables, state.buckets, live_sums_select, state.buckets_table),
         )

@@ -1,0 +1,204 @@
+"""The binlog as the refresh's and the sensor's change feed, on a private mariadbd with a ROW
+binlog: each change kind refreshed through the feed and compared whole with the independent
+recomputation, the fallbacks to a scan, the grants, and the sensor's feed-miss audit."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pymysql
+import pytest
+import sqlalchemy as sa
+from dagster import DagsterInstance, Failure
+
+from lab_assets.mysql.sessions import dispose_engines
+from lab_assets.names import CHANGE_FEED_POSITION, CHANGE_FEED_SCAN, CHANGE_FEED_TAG
+from lab_assets_tests import lab_data
+from lab_assets_tests.databases import LabDatabase, source_schema_statements
+from lab_assets_tests.extra_server import ExtraServer, extra_server
+from lab_assets_tests.lab_data import assert_flat_table_is_exact
+from lab_assets_tests.runs import Ticker, assert_refresh_state_is_exact
+
+pytestmark = pytest.mark.integration
+SAMPLES = 3_000
+
+
+@dataclass
+class PrivateLab(LabDatabase):
+    """A lab database on the private binlog server (LabDatabase's helpers, another server)."""
+
+    server: ExtraServer | None = None
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return f"{self.server.url}/{self.name}"
+
+    def connect(self) -> pymysql.connections.Connection:
+        assert self.server is not None
+        return self.server.connect(self.name)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExtraServer]:
+    directory = tmp_path_factory.mktemp("feed_refresh")
+    options = {"log-bin": str(directory / "binlog"), "binlog-format": "ROW", "server-id": "1"}
+    with extra_server(directory, options) as started:
+        yield started
+    dispose_engines()
+
+
+_labs = iter(range(1000))
+
+
+@pytest.fixture
+def lab(server: ExtraServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[PrivateLab]:
+    """A built lab of SAMPLES generated samples, the feed required (LAB_CHANGE_FEED=binlog)."""
+    monkeypatch.setenv("LAB_CHANGE_FEED", "binlog")
+    db = PrivateLab(f"feedlab_{next(_labs)}", server=server)
+    with server.connect() as connection, connection.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE {db.name}")
+    db.execute(*source_schema_statements())
+    samples, measurements = lab_data.generate(SAMPLES)
+    with db.connect() as connection:
+        lab_data.insert(connection, samples, measurements)
+    first = feed_of(db.materialize_all())
+    assert first["change_feed"] == "scan" and "no binlog position recorded yet" in first["change_feed_reason"]
+    assert db.query(f"SELECT COUNT(*) FROM {CHANGE_FEED_POSITION}") == [(1,)]
+    yield db
+    dispose_engines()
+    with server.connect() as connection, connection.cursor() as cursor:
+        cursor.execute(f"DROP DATABASE {db.name}")
+
+
+def feed_of(result) -> dict[str, str]:
+    """The change-feed metadata of the run's sample_lineage materialization."""
+    (event,) = [
+        e for e in result.get_asset_materialization_events() if e.asset_key.to_user_string() == "sample_lineage"
+    ]
+    metadata = event.materialization.metadata
+    return {k: str(metadata[k].value) for k in ("change_feed", "change_feed_reason") if k in metadata}
+
+
+def refreshed_exactly(db: PrivateLab, tags=None) -> dict[str, str]:
+    result = db.materialize_all(tags=tags)
+    with db.connect() as connection:
+        assert_flat_table_is_exact(connection)
+    assert_refresh_state_is_exact(db)
+    return feed_of(result)
+
+
+def rows_read(db: PrivateLab) -> int:
+    """Rows the server's handlers read so far (MariaDB has no Innodb_rows_read): index lookups,
+    index and table scans, on every table of the private server."""
+    rows = db.query(
+        "SHOW GLOBAL STATUS WHERE Variable_name IN"
+        " ('Handler_read_first', 'Handler_read_key', 'Handler_read_last', 'Handler_read_next',"
+        " 'Handler_read_prev', 'Handler_read_rnd', 'Handler_read_rnd_next')"
+    )
+    assert len(rows) == 7
+    return sum(int(value) for _, value in rows)
+
+
+@pytest.mark.parametrize("change", lab_data.CHANGES, ids=lambda c: c.__name__)
+def test_each_change_kind_refreshed_through_the_binlog_is_exact(lab, change):
+    change(lab)
+    feed = refreshed_exactly(lab)
+    assert feed["change_feed"] == "binlog", feed
+    # Nothing new: the next refresh reads the binlog and finds no sample.
+    assert refreshed_exactly(lab)["change_feed_reason"].startswith("0 sample ids")
+
+
+def test_a_one_value_refresh_reads_rows_in_proportion_to_the_change(lab, monkeypatch):
+    """Rows read by a refresh with one changed value: through the binlog, no bucket-sum scan of
+    either source; the scan path reads each source whole to find the change."""
+    source_rows = lab.query("SELECT (SELECT COUNT(*) FROM samples) + (SELECT COUNT(*) FROM sample_measurements)")[0][0]
+    lab.execute("UPDATE sample_measurements SET value = value + 1 WHERE sample_id = 2 AND measurement_type = 'ph'")
+    before = rows_read(lab)
+    assert refreshed_exactly(lab)["change_feed"] == "binlog"
+    by_feed = rows_read(lab) - before
+    monkeypatch.setenv("LAB_CHANGE_FEED", "scan")
+    lab.execute("UPDATE sample_measurements SET value = value + 1 WHERE sample_id = 3 AND measurement_type = 'ph'")
+    before = rows_read(lab)
+    assert refreshed_exactly(lab)["change_feed"] == "scan"
+    by_scan = rows_read(lab) - before
+    # The comparison itself (assert_refresh_state_is_exact) reads the tables whole: measured
+    # between the runs, so only the refreshes count.
+    assert by_scan >= source_rows, (by_scan, source_rows)
+    assert by_scan - by_feed >= source_rows, (by_feed, by_scan, source_rows)
+
+
+def test_truncate_and_reload_falls_back_to_a_scan_and_the_feed_resumes(lab):
+    lab.execute("SET foreign_key_checks = 0", "TRUNCATE TABLE sample_measurements", "SET foreign_key_checks = 1")
+    lab.execute("INSERT INTO sample_measurements VALUES (2, 'ph', 6.5), (5, 'vol', 12)")
+    feed = refreshed_exactly(lab)
+    assert feed["change_feed"] == "scan" and "TRUNCATE" in feed["change_feed_reason"].upper(), feed
+    lab.execute("UPDATE samples SET experiment_id = 9 WHERE id = 4")
+    assert refreshed_exactly(lab)["change_feed"] == "binlog"
+
+
+def test_a_statement_format_write_falls_back_to_a_scan(lab):
+    lab.execute(
+        "SET SESSION binlog_format = 'STATEMENT'",
+        "UPDATE sample_measurements SET value = 1 WHERE sample_id = 9",
+    )
+    feed = refreshed_exactly(lab)
+    assert feed["change_feed"] == "scan", feed
+
+
+def test_a_full_refresh_records_the_position_before_it_reads(lab):
+    feed = refreshed_exactly(lab, tags={"lab_assets/refresh": "full"})
+    assert feed["change_feed"] == "scan" and "full refresh" in feed["change_feed_reason"]
+    lab.execute("INSERT INTO samples (parent_id, experiment_id) VALUES (1, 1)")
+    assert refreshed_exactly(lab)["change_feed"] == "binlog"
+
+
+def test_an_account_without_the_grants_scans_under_auto_and_stops_under_binlog(lab, server, monkeypatch):
+    account = "feed_select_only"
+    with server.connect() as connection, connection.cursor() as cursor:
+        cursor.execute(f"CREATE USER IF NOT EXISTS '{account}'@'%'")
+        cursor.execute(f"GRANT ALL ON {lab.name}.* TO '{account}'@'%'")
+    url = sa.make_url(lab.url).set(username=account).render_as_string(hide_password=False)
+    narrow = PrivateLab(lab.name, server=lab.server)
+    monkeypatch.setattr(PrivateLab, "url", property(lambda self: url))
+    lab.execute("UPDATE samples SET experiment_id = 7 WHERE id = 5")
+    with pytest.raises(Failure, match="REPLICATION SLAVE"):
+        narrow.materialize_all()
+    monkeypatch.setenv("LAB_CHANGE_FEED", "auto")
+    feed = refreshed_exactly(narrow)
+    assert feed["change_feed"] == "scan" and "REPLICATION SLAVE" in feed["change_feed_reason"], feed
+    with server.connect() as connection, connection.cursor() as cursor:
+        cursor.execute(f"DROP USER '{account}'@'%'")
+
+
+def test_the_sensor_ticks_on_the_binlog_and_its_periodic_check_repairs_a_feed_miss(lab, tmp_path):
+    with DagsterInstance.ephemeral() as instance:
+        ticker = Ticker(lab, instance)
+        requests, skip = ticker.tick()  # the first tick: its periodic check finds the tables exact
+        assert requests == [] and "periodic full check: the tables match" in str(skip)
+        requests, skip = ticker.tick()
+        assert requests == [] and "no change to the source tables (binlog read" in str(skip)
+        lab.execute("DELETE FROM sample_measurements WHERE sample_id = 12")
+        requests, _ = ticker.tick()
+        assert len(requests) == 1 and requests[0].run_key.startswith("binlog ")
+        refreshed_exactly(lab, tags=requests[0].tags)
+        assert ticker.tick()[0] == []
+        # A change the binlog never saw (a session without binary logging): only the audit sees it.
+        lab.execute("SET SESSION sql_log_bin = 0", "UPDATE samples SET experiment_id = 42 WHERE id = 7")
+        assert ticker.tick()[0] == []
+        cursor = lab_data_cursor_due(ticker)
+        ticker.cursor = cursor
+        requests, _ = ticker.tick()
+        assert len(requests) == 1 and requests[0].tags[CHANGE_FEED_TAG] == CHANGE_FEED_SCAN
+        feed = refreshed_exactly(lab, tags=requests[0].tags)
+        assert feed["change_feed"] == "scan" and "did not name" in feed["change_feed_reason"]
+
+
+def lab_data_cursor_due(ticker: Ticker) -> str:
+    """The ticker's cursor with its periodic check due now."""
+    from lab_assets.sensor.decisions import SensorCursor
+
+    cursor = SensorCursor.parse(ticker.cursor)
+    cursor.last_full_check = 0.0
+    return cursor.serialize()
