@@ -78,12 +78,14 @@ import pymysql
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-# Run as a script, Python puts bench/ first on sys.path, where ``bench`` would be bench.py itself;
-# from the checkout's root, ``bench`` is this folder and ``bench.bench`` the benchmark script.
+# Run as a script, Python puts bench/ first on sys.path, where ``bench`` would be bench.py;
+# from the checkout's root, ``bench`` is this folder and ``bench.lib`` the benchmarks' library.
 sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != HERE]
 sys.path.insert(0, str(ROOT))
 
-from bench.bench import FINISHED_STEP, MATERIALIZE_ALL, connect, database_url, prepare_database  # noqa: E402
+from bench.lib.data import prepare_database  # noqa: E402
+from bench.lib.runs import FINISHED_STEP, MATERIALIZE_ALL  # noqa: E402
+from bench.lib.server import connect, database_url  # noqa: E402
 
 # The lab's writes: no-op updates of one sample's rows that still take each row's X lock.
 LAB_UPDATES = (

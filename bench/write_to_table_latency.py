@@ -5,7 +5,7 @@ and daemon, the source-change sensor on) runs against a bench database; a "lab" 
 value at a time and polls ``experiment_measurements`` until the cell shows it:
 
 1. ``bench_latency_<size>`` holds the source schema, the 20 fixed samples and ``size`` generated
-   samples (bench/bench.py's ``prepare_database``; ``--reuse`` keeps it when its sample count is
+   samples (bench/lib/data.py's ``prepare_database``; ``--reuse`` keeps it when its sample count is
    right). It is a database of its own, not ``bench_<size>``, because bench/bench.py drops and
    rebuilds the tables of ``bench_<size>``, and other sessions may run it on the same server. The
    tables are built once with the CLI contract (``dagster asset materialize -m
@@ -32,7 +32,7 @@ value at a time and polls ``experiment_measurements`` until the cell shows it:
    (information_schema only), ticks that summed the sources (a change seen: one scan of each
    source table), ticks skipped because a refresh was in progress.
 6. ``make dev`` is stopped, and the flat table is verified whole against the independent
-   recomputation (bench/bench.py ``verify_tables_whole``).
+   recomputation (bench/lib/verify.py ``verify_tables_whole``).
 
 Prints the per-change table and p50 / p95 / max of the seconds from commit to seen, with the
 medians of each part; ``--markdown FILE`` writes the same as Markdown for bench/RESULTS.md
@@ -65,19 +65,15 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-# Run as a script, Python puts bench/ first on sys.path, where ``bench`` would be bench.py itself;
-# from the checkout's root, ``bench`` is this folder and ``bench.bench`` the benchmark script.
+# Run as a script, Python puts bench/ first on sys.path, where ``bench`` would be bench.py;
+# from the checkout's root, ``bench`` is this folder and ``bench.lib`` the benchmarks' library.
 sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != HERE]
 sys.path.insert(0, str(ROOT))
 
-from bench.bench import (  # noqa: E402
-    SEED_ROWS,
-    connect,
-    database_url,
-    lab_assets_cli_build,
-    prepare_database,
-    verify_tables_whole,
-)
+from bench.lib.data import SEED_ROWS, prepare_database  # noqa: E402
+from bench.lib.runs import lab_assets_cli_build  # noqa: E402
+from bench.lib.server import connect, database_url  # noqa: E402
+from bench.lib.verify import verify_tables_whole  # noqa: E402
 from lab_assets_tests.webserver import _default_sigint, _free_port  # noqa: E402
 
 POLL_SECONDS = 0.15
