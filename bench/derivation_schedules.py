@@ -23,11 +23,11 @@ from pathlib import Path
 import pymysql
 
 HERE = Path(__file__).resolve().parent
-# As in write_to_table_latency.py: from the checkout's root, ``bench.bench`` is the benchmark script.
+# As in bench.py: from the checkout's root, ``bench.lib`` is the benchmarks' library.
 sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != HERE]
 sys.path.insert(0, str(HERE.parent))
 
-from bench.bench import connect as server_connect  # noqa: E402
+from bench.lib.server import connect as server_connect  # noqa: E402
 from lab_assets.catalog.sql import measurement_type_catalog_select  # noqa: E402
 from lab_assets.digests.sql import DIGEST_TABLE_DEFINITION, measurement_digest_select  # noqa: E402
 from lab_assets.lineage.sql import LINEAGE_TABLE, lineage_bulk_build  # noqa: E402

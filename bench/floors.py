@@ -5,14 +5,14 @@ The targets: a full refresh with every check at most 0.6x the plain-SQL referenc
 the same server and the same ``<prefix>_<size>`` database, in rounds that each time every item
 below once, in this order:
 
-- **reference**: ``bench.reference_build`` (one recursive CTE, one MAX(CASE) pivot, one
+- **reference**: ``bench.lib.reference.reference_build`` (one recursive CTE, one MAX(CASE) pivot, one
   INSERT ... SELECT);
 - **chunked plain SQL**: the same statements with no checks, no refresh state and no Dagster:
   the walk once into a keyed scratch table, then the pivot ``INSERT ... SELECT`` per range of
   50,000 sample ids (lab_assets' chunk width), on one connection and on two (the server's
   cores). The cheapest way we know to build the table at all;
 - **full refresh**: ``dagster asset materialize -m lab_assets.definitions --select '*'`` as a cold
-  process after the outputs are dropped (``bench.lab_assets_cli_build``);
+  process after the outputs are dropped (``bench.lib.runs.lab_assets_cli_build``);
 - **no-op refresh**: the sensor's job ``lab_refresh`` as a cold process with nothing changed,
   on the same database (what every refresh pays before its first changed row) and on a
   ``<prefix>_0`` database holding only the 20 seed samples, with its seconds outside its two
@@ -48,20 +48,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-# As in write_to_table_latency.py: from the checkout's root, ``bench.bench`` is the benchmark script.
+# As in bench.py: from the checkout's root, ``bench.lib`` is the benchmarks' library.
 sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != HERE]
 sys.path.insert(0, str(HERE.parent))
 
-from bench.bench import (  # noqa: E402
-    MATERIALIZE_ALL,
-    REFRESH_JOB,
-    connect,
-    drop_outputs,
-    lab_assets_cli_build,
-    parse_size,
-    prepare_database,
-    reference_build,
-)
+from bench.lib.data import drop_outputs, parse_size, prepare_database  # noqa: E402
+from bench.lib.reference import reference_build  # noqa: E402
+from bench.lib.runs import MATERIALIZE_ALL, REFRESH_JOB, lab_assets_cli_build  # noqa: E402
+from bench.lib.server import connect  # noqa: E402
 from lab_assets.sql.bulk import DEFAULT_CHUNK_WIDTH, key_ranges  # noqa: E402
 
 CHUNKED_TABLE = "experiment_measurements_chunked"

@@ -62,231 +62,30 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
-import random
-import subprocess
 import sys
-import tempfile
-import threading
 import time
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
-
-import pymysql
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-# Run as a script, Python puts bench/ first on sys.path, where ``bench`` would be bench.py itself;
-# from the checkout's root, ``bench`` is this folder and ``bench.bench`` the benchmark script.
+# Run as a script, Python puts bench/ first on sys.path, where ``bench`` would be bench.py;
+# from the checkout's root, ``bench`` is this folder and ``bench.lib`` the benchmarks' library.
 sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != HERE]
 sys.path.insert(0, str(ROOT))
 
-from bench.bench import FINISHED_STEP, MATERIALIZE_ALL, connect, database_url, prepare_database  # noqa: E402
-
-# The lab's writes: no-op updates of one sample's rows that still take each row's X lock.
-LAB_UPDATES = (
-    (
-        "sample_measurements",
-        "UPDATE sample_measurements SET value = value + 0 WHERE sample_id = %s AND measurement_type = 'vol'",
-    ),
-    ("samples", "UPDATE samples SET ts = ts WHERE id = %s"),
+from bench.lib.checkouts import checkout_dagster, output_tables, revision, run_build  # noqa: E402
+from bench.lib.data import prepare_database  # noqa: E402
+from bench.lib.lab_writer import (  # noqa: E402
+    LAB_LOCK_WAIT_TIMEOUT_SECONDS,
+    LAB_UPDATES,
+    LabWriter,
+    OpenTransaction,
+    latency_summary,
 )
-LAB_LOCK_WAIT_TIMEOUT_SECONDS = 50
+
 WRITER_LEAD_SECONDS = 2.0  # the writer runs this long before the build starts and after it ends
-FULL_REFRESH_TAGS = {"lab_assets/refresh": "full"}
-# `dagster asset materialize` takes no --tags: the implicit asset job has the same selection ('*').
-FULL_REFRESH = ("job", "execute", "-m", "lab_assets.definitions", "-j", "__ASSET_JOB")
-LOST_CONNECTION = {2006, 2013, 2014}
-SOURCE_TABLES = ("samples", "sample_measurements")
-
-
-@dataclass
-class Statement:
-    table: str
-    at: float  # perf_counter() when it started
-    seconds: float
-    error: str | None = None
-
-
-class OpenTransaction:
-    """Another lab session's open transaction: X locks on a few samples' rows in both source
-    tables, held until :meth:`close` rolls it back."""
-
-    def __init__(self, database: str, first_id: int, last_id: int) -> None:
-        self.samples = sorted({first_id, (first_id + last_id) // 2, last_id})
-        self.connection = connect(database)
-        ids = ", ".join(map(str, self.samples))
-        with self.connection.cursor() as cursor:
-            cursor.execute("SET SESSION wait_timeout = 86400")
-            cursor.execute("START TRANSACTION")
-            cursor.execute(f"UPDATE samples SET ts = ts WHERE id IN ({ids})")
-            cursor.execute(f"UPDATE sample_measurements SET value = value + 0 WHERE sample_id IN ({ids})")
-
-    def close(self) -> None:
-        self.connection.rollback()
-        self.connection.close()
-
-
-class LabWriter(threading.Thread):
-    """The lab system: a pair of no-op row UPDATEs every ``interval`` seconds, each timed; the
-    samples in ``avoid`` (held by an open transaction) are left alone."""
-
-    def __init__(self, database: str, interval: float, seed: int, avoid: frozenset[int] = frozenset()) -> None:
-        super().__init__(name="lab-writer", daemon=True)
-        self.database = database
-        self.interval = interval
-        self.random = random.Random(seed)
-        self.stop = threading.Event()
-        self.avoid = avoid
-        self.statements: list[Statement] = []
-        self.connection = self._connect()
-        with self.connection.cursor() as cursor:
-            cursor.execute("SELECT MIN(id), MAX(id) FROM samples")
-            row = cursor.fetchone()
-            assert row is not None and row[0] is not None, f"{database}.samples is empty"
-            self.first_id, self.last_id = int(row[0]), int(row[1])
-            try:
-                cursor.execute("SELECT @@session.transaction_isolation")
-            except pymysql.MySQLError:  # MariaDB before 11.1 has only tx_isolation
-                cursor.execute("SELECT @@session.tx_isolation")
-            isolation = cursor.fetchone()
-            self.isolation = str(isolation[0]) if isolation else "?"
-
-    def _connect(self) -> pymysql.connections.Connection:
-        connection = connect(self.database)  # autocommit
-        with connection.cursor() as cursor:
-            cursor.execute(f"SET SESSION innodb_lock_wait_timeout = {LAB_LOCK_WAIT_TIMEOUT_SECONDS}")
-        return connection
-
-    def run(self) -> None:
-        next_at = time.perf_counter()
-        try:
-            while not self.stop.is_set():
-                sample_id = self.random.randint(self.first_id, self.last_id)
-                if sample_id in self.avoid:
-                    continue
-                for table, sql in LAB_UPDATES:
-                    self._timed(table, sql, sample_id)
-                next_at += self.interval
-                now = time.perf_counter()
-                if next_at < now:  # a held-up pair: carry on from now, no burst of catch-up writes
-                    next_at = now
-                self.stop.wait(next_at - now)
-        finally:
-            self.connection.close()
-
-    def _timed(self, table: str, sql: str, sample_id: int) -> None:
-        started = time.perf_counter()
-        error = None
-        try:
-            with self.connection.cursor() as cursor:
-                cursor.execute(sql, (sample_id,))
-        except pymysql.MySQLError as exc:
-            code = exc.args[0] if exc.args else None
-            error = f"{code} {exc.args[1] if len(exc.args) > 1 else exc}"
-            if code in LOST_CONNECTION or not self.connection.open:
-                if self.connection.open:
-                    self.connection.close()
-                self.connection = self._connect()
-        self.statements.append(Statement(table, started, time.perf_counter() - started, error))
-
-
-@dataclass
-class Build:
-    command: list[str]
-    started: float  # perf_counter()
-    seconds: float
-    exit_code: int
-    log_path: Path
-    steps: dict[str, float]
-
-
-def checkout_dagster(repo: Path) -> Path:
-    """The checkout's own console script, refused when it would run another venv's interpreter
-    (a venv copied from another worktree keeps that worktree's shebang and editable install)."""
-    dagster = repo / ".venv" / "bin" / "dagster"
-    if not dagster.exists():
-        raise SystemExit(f"{dagster} does not exist: create the checkout's venv (make install in {repo})")
-    shebang = dagster.read_text().splitlines()[0]
-    interpreter = Path(shebang[2:].strip())
-    if interpreter.parent.resolve() != dagster.parent.resolve():
-        raise SystemExit(f"{dagster} starts {shebang!r}, not {dagster.parent}/python; recreate that venv")
-    return dagster
-
-
-def revision(repo: Path) -> str:
-    """Short commit of the checkout, ``+dirty`` when its tracked files differ from it."""
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(repo), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "?"
-    return commit + ("+dirty" if dirty else "")
-
-
-def output_tables(database: str) -> list[str]:
-    """Tables of ``database`` other than the two sources (lab_assets' own, from earlier builds)."""
-    with connect() as connection, connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s"
-            " AND table_name NOT IN (%s, %s) ORDER BY table_name",
-            (database, *SOURCE_TABLES),
-        )
-        return [str(row[0]) for row in cursor.fetchall()]
-
-
-def run_build(repo: Path, database: str, full: bool, log_path: Path) -> Build:
-    """One lab_assets build: the checkout's CLI as a cold process, cwd the checkout."""
-    dagster = checkout_dagster(repo)
-    arguments = [*FULL_REFRESH, "--tags", json.dumps(FULL_REFRESH_TAGS)] if full else list(MATERIALIZE_ALL)
-    command = [str(dagster), *arguments]
-    with tempfile.TemporaryDirectory(prefix="lab_writer_delay_dagster_home_") as home:
-        env = {**os.environ, "LAB_DB_URL": database_url(database), "DAGSTER_HOME": home}
-        # Outputs go to bench_<size> itself, and only the checkout's own code is imported.
-        for name in ("LAB_OUTPUT_DATABASE", "PYTHONPATH"):
-            env.pop(name, None)
-        with log_path.open("w") as log:
-            started = time.perf_counter()
-            exit_code = subprocess.run(
-                command, env=env, cwd=repo, stdout=log, stderr=subprocess.STDOUT, check=False
-            ).returncode
-            seconds = time.perf_counter() - started
-    steps: dict[str, float] = {}
-    for line in log_path.read_text().splitlines():
-        finished = FINISHED_STEP.search(line)
-        if finished:
-            value = float(finished.group("value")) / (1000 if finished.group("unit") == "ms" else 1)
-            steps[finished.group("step")] = round(value, 2)
-    return Build(command, started, seconds, exit_code, log_path, steps)
-
-
-def percentile(ordered: list[float], share: float) -> float:
-    """Nearest-rank percentile of an ascending list (0 for none)."""
-    if not ordered:
-        return 0.0
-    return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
-
-
-def latency_summary(statements: list[Statement]) -> dict[str, float | int]:
-    ordered = sorted(s.seconds * 1000 for s in statements)
-    return {
-        "updates": len(ordered),
-        "max_ms": round(ordered[-1], 1) if ordered else 0.0,
-        "p99_ms": round(percentile(ordered, 0.99), 1),
-        "p50_ms": round(percentile(ordered, 0.50), 1),
-        "over_100ms": sum(1 for ms in ordered if ms > 100),
-        "over_1s": sum(1 for ms in ordered if ms > 1000),
-        "errors": sum(1 for s in statements if s.error),
-    }
 
 
 def main() -> None:
