@@ -45,9 +45,10 @@ GRANT SELECT ON \`${MYSQL_DATABASE}\`.\`samples\` TO ${lab_assets};
 GRANT SELECT ON \`${MYSQL_DATABASE}\`.\`sample_measurements\` TO ${lab_assets};
 -- Its own tables: staging tables, swaps, indexes, writes (OUTPUT_PRIVILEGES).
 GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, ALTER, INDEX ON \`${output_pattern}\`.* TO ${lab_assets};
--- The binlog change feed, once lab_assets reads one, goes here: it needs the global
--- REPLICATION SLAVE and REPLICATION CLIENT privileges (ON *.*), which let an account read every
--- change on the server. Not granted before that code exists.
+-- The binlog change feed (LAB_CHANGE_FEED, default auto): reading the binlog and its position
+-- takes these two global privileges; MySQL 8 writes a ROW binlog by default. Revoke them (or set
+-- LAB_CHANGE_FEED=scan) to have lab_assets scan the two tables instead.
+GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO ${lab_assets};
 
 -- Dagster storage (DAGSTER_MYSQL_URL): runs, event logs, schedules, sensor ticks; dagster-mysql
 -- creates and migrates its tables there.
