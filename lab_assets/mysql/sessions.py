@@ -62,8 +62,8 @@ def parse_url(url: str, variable: str = LAB_DB_URL_ENV) -> sa.URL:
         ) from None
     if parsed.drivername not in DRIVERS:
         raise LabUrlError(
-            f"{variable} ({shown(parsed)}) starts with {parsed.drivername}://, a driver lab_assets cannot use:"
-            f" write mysql+pymysql:// (lab_assets reaches MySQL and MariaDB through PyMySQL)."
+            f"{variable} ({shown(parsed)}) starts with {parsed.drivername}://, a driver lab_assets cannot use: check"
+            f" the scheme, which must be mysql+pymysql:// (lab_assets reaches MySQL and MariaDB through PyMySQL)."
         )
     return parsed
 
