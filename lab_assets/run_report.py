@@ -30,11 +30,6 @@ class RunReport:
     def failed_error_checks(self) -> list[AssetCheckEvaluation]:
         return [e for e in self.failed_checks if e.severity == AssetCheckSeverity.ERROR]
 
-    @property
-    def ok(self) -> bool:
-        """No step failed and no check of ERROR severity failed (WARN checks do not count)."""
-        return not self.failed_steps and not self.failed_error_checks
-
     def checks_line(self) -> str:
         """One line: ``N checks failed: <name> on <asset> (<n> offenders, ERROR); ...``, how many
         passed, and, when a step failed, how many were not evaluated (never "0 passed" as if fine)."""
