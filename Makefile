@@ -5,7 +5,7 @@ VENV := .venv
 export LAB_DB_URL ?= mysql+pymysql://root@127.0.0.1:3306/lab
 export DAGSTER_HOME ?= $(CURDIR)/dagster_home
 
-.PHONY: install run test test-unit lint format typecheck bench
+.PHONY: install run audit test test-unit lint format typecheck bench
 install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	@echo "installing lab_assets and its pinned dependencies into $(VENV) (about a minute, once)"
@@ -14,11 +14,18 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install --quiet -e '.[test]'
 	touch $@
 
+# The demo database (the 20 fixed samples) is created only for the default LAB_DB_URL, or for
+# another URL's missing database with `make run DEMO=1`. run and audit exit non-zero when a step
+# or a check of ERROR severity fails (for cron and CI).
 run: install
 	mkdir -p $(DAGSTER_HOME)
-	$(VENV)/bin/python -m lab_assets.local_lab create-if-missing
+	$(VENV)/bin/python -m lab_assets.local_lab create-if-missing $(if $(DEMO),--demo)
 	$(VENV)/bin/python -m lab_assets.local_lab materialize
 	$(VENV)/bin/python -m lab_assets.local_lab show
+
+audit: install
+	mkdir -p $(DAGSTER_HOME)
+	$(VENV)/bin/python -m lab_assets.local_lab audit
 
 # The UI: webserver and daemon (the daemon runs the sensor and the queued runs) on
 # http://127.0.0.1:$(DAGSTER_PORT), on the instance `make run` records its runs in (DAGSTER_HOME),
@@ -27,7 +34,7 @@ DAGSTER_PORT ?= 3000
 .PHONY: dev
 dev: install
 	mkdir -p $(DAGSTER_HOME)
-	$(VENV)/bin/python -m lab_assets.local_lab create-if-missing
+	$(VENV)/bin/python -m lab_assets.local_lab create-if-missing $(if $(DEMO),--demo)
 	$(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(DAGSTER_PORT)
 
 test: install

@@ -18,7 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from dagster import materialize
+from dagster import Failure, materialize
 
 from lab_assets.defs.assets import LAB_ASSETS
 from lab_assets.io_manager import MySQLIOManager
@@ -206,11 +206,14 @@ def _failure(result) -> str:
 
 
 def _connection_error(url: str) -> str:
-    """The message of the error lab_assets' own connection raises for ``url``."""
-    with pytest.raises(sa.exc.OperationalError) as raised:
+    """The sentence lab_assets' own connection raises for ``url`` (naming LAB_DB_URL), then the
+    driver's error it chains."""
+    with pytest.raises(Failure) as raised:
         with MySQLResource(url=url).connect() as connection:
             connection.exec_driver_sql("SELECT 1")
-    return str(raised.value)
+    assert isinstance(raised.value.__cause__, sa.exc.OperationalError)
+    assert (raised.value.description or "").startswith("LAB_DB_URL (")
+    return f"{raised.value.description}\n{raised.value.__cause__}"
 
 
 def _cipher(url: str) -> str:

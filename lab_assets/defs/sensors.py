@@ -5,6 +5,7 @@ import time
 from dagster import (
     DagsterRunStatus,
     DefaultSensorStatus,
+    Failure,
     RunRequest,
     RunsFilter,
     SensorEvaluationContext,
@@ -108,8 +109,15 @@ def _from_the_binlog(
     " its first tick starts nothing when the tables already match the sources.",
 )
 def lab_source_change_sensor(context: SensorEvaluationContext, mysql: MySQLResource):
-    with explaining():  # a server error of the tick names its setting (a connection limit, a grant)
-        return _evaluated(context, mysql)
+    """A URL or connection problem (``Failure``: the sentence naming LAB_DB_URL and what to check)
+    is the tick's skip reason, not a failed tick: the daemon ticks every 5 s, and a traceback each
+    time would bury the one sentence that says how to fix it. The cursor is kept, so the first tick
+    after the fix compares with what was seen before."""
+    try:
+        with explaining():  # a server error of the tick names its setting (a connection limit, a grant)
+            return _evaluated(context, mysql)
+    except Failure as failure:
+        return SkipReason(failure.description or str(failure))
 
 
 def _evaluated(context: SensorEvaluationContext, mysql: MySQLResource):

@@ -1,5 +1,6 @@
-"""Server errors whose cause is usually a setting or a grant, explained in one sentence that
-names it (the original error chained)."""
+"""Errors explained in one sentence: a connection that could not be opened (what failed, for
+the URL in LAB_DB_URL with its password hidden, and what to check), and server errors whose cause
+is usually a setting or a grant (named). The original error is chained by the caller."""
 
 from __future__ import annotations
 
@@ -9,7 +10,14 @@ from contextlib import contextmanager
 import pymysql
 from sqlalchemy.engine import Connection
 
-from lab_assets.mysql.sessions import SESSION_WAIT_TIMEOUT_SECONDS, is_mariadb
+from lab_assets.mysql.sessions import (
+    LAB_DB_URL_ENV,
+    SESSION_WAIT_TIMEOUT_SECONDS,
+    LabUrlError,
+    is_mariadb,
+    parse_url,
+    shown,
+)
 
 # Server errors whose cause is usually a server setting or a grant, with what to look at.
 _LIKELY_CAUSES = {
@@ -114,3 +122,80 @@ def explaining(connection: Connection | None = None) -> Iterator[None]:
         if clearer is error:
             raise
         raise clearer from error
+
+
+UNKNOWN_DATABASE = 1049
+_CANNOT_CONNECT = 2003  # PyMySQL: any socket error while connecting, the reason in parentheses
+_UNKNOWN_HOST = (
+    "Name or service not known",
+    "nodename nor servname",
+    "Temporary failure in name resolution",
+    "No address associated",
+    "getaddrinfo failed",
+    "Errno -2]",
+    "Errno -3]",
+    "Errno -5]",
+)
+_ENCODED = "the password URL-encoded if it holds @ : / % # ? or spaces"
+
+
+def connection_problem(error: BaseException, url: str) -> str:
+    """One sentence for an error raised while opening a connection to ``url`` (LAB_DB_URL): the
+    variable and the URL with its password hidden, what failed (refused, unknown host, timed out,
+    access denied, unknown database, a driver lab_assets cannot use) and what to check. Errors of
+    statements on an open connection are :func:`explained` instead."""
+    if isinstance(error, LabUrlError):
+        return str(error)  # names the variable and hides the password already
+    try:
+        parsed = parse_url(url)
+    except LabUrlError as url_error:
+        return str(url_error)
+    server = f"{parsed.host or 'localhost'}:{parsed.port or 3306}"
+    start = f"{LAB_DB_URL_ENV} ({shown(parsed)}): "
+    code = server_error_code(error)
+    message = _server_message(error)
+    reason = message[message.find("(") + 1 : -1] if code == _CANNOT_CONNECT and message.endswith(")") else message
+    if code == _CANNOT_CONNECT and "Connection refused" in reason:
+        return (
+            start + f"nothing accepts connections on {server} (connection refused): check that the server runs"
+            " and listens on that host and port."
+        )
+    if code == _CANNOT_CONNECT and any(text in reason for text in _UNKNOWN_HOST):
+        return start + f"the host name {parsed.host} is unknown (it does not resolve): check the host in the URL."
+    if code == _CANNOT_CONNECT and "timed out" in reason:
+        return (
+            start + f"{server} did not answer within 10 s (timed out): check the host and port, and that no"
+            " firewall drops the connection."
+        )
+    if code == _CANNOT_CONNECT:
+        return start + f"could not connect to {server} ({reason}): check the host, port and TLS options of the URL."
+    if code == 1045:
+        return (
+            start + f"{server} refused the account ({message}): check the user name and password ({_ENCODED}),"
+            " and that the account may connect from this host."
+        )
+    if code == UNKNOWN_DATABASE:
+        return (
+            start + f"{server} has no database {parsed.database} (unknown database): check the name in the"
+            " URL, or create it with the lab's samples and sample_measurements tables (or, to try lab_assets"
+            " out, let make run DEMO=1 create it as a demo database with 20 samples)."
+        )
+    if code == 1044:
+        return (
+            start + f"the account may not use database {parsed.database} on {server} ({message}): check the"
+            " name in the URL, or grant the account SELECT on it (README.md, 'Pointing lab_assets at a"
+            " production lab system')."
+        )
+    clearer = explained(error)  # a limit or setting met while opening (max_connections, an hourly limit)
+    if clearer is not error:
+        return start + str(clearer)
+    if isinstance(error, ImportError) or type(error).__name__ == "NoSuchModuleError":
+        return start + f"its driver cannot be loaded ({message}): reinstall lab_assets (pip install -e .)."
+    return start + f"could not connect to {server} ({type(error).__name__}: {message}): check the URL."
+
+
+def _server_message(error: BaseException) -> str:
+    """The driver's text of ``error`` without its error number (PyMySQL's ``args[1]``)."""
+    original = getattr(error, "orig", error)
+    args = getattr(original, "args", ())
+    return str(args[1]) if len(args) > 1 and isinstance(args[0], int) else str(original)

@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, Failure
 from pydantic import Field
 from sqlalchemy.engine import Connection
 
@@ -19,8 +19,10 @@ from lab_assets.mysql.catalog import (
     source_drift,
     table_columns,
 )
+from lab_assets.mysql.errors import connection_problem
 from lab_assets.mysql.sessions import (
     LAB_DB_URL_ENV,
+    LabUrlError,
     engine_for,
     is_mariadb,
     parse_url,
@@ -98,10 +100,15 @@ class MySQLResource(ConfigurableResource):
 
     @property
     def database(self) -> str:
-        parsed = parse_url(self.url)
+        """The URL's database; a URL lab_assets cannot use raises ``Failure`` with the sentence
+        that says why (:func:`lab_assets.mysql.sessions.parse_url`)."""
+        try:
+            parsed = parse_url(self.url)
+        except LabUrlError as error:
+            raise Failure(description=str(error)) from None  # the parse error may quote the password
         if not parsed.database:
-            raise ValueError(
-                f"{LAB_DB_URL_ENV} must name a database, e.g. mysql+pymysql://root@127.0.0.1:3306/lab "
+            raise Failure(
+                description=f"{LAB_DB_URL_ENV} must name a database, e.g. mysql+pymysql://root@127.0.0.1:3306/lab "
                 f"(got {parsed.render_as_string(hide_password=True)})"
             )
         return parsed.database
@@ -131,8 +138,19 @@ class MySQLResource(ConfigurableResource):
     @contextmanager
     def connect(self) -> Iterator[Connection]:
         """A connection of this resource's engine, with lab_assets' session settings
-        (:func:`session_settings`, applied where the engine opens each connection)."""
-        with engine_for(self.url, self.temp_table_memory_mb).connect() as connection:
+        (:func:`session_settings`, applied where the engine opens each connection). A connection
+        that cannot be opened raises ``Failure`` whose description is one sentence naming
+        LAB_DB_URL (password hidden), what failed and what to check
+        (:func:`lab_assets.mysql.errors.connection_problem`), the driver's error chained: the first
+        line a step failure, the sensor's skip reason and local_lab show. Only the opening is
+        translated: errors of statements keep their own explanations."""
+        try:
+            connection = engine_for(self.url, self.temp_table_memory_mb).connect()
+        except LabUrlError as error:
+            raise Failure(description=str(error)) from None  # the parse error may quote the password
+        except Exception as error:
+            raise Failure(description=connection_problem(error, self.url)) from error
+        with connection:
             yield connection
 
     def side_by_side(self, wanted: int) -> int:

@@ -28,14 +28,24 @@ _ENCODING_HINT = (
     " python -c 'import urllib.parse, getpass; print(urllib.parse.quote(getpass.getpass(), safe=\"\"))'"
     " (@ is %40, / is %2F, : is %3A, % is %25)."
 )
+# The SQLAlchemy drivers lab_assets connects through: PyMySQL only (its init_command carries the
+# session settings, and the error codes lab_assets explains are PyMySQL's).
+DRIVERS = ("mysql+pymysql", "mariadb+pymysql")
+
+
+class LabUrlError(ValueError):
+    """A URL lab_assets cannot use, said in one sentence naming its variable, with no part of the
+    password."""
 
 
 def parse_url(url: str, variable: str = LAB_DB_URL_ENV) -> sa.URL:
-    """The SQLAlchemy URL in ``url``; ``ValueError`` naming ``variable`` and how to encode a
-    password if it cannot be read unambiguously. No message shows any part of the password: a
-    parse error (which quotes the text it failed on) is replaced, and a URL with two ``@`` or an
-    odd host (an unencoded password split at its own ``@``, whose pieces would show up as host or
-    database names in connection errors) is refused before anything connects."""
+    """The SQLAlchemy URL in ``url``; :class:`LabUrlError` naming ``variable`` and how to encode a
+    password if it cannot be read unambiguously, or what to write if its scheme names a driver
+    lab_assets does not use (a typo such as ``mysql+pymsql://``, or ``mysql://``, which means
+    MySQLdb). No message shows any part of the password: a parse error (which quotes the text it
+    failed on) is replaced, and a URL with two ``@`` or an odd host (an unencoded password split at
+    its own ``@``, whose pieces would show up as host or database names in connection errors) is
+    refused before anything connects."""
     problem = None
     try:
         parsed = sa.make_url(url)
@@ -46,11 +56,21 @@ def parse_url(url: str, variable: str = LAB_DB_URL_ENV) -> sa.URL:
     elif parsed is not None and parsed.host and any(c in parsed.host for c in "@/:%"):
         problem = "its host name holds '@', '/', ':' or '%'"
     if parsed is None or problem is not None:
-        raise ValueError(
+        raise LabUrlError(
             f"{variable} is not a valid URL such as mysql+pymysql://user:password@host:3306/lab: {problem}."
             f" {_ENCODING_HINT}"
         ) from None
+    if parsed.drivername not in DRIVERS:
+        raise LabUrlError(
+            f"{variable} ({shown(parsed)}) starts with {parsed.drivername}://, a driver lab_assets cannot use: check"
+            f" the scheme, which must be mysql+pymysql:// (lab_assets reaches MySQL and MariaDB through PyMySQL)."
+        )
     return parsed
+
+
+def shown(url: sa.URL) -> str:
+    """``url`` as messages show it: the password as ``***``."""
+    return url.render_as_string(hide_password=True)
 
 
 _ENGINES: dict[tuple[str, int], Engine] = {}
