@@ -29,6 +29,8 @@ BUILD_LOCK_TABLE = "lab_build_lock"  # which build holds the output database's b
 # would be overwritten, so no source may be named so there.
 CHANGE_FEED_POSITION = "lab_change_feed_position"  # the binlog position the tables are exact up to
 CHANGE_FEED_IDS = "lab_change_feed_ids"  # a refresh's changed sample ids, as the binlog named them
+CATALOG_FACTS_TABLE = "lab_catalog_facts"  # what the catalog's last scan counted besides the catalog
+ORPHANS_TABLE = "lab_orphan_samples"  # sample ids with measurements but no sample, as last found whole
 OWN_TABLES = (
     MEASUREMENT_TYPES,
     SAMPLE_LINEAGE,
@@ -39,6 +41,8 @@ OWN_TABLES = (
     BUILD_LOCK_TABLE,
     CHANGE_FEED_POSITION,
     CHANGE_FEED_IDS,
+    CATALOG_FACTS_TABLE,
+    ORPHANS_TABLE,
 )
 
 # The tables derived from the two sources, in the order their outputs are written.

@@ -3,8 +3,9 @@ column name recorded for each type earlier."""
 
 from __future__ import annotations
 
-from lab_assets.names import COLUMN_NAMES_TABLE, SAMPLE_MEASUREMENTS, SAMPLES
+from lab_assets.names import CATALOG_FACTS_TABLE, COLUMN_NAMES_TABLE, MEASUREMENT_TYPES, SAMPLE_MEASUREMENTS, SAMPLES
 from lab_assets.sources.locations import SOURCE_COLUMNS, TableLocations
+from lab_assets.sql.statements import Column, TableDefinition
 
 SAMPLES_COLUMNS = SOURCE_COLUMNS[SAMPLES]
 MEASUREMENTS_COLUMNS = SOURCE_COLUMNS[SAMPLE_MEASUREMENTS]
@@ -46,3 +47,28 @@ LEFT JOIN {recorded} AS recorded
    = type_group.measurement_type COLLATE {collation}
 GROUP BY type_group.measurement_type, CAST(type_group.measurement_type AS BINARY), type_group.sample_count,
   type_group.measurement_count, type_group.repeated_measurements, type_group.several_spellings"""
+
+
+# What the catalog's scan counted besides the catalog (lab_assets.checks.evaluation.CatalogScan),
+# one row: kept with the catalog, so a refresh after which no measurement row came or went keeps
+# both without scanning sample_measurements again.
+CATALOG_FACTS = ("null_type_rows", "types_with_repeats", "types_with_several_spellings", "measurement_rows")
+CATALOG_FACTS_DEFINITION = TableDefinition(
+    columns=(Column("fact_row", "TINYINT NOT NULL"), *(Column(c, "BIGINT NOT NULL") for c in CATALOG_FACTS)),
+    primary_key=("fact_row",),
+)
+PUBLISHED_CATALOG_COLUMNS = ("measurement_type", "column_name", "sample_count", "measurement_count")
+
+
+def catalog_facts_replace(tables: TableLocations) -> str:
+    """The one row of facts, replaced (four bound values, in :data:`CATALOG_FACTS` order)."""
+    return f"REPLACE INTO {tables.qualified(CATALOG_FACTS_TABLE)} VALUES (1, %s, %s, %s, %s)"
+
+
+def catalog_facts_select(tables: TableLocations) -> str:
+    return f"SELECT {', '.join(CATALOG_FACTS)} FROM {tables.qualified(CATALOG_FACTS_TABLE)} WHERE fact_row = 1"
+
+
+def published_catalog_select(tables: TableLocations) -> str:
+    """The catalog as the last refresh published it."""
+    return f"SELECT {', '.join(PUBLISHED_CATALOG_COLUMNS)} FROM {tables.qualified(MEASUREMENT_TYPES)}"

@@ -8,12 +8,22 @@ import pandas as pd
 from dagster import DagsterLogManager, MetadataValue
 
 from lab_assets.catalog.naming import column_name_for_type
-from lab_assets.catalog.sql import measurement_type_catalog_select
+from lab_assets.catalog.sql import (
+    CATALOG_FACTS,
+    CATALOG_FACTS_DEFINITION,
+    PUBLISHED_CATALOG_COLUMNS,
+    catalog_facts_replace,
+    catalog_facts_select,
+    measurement_type_catalog_select,
+    published_catalog_select,
+)
 from lab_assets.checks.evaluation import CatalogScan
 from lab_assets.mysql.resource import MySQLResource
 from lab_assets.mysql.sessions import is_mariadb
 from lab_assets.names import (
+    CATALOG_FACTS_TABLE,
     COLUMN_NAMES_TABLE,
+    MEASUREMENT_TYPES,
     SAMPLE_MEASUREMENTS,
 )
 from lab_assets.sql.statements import Column, TableDefinition, no_pad_binary_collation
@@ -36,14 +46,22 @@ def column_names_definition(type_collation: str) -> TableDefinition:
     )
 
 
-def compute_measurement_type_catalog(log: DagsterLogManager, mysql: MySQLResource) -> DerivedTable:
+def compute_measurement_type_catalog(log: DagsterLogManager, mysql: MySQLResource, keep: bool = False) -> DerivedTable:
     """One row per distinct measurement type, as the source column's own collation groups them
     (its binary collation picks the representative spelling), with its column name and counts.
 
     Column names are a published interface: a type keeps the column it was first given
     (recorded in ``lab_measurement_columns``, never forgotten), also when a new spelling of it
     appears or it disappears and comes back; only a type seen for the first time is named by
-    :func:`column_name_for_type`, and that name is recorded before it is published."""
+    :func:`column_name_for_type`, and that name is recorded before it is published.
+
+    ``keep``: the binlog says no measurement row came or went (nor got another sample or type)
+    since the last refresh, so the catalog and its scan's counts are as published then: both are
+    kept, and sample_measurements is not scanned."""
+    if keep and (kept := _kept_catalog(mysql)) is not None:
+        assert isinstance(kept.value, pd.DataFrame)
+        log.info(f"{len(kept.value)} measurement types, kept: no measurement row came or went (binlog)")
+        return kept
     source = mysql.column(SAMPLE_MEASUREMENTS, "measurement_type")
     tables = mysql.tables
     recorded = tables.qualified(COLUMN_NAMES_TABLE)
@@ -51,7 +69,7 @@ def compute_measurement_type_catalog(log: DagsterLogManager, mysql: MySQLResourc
         type_collation = no_pad_binary_collation(is_mariadb(connection))
     definition = column_names_definition(type_collation)
     mysql.execute(definition.create_statement(tables.output_database, COLUMN_NAMES_TABLE, if_not_exists=True))
-    if mysql.column(COLUMN_NAMES_TABLE, "measurement_type").collation != type_collation:  # made before 2026-11-30
+    if mysql.column(COLUMN_NAMES_TABLE, "measurement_type").collation != type_collation:  # made by an older version
         mysql.execute(f"ALTER TABLE {recorded} MODIFY {definition.columns[0].definition()}")
     scanned = mysql.fetch_all(measurement_type_catalog_select(tables, str(source.character_set), str(source.collation)))
     rows = [r for r in scanned if r[0] is not None]
@@ -61,6 +79,10 @@ def compute_measurement_type_catalog(log: DagsterLogManager, mysql: MySQLResourc
         types_with_several_spellings=sum(1 for r in rows if r[4]),
         measurement_rows=sum(int(r[2]) for r in scanned),
     )
+    mysql.execute(
+        CATALOG_FACTS_DEFINITION.create_statement(tables.output_database, CATALOG_FACTS_TABLE, if_not_exists=True)
+    )
+    mysql.execute(catalog_facts_replace(tables), [getattr(scan, fact) for fact in CATALOG_FACTS])
     names = [r[5] or column_name_for_type(r[0]) for r in rows]
     new = [(r[0], name) for r, name in zip(rows, names, strict=True) if r[5] is None]
     if new:
@@ -79,4 +101,31 @@ def compute_measurement_type_catalog(log: DagsterLogManager, mysql: MySQLResourc
         }
     ).sort_values("column_name", ignore_index=True)
     log.info(f"{len(catalog)} measurement types: {', '.join(catalog['measurement_type'])}")
+    return _derived(catalog, scan)
+
+
+def _derived(catalog: pd.DataFrame, scan: CatalogScan) -> DerivedTable:
     return DerivedTable(catalog, metadata={"preview": MetadataValue.md(catalog.to_markdown(index=False))}, facts=scan)
+
+
+def _kept_catalog(mysql: MySQLResource) -> DerivedTable | None:
+    """The published catalog and its scan's facts, read back; None when either is missing or of
+    another layout (the catalog is then scanned)."""
+    tables = mysql.tables
+    if mysql.column_names(MEASUREMENT_TYPES)[: len(PUBLISHED_CATALOG_COLUMNS)] != list(PUBLISHED_CATALOG_COLUMNS):
+        return None
+    if mysql.column_names(CATALOG_FACTS_TABLE) != list(CATALOG_FACTS_DEFINITION.column_names):
+        return None
+    facts = mysql.fetch_all(catalog_facts_select(tables))
+    if len(facts) != 1:
+        return None
+    rows = mysql.fetch_all(published_catalog_select(tables))
+    catalog = pd.DataFrame(
+        {
+            "measurement_type": pd.Series([r[0] for r in rows], dtype=object),
+            "column_name": pd.Series([r[1] for r in rows], dtype=object),
+            "sample_count": pd.array([int(r[2]) for r in rows], dtype="int64"),
+            "measurement_count": pd.array([int(r[3]) for r in rows], dtype="int64"),
+        }
+    ).sort_values("column_name", ignore_index=True)
+    return _derived(catalog, CatalogScan(*(int(v) for v in facts[0])))

@@ -56,6 +56,9 @@ class FeedPlan:
     ids_table: str | None = None
     position: BinlogPosition | None = None
     changed: int | None = None
+    # The binlog says no measurement row came or went (nor got another sample or type), nor did a
+    # sample go: the catalog and the orphaned measurements are as the last refresh found them.
+    rows_kept: bool = False
 
     @property
     def metadata(self) -> dict[str, str]:
@@ -108,6 +111,7 @@ def _planned(mysql: MySQLResource, mode: ChangeFeedMode, full_refresh: bool, sca
         ids_table=CHANGE_FEED_IDS,
         position=batch.position,
         changed=changed,
+        rows_kept=not batch.rows_came_or_went,
     )
 
 

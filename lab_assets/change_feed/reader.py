@@ -96,6 +96,7 @@ class ChangeBatch:
     fallback: str | None = None
     caught_up: bool = True
     row_events: int = 0
+    rows_came_or_went: bool = False
 
 
 class _Reconnected(Exception):
@@ -203,6 +204,7 @@ def _read(
     changed: set[int] = set()
     moved: set[int] = set()
     deleted: set[int] = set()
+    came_or_went = False
     transaction = TransactionIds()
     in_transaction = False
     boundary = since
@@ -216,7 +218,9 @@ def _read(
 
     def batch(caught_up: bool) -> ChangeBatch:
         sets = (frozenset(changed), frozenset(moved), frozenset(deleted))
-        return ChangeBatch(boundary, *sets, fallback=None, caught_up=caught_up, row_events=row_events)
+        return ChangeBatch(
+            boundary, *sets, fallback=None, caught_up=caught_up, row_events=row_events, rows_came_or_went=came_or_went
+        )
 
     try:
         for event in stream:
@@ -259,6 +263,7 @@ def _read(
                 changed |= transaction.changed
                 moved |= transaction.moved
                 deleted |= transaction.deleted
+                came_or_went = came_or_went or transaction.rows_came_or_went
                 transaction = TransactionIds()
                 in_transaction = False
                 boundary = at(str(stream.log_file), int(stream.log_pos or 0))

@@ -33,7 +33,7 @@ def key_columns(connection: Connection, tables: TableLocations) -> dict[str, Key
         source_columns_select(), (tables.source_database, samples.name, measurements.name)
     ).all()
     found: dict[str, KeyColumns] = {}
-    for source, keys in ((samples, ("id", "parent_id")), (measurements, ("sample_id",))):
+    for source, keys in ((samples, ("id", "parent_id")), (measurements, ("sample_id", "measurement_type"))):
         columns = [(str(r[0]), str(r[1]).lower()) for r in rows if str(r[0]).lower() == source.name.lower()]
         if not columns:
             return f"{tables.source_database} has no table {source.name} this account can see"
@@ -76,6 +76,10 @@ class TransactionIds:
         self.changed: set[int] = set()
         self.moved: set[int] = set()
         self.deleted: set[int] = set()
+        # A measurement row came or went, or got another sample or type, or a sample went (its
+        # measurements may go by cascade): what the catalog counts changed. Value-only updates
+        # leave the catalog as it was.
+        self.rows_came_or_went = False
 
     def add_rows(self, event, keys: KeyColumns, is_samples: bool) -> str | None:
         """Take the ids of every row of a rows event of a source table (``is_samples``: the samples
@@ -96,6 +100,12 @@ class TransactionIds:
                 if value is not None:
                     ids.add(int(value))  # type: ignore[arg-type]
             self.changed |= ids
+            if isinstance(event, (WriteRowsEvent, DeleteRowsEvent)) and not (
+                is_samples and isinstance(event, WriteRowsEvent)
+            ):
+                self.rows_came_or_went = True
+            elif not is_samples and isinstance(event, UpdateRowsEvent) and self._moves_a_row(row_images, keys):
+                self.rows_came_or_went = True
             if is_samples and isinstance(event, DeleteRowsEvent):
                 self.deleted |= ids
             if is_samples and isinstance(event, UpdateRowsEvent):
@@ -105,4 +115,17 @@ class TransactionIds:
                 # MINIMAL logs parent_id after only when assigned, and not before: moved, to be safe.
                 if len(ids) > 1 or (has and (not had or old_parent != new_parent)):
                     self.moved |= ids
+                    self.rows_came_or_went = self.rows_came_or_went or len(ids) > 1
         return None
+
+    @staticmethod
+    def _moves_a_row(row_images: list[tuple[str, dict, bytes]], keys: KeyColumns) -> bool:
+        """An update of a measurement row that gives it another sample or type (or, under a
+        MINIMAL image, assigns either: counted as a change, to be safe)."""
+        (_, before, before_bits), (_, after, after_bits) = row_images
+        for column in ("sample_id", "measurement_type"):
+            had, old = _value(before, before_bits, keys.positions[column])
+            has, new = _value(after, after_bits, keys.positions[column])
+            if has and (not had or old != new):
+                return True
+        return False

@@ -51,6 +51,7 @@ from lab_assets.names import (
     NO_MISSING_PARENTS,
     NO_PARENT_CYCLES,
     ONE_SPELLING_PER_COLUMN,
+    ORPHANS_TABLE,
     SAMPLE_LINEAGE,
 )
 from lab_assets.sources.value_types import max_measurement_columns
@@ -109,10 +110,20 @@ def lineage_check_results(
 
 
 def measurements_have_samples_result(
-    log: DagsterLogManager, mysql: MySQLResource, coverage: Coverage
+    log: DagsterLogManager, mysql: MySQLResource, coverage: Coverage, *, recorded: bool | None = None
 ) -> AssetCheckResult:
-    """One anti-join of sample_measurements with samples (whole tables)."""
-    found = fetch(mysql, integrity.measurements_without_sample_select(mysql.tables))
+    """The audit (``recorded`` None): one anti-join of sample_measurements with samples, whole.
+    A building step: the same anti-join records the orphan sample ids, and the offenders are read
+    through that record; with ``recorded`` True (the binlog says no measurement row came or went
+    since), the record is read as it is, by index, without scanning either table."""
+    tables = mysql.tables
+    if recorded is None:
+        found = fetch(mysql, integrity.measurements_without_sample_select(tables))
+    else:
+        if not recorded or mysql.column_names(ORPHANS_TABLE) != ["sample_id"]:
+            for statement in integrity.orphan_samples_rebuild_statements(tables):
+                mysql.execute(statement)
+        found = fetch(mysql, integrity.recorded_orphans_select(tables))
     return result(
         log,
         MEASUREMENT_TYPES,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 from lab_assets.flat_table.sql import IDENTIFYING_COLUMNS
-from lab_assets.names import SAMPLE_LINEAGE
+from lab_assets.names import ORPHANS_TABLE, SAMPLE_LINEAGE
 from lab_assets.sources.locations import TableLocations
 
 OFFENDER_LIMIT = 20
@@ -87,6 +87,32 @@ def measurements_without_sample_select(tables: TableLocations, limit: int = OFFE
     inner = f"""SELECT m.sample_id, m.measurement_type, m.value
 FROM {measurements} AS m LEFT JOIN {samples} AS s ON s.id = m.sample_id
 WHERE s.id IS NULL"""
+    return offenders(inner, "sample_id, measurement_type, value", limit)
+
+
+def orphan_samples_rebuild_statements(tables: TableLocations) -> tuple[str, ...]:
+    """The record of sample ids that have measurements but no sample (:data:`ORPHANS_TABLE`),
+    rebuilt from one anti-join of the whole tables."""
+    record = tables.qualified(ORPHANS_TABLE)
+    return (
+        f"DROP TABLE IF EXISTS {record}",
+        f"CREATE TABLE {record} (sample_id INT NOT NULL PRIMARY KEY)",
+        f"""INSERT IGNORE INTO {record} (sample_id)
+SELECT m.sample_id FROM {tables.sample_measurements} AS m LEFT JOIN {tables.samples} AS s ON s.id = m.sample_id
+WHERE s.id IS NULL AND m.sample_id IS NOT NULL""",
+    )
+
+
+def recorded_orphans_select(tables: TableLocations, limit: int = OFFENDER_LIMIT) -> str:
+    """The rows of :func:`measurements_without_sample_select`, found through the record of orphan
+    sample ids and the sample_id index (rows without a sample id included) instead of a scan:
+    exact while no measurement row came or went, nor got another sample, since the record."""
+    samples, measurements = tables.samples, tables.sample_measurements
+    inner = f"""SELECT m.sample_id, m.measurement_type, m.value
+FROM {tables.qualified(ORPHANS_TABLE)} AS o JOIN {measurements} AS m ON m.sample_id = o.sample_id
+WHERE NOT EXISTS (SELECT 1 FROM {samples} AS s WHERE s.id = o.sample_id)
+UNION ALL
+SELECT m.sample_id, m.measurement_type, m.value FROM {measurements} AS m WHERE m.sample_id IS NULL"""
     return offenders(inner, "sample_id, measurement_type, value", limit)
 
 

@@ -144,15 +144,23 @@ def _computed_and_written(
     scan_asked = context.run.tags.get(CHANGE_FEED_TAG) == CHANGE_FEED_SCAN
     feed = plan_feed(context.log, mysql, full_refresh, scan_asked) if selected >= set(SOURCE_DERIVED_TABLES) else None
     ids = feed.ids_table if feed else None
+    kept = feed.rows_kept if feed else False
     computations: dict[str, Callable[[], object]] = {
-        MEASUREMENT_TYPES: lambda: compute_measurement_type_catalog(context.log, mysql),
+        MEASUREMENT_TYPES: lambda: compute_measurement_type_catalog(context.log, mysql, kept),
         SAMPLE_LINEAGE: lambda: compute_sample_lineage(context.log, mysql, full_refresh, ids),
         SAMPLE_MEASUREMENT_DIGESTS: lambda: compute_sample_measurement_digests(context.log, mysql, full_refresh, ids),
     }
     tasks = {n: f for n, f in computations.items() if n in selected}
-    if MEASUREMENTS_HAVE_SAMPLES in checks:  # a whole-table anti-join: beside the computations
-        coverage = Coverage("every row of sample_measurements, against samples, read while this run built")
-        tasks[MEASUREMENTS_HAVE_SAMPLES] = lambda: measurements_have_samples_result(context.log, mysql, coverage)
+    if MEASUREMENTS_HAVE_SAMPLES in checks:  # a whole-table anti-join (unless kept): beside the computations
+        coverage = Coverage(
+            "the measurements of the samples found without one when sample_measurements was last read whole, and"
+            " those without a sample id: the binlog says none came or went since"
+            if kept
+            else "every row of sample_measurements, against samples, read while this run built"
+        )
+        tasks[MEASUREMENTS_HAVE_SAMPLES] = lambda: measurements_have_samples_result(
+            context.log, mysql, coverage, recorded=kept
+        )
     ensure_pending_table(mysql)  # once, before the marks made below
     turns = _turns_within_connection_limit(context.log, mysql, len(tasks))
     futures = started_in_threads(tasks, turns)

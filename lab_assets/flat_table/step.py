@@ -21,11 +21,13 @@ from lab_assets.flat_table.sql import (
 )
 from lab_assets.flat_table.verification import verify_written_rows
 from lab_assets.io_manager import KeyedRowsReplacement, SqlRelation, TableBuild, TableWrite
+from lab_assets.lineage.sql import LINEAGE_STATE
 from lab_assets.mysql.resource import MySQLResource
 from lab_assets.names import EXPERIMENT_MEASUREMENTS, PENDING_SAMPLES
 from lab_assets.sources.value_types import ValueType, declared_type, max_measurement_columns
 from lab_assets.state.guard import check_sources, guarded_build, io_manager_schema, should_full_refresh
 from lab_assets.state.pending import FULL_REFRESH_SELECT, ensure_pending_table, mark_pending, read_pending
+from lab_assets.state.sql import state_row_count_select
 
 
 def flat_table_outputs(
@@ -137,6 +139,12 @@ def flat_table_write(
             params=params,
             definition=definition,
             keys_table=PENDING_SAMPLES,
+            # One row per sample the lineage records (the pivot's FROM), all pending rows just
+            # written: summed from the lineage's bucket table, where there is one, instead of
+            # counting the whole table.
+            row_count_select=state_row_count_select(tables, LINEAGE_STATE.buckets_table)
+            if mysql.column_names(LINEAGE_STATE.buckets_table)
+            else None,
         )
     context.log.info(f"building the whole table: {plan.reason}")
     # Until its verification has run, a full refresh owes one: the full-refresh marker stays
