@@ -333,9 +333,9 @@ def test_strict_server_build_refresh_with_an_open_lab_transaction_and_a_slow_ste
     # One step's computation outlasts wait_timeout while its lock connection sits idle.
     original = lineage_module.compute_sample_lineage
 
-    def slow_lineage(log, mysql, full_refresh):
+    def slow_lineage(log, mysql, full_refresh, feed_ids_table=None):
         threading.Event().wait(3)
-        return original(log, mysql, full_refresh)
+        return original(log, mysql, full_refresh, feed_ids_table)
 
     monkeypatch.setattr("lab_assets.derivations.step.compute_sample_lineage", slow_lineage)
     try:
@@ -353,7 +353,7 @@ def test_strict_server_build_refresh_with_an_open_lab_transaction_and_a_slow_ste
 def test_strict_server_lost_connection_names_the_setting(strict_server, monkeypatch):
     url = _lab_database_on(strict_server, "lab_lost", samples=200)
 
-    def killed(log, mysql, full_refresh):
+    def killed(log, mysql, full_refresh, feed_ids_table=None):
         with mysql.connect() as connection:
             (connection_id,) = connection.exec_driver_sql("SELECT CONNECTION_ID()").one()
             with strict_server.connect() as admin, admin.cursor() as cursor:
@@ -413,12 +413,12 @@ def test_a_build_from_another_source_database_into_the_same_output_is_refused(la
 def test_a_lost_build_lock_stops_the_step_before_it_writes(lab_db, monkeypatch):
     original = lineage_module.compute_sample_lineage
 
-    def lock_lost_meanwhile(log, mysql, full_refresh):
+    def lock_lost_meanwhile(log, mysql, full_refresh, feed_ids_table=None):
         with server_connection() as admin, admin.cursor() as cursor:
             cursor.execute("SELECT IS_USED_LOCK(%s)", (build_lock_name(lab_db.name),))
             (holder,) = cursor.fetchone()
             cursor.execute(f"KILL {int(holder)}")  # as a DBA, a proxy or a failover would
-        return original(log, mysql, full_refresh)
+        return original(log, mysql, full_refresh, feed_ids_table)
 
     monkeypatch.setattr("lab_assets.derivations.step.compute_sample_lineage", lock_lost_meanwhile)
     result = _materialize(_resources(lab_db.url), raise_on_error=False)
