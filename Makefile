@@ -44,7 +44,7 @@ test: install
 test-unit: install
 	$(VENV)/bin/pytest -m "not integration"
 
-# ruff (lint + format check, 120 columns) and pyright (basic), configured in pyproject.toml.
+# ruff (lint + format check, 120 columns) and pyright (standard), configured in pyproject.toml.
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import secrets
 from dataclasses import dataclass
+from typing import TypedDict
 
 import pymysql
 import sqlalchemy as sa
@@ -85,7 +86,16 @@ def create_lab_database(seed_rows: bool = True) -> LabDatabase:
 
 
 # A lab with table and column names of its own (test_lab_schema.py, test_production_lims.py).
-LAB_NAMES = {
+class LabNames(TypedDict):
+    """MySQLResource's table and column names for a lab whose tables are named its own way."""
+
+    samples_table: str
+    measurements_table: str
+    sample_columns: str
+    measurement_columns: str
+
+
+LAB_NAMES: LabNames = {
     "samples_table": "lims_sample",
     "measurements_table": "lims_result",
     "sample_columns": "id=sample_pk,parent_id=derived_from,experiment_id=study_id",

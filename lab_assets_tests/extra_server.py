@@ -197,7 +197,9 @@ def _serves_datadir(port: int, datadir: Path) -> bool:
         )
         with connection, connection.cursor() as cursor:
             cursor.execute("SELECT @@datadir")
-            (served,) = cursor.fetchone()
+            row = cursor.fetchone()
+            assert row is not None  # a SELECT of a variable answers one row
+            (served,) = row
     except pymysql.err.MySQLError:
         return False
     return Path(served).resolve() == datadir.resolve()

@@ -6,8 +6,18 @@ from __future__ import annotations
 
 import time
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 
-from dagster import AssetCheckKey, AssetSelection, SkipReason, build_sensor_context, materialize
+from dagster import (
+    AssetCheckKey,
+    AssetSelection,
+    DagsterInstance,
+    RunRequest,
+    SensorResult,
+    SkipReason,
+    build_sensor_context,
+    materialize,
+)
 
 import lab_assets.checks.specs as checks
 from lab_assets.defs.assets import LAB_ASSETS
@@ -24,6 +34,7 @@ from lab_assets.names import SAMPLE_MEASUREMENT_DIGESTS as DIGEST_TABLE
 from lab_assets.sources.locations import TableLocations
 from lab_assets.sources.value_types import ValueType, parse_value_type
 from lab_assets.sql.bulk import unchunked_select
+from lab_assets_tests.databases import LabDatabase
 from lab_assets_tests.lab_data import assert_flat_table_is_exact, roots_and_depths
 
 DIGEST_BUCKETS_TABLE, LINEAGE_BUCKETS_TABLE = DIGEST_STATE.buckets_table, LINEAGE_STATE.buckets_table
@@ -84,7 +95,7 @@ def refresh_and_compare(db, tags=None, value_sql: str = "{}"):
 def bucket_sums(rows, width) -> dict[int, tuple[int, int, int, int]]:
     """{bucket: (row count, sum of hash_a, sum of hash_b, state rows)} of the state rows
     (sample_id, count, hash_a, hash_b)."""
-    sums = defaultdict(lambda: (0, 0, 0, 0))
+    sums: defaultdict[int, tuple[int, int, int, int]] = defaultdict(lambda: (0, 0, 0, 0))
     for sample_id, count, hash_a, hash_b in rows:
         bucket = (sample_id + 2**31) // width
         total = sums[bucket]
@@ -106,7 +117,7 @@ def value_type_of(db) -> ValueType:
     return parse_value_type(column_type, character_set, collation)
 
 
-def whole_table_digests(db) -> dict[int, tuple[int, int, int]]:
+def whole_table_digests(db) -> dict[int, tuple[int, ...]]:
     """The digests as the full refresh computes them, from scratch over the sources."""
     return keyed(
         db.query(unchunked_select(measurement_digest_select(TableLocations.single(db.name), value_type_of(db))))
@@ -151,22 +162,34 @@ def assert_refresh_state_is_exact(db) -> None:
 # --- sensor ---------------------------------------------------------------------------------------
 
 
+def requested_runs(evaluation: object) -> Sequence[RunRequest]:
+    """The run requests of a sensor evaluation the test knows is a SensorResult (the sensor answers
+    a bare SkipReason only before it reads the tables)."""
+    assert isinstance(evaluation, SensorResult), evaluation
+    assert evaluation.run_requests is not None  # SensorResult stores [] when given none
+    return evaluation.run_requests
+
+
 class Ticker:
     """Ticks the sensor like the daemon does, keeping the cursor."""
 
-    def __init__(self, db, instance):
+    def __init__(self, db: LabDatabase, instance: DagsterInstance):
         self.mysql = MySQLResource(url=db.url)
         self.instance = instance
-        self.cursor = None
+        self.cursor: str | None = None
 
-    def tick(self):
+    def tick(self) -> tuple[Sequence[RunRequest], str]:
+        """The tick's run requests and its skip message ('' when it gave none)."""
         context = build_sensor_context(cursor=self.cursor, instance=self.instance, resources={"mysql": self.mysql})
         result = lab_source_change_sensor(context)
         if isinstance(result, SkipReason):
-            return [], result.skip_message
+            return [], result.skip_message or ""
+        # The sensor returns a SkipReason before it reads a cursor, else a SensorResult.
+        assert isinstance(result, SensorResult), result
         if result.cursor is not None:
             self.cursor = result.cursor
-        return result.run_requests or [], result.skip_reason.skip_message if result.skip_reason else None
+        skip_message = result.skip_reason.skip_message if result.skip_reason else None
+        return result.run_requests or [], skip_message or ""
 
     def settle(self):
         """Ticks until quiet (a change in the same second as a reading takes one more tick)."""

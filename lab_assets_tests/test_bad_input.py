@@ -267,7 +267,8 @@ def test_one_type_over_the_column_limit_fails_naming_limit_and_count_and_keeps_t
         raise_on_error=False,
     )
     assert not result.success
-    error = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE").event_specific_data.error
+    error = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE").step_failure_data.error
+    assert error is not None
     assert str(MAX_MEASUREMENT_COLUMNS) in error.message and str(MAX_MEASUREMENT_COLUMNS + 1) in error.message
     assert flat_table(lab_db) == good and helper_tables(lab_db) == []
     assert snapshot(lab_db) == before

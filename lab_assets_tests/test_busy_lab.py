@@ -15,8 +15,9 @@ import time
 
 import pymysql
 import pytest
-import sqlalchemy as sa
-from dagster import DagsterInstance, SkipReason, build_sensor_context, materialize
+from dagster import DagsterInstance, ExecuteInProcessResult, SkipReason, build_sensor_context, materialize
+from sqlalchemy import event
+from sqlalchemy.exc import OperationalError
 
 from lab_assets.defs.assets import LAB_ASSETS
 from lab_assets.defs.sensors import lab_source_change_sensor
@@ -29,6 +30,7 @@ from lab_assets.mysql.sessions import engine_for
 from lab_assets_tests.databases import SERVER_URL, SESSION_PREFIX, create_lab_database, server_connection
 from lab_assets_tests.extra_server import HOST, extra_server
 from lab_assets_tests.lab_data import assert_flat_table_is_exact, generate, insert
+from lab_assets_tests.runs import requested_runs
 
 pytestmark = pytest.mark.integration
 
@@ -97,8 +99,8 @@ def _resources(url: str) -> dict[str, object]:
     return {"mysql": mysql, "io_manager": MySQLIOManager(mysql=mysql)}
 
 
-def _failures(result) -> list[str]:
-    return [e.event_specific_data.error.to_string() for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+def _failures(result: ExecuteInProcessResult) -> list[str]:
+    return [str(e.step_failure_data.error) for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
 
 
 class _Sessions:
@@ -107,7 +109,7 @@ class _Sessions:
 
     def __init__(self, mysql: MySQLResource):
         self.seen: list[tuple[str, tuple]] = []
-        sa.event.listen(engine_for(mysql.url, mysql.temp_table_memory_mb), "connect", self._read_back)
+        event.listen(engine_for(mysql.url, mysql.temp_table_memory_mb), "connect", self._read_back)
 
     def _read_back(self, dbapi_connection, _record) -> None:
         with dbapi_connection.cursor() as cursor:
@@ -118,7 +120,9 @@ class _Sessions:
 def test_every_kind_of_connection_carries_the_session_settings(hostile_server):
     url = _lab_database(hostile_server, "lab_sessions", samples=3_000, far_id=120_000)
     resources = _resources(url)
-    sessions = _Sessions(resources["mysql"])
+    mysql = resources["mysql"]
+    assert isinstance(mysql, MySQLResource)
+    sessions = _Sessions(mysql)
     build = materialize(LAB_ASSETS, resources=resources, raise_on_error=False)
     assert build.success, _failures(build)
     with _plain(hostile_server, "lab_sessions") as connection, connection.cursor() as cursor:
@@ -126,7 +130,7 @@ def test_every_kind_of_connection_carries_the_session_settings(hostile_server):
         cursor.execute("UPDATE samples SET parent_id = 5 WHERE id = 40")
     instance = DagsterInstance.ephemeral()
     tick = lab_source_change_sensor(build_sensor_context(instance=instance, resources={"mysql": resources["mysql"]}))
-    assert len(tick.run_requests) == 1
+    assert len(requested_runs(tick)) == 1
     refresh = materialize(LAB_ASSETS, resources=resources, raise_on_error=False)
     assert refresh.success, _failures(refresh)
     with _plain(hostile_server, "lab_sessions") as connection:
@@ -179,7 +183,7 @@ def test_a_lab_transaction_holding_locks_never_holds_up_a_build_refresh_or_senso
             tick = lab_source_change_sensor(
                 build_sensor_context(instance=DagsterInstance.ephemeral(), resources={"mysql": mysql})
             )
-            assert len(tick.run_requests) == 1
+            assert len(requested_runs(tick)) == 1
             refresh = materialize(LAB_ASSETS, resources=resources, raise_on_error=False)
             assert refresh.success, _failures(refresh)
             flat = refresh.asset_materializations_for_node("experiment_measurements")[0].metadata
@@ -245,7 +249,7 @@ def test_side_by_side_work_stays_within_the_accounts_connection_limit(limited_ac
     tick = lab_source_change_sensor(
         build_sensor_context(instance=DagsterInstance.ephemeral(), resources={"mysql": mysql})
     )
-    assert len(tick.run_requests) == 1
+    assert len(requested_runs(tick)) == 1
     refresh = materialize(LAB_ASSETS, resources=resources, raise_on_error=False)
     assert refresh.success, _failures(refresh)
     with lab_db.connect() as connection:
@@ -261,7 +265,7 @@ def test_a_lock_wait_names_read_committed_and_the_sessions_isolation(lab_db):
             cursor.execute("UPDATE experiment_measurements SET experiment_id = 7 WHERE sample_id = 1")
         with MySQLResource(url=lab_db.url).connect() as connection:
             connection.exec_driver_sql("SET SESSION innodb_lock_wait_timeout = 1")
-            with pytest.raises(sa.exc.OperationalError) as raised:
+            with pytest.raises(OperationalError) as raised:
                 connection.exec_driver_sql("UPDATE experiment_measurements SET experiment_id = 8 WHERE sample_id = 1")
             message = str(explained(raised.value, connection))
     finally:

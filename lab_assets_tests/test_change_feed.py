@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
+from collections.abc import Set as AbstractSet
 
 import pytest
 import sqlalchemy as sa
@@ -103,7 +104,13 @@ def changes(engine: sa.Engine, since: BinlogPosition, tables: TableLocations = T
         return read_changes(connection, tables, since, **options)
 
 
-def assert_ids(batch: ChangeBatch, engine: sa.Engine, changed: set, moved: set = frozenset(), deleted=frozenset()):
+def assert_ids(
+    batch: ChangeBatch,
+    engine: sa.Engine,
+    changed: AbstractSet[int],
+    moved: AbstractSet[int] = frozenset(),
+    deleted: AbstractSet[int] = frozenset(),
+):
     """The whole batch: no fallback, every id set equal to what the test wrote, and the position the
     server's end (nothing else writes to this server)."""
     assert batch.fallback is None
@@ -363,9 +370,8 @@ def test_account_without_grants(server, engine):
 
 
 def test_server_settings_named_with_their_fix():
-    assert settings_problem("OFF", "ROW", "FULL") is not None and "log_bin is OFF" in settings_problem(
-        "OFF", "ROW", "FULL"
-    )
+    problem = settings_problem("OFF", "ROW", "FULL")
+    assert problem is not None and "log_bin is OFF" in problem
     for binlog_format in ("STATEMENT", "MIXED"):
         problem = settings_problem(1, binlog_format, "FULL")
         assert problem is not None

@@ -203,7 +203,7 @@ def test_the_sensor_ticks_on_the_binlog_and_its_periodic_check_repairs_a_feed_mi
         assert requests == [] and "no change to the source tables (binlog read" in str(skip)
         lab.execute("DELETE FROM sample_measurements WHERE sample_id = 12")
         requests, _ = ticker.tick()
-        assert len(requests) == 1 and requests[0].run_key.startswith("binlog ")
+        assert len(requests) == 1 and (requests[0].run_key or "").startswith("binlog ")
         refreshed_exactly(lab, tags=requests[0].tags)
         assert ticker.tick()[0] == []
         # A change the binlog never saw (a session without binary logging): only the audit sees it.

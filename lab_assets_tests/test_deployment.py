@@ -63,14 +63,16 @@ def _dockerfile() -> list[tuple[str, str]]:
     """(instruction, arguments) per Dockerfile instruction, continuation lines joined."""
     text = re.sub(r"\\\n\s*", " ", (ROOT / "Dockerfile").read_text())
     lines = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
-    return [tuple(line.split(None, 1)) for line in lines]  # type: ignore[misc]
+    return [tuple(line.split(None, 1)) for line in lines]  # type: ignore[misc] - every instruction has arguments
 
 
 def _dockerfile_env() -> dict[str, str]:
     env: dict[str, str] = {}
     for instruction, arguments in _dockerfile():
         if instruction == "ENV":
-            env.update(pair.split("=", 1) for pair in arguments.split())
+            for pair in arguments.split():
+                name, value = pair.split("=", 1)
+                env[name] = value
     return env
 
 
@@ -141,7 +143,9 @@ def _compose_variables() -> dict[str, set[str]]:
 
 def _compose(env: dict[str, str]) -> dict:
     """docker-compose.yml as compose sees it with ``env`` (its .env plus the shell's variables)."""
-    return _interpolate(_load(COMPOSE_FILE), env)
+    compose = _interpolate(_load(COMPOSE_FILE), env)
+    assert isinstance(compose, dict)
+    return compose
 
 
 def _env_file(name: str) -> dict[str, str]:
@@ -191,7 +195,7 @@ def test_the_local_instance_dequeues_every_second_and_a_users_dagster_yaml_is_ke
     instance = DagsterInstance.from_config(str(tmp_path / "new"))
     try:
         assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
-        assert instance.run_coordinator.dequeue_interval_seconds == 1  # type: ignore[attr-defined]
+        assert instance.run_coordinator.dequeue_interval_seconds == 1  # type: ignore[attr-defined] - queued, as checked above
     finally:
         instance.dispose()
     earlier, own = tmp_path / "earlier", tmp_path / "own"
@@ -470,7 +474,7 @@ def test_dagster_yaml_lets_one_refresh_at_a_time_through(mysql_instance):
     # The run queue (what the daemon consults before launching a queued run): while one tagged
     # refresh is in progress a second waits; an untagged run does not.
     limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
-    assert instance.run_coordinator.dequeue_interval_seconds == 1  # type: ignore[attr-defined]
+    assert instance.run_coordinator.dequeue_interval_seconds == 1
     refresh = DagsterRun(job_name="__ASSET_JOB", tags=REFRESH_RUN_TAGS)
     other = DagsterRun(job_name="__ASSET_JOB", tags={"team": "lab"})
     assert not TagConcurrencyLimitsCounter(limits, []).is_blocked(refresh)
@@ -645,7 +649,7 @@ def _privileges(cursor, user: str) -> set[tuple[str, str, str]]:
         " WHERE grantee = %s",
         (grantee,) * 4,
     )
-    return {tuple(row) for row in cursor.fetchall()} - {("*", "*", "USAGE")}  # type: ignore[misc]
+    return {tuple(row) for row in cursor.fetchall()} - {("*", "*", "USAGE")}
 
 
 def _connect_as(user: str, password: str, database: str | None = None) -> pymysql.connections.Connection:

@@ -36,7 +36,9 @@ def assert_process_gone(pid: int) -> None:
 def main_settings() -> tuple:
     with lab_data.server_connection(MAIN_SERVER_URL) as connection, connection.cursor() as cursor:
         cursor.execute(MAIN_SETTINGS_SQL)
-        return tuple(cursor.fetchone())
+        row = cursor.fetchone()
+        assert row is not None  # a SELECT of variables answers one row
+        return tuple(row)
 
 
 @pytest.fixture(scope="module")

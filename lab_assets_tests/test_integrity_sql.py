@@ -31,7 +31,8 @@ def test_column_limit_allows_the_limit_and_names_limit_and_count_beyond_it():
 def test_column_limit_with_long_names_is_the_definition_budget():
     long_names = [f"measurement_{i:04d}".ljust(64, "x") for i in range(795)]
     assert column_limit_problem(long_names[:794], DEFAULT_VALUE_TYPE) is None
-    assert "definition" in column_limit_problem(long_names, DEFAULT_VALUE_TYPE)
+    problem = column_limit_problem(long_names, DEFAULT_VALUE_TYPE)
+    assert problem is not None and "definition" in problem
 
 
 @pytest.mark.parametrize("name_length", [22, 32, 48, 64])

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from dagster import AssetIn, StaticPartitionsDefinition, asset, materialize
+from dagster import AssetIn, StaticPartitionsDefinition, TableSchema, asset, materialize
 
 from lab_assets.io_manager import KeyedRowsReplacement, MySQLIOManager, PartitionRows, SqlRelation, TableBuild
 from lab_assets.mysql.resource import MySQLResource
@@ -52,7 +52,8 @@ def test_dataframe_materialized_twice_replaces_the_table(empty_lab_db):
     assert _rows(empty_lab_db, "frame") == [(7, "z")]
     metadata = result.asset_materializations_for_node("frame")[0].metadata
     assert metadata["dagster/row_count"].value == 1
-    assert [c.name for c in metadata["dagster/column_schema"].value.columns] == ["a", "b"]
+    schema = metadata["dagster/column_schema"].value
+    assert isinstance(schema, TableSchema) and [c.name for c in schema.columns] == ["a", "b"]
     assert metadata["dagster/table_name"].value == f"{empty_lab_db.name}.frame"
 
 

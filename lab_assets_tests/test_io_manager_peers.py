@@ -632,7 +632,8 @@ def test_dynamic_partition(db, peer):
     resource_defs = {"io_manager": _io_manager(db), "fs_io": fs_io_manager}
     op_name = f"{schema}__{table_name}"
     with instance_for_test() as instance:
-        instance.add_dynamic_partitions(dynamic_fruits.name, ["apple"])  # pyright: ignore[reportArgumentType]
+        assert dynamic_fruits.name is not None  # defined with a name
+        instance.add_dynamic_partitions(dynamic_fruits.name, ["apple"])
         materialize(
             assets,
             partition_key="apple",
@@ -642,7 +643,7 @@ def test_dynamic_partition(db, peer):
         )
         assert _select_all(db, schema, table_name)["a"].tolist() == ["1", "1", "1"]
 
-        instance.add_dynamic_partitions(dynamic_fruits.name, ["orange"])  # pyright: ignore[reportArgumentType]
+        instance.add_dynamic_partitions(dynamic_fruits.name, ["orange"])
         materialize(
             assets,
             partition_key="orange",
@@ -676,7 +677,8 @@ def test_dynamic_partition_plant_data(db):
         return data
 
     with instance_for_test() as instance:
-        instance.add_dynamic_partitions(dynamic_regions.name, ["northeast"])  # pyright: ignore[reportArgumentType]
+        assert dynamic_regions.name is not None  # defined with a name
+        instance.add_dynamic_partitions(dynamic_regions.name, ["northeast"])
         assert materialize(
             [plant_data], partition_key="northeast", resources={"io_manager": _io_manager(db)}, instance=instance
         ).success
@@ -924,14 +926,14 @@ def test_column_types_follow_the_dtypes_and_round_trip(db):
     assert loaded["flag"].dtype == bool and loaded["flag"].tolist() == [True, False, True]
     assert loaded["maybe"].dtype == "boolean" and loaded["maybe"].tolist() == [True, pd.NA, False]
     assert loaded["n"].tolist() == [1, 2, 3]
-    assert loaded["n_na"].tolist()[0::2] == [1, 3] and pd.isna(loaded["n_na"][1])
-    assert loaded["x"].tolist()[0::2] == [0.5, 2.25] and pd.isna(loaded["x"][1])
-    assert loaded["s"].tolist()[0::2] == ["a", "100%"] and pd.isna(loaded["s"][1])
+    assert loaded["n_na"].tolist()[0::2] == [1, 3] and pd.isna(loaded["n_na"].iloc[1])
+    assert loaded["x"].tolist()[0::2] == [0.5, 2.25] and pd.isna(loaded["x"].iloc[1])
+    assert loaded["s"].tolist()[0::2] == ["a", "100%"] and pd.isna(loaded["s"].iloc[1])
     assert loaded["day"].tolist() == [dt.date(2022, 1, 1), None, dt.date(2024, 2, 29)]
     assert pd.api.types.is_datetime64_dtype(loaded["at"])
-    assert loaded["at"].tolist()[0::2] == frame["at"].tolist()[0::2] and pd.isna(loaded["at"][1])
+    assert loaded["at"].tolist()[0::2] == frame["at"].tolist()[0::2] and pd.isna(loaded["at"].iloc[1])
     expected_utc = frame["at_tz"].dt.tz_convert("UTC").dt.tz_localize(None)
-    assert loaded["at_tz"].tolist()[:2] == expected_utc.tolist()[:2] and pd.isna(loaded["at_tz"][2])
+    assert loaded["at_tz"].tolist()[:2] == expected_utc.tolist()[:2] and pd.isna(loaded["at_tz"].iloc[2])
     assert loaded["at_tz"][0] == pd.Timestamp("2020-01-01 07:00:00")
 
 

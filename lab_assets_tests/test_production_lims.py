@@ -17,7 +17,7 @@ import urllib.parse
 from pathlib import Path
 
 import pytest
-from dagster import DagsterInstance, build_sensor_context, materialize
+from dagster import DagsterInstance, SensorResult, build_sensor_context, materialize
 
 import lab_assets.lineage.step as lineage_module
 from lab_assets.defs.assets import LAB_ASSETS
@@ -105,7 +105,8 @@ def test_select_only_account_builds_and_refreshes_into_its_own_database(lab_acco
     # source database) with what the tables in the output database were built from.
     mysql, instance = resources["mysql"], DagsterInstance.ephemeral()
     first = lab_source_change_sensor(build_sensor_context(instance=instance, resources={"mysql": mysql}))
-    assert first.run_requests == [] and "the tables match the sources" in first.skip_reason.skip_message
+    assert isinstance(first, SensorResult) and first.skip_reason is not None, first
+    assert first.run_requests == [] and "the tables match the sources" in (first.skip_reason.skip_message or "")
     lab_db.execute(
         "UPDATE sample_measurements SET value = value + 1 WHERE sample_id IN (3, 700)",
         "INSERT INTO samples (id, parent_id, experiment_id) VALUES (5000, 3, 2)",
@@ -114,6 +115,7 @@ def test_select_only_account_builds_and_refreshes_into_its_own_database(lab_acco
     second = lab_source_change_sensor(
         build_sensor_context(cursor=first.cursor, instance=instance, resources={"mysql": mysql})
     )
+    assert isinstance(second, SensorResult) and second.run_requests is not None, second
     assert len(second.run_requests) == 1
     result = _materialize(resources)
     flat = result.asset_materializations_for_node("experiment_measurements")[0].metadata
@@ -129,7 +131,7 @@ def test_a_missing_grant_is_named_before_anything_is_written(lab_account):
     result = _materialize(_resources(_account_url(user, lab_db.name), output), raise_on_error=False)
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
-    message = str(failure.event_specific_data.error)
+    message = str(failure.step_failure_data.error)
     for missing in (
         f"SELECT on {lab_db.name}.sample_measurements",
         f"CREATE on {output}.*",
@@ -185,7 +187,8 @@ def test_a_select_only_account_on_a_lims_with_its_own_names(lab_account):
     assert all(e.passed for e in result.get_asset_check_evaluations())
     instance = DagsterInstance.ephemeral()
     first = lab_source_change_sensor(build_sensor_context(instance=instance, resources={"mysql": resources["mysql"]}))
-    assert first.run_requests == [] and "the tables match the sources" in first.skip_reason.skip_message
+    assert isinstance(first, SensorResult) and first.skip_reason is not None, first
+    assert first.run_requests == [] and "the tables match the sources" in (first.skip_reason.skip_message or "")
     with lab_db.connect() as connection:
         assert _tables(connection, lab_db.name) == {"lims_sample", "lims_result"}, "nothing in the lab's database"
 
@@ -228,7 +231,7 @@ def test_a_second_build_waits_for_the_first_then_stops_naming_it(lab_db):
         before = lab_db.query("SELECT * FROM experiment_measurements ORDER BY sample_id")
         result = _materialize(_resources(lab_db.url, build_lock_timeout_seconds=1), raise_on_error=False)
     assert not result.success
-    message = str(next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE").event_specific_data.error)
+    message = str(next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE").step_failure_data.error)
     assert f"another lab_assets build of database {lab_db.name} is running" in message
     assert recorded in message and "since" in message
     assert lab_db.query("SELECT * FROM experiment_measurements ORDER BY sample_id") == before, "nothing written"
@@ -340,7 +343,9 @@ def test_strict_server_build_refresh_with_an_open_lab_transaction_and_a_slow_ste
     monkeypatch.setattr("lab_assets.derivations.step.compute_sample_lineage", slow_lineage)
     try:
         result = _materialize(resources, raise_on_error=False)
-        assert result.success, [str(e.event_specific_data.error) for e in result.all_events if e.is_failure]
+        assert result.success, [
+            str(getattr(e.event_specific_data, "error", None)) for e in result.all_events if e.is_failure
+        ]
         with strict_server.connect("lab_strict") as connection:
             # The committed state: the open transaction's rows are not visible, so not in the table.
             assert_flat_table_is_exact(connection)
@@ -364,7 +369,7 @@ def test_strict_server_lost_connection_names_the_setting(strict_server, monkeypa
     monkeypatch.setattr("lab_assets.derivations.step.compute_sample_lineage", killed)
     result = _materialize(_resources(url), raise_on_error=False)
     assert not result.success
-    message = str(next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE").event_specific_data.error)
+    message = str(next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE").step_failure_data.error)
     assert "wait_timeout" in message or "max_execution_time" in message, message
 
 
@@ -387,7 +392,7 @@ def test_an_output_database_name_with_percent_and_backtick(lab_db):
 
 
 def _step_failure(result) -> str:
-    return str(next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE").event_specific_data.error)
+    return str(next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE").step_failure_data.error)
 
 
 def test_an_io_manager_schema_other_than_the_output_database_is_refused(lab_db):
@@ -416,7 +421,9 @@ def test_a_lost_build_lock_stops_the_step_before_it_writes(lab_db, monkeypatch):
     def lock_lost_meanwhile(log, mysql, full_refresh, feed_ids_table=None):
         with server_connection() as admin, admin.cursor() as cursor:
             cursor.execute("SELECT IS_USED_LOCK(%s)", (build_lock_name(lab_db.name),))
-            (holder,) = cursor.fetchone()
+            row = cursor.fetchone()
+            assert row is not None  # IS_USED_LOCK answers one row, NULL when the lock is free
+            (holder,) = row
             cursor.execute(f"KILL {int(holder)}")  # as a DBA, a proxy or a failover would
         return original(log, mysql, full_refresh, feed_ids_table)
 
@@ -446,7 +453,7 @@ def test_a_swap_blocked_by_a_readers_open_transaction_fails_in_bounded_time_and_
             assert time.monotonic() - started < 60
         assert not result.success
         failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
-        assert "open transactions held it" in str(failure.event_specific_data.error)
+        assert "open transactions held it" in str(failure.step_failure_data.error)
         names = [row[0] for row in lab_db.query("SHOW TABLES LIKE 'experiment_measurements%%'")]
         assert names == ["experiment_measurements"], "old table kept, the built one dropped"
     finally:

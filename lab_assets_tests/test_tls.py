@@ -9,16 +9,18 @@ import datetime
 import ipaddress
 import ssl
 import urllib.parse
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import pymysql
 import pytest
-import sqlalchemy as sa
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from dagster import Failure, materialize
+from sqlalchemy.exc import OperationalError
 
 from lab_assets.defs.assets import LAB_ASSETS
 from lab_assets.io_manager import MySQLIOManager
@@ -161,7 +163,7 @@ def _prepare(server: ExtraServer) -> None:
 
 
 @pytest.fixture(scope="module")
-def tls_server(certificates, tmp_path_factory) -> ExtraServer:
+def tls_server(certificates, tmp_path_factory) -> Iterator[ExtraServer]:
     """Its certificate (for 127.0.0.1 and localhost) is signed by ``certificates.ca``."""
     with _tls_only_server(
         tmp_path_factory.mktemp("tls-server"), certificates.ca, certificates.cert, certificates.key
@@ -171,7 +173,7 @@ def tls_server(certificates, tmp_path_factory) -> ExtraServer:
 
 
 @pytest.fixture(scope="module")
-def other_host_server(certificates, tmp_path_factory) -> ExtraServer:
+def other_host_server(certificates, tmp_path_factory) -> Iterator[ExtraServer]:
     """Its certificate is signed by the same CA but names other.example only."""
     with _tls_only_server(
         tmp_path_factory.mktemp("other-host-server"),
@@ -211,7 +213,7 @@ def _connection_error(url: str) -> str:
     with pytest.raises(Failure) as raised:
         with MySQLResource(url=url).connect() as connection:
             connection.exec_driver_sql("SELECT 1")
-    assert isinstance(raised.value.__cause__, sa.exc.OperationalError)
+    assert isinstance(raised.value.__cause__, OperationalError)
     assert (raised.value.description or "").startswith("LAB_DB_URL (")
     return f"{raised.value.description}\n{raised.value.__cause__}"
 
@@ -228,13 +230,16 @@ def _verified_peer(url: str) -> dict:
     that verified nothing has an empty certificate here.)"""
     with MySQLResource(url=url).connect() as connection:
         driver_connection = connection.connection.dbapi_connection
+        assert isinstance(driver_connection, pymysql.connections.Connection), driver_connection
         context, sock = driver_connection.ctx, driver_connection._sock  # noqa: SLF001 - PyMySQL has no public one
         assert isinstance(sock, ssl.SSLSocket), "the session is encrypted"
         assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname, (
             context.verify_mode,
             context.check_hostname,
         )
-        return sock.getpeercert()
+        peer = sock.getpeercert()
+        assert peer is not None, "the handshake is done"
+        return peer
 
 
 # --- tests --------------------------------------------------------------------------------------

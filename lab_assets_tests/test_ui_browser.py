@@ -20,6 +20,8 @@ from lab_assets.definitions import defs
 from lab_assets.names import SENSOR_NAME
 from lab_assets_tests.webserver import CHROMIUM, Webserver
 
+# Playwright's names are unbound only where it is not installed, and there conftest.py skips every test here.
+# pyright: reportPossiblyUnboundVariable=false
 try:
     from playwright.sync_api import Page, expect, sync_playwright
     from playwright.sync_api import TimeoutError as PlaywrightTimeoutError

@@ -56,6 +56,7 @@ def _latest_metadata(instance: DagsterInstance, key: str, event_type: DagsterEve
     records = fetch(AssetKey(key), limit=1, ascending=False).records
     assert records, f"no {event_type} for {key}"
     event = records[0].event_log_entry.dagster_event
+    assert event is not None  # materialization and observation records are Dagster events
     data = (
         event.step_materialization_data.materialization
         if event_type == DagsterEventType.ASSET_MATERIALIZATION

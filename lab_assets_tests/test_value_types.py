@@ -23,6 +23,7 @@ from lab_assets_tests.runs import (
     all_checks_passed_except,
     assert_refresh_state_is_exact,
     refresh_and_compare,
+    requested_runs,
     run_check,
 )
 
@@ -304,11 +305,11 @@ def test_the_sensor_sees_a_type_change_that_leaves_every_value_as_it_was(lab_db)
 
     def tick():
         context = build_sensor_context(instance=DagsterInstance.ephemeral(), resources={"mysql": mysql})
-        return lab_source_change_sensor(context)
+        return requested_runs(lab_source_change_sensor(context))
 
-    assert tick().run_requests == []
+    assert tick() == []
     lab_db.execute("ALTER TABLE sample_measurements MODIFY value DECIMAL(20,6)")
-    assert len(tick().run_requests) == 1
+    assert len(tick()) == 1
     lab_db.materialize_all()
     assert _column_type(lab_db, "experiment_measurements", "measurement_ph").lower() == "decimal(20,6)"
-    assert tick().run_requests == []
+    assert tick() == []

@@ -121,7 +121,7 @@ def wait_for_the_run(instance, change: Change, dev: MakeDev) -> None:
         DagsterEventType.RUN_FAILURE: "run ended",
     }
     for event in instance.get_records_for_run(run_id, limit=10_000).records:
-        name = events.get(event.event_log_entry.dagster_event_type)  # type: ignore[arg-type]
+        name = events.get(event.event_log_entry.dagster_event_type)
         if name is not None and name not in at:
             at[name] = since_commit(event.event_log_entry.timestamp)
     for step in sorted(instance.get_run_step_stats(run_id), key=lambda s: s.start_time or 0):

@@ -30,6 +30,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import pymysql
 from pymysqlreplication import BinLogStreamReader
@@ -110,12 +111,13 @@ def _connection_settings(connection: Connection) -> dict:
     return {**settings, "connect_timeout": 10, "read_timeout": 300, "write_timeout": 300}
 
 
-def _one_stream(
-    connect: Callable[..., pymysql.connections.Connection],
-) -> Callable[..., pymysql.connections.Connection]:
+_Connection = TypeVar("_Connection")  # what the wrapped connect returns: PyMySQL's, or a test's stand-in
+
+
+def _one_stream(connect: Callable[..., _Connection]) -> Callable[..., _Connection]:
     opened = 0
 
-    def wrapper(**settings):
+    def wrapper(**settings) -> _Connection:
         nonlocal opened
         if "db" in settings:  # PyMySQL's deprecated name, which the library uses
             settings["database"] = settings.pop("db")

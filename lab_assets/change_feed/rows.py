@@ -98,7 +98,7 @@ class TransactionIds:
                         f" (binlog_row_image=MINIMAL and a primary key without it): {_FULL_IMAGE_FIX}"
                     )
                 if value is not None:
-                    ids.add(int(value))  # type: ignore[arg-type]
+                    ids.add(int(value))  # type: ignore[arg-type] - the id column's value, an integer
             self.changed |= ids
             if isinstance(event, (WriteRowsEvent, DeleteRowsEvent)) and not (
                 is_samples and isinstance(event, WriteRowsEvent)

@@ -78,10 +78,12 @@ class MySQLDbClient(DbClient[Connection]):
     def __init__(self, mysql: MySQLResource):
         self._mysql = mysql
 
-    def delete_table_slice(self, context: OutputContext, table_slice: TableSlice, connection: Connection) -> None:
+    @staticmethod
+    def delete_table_slice(context: OutputContext, table_slice: TableSlice, connection: Connection) -> None:
         """No-op: the type handlers replace the slice in the same transaction as the write."""
 
-    def ensure_schema_exists(self, context: OutputContext, table_slice: TableSlice, connection: Connection) -> None:
+    @staticmethod
+    def ensure_schema_exists(context: OutputContext, table_slice: TableSlice, connection: Connection) -> None:
         connection.exec_driver_sql(create_schema_statement(table_slice.schema))
 
     @staticmethod
@@ -94,6 +96,8 @@ class MySQLDbClient(DbClient[Connection]):
         return f"{table_slice.schema}.{table_slice.table}"
 
     @contextmanager
-    def connect(self, context: OutputContext | InputContext, table_slice: TableSlice) -> Iterator[Connection]:
+    def connect(  # pyright: ignore[reportIncompatibleMethodOverride] - static in DbClient, but DbIOManager calls it on this instance, which holds the resource
+        self, context: OutputContext | InputContext, table_slice: TableSlice
+    ) -> Iterator[Connection]:
         with self._mysql.connect() as connection:
             yield connection
