@@ -29,16 +29,36 @@ def test_every_asset_has_group_kind_and_description():
     assert keys == set(TABLE_ASSETS + SOURCE_ASSETS)
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
-        assert node.group_name in {"lab_sources", "lab_flat_table"}, key
         assert "mysql" in node.kinds, key
         assert node.description and len(node.description) > 40, key
+    groups = {key.to_user_string(): graph.get(key).group_name for key in graph.get_all_asset_keys()}
+    # The deliverables first: the refresh's bookkeeping in a group of its own, described as internal.
+    assert groups == {
+        "samples": "lab_sources",
+        "sample_measurements": "lab_sources",
+        "experiment_measurements": "lab_flat_table",
+        "measurement_types": "lab_flat_table",
+        "sample_lineage": "lab_flat_table",
+        "sample_measurement_digests": "lab_internal",
+    }
+    for key, group in groups.items():
+        description = graph.get(AssetKey(key)).description or ""
+        assert description.startswith("Internal:") == (group == "lab_internal"), key
 
 
-def test_every_asset_check_has_a_description():
+# Words of an implementer, not of a scientist reading a check's result: such detail belongs in the
+# check's metadata (how_it_is_checked).
+JARGON = ("induction", "collation", "CRC32", "InnoDB", "MAX(", "IS NULL", "Blocking", "covers", "bucket")
+
+
+def test_every_asset_check_has_a_description_a_scientist_can_read():
     graph = defs.resolve_asset_graph()
     for check_key in graph.asset_check_keys:
         spec = graph.get_check_spec(check_key)
-        assert spec.description, f"{check_key.asset_key.to_user_string()}:{check_key.name} has no description"
+        name = f"{check_key.asset_key.to_user_string()}:{check_key.name}"
+        assert spec.description, f"{name} has no description"
+        assert [w for w in JARGON if w in spec.description] == [], name
+        assert len(spec.metadata["how_it_is_checked"]) > 20, name
 
 
 def test_table_writing_assets_share_the_flat_table_pool():
@@ -76,6 +96,7 @@ def _columns_of(lab_db, table: str) -> list[str]:
 
 
 def test_every_materialization_carries_row_count_column_schema_and_table_name(lab_db):
+    """... and a description of every column."""
     instance = DagsterInstance.ephemeral()
     lab_db.materialize_all(instance=instance)
     for table in TABLE_ASSETS:
@@ -85,6 +106,9 @@ def test_every_materialization_carries_row_count_column_schema_and_table_name(la
         assert metadata["dagster/table_name"].value == f"{lab_db.name}.{table}", table
         schema = metadata["dagster/column_schema"].value
         assert [c.name for c in schema.columns] == _columns_of(lab_db, table), table
+        # Every column of every table says what it holds.
+        undescribed = [c.name for c in schema.columns if not (c.description and len(c.description) > 10)]
+        assert undescribed == [], table
     flat = _latest_metadata(instance, "experiment_measurements", DagsterEventType.ASSET_MATERIALIZATION)
     assert flat["measurement_columns"].value == 2
     assert flat["measurement_types_added"].value == "none"  # first build: nothing was added
@@ -166,6 +190,8 @@ def test_observations_of_the_sources_carry_row_count_column_schema_and_table_nam
         assert metadata["dagster/row_count"].value == 20
         assert metadata["dagster/table_name"].value == f"{lab_db.name}.{table}"
         assert [c.name for c in metadata["dagster/column_schema"].value.columns] == expected_columns[table]
+        columns = _latest_metadata(instance, table, DagsterEventType.ASSET_OBSERVATION)["dagster/column_schema"]
+        assert all(c.description for c in columns.value.columns), table
     samples_schema = _latest_metadata(instance, "samples", DagsterEventType.ASSET_OBSERVATION)[
         "dagster/column_schema"
     ].value

@@ -40,7 +40,7 @@ def _drive(server: Webserver, lab_db) -> None:
     assert set(nodes) == {key.to_user_string() for key in graph.get_all_asset_keys()}
     assert {name for name, n in nodes.items() if n["isObservable"]} == {"samples", "sample_measurements"}
     for name, node in nodes.items():
-        assert node["groupName"] in {"lab_sources", "lab_flat_table"}, name
+        assert node["groupName"] in {"lab_sources", "lab_flat_table", "lab_internal"}, name
         assert "mysql" in node["kinds"], name
         assert node["description"], name
 
