@@ -53,6 +53,12 @@ LAUNCH = """mutation Launch($params: ExecutionParams!) { launchPipelineExecution
 RUNS = """query Runs($filter: RunsFilter) { runsOrError(filter: $filter) { __typename
   ... on Runs { results { runId status startTime endTime tags { key value } } } ... on PythonError { message } } }"""
 
+STALENESS = """{ assetNodes { assetKey { path } isMaterializable staleStatus
+  staleCauses { key { path } reason category dependency { path } } } }"""
+
+JOBS = """query Jobs($selector: RepositorySelector!) { repositoryOrError(repositorySelector: $selector) {
+  __typename ... on Repository { jobs { name description tags { key value } } } ... on PythonError { message } } }"""
+
 RUN = """query Run($runId: ID!) { runOrError(runId: $runId) { __typename ... on Run { status startTime endTime } } }"""
 
 MATERIALIZATIONS = """{ assetNodes { assetKey { path } isMaterializable
@@ -150,6 +156,17 @@ class Webserver:
         launched = self.graphql(LAUNCH, {"params": params})["launchPipelineExecution"]
         assert launched["__typename"] == "LaunchRunSuccess", launched
         return launched["run"]["runId"]
+
+    def launch_job(self, selector: dict, job_name: str) -> str:
+        """Launch job ``job_name`` as its page's "Launch run" does; returns the run id."""
+        params = {"selector": {**selector, "pipelineName": job_name}, "executionMetadata": {"tags": []}}
+        launched = self.graphql(LAUNCH, {"params": params})["launchPipelineExecution"]
+        assert launched["__typename"] == "LaunchRunSuccess", launched
+        return launched["run"]["runId"]
+
+    def staleness(self) -> dict[str, dict]:
+        """Each asset's stale status as the UI shows it ("Unsynced" is STALE), with its causes."""
+        return {"/".join(n["assetKey"]["path"]): n for n in self.graphql(STALENESS)["assetNodes"]}
 
     def wait_for_run(self, run_id: str, seconds: float = RUN_SECONDS) -> dict:
         """Poll until the run has ended (or ``seconds`` passed); returns status, startTime, endTime."""
