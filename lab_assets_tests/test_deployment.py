@@ -798,3 +798,24 @@ def test_the_init_files_give_lab_assets_select_on_the_lab_tables_and_its_own_dat
                 cursor.execute("DROP USER IF EXISTS %s@'%%'", (user,))
             for database in (lab, output, dagster):
                 cursor.execute(f"DROP DATABASE IF EXISTS `{database}`")
+
+
+def _make_instance(url: str | None) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LAB_", "DAGSTER_", "MAKE", "MFLAGS"))}
+    if url is not None:
+        env["LAB_DB_URL"] = url
+    return subprocess.run(
+        ["make", "-s", "--no-print-directory", "instance"], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def test_make_keeps_one_instance_per_lab_database():
+    """`make run` / `make dev` record runs in dagster_home/<database>_at_<host>_<port>: another
+    database (or the same name on another server) gets another instance, so its runs never show in
+    this one's UI; the account and its password are never part of the path."""
+    home = ROOT / "dagster_home"
+    assert _make_instance(None) == str(home / "lab_at_127.0.0.1_3306")
+    assert _make_instance("mysql+pymysql://root@127.0.0.1:3306/lab") == str(home / "lab_at_127.0.0.1_3306")
+    other = _make_instance("mysql+pymysql://bob:s%40cret@db.example:3307/other?charset=utf8mb4")
+    assert other == str(home / "other_at_db.example_3307")
+    assert _make_instance("mysql+pymysql://root@10.0.0.5/lab") == str(home / "lab_at_10.0.0.5")
