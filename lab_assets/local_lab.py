@@ -1,10 +1,10 @@
 """Local lab database for trying lab_assets out: ``python -m lab_assets.local_lab create-if-missing``
 creates the database named by LAB_DB_URL with the lab's source schema and the 20 fixed samples
 (only if it does not exist yet) and, with DAGSTER_HOME set, the instance's ``dagster.yaml`` there
-(only if it has none, :data:`LOCAL_DAGSTER_YAML`); ``materialize`` runs the CLI contract command (``dagster asset
-materialize -m lab_assets.definitions --select '*'``) on the instance in DAGSTER_HOME and prints a
-few progress lines instead of Dagster's event stream (``VERBOSE=1``: the whole stream);
-``show`` prints experiment_measurements.
+(only if it has none: a link to the repository's, :data:`REPOSITORY_DAGSTER_YAML`);
+``materialize`` runs job ``lab_refresh`` (:data:`MATERIALIZE_ALL`: every table and check, the
+sources observed first) on the instance in DAGSTER_HOME and prints a few progress lines instead
+of Dagster's event stream (``VERBOSE=1``: the whole stream); ``show`` prints experiment_measurements.
 
 This is a development helper, not part of the Dagster definitions: lab_assets itself never writes
 ``samples`` or ``sample_measurements``."""
@@ -33,8 +33,11 @@ def source_schema_statements() -> list[str]:
     return [statement.strip() for statement in text.split(";") if statement.strip()]
 
 
-# The instance of `make run` and `make dev` (DAGSTER_HOME, ./dagster_home by default), written when
-# missing. `make dev`'s daemon launches the refreshes the sensor queues.
+# The instance configuration of every way lab_assets runs: the repository's dagster.yaml, linked
+# into each instance `make run` and `make dev` use (DAGSTER_HOME, one per lab database) when it
+# has none, so a change to it reaches them all. Where the package runs without its repository,
+# LOCAL_DAGSTER_YAML (the same run-queue setting) is written instead.
+REPOSITORY_DAGSTER_YAML = Path(__file__).resolve().parents[1] / "dagster.yaml"
 LOCAL_DAGSTER_YAML = """\
 telemetry:
   enabled: false
@@ -43,16 +46,22 @@ telemetry:
 run_queue:
   dequeue_interval_seconds: 1
 """
-# What lab_assets wrote before the run queue setting; replaced by LOCAL_DAGSTER_YAML. A file with
-# anything else is the user's and is left as it is.
-EARLIER_LOCAL_DAGSTER_YAML = "telemetry:\n  enabled: false\n"
+# What lab_assets wrote before; replaced by the link. A file with anything else is the user's and
+# is left as it is.
+EARLIER_LOCAL_DAGSTER_YAMLS = ("telemetry:\n  enabled: false\n", LOCAL_DAGSTER_YAML)
 
 
 def write_dagster_yaml_if_missing(home: Path) -> None:
-    """``home/dagster.yaml`` := :data:`LOCAL_DAGSTER_YAML` unless it holds a configuration of its own."""
+    """``home/dagster.yaml`` := a link to :data:`REPOSITORY_DAGSTER_YAML` (or
+    :data:`LOCAL_DAGSTER_YAML` without one) unless it holds a configuration of its own."""
     home.mkdir(parents=True, exist_ok=True)
     path = home / "dagster.yaml"
-    if not path.exists() or path.read_text() == EARLIER_LOCAL_DAGSTER_YAML:
+    if path.is_symlink() or (path.exists() and path.read_text() not in EARLIER_LOCAL_DAGSTER_YAMLS):
+        return
+    path.unlink(missing_ok=True)
+    if REPOSITORY_DAGSTER_YAML.is_file():
+        path.symlink_to(REPOSITORY_DAGSTER_YAML)
+    else:
         path.write_text(LOCAL_DAGSTER_YAML)
 
 
@@ -90,8 +99,8 @@ ASSET_STEPS = ("lab_source_derivations", "experiment_measurements")
 
 
 def materialize(url: str) -> None:
-    """Runs :data:`MATERIALIZE_ALL` on the instance in DAGSTER_HOME (:data:`LOCAL_DAGSTER_YAML` is
-    written there if it has none), printing each table step's duration and the
+    """Runs :data:`MATERIALIZE_ALL` on the instance in DAGSTER_HOME (linked to the repository's
+    dagster.yaml if it has none), printing each table step's duration and the
     checks' results as they finish. Exits non-zero, with the end of the log, if the run fails."""
     del url  # the command reads LAB_DB_URL itself
     dagster = shutil.which("dagster", path=str(Path(sys.executable).parent)) or "dagster"
