@@ -32,7 +32,14 @@ DAGSTER_PORT ?= 3000
 dev: install
 	mkdir -p $(DAGSTER_HOME)
 	$(VENV)/bin/python -m lab_assets.local_lab create-if-missing
-	$(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(DAGSTER_PORT)
+	exec $(VENV)/bin/python -c "$$RESTORE_SIGINT" $(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(DAGSTER_PORT)
+
+# A shell starts a background job (`make dev &`) with SIGINT ignored, and dagster dev, its
+# webserver and daemon map SIGTERM to SIGINT's handler: they would ignore SIGTERM too. SIGINT's
+# default is restored before dagster dev starts, and `exec` leaves no shell in between, so
+# `kill <make's pid>` (make passes SIGTERM on to its child, dagster dev) or Ctrl-C stops
+# webserver, daemon and code servers in order (README, "The UI").
+export RESTORE_SIGINT = import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])
 
 # The instance `make run` and `make dev` use for LAB_DB_URL (see DAGSTER_HOME above).
 instance:

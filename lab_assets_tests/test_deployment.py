@@ -10,8 +10,10 @@ import re
 import secrets
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pymysql
@@ -862,3 +864,63 @@ def test_dagster_dev_from_the_root_runs_on_the_root_dagster_yaml(lab_db, tmp_pat
     finally:
         server.stop()
     assert not list(ROOT.glob(".tmp_dagster_home_*")), "dagster dev left its temporary instance behind"
+
+
+def _processes_with(marker: str) -> dict[int, str]:
+    """pid -> command line of the live processes whose environment holds ``marker``."""
+    found = {}
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and marker.encode() in (proc / "environ").read_bytes():
+                found[int(proc.name)] = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # noqa: PERF203 - a process may end between listing and reading it
+            continue
+    return found
+
+
+@pytest.mark.timeout(240)
+def test_a_background_make_dev_stops_whole_with_the_readme_command(lab_db, tmp_path):
+    """README: `make dev &`, then `kill $!`. From a non-interactive shell (background jobs start
+    with SIGINT ignored), after the daemon ran the sensor's first refresh, not one process that
+    make dev started is left: webserver, daemon, code servers, run workers."""
+    import requests
+
+    from lab_assets_tests.webserver import RUNS, VENV, _free_port
+
+    marker = f"lab-assets-stop-{secrets.token_hex(6)}"
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LAB_", "DAGSTER_", "MAKE", "MFLAGS"))}
+    env.update(LAB_DB_URL=lab_db.url, DAGSTER_HOME=str(tmp_path), LAB_STOP_MARKER=marker)
+    log, pid_file = tmp_path / "make-dev.log", tmp_path / "make.pid"
+    make = f"make --no-print-directory -o {VENV}/.installed dev VENV={VENV} DAGSTER_PORT={port}"
+    shell = subprocess.Popen(
+        ["bash", "-c", f"{make} > {log} 2>&1 &\necho $! > {pid_file}\nwait"],
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 150
+        runs: list[dict] = []
+        while time.monotonic() < deadline and not any(r["status"] == "SUCCESS" for r in runs):
+            time.sleep(1)
+            assert shell.poll() is None, log.read_text()[-3000:]
+            try:
+                tags = [{"key": REFRESH_TAG_KEY, "value": SENSOR_NAME}]
+                query = {"query": RUNS, "variables": {"filter": {"tags": tags}}}
+                body = requests.post(f"http://127.0.0.1:{port}/graphql", json=query, timeout=10).json()
+                runs = body["data"]["runsOrError"].get("results", [])
+            except (requests.RequestException, KeyError, TypeError, ValueError):
+                continue
+        assert any(r["status"] == "SUCCESS" for r in runs), (runs, log.read_text()[-3000:])
+        assert len(_processes_with(marker)) >= 4  # make, dagster dev, webserver, daemon, code server
+        os.kill(int(pid_file.read_text()), signal.SIGTERM)  # README's `kill $!`
+        shell.wait(timeout=60)
+        deadline = time.monotonic() + 30
+        while _processes_with(marker) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert _processes_with(marker) == {}, log.read_text()[-3000:]
+    finally:
+        for pid in _processes_with(marker):  # after a failed stop: nothing of this test left running
+            os.kill(pid, signal.SIGKILL)
+        shell.wait(timeout=10)
