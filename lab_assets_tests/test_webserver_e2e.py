@@ -110,7 +110,7 @@ TABLES = ["measurement_types", "sample_lineage", "sample_measurement_digests", "
 
 @pytest.mark.timeout(180)
 def test_the_ui_shows_tables_in_sync_until_the_sources_change_and_offers_a_full_refresh(lab_db, tmp_path):
-    """After a refresh and "Observe sources", no table is "Unsynced" (STALE) while nothing changed;
+    """After a refresh and "Observe all", no table is "Unsynced" (STALE) while nothing changed;
     after a change to sample_measurements and another observation, the tables built from it are,
     and lineage (built from samples only) is not. Job lab_full_refresh is listed with its tag and
     rebuilds every table whole; afterwards everything is in sync again."""
@@ -126,7 +126,7 @@ def test_the_ui_shows_tables_in_sync_until_the_sources_change_and_offers_a_full_
             status = server.wait_for_run(run_id)["status"]
             assert status == "SUCCESS", f"run {run_id} ended {status}:\n{server.log_tail()}"
 
-        def observe() -> None:  # the UI's "Observe sources"
+        def observe() -> None:  # the UI's "Observe all"
             run(server.launch(selector, ["samples", "sample_measurements"]))
 
         def stale() -> set[str]:

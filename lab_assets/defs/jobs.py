@@ -19,7 +19,7 @@ from lab_assets.names import (
 # materialization, the data version of every upstream asset as its latest observation at the
 # start of the building step, and shows a table "Unsynced" once a later observation reports
 # another version. An observation in the run, just before the steps read the sources, makes the
-# recorded version the content fingerprint of what they read: "Observe sources" afterwards reports
+# recorded version the content fingerprint of what they read: "Observe all" afterwards reports
 # the same version until the sources really change (a change between the observation and the
 # read shows the table "Unsynced" though it is current: never the reverse). It costs one scan of
 # each source per run.
