@@ -14,6 +14,9 @@ from lab_assets.names import SENSOR_NAME
 from lab_assets_tests.lab_data import assert_flat_table_is_exact, generate, insert
 from lab_assets_tests.webserver import ASSETS, DAGSTER_YAML, JOBS, MATERIALIZATIONS, SENSORS, Webserver
 
+OBSERVATIONS = """{ assetNodes { assetKey { path } assetObservations(limit: 1) { metadataEntries { label
+  ... on TextMetadataEntry { text } ... on FloatMetadataEntry { floatValue } } } } }"""
+
 
 @pytest.mark.timeout(150)
 def test_webserver_lists_everything_and_materializes_the_flat_table(lab_db, tmp_path):
@@ -129,6 +132,12 @@ def test_the_ui_shows_tables_in_sync_until_the_sources_change_and_offers_a_full_
         def observe() -> None:  # the UI's "Observe all"
             run(server.launch(selector, ["samples", "sample_measurements"]))
 
+        def behind(source: str) -> tuple[str, float | None]:
+            nodes = {"/".join(n["assetKey"]["path"]): n for n in server.graphql(OBSERVATIONS)["assetNodes"]}
+            entries = {e["label"]: e for e in nodes[source]["assetObservations"][0]["metadataEntries"]}
+            seconds = entries.get("experiment_measurements_behind_seconds", {}).get("floatValue")
+            return entries["experiment_measurements_behind"]["text"], seconds
+
         def stale() -> set[str]:
             statuses = server.staleness()
             assert all(statuses[t]["staleStatus"] in {"FRESH", "STALE"} for t in TABLES), statuses
@@ -142,11 +151,19 @@ def test_the_ui_shows_tables_in_sync_until_the_sources_change_and_offers_a_full_
         assert stale() == set()
         observe()
         assert stale() == set(), server.staleness()
+        # The freshness signal: each source's observation says whether the flat table is behind it.
+        assert behind("sample_measurements") == ("in sync: built from this version", 0.0)
 
         lab_db.execute("UPDATE sample_measurements SET value = value + 1 WHERE sample_id = 2")
         observe()
-        behind = stale()
-        assert behind == {"measurement_types", "sample_measurement_digests", "experiment_measurements"}
+        first_seen = time.time()
+        assert stale() == {"measurement_types", "sample_measurement_digests", "experiment_measurements"}
+        assert behind("samples") == ("in sync: built from this version", 0.0)
+        time.sleep(2)
+        observe()
+        text, seconds = behind("sample_measurements")
+        assert text.startswith("behind: sample_measurements changed after the table was built"), text
+        assert 2 <= seconds <= time.time() - first_seen + 2, seconds  # since the first observation of the change
         causes = server.staleness()["experiment_measurements"]["staleCauses"]
         assert {(tuple(c["key"]["path"]), c["reason"]) for c in causes} == {
             (("sample_measurements",), "has a new data version")

@@ -9,6 +9,7 @@ import pandas as pd
 from dagster import (
     AssetCheckResult,
     AssetExecutionContext,
+    AssetKey,
     AssetOut,
     DataVersion,
     ObserveResult,
@@ -23,6 +24,7 @@ from dagster._core.definitions.metadata.metadata_set import TableMetadataSet
 
 from lab_assets.catalog.value_type import source_value_type
 from lab_assets.checks.specs import CATALOG_CHECKS, FLAT_TABLE_CHECKS, LINEAGE_CHECKS
+from lab_assets.defs.freshness import behind_sources
 from lab_assets.derivations.step import derive_source_tables
 from lab_assets.flat_table.step import flat_table_outputs
 from lab_assets.io_manager import SqlRelation, TableWrite
@@ -79,8 +81,11 @@ MEASUREMENT_TYPES_COLUMNS = TableSchema(
 )
 
 
-def _observe(mysql: MySQLResource, table: str, columns: tuple[str, ...]) -> ObserveResult:
-    """A source table's data version (row count and content hash, one scan) and its metadata."""
+def _observe(
+    context: AssetExecutionContext, mysql: MySQLResource, table: str, columns: tuple[str, ...]
+) -> ObserveResult:
+    """A source table's data version (row count and content hash, one scan), its metadata and
+    whether experiment_measurements was built from this version (lab_assets.defs.freshness)."""
     started = time.monotonic()
     check_sources(mysql)  # a renamed source column: one sentence, not a raw 1054
     value_type = source_value_type(mysql) if table == SAMPLE_MEASUREMENTS else None
@@ -98,9 +103,11 @@ def _observe(mysql: MySQLResource, table: str, columns: tuple[str, ...]) -> Obse
             for c in mysql.table_columns(table)
         ]
     )
+    version = f"{row_count}-{hash_a}-{hash_b}"
     return ObserveResult(
-        data_version=DataVersion(f"{row_count}-{hash_a}-{hash_b}"),
+        data_version=DataVersion(version),
         metadata={
+            **behind_sources(context.instance, AssetKey(table), version),
             **TableMetadataSet(
                 row_count=int(row_count),
                 table_name=f"{mysql.tables.database_of(table)}.{mysql.tables.source(table).name}",
@@ -119,8 +126,8 @@ def _observe(mysql: MySQLResource, table: str, columns: tuple[str, ...]) -> Obse
     " Read-only for lab_assets; observed as row count and content hash of those columns.",
     tags={"dagster/kind/mysql": ""},
 )
-def samples(mysql: MySQLResource) -> ObserveResult:
-    return _observe(mysql, SAMPLES, SAMPLES_COLUMNS)
+def samples(context: AssetExecutionContext, mysql: MySQLResource) -> ObserveResult:
+    return _observe(context, mysql, SAMPLES, SAMPLES_COLUMNS)
 
 
 @observable_source_asset(
@@ -132,8 +139,8 @@ def samples(mysql: MySQLResource) -> ObserveResult:
     " hash of those columns.",
     tags={"dagster/kind/mysql": ""},
 )
-def sample_measurements(mysql: MySQLResource) -> ObserveResult:
-    return _observe(mysql, SAMPLE_MEASUREMENTS, MEASUREMENTS_COLUMNS)
+def sample_measurements(context: AssetExecutionContext, mysql: MySQLResource) -> ObserveResult:
+    return _observe(context, mysql, SAMPLE_MEASUREMENTS, MEASUREMENTS_COLUMNS)
 
 
 @multi_asset(
