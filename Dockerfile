@@ -13,8 +13,10 @@ COPY pyproject.toml README.md ./
 COPY lab_assets ./lab_assets
 RUN pip install .
 
-# The instance configuration (MySQL storage, run queue, pools) and the code location.
-COPY docker/dagster.yaml ${DAGSTER_HOME}/dagster.yaml
+# The instance configuration: the repository's dagster.yaml (run queue, pools), the one every way
+# lab_assets runs uses, with the MySQL storage of docker/storage-mysql.yaml appended. And the code location.
+COPY dagster.yaml docker/storage-mysql.yaml ./instance/
+RUN mkdir -p ${DAGSTER_HOME} && cat instance/dagster.yaml instance/storage-mysql.yaml > ${DAGSTER_HOME}/dagster.yaml
 COPY workspace.yaml ./workspace.yaml
 
 EXPOSE 3000

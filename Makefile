@@ -3,9 +3,13 @@
 PYTHON ?= python3
 VENV := .venv
 export LAB_DB_URL ?= mysql+pymysql://root@127.0.0.1:3306/lab
-export DAGSTER_HOME ?= $(CURDIR)/dagster_home
+# One Dagster instance per lab database: dagster_home/<database>_at_<host>_<port> (the URL without
+# scheme, account and password), so runs against another database never change what the UI
+# shows for this one. `make instance` prints it; DAGSTER_HOME set in the environment wins.
+LAB_INSTANCE = $(shell printf '%s' '$(LAB_DB_URL)' | sed -E 's@^[^:]*://([^/]*[@])?([^/?]*)/?([^?]*).*@\3 at \2@; s@[^A-Za-z0-9._-]+@_@g')
+export DAGSTER_HOME ?= $(CURDIR)/dagster_home/$(LAB_INSTANCE)
 
-.PHONY: install run audit test test-unit lint format typecheck bench
+.PHONY: install run audit test test-unit lint format typecheck bench instance
 install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	@echo "installing lab_assets and its pinned dependencies into $(VENV) (about a minute, once)"
@@ -28,14 +32,25 @@ audit: install
 	$(VENV)/bin/python -m lab_assets.local_lab audit
 
 # The UI: webserver and daemon (the daemon runs the sensor and the queued runs) on
-# http://127.0.0.1:$(DAGSTER_PORT), on the instance `make run` records its runs in (DAGSTER_HOME),
+# http://127.0.0.1:$(DAGSTER_PORT), on the instance `make run` records its runs in (DAGSTER_HOME, one per lab database),
 # so the UI shows what `make run` built. `make dev DAGSTER_PORT=3001` for another port.
 DAGSTER_PORT ?= 3000
 .PHONY: dev
 dev: install
 	mkdir -p $(DAGSTER_HOME)
 	$(VENV)/bin/python -m lab_assets.local_lab create-if-missing $(if $(DEMO),--demo)
-	$(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(DAGSTER_PORT)
+	exec $(VENV)/bin/python -c "$$RESTORE_SIGINT" $(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(DAGSTER_PORT)
+
+# A shell starts a background job (`make dev &`) with SIGINT ignored, and dagster dev, its
+# webserver and daemon map SIGTERM to SIGINT's handler: they would ignore SIGTERM too. SIGINT's
+# default is restored before dagster dev starts, and `exec` leaves no shell in between, so
+# `kill <make's pid>` (make passes SIGTERM on to its child, dagster dev) or Ctrl-C stops
+# webserver, daemon and code servers in order (README, "The UI").
+export RESTORE_SIGINT = import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])
+
+# The instance `make run` and `make dev` use for LAB_DB_URL (see DAGSTER_HOME above).
+instance:
+	@echo $(DAGSTER_HOME)
 
 test: install
 	$(VENV)/bin/pytest

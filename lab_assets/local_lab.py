@@ -4,11 +4,12 @@
   LAB_DB_URL with the lab's source schema and the 20 fixed samples, only if it does not exist and
   only for the default URL (:data:`DEFAULT_LAB_DB_URL`) or with ``--demo`` (``make run DEMO=1``):
   a typo in another URL's database name must stop with the sentence naming it and the server, not
-  leave a stray demo database on a real server. With DAGSTER_HOME set it also writes the
-  instance's ``dagster.yaml`` there (only if it has none, :data:`LOCAL_DAGSTER_YAML`).
-* ``materialize`` runs the CLI contract command (``dagster asset materialize -m
-  lab_assets.definitions --select '*'``) on the instance in DAGSTER_HOME, printing a few progress
-  lines instead of Dagster's event stream (``VERBOSE=1``: the whole stream); ``audit`` runs the
+  leave a stray demo database on a real server. With DAGSTER_HOME set it also gives the instance
+  its ``dagster.yaml`` (only if it has none: a link to the repository's,
+  :data:`REPOSITORY_DAGSTER_YAML`).
+* ``materialize`` runs job ``lab_refresh`` (:data:`MATERIALIZE_ALL`: every table and check, the
+  sources observed first) on the instance in DAGSTER_HOME, printing a few progress lines instead
+  of Dagster's event stream (``VERBOSE=1``: the whole stream); ``audit`` runs the
   ``lab_integrity_audit`` job the same way. Both end with one line of check results and exit
   non-zero when a step or a check of ERROR severity failed (lab_assets.run_report), for cron and CI.
 * ``show`` prints experiment_measurements.
@@ -45,8 +46,11 @@ def source_schema_statements() -> list[str]:
     return [statement.strip() for statement in text.split(";") if statement.strip()]
 
 
-# The instance of `make run` and `make dev` (DAGSTER_HOME, ./dagster_home by default), written when
-# missing. `make dev`'s daemon launches the refreshes the sensor queues.
+# The instance configuration of every way lab_assets runs: the repository's dagster.yaml, linked
+# into each instance `make run` and `make dev` use (DAGSTER_HOME, one per lab database) when it
+# has none, so a change to it reaches them all. Where the package runs without its repository,
+# LOCAL_DAGSTER_YAML (the same run-queue setting) is written instead.
+REPOSITORY_DAGSTER_YAML = Path(__file__).resolve().parents[1] / "dagster.yaml"
 LOCAL_DAGSTER_YAML = """\
 telemetry:
   enabled: false
@@ -55,16 +59,22 @@ telemetry:
 run_queue:
   dequeue_interval_seconds: 1
 """
-# What lab_assets wrote before the run queue setting; replaced by LOCAL_DAGSTER_YAML. A file with
-# anything else is the user's and is left as it is.
-EARLIER_LOCAL_DAGSTER_YAML = "telemetry:\n  enabled: false\n"
+# What lab_assets wrote before; replaced by the link. A file with anything else is the user's and
+# is left as it is.
+EARLIER_LOCAL_DAGSTER_YAMLS = ("telemetry:\n  enabled: false\n", LOCAL_DAGSTER_YAML)
 
 
 def write_dagster_yaml_if_missing(home: Path) -> None:
-    """``home/dagster.yaml`` := :data:`LOCAL_DAGSTER_YAML` unless it holds a configuration of its own."""
+    """``home/dagster.yaml`` := a link to :data:`REPOSITORY_DAGSTER_YAML` (or
+    :data:`LOCAL_DAGSTER_YAML` without one) unless it holds a configuration of its own."""
     home.mkdir(parents=True, exist_ok=True)
     path = home / "dagster.yaml"
-    if not path.exists() or path.read_text() == EARLIER_LOCAL_DAGSTER_YAML:
+    if path.is_symlink() or (path.exists() and path.read_text() not in EARLIER_LOCAL_DAGSTER_YAMLS):
+        return
+    path.unlink(missing_ok=True)
+    if REPOSITORY_DAGSTER_YAML.is_file():
+        path.symlink_to(REPOSITORY_DAGSTER_YAML)
+    else:
         path.write_text(LOCAL_DAGSTER_YAML)
 
 
@@ -104,7 +114,10 @@ def create_if_missing(url: str, demo: bool = False) -> None:
     print(f"created demo lab database {database!r} with the source schema and the 20 fixed samples")
 
 
-MATERIALIZE_ALL = ("asset", "materialize", "-m", "lab_assets.definitions", "--select", "*")
+# Job lab_refresh builds every table and reports every check, as `dagster asset materialize
+# --select '*'` does, and observes the two sources first: the UI then shows the tables in sync with
+# them (lab_assets.defs.jobs says why), which that command, observing nothing, would not.
+MATERIALIZE_ALL = ("job", "execute", "-m", "lab_assets.definitions", "-j", "lab_refresh")
 AUDIT = ("job", "execute", "-m", "lab_assets.definitions", "-j", "lab_integrity_audit")
 # The table steps whose durations materialize prints (the observations of the sources go to
 # the log file only).

@@ -10,8 +10,10 @@ import re
 import secrets
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pymysql
@@ -77,7 +79,16 @@ def _dockerfile_env() -> dict[str, str]:
 
 
 DAGSTER_SERVICES = ("webserver", "daemon")
-DEPLOYMENT_DAGSTER_YAML = "docker/dagster.yaml"
+DAGSTER_YAML = "dagster.yaml"  # every instance's configuration
+MYSQL_STORAGE_YAML = "docker/storage-mysql.yaml"  # what the deployment appends to it
+
+
+def _deployment_dagster_yaml(home: Path) -> None:
+    """``home/dagster.yaml`` as the image holds it (Dockerfile): the repository's dagster.yaml
+    with docker/storage-mysql.yaml appended."""
+    (home / "dagster.yaml").write_text((ROOT / DAGSTER_YAML).read_text() + (ROOT / MYSQL_STORAGE_YAML).read_text())
+
+
 COMPOSE_FILE = "docker-compose.yml"
 ENV_EXAMPLE = ".env.example"
 ACCOUNTS_SCRIPT = "docker/mysql-init/20-accounts.sh"
@@ -170,8 +181,11 @@ def test_the_yaml_files_parse_and_dagster_yaml_is_a_valid_instance_config(tmp_pa
         "load_from": [{"python_module": {"module_name": "lab_assets.definitions", "location_name": "lab_assets"}}]
     }
     assert set(_load("docker-compose.yml")["services"]) == {"mysql", "webserver", "daemon"}
-    assert _env_refs(_load(DEPLOYMENT_DAGSTER_YAML)) == {DAGSTER_MYSQL_URL_ENV}
-    shutil.copy(ROOT / DEPLOYMENT_DAGSTER_YAML, tmp_path / "dagster.yaml")
+    # The repository's dagster.yaml reads no variable and sets no storage: every command run from
+    # the root works without the deployment's variables (SQLite in the instance's directory).
+    assert _env_refs(_load(DAGSTER_YAML)) == set() and "storage" not in _load(DAGSTER_YAML)
+    assert _env_refs(_load(MYSQL_STORAGE_YAML)) == {DAGSTER_MYSQL_URL_ENV}
+    _deployment_dagster_yaml(tmp_path)
     monkeypatch.setenv(DAGSTER_MYSQL_URL_ENV, "mysql+mysqlconnector://u:p@h:3306/dagster")
     config, _ = dagster_instance_config(str(tmp_path))  # raises on anything the schema rejects
     assert config["storage"] == {"mysql": {"mysql_url": {"env": DAGSTER_MYSQL_URL_ENV}}}
@@ -186,9 +200,9 @@ def test_the_yaml_files_parse_and_dagster_yaml_is_a_valid_instance_config(tmp_pa
 
 
 def test_the_local_instance_dequeues_every_second_and_a_users_dagster_yaml_is_kept(tmp_path, monkeypatch):
-    """`make run` / `make dev` write DAGSTER_HOME/dagster.yaml when it is missing (or is the
-    telemetry-only file earlier versions wrote): a valid instance config whose daemon looks at the
-    run queue every second. A file of the user's own is left as it is."""
+    """`make run` / `make dev` link DAGSTER_HOME/dagster.yaml to the repository's when it is
+    missing (or is a file earlier versions wrote): a valid instance config whose daemon looks at
+    the run queue every second. A file of the user's own is left as it is."""
     from lab_assets import local_lab
 
     local_lab.write_dagster_yaml_if_missing(tmp_path / "new")
@@ -199,17 +213,17 @@ def test_the_local_instance_dequeues_every_second_and_a_users_dagster_yaml_is_ke
     finally:
         instance.dispose()
     earlier, own = tmp_path / "earlier", tmp_path / "own"
-    for home, text in ((earlier, local_lab.EARLIER_LOCAL_DAGSTER_YAML), (own, "telemetry:\n  enabled: true\n")):
+    for home, text in ((earlier, local_lab.EARLIER_LOCAL_DAGSTER_YAMLS[1]), (own, "telemetry:\n  enabled: true\n")):
         home.mkdir()
         (home / "dagster.yaml").write_text(text)
         local_lab.write_dagster_yaml_if_missing(home)
-    assert (earlier / "dagster.yaml").read_text() == local_lab.LOCAL_DAGSTER_YAML
+    assert (earlier / "dagster.yaml").resolve() == ROOT / DAGSTER_YAML
     assert (own / "dagster.yaml").read_text() == "telemetry:\n  enabled: true\n"
     # create-if-missing (the first step of make run and make dev) writes it with DAGSTER_HOME set.
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "made"))
     with pytest.raises(SystemExit, match="must name a database"):  # before it connects anywhere
         local_lab.create_if_missing("mysql+pymysql://root@127.0.0.1:3306")
-    assert (tmp_path / "made" / "dagster.yaml").read_text() == local_lab.LOCAL_DAGSTER_YAML
+    assert (tmp_path / "made" / "dagster.yaml").resolve() == ROOT / DAGSTER_YAML
 
 
 def test_the_compose_file_references_files_that_exist():
@@ -242,7 +256,10 @@ def test_the_compose_file_references_files_that_exist():
 def test_the_image_carries_this_dagster_yaml_and_workspace_yaml():
     env = _dockerfile_env()
     copies = {tuple(args.split()) for instruction, args in _dockerfile() if instruction == "COPY"}
-    assert (DEPLOYMENT_DAGSTER_YAML, "${DAGSTER_HOME}/dagster.yaml") in copies
+    assert (DAGSTER_YAML, MYSQL_STORAGE_YAML, "./instance/") in copies
+    runs = [args for instruction, args in _dockerfile() if instruction == "RUN"]
+    appended = "cat instance/dagster.yaml instance/storage-mysql.yaml > ${DAGSTER_HOME}/dagster.yaml"
+    assert any(appended in run for run in runs), runs
     assert env["DAGSTER_HOME"].startswith("/")
     workdir = [args for instruction, args in _dockerfile() if instruction == "WORKDIR"][-1]
     assert ("workspace.yaml", "./workspace.yaml") in copies and workdir.startswith("/")
@@ -255,10 +272,19 @@ def test_the_image_carries_this_dagster_yaml_and_workspace_yaml():
     assert compose["services"]["daemon"]["command"] == ["dagster-daemon", "run", "--workspace", "workspace.yaml"]
 
 
-def test_no_dagster_yaml_in_the_repository_root():
-    """Dagster reads a dagster.yaml in the working directory when DAGSTER_HOME is unset: one in the
-    root would make README's commands, run from there, need the deployment's variables."""
-    assert not (ROOT / "dagster.yaml").exists()
+def test_the_instances_of_make_run_and_make_dev_use_the_repository_dagster_yaml(tmp_path):
+    """The instance of each lab database links its dagster.yaml to the repository's, so the run
+    queue and pool settings are the same everywhere: a valid configuration without any variable."""
+    from lab_assets import local_lab
+
+    local_lab.write_dagster_yaml_if_missing(tmp_path / "new")
+    assert (tmp_path / "new" / "dagster.yaml").resolve() == ROOT / DAGSTER_YAML
+    instance = DagsterInstance.from_config(str(tmp_path / "new"))
+    try:
+        assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
+        assert type(instance.run_storage).__name__ == "SqliteRunStorage"
+    finally:
+        instance.dispose()
 
 
 def test_the_pre_commit_hooks_run_the_ruff_that_pyproject_pins():
@@ -282,7 +308,7 @@ def test_the_compose_environment_is_what_the_code_and_dagster_yaml_read():
         env = compose["services"][service]["environment"]
         # Everything dagster.yaml reads, plus the lab database and the output database the
         # definitions read.
-        assert set(env) == _env_refs(_load(DEPLOYMENT_DAGSTER_YAML)) | {LAB_DB_URL_ENV, LAB_OUTPUT_DATABASE_ENV}
+        assert set(env) == _env_refs(_load(MYSQL_STORAGE_YAML)) | {LAB_DB_URL_ENV, LAB_OUTPUT_DATABASE_ENV}
         assert compose["services"][service]["depends_on"]["mysql"]["condition"] == "service_healthy"
 
         # lab_assets reads the lab database as the account the init script makes, and writes into
@@ -415,7 +441,7 @@ def mysql_dagster_home(tmp_path) -> tuple[Path, str]:
         cursor.execute(f"CREATE DATABASE `{database}`")
     home = tmp_path / "dagster_home"
     home.mkdir()
-    shutil.copy(ROOT / DEPLOYMENT_DAGSTER_YAML, home / "dagster.yaml")
+    _deployment_dagster_yaml(home)
     url = SERVER_URL.set(drivername="mysql+mysqlconnector", database=database)
     return home, url.render_as_string(hide_password=False)
 
@@ -674,7 +700,7 @@ def test_the_init_files_give_lab_assets_select_on_the_lab_tables_and_its_own_dat
     test-unique names: lab_assets' account may read the two lab tables and nothing else of the lab
     database, holds exactly what lab_assets' grant check asks for on its output database, and a
     whole `dagster asset materialize` with the containers' environment (LAB_DB_URL,
-    LAB_OUTPUT_DATABASE, DAGSTER_MYSQL_URL on docker/dagster.yaml) builds the exact table; Dagster's
+    LAB_OUTPUT_DATABASE, DAGSTER_MYSQL_URL on the deployment's dagster.yaml) builds the exact table; Dagster's
     account has its own database only."""
     from lab_assets.mysql.grants import OUTPUT_PRIVILEGES, missing_privileges
     from lab_assets.names import SAMPLE_MEASUREMENTS, SAMPLES
@@ -766,10 +792,10 @@ def test_the_init_files_give_lab_assets_select_on_the_lab_tables_and_its_own_dat
         assert (missing, grantee, role_active) == ([], f"'{lab_assets_user}'@'%'", False)
 
         # The full refresh as the daemon's run would do it: a cold CLI process with the
-        # containers' environment and DAGSTER_HOME holding docker/dagster.yaml.
+        # containers' environment and DAGSTER_HOME holding the deployment's dagster.yaml.
         home = tmp_path / "dagster_home"
         home.mkdir()
-        shutil.copy(ROOT / DEPLOYMENT_DAGSTER_YAML, home / "dagster.yaml")
+        _deployment_dagster_yaml(home)
         containers = {
             LAB_DB_URL_ENV: lab_url.render_as_string(hide_password=False),
             LAB_OUTPUT_DATABASE_ENV: output,
@@ -812,3 +838,103 @@ def test_the_init_files_give_lab_assets_select_on_the_lab_tables_and_its_own_dat
                 cursor.execute("DROP USER IF EXISTS %s@'%%'", (user,))
             for database in (lab, output, dagster):
                 cursor.execute(f"DROP DATABASE IF EXISTS `{database}`")
+
+
+def _make_instance(url: str | None) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LAB_", "DAGSTER_", "MAKE", "MFLAGS"))}
+    if url is not None:
+        env["LAB_DB_URL"] = url
+    command = ["make", "-s", "--no-print-directory", "instance"]
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_make_keeps_one_instance_per_lab_database():
+    """`make run` / `make dev` record runs in dagster_home/<database>_at_<host>_<port>: another
+    database (or the same name on another server) gets another instance, so its runs never show in
+    this one's UI; the account and its password are never part of the path."""
+    home = ROOT / "dagster_home"
+    assert _make_instance(None) == str(home / "lab_at_127.0.0.1_3306")
+    assert _make_instance("mysql+pymysql://root@127.0.0.1:3306/lab") == str(home / "lab_at_127.0.0.1_3306")
+    other = _make_instance("mysql+pymysql://bob:s%40cret@db.example:3307/other?charset=utf8mb4")
+    assert other == str(home / "other_at_db.example_3307")
+    assert _make_instance("mysql+pymysql://root@10.0.0.5/lab") == str(home / "lab_at_10.0.0.5")
+
+
+@pytest.mark.timeout(120)
+def test_dagster_dev_from_the_root_runs_on_the_root_dagster_yaml(lab_db, tmp_path):
+    """`dagster dev` from the repository root, DAGSTER_HOME unset (README): Dagster reads the root's
+    dagster.yaml, which needs no variable, and the UI serves the definitions on its run queue,
+    one sensor refresh and one table-writing step at a time."""
+    from lab_assets_tests.webserver import INSTANCE, Webserver
+
+    server = Webserver(tmp_path, lab_db.url, dev=True, from_root=True)
+    try:
+        server.wait_until_loaded(seconds=90)
+        instance = server.graphql(INSTANCE)["instance"]
+        assert instance["runQueuingSupported"] is True
+        # The root file's settings, storage SQLite in the temporary directory.
+        assert "- key: lab_assets/trigger" in instance["info"], instance["info"]
+        assert "default_limit: 1" in instance["info"] and "run_storage: SqliteRunStorage" in instance["info"]
+    finally:
+        server.stop()
+    assert not list(ROOT.glob(".tmp_dagster_home_*")), "dagster dev left its temporary instance behind"
+
+
+def _processes_with(marker: str) -> dict[int, str]:
+    """pid -> command line of the live processes whose environment holds ``marker``."""
+    found = {}
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and marker.encode() in (proc / "environ").read_bytes():
+                found[int(proc.name)] = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # noqa: PERF203 - a process may end between listing and reading it
+            continue
+    return found
+
+
+@pytest.mark.timeout(240)
+def test_a_background_make_dev_stops_whole_with_the_readme_command(lab_db, tmp_path):
+    """README: `make dev &`, then `kill $!`. From a non-interactive shell (background jobs start
+    with SIGINT ignored), after the daemon ran the sensor's first refresh, not one process that
+    make dev started is left: webserver, daemon, code servers, run workers."""
+    import requests
+
+    from lab_assets_tests.webserver import RUNS, VENV, _free_port
+
+    marker = f"lab-assets-stop-{secrets.token_hex(6)}"
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LAB_", "DAGSTER_", "MAKE", "MFLAGS"))}
+    env.update(LAB_DB_URL=lab_db.url, DAGSTER_HOME=str(tmp_path), LAB_STOP_MARKER=marker)
+    log, pid_file = tmp_path / "make-dev.log", tmp_path / "make.pid"
+    make = f"make --no-print-directory -o {VENV}/.installed dev VENV={VENV} DAGSTER_PORT={port}"
+    shell = subprocess.Popen(
+        ["bash", "-c", f"{make} > {log} 2>&1 &\necho $! > {pid_file}\nwait"],
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 150
+        runs: list[dict] = []
+        while time.monotonic() < deadline and not any(r["status"] == "SUCCESS" for r in runs):
+            time.sleep(1)
+            assert shell.poll() is None, log.read_text()[-3000:]
+            try:
+                tags = [{"key": REFRESH_TAG_KEY, "value": SENSOR_NAME}]
+                query = {"query": RUNS, "variables": {"filter": {"tags": tags}}}
+                body = requests.post(f"http://127.0.0.1:{port}/graphql", json=query, timeout=10).json()
+                runs = body["data"]["runsOrError"].get("results", [])
+            except (requests.RequestException, KeyError, TypeError, ValueError):
+                continue
+        assert any(r["status"] == "SUCCESS" for r in runs), (runs, log.read_text()[-3000:])
+        assert len(_processes_with(marker)) >= 4  # make, dagster dev, webserver, daemon, code server
+        os.kill(int(pid_file.read_text()), signal.SIGTERM)  # README's `kill $!`
+        shell.wait(timeout=60)
+        deadline = time.monotonic() + 30
+        while _processes_with(marker) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert _processes_with(marker) == {}, log.read_text()[-3000:]
+    finally:
+        for pid in _processes_with(marker):  # after a failed stop: nothing of this test left running
+            os.kill(pid, signal.SIGKILL)
+        shell.wait(timeout=10)

@@ -31,6 +31,7 @@ PURE_MODULES = (
     "lab_assets.flat_table.sql",
     "lab_assets.flat_table.plan",
     "lab_assets.flat_table.verification_sql",
+    "lab_assets.flat_table.preview_sql",
     "lab_assets.checks.sql",
     "lab_assets.checks.flat_table_sql",
     "lab_assets.sensor.sql",

@@ -1,10 +1,12 @@
 """The UI in a real browser: `make dev` (webserver and daemon, run from the repository root as README
 says, on a free port, with a temporary DAGSTER_HOME and a throwaway lab database) driven by
 Playwright through Debian's Chromium, as a newcomer would use it: the lineage page lists the six
-assets, "Materialize all" runs to success, the experiment_measurements page shows row count, column
-schema with descriptions and table name, the Checks tabs show a result for every check, and the
-sensor is on. A failing step leaves a screenshot of the page in the test's temporary directory;
-a passing run leaves two (printed at the end). Marked ``browser``: without Chromium or Playwright
+assets, "Materialize all" runs to success, "Observe all" leaves no table "Unsynced", the
+experiment_measurements page shows row count, column schema with descriptions, table name and a
+preview of its first rows, the Checks tabs show a result for every check, the sensor is on, and
+job lab_full_refresh is listed and its "Materialize all" rebuilds the flat table whole. A failing
+step leaves a screenshot of the page in the test's temporary directory; a passing run leaves five
+(printed at the end). Marked ``browser``: without Chromium or Playwright
 it is skipped, saying what to install (conftest.py)."""
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ ASSETS = [
     "sample_measurement_digests",
     "experiment_measurements",
 ]
+FULL_REFRESH_EVENTS = """{ assetNodes { assetKey { path }
+  assetMaterializations(limit: 1) { runId metadataEntries { label ... on TextMetadataEntry { text } } } } }"""
 STEP_MS = 30_000  # the longest any one thing may take to show up
 RUN_MS = 90_000  # the materialization: queued, dequeued by the daemon, run
 
@@ -120,6 +124,25 @@ def _drive(page: Page, base: str, lab_db, sample_count: int, tmp_path: Path, sta
         lineage_shot = tmp_path / "lineage.png"
         page.screenshot(path=lineage_shot)
 
+        # "Observe all": the sources' versions are what the tables were built from (the
+        # refresh jobs observe them first), so no table turns "Unsynced".
+        at("observe all")
+        # The menu beside "Materialize all" (its caret) holds "Observe all", which observes the sources.
+        page.locator("button:right-of(:text('Materialize all'))").first.click()
+        page.get_by_text(re.compile(r"^Observe all \(2\)$")).click()
+        observed = page.get_by_text(re.compile(r"^Launched run [0-9a-f]{8}$"))
+        observe_path = page.locator(f"a[href^='/runs/{observed.inner_text().split()[-1]}']").first.get_attribute("href")
+        page.goto(f"{base}{observe_path}")
+        expect(page.get_by_text("Success", exact=True).first).to_be_visible(timeout=RUN_MS)
+        page.goto(f"{base}/asset-groups")
+        _expand_all_groups(page)
+        expect(page.get_by_text("Materialized", exact=True)).to_have_count(4)
+        expect(page.get_by_text(re.compile(r"^Observed"))).to_have_count(2)
+        page.wait_for_timeout(3_000)  # the graph's live data polls every 2 s
+        expect(page.get_by_text("Unsynced")).to_have_count(0)
+        observed_shot = tmp_path / "lineage-after-observe.png"
+        page.screenshot(path=observed_shot)
+
         # The flat table's page: row count, the column schema with a description per column, and
         # the table name (as the Query the page derives from it).
         at("experiment_measurements overview")
@@ -134,13 +157,15 @@ def _drive(page: Page, base: str, lab_db, sample_count: int, tmp_path: Path, sta
             )
         ]
         assert "measurement_ph" in columns, columns
+        # The column schema's table (the page also shows the preview's rows, under the same names).
+        schema = page.locator("table", has=page.get_by_text("Column name", exact=True))
         for column in columns:
-            row = page.locator("tr", has=page.get_by_text(column, exact=True))
+            row = schema.locator("tr", has=page.get_by_text(column, exact=True))
             expect(row).to_have_count(1)
             cells = row.locator("td")
             expect(cells).to_have_count(3)
             assert len(cells.nth(2).inner_text().strip()) > 20, f"{column} has no description"
-        ph_row = page.locator("tr", has=page.get_by_text("measurement_ph", exact=True))
+        ph_row = schema.locator("tr", has=page.get_by_text("measurement_ph", exact=True))
         expect(ph_row).to_contain_text("Measurement type 'ph' as stored")
         (ph_samples,) = lab_db.query(
             "SELECT COUNT(DISTINCT sample_id) FROM sample_measurements WHERE measurement_type = 'ph'"
@@ -153,6 +178,16 @@ def _drive(page: Page, base: str, lab_db, sample_count: int, tmp_path: Path, sta
         page.goto(f"{base}/assets/experiment_measurements?view=events")
         expect(page.get_by_text("dagster/table_name", exact=True).first).to_be_visible()
         expect(page.get_by_text(f"{database}.experiment_measurements", exact=True).first).to_be_visible()
+        # The table in view: its first rows and the column summary, as Markdown metadata.
+        at("preview")
+        for label in ("preview", "column_summary"):
+            expect(page.get_by_text(label, exact=True).first).to_be_visible()
+        preview = page.locator("tr", has=page.get_by_text("preview", exact=True)).first
+        expect(preview.locator("table tr")).to_have_count(1 + min(sample_count, 20))  # header, first rows
+        expect(preview.locator("th", has_text="measurement_ph")).to_have_count(1)
+        preview.scroll_into_view_if_needed()
+        preview_shot = tmp_path / "experiment_measurements-preview.png"
+        page.screenshot(path=preview_shot)
 
         # The Checks tab of every asset with checks: each check shows the result of this run.
         for asset, checks in sorted(_checks_by_asset().items()):
@@ -171,8 +206,29 @@ def _drive(page: Page, base: str, lab_db, sample_count: int, tmp_path: Path, sta
         expect(switch).to_be_checked()
         latest_tick = page.locator("tr", has=page.get_by_text("Latest tick", exact=True))
         expect(latest_tick).to_contain_text(re.compile(r"\d+ runs? requested"))
+        # The full refresh is a job of its own, listed where jobs are.
+        at("jobs")
+        page.goto(f"{base}/jobs")
+        full_refresh = page.get_by_text("lab_full_refresh", exact=True)
+        expect(full_refresh).to_be_visible()
+        jobs_shot = tmp_path / "jobs.png"
+        page.screenshot(path=jobs_shot)
+        # Its page's "Materialize all" runs the job's tables with its tag: a full refresh.
+        full_refresh.click()
+        page.get_by_role("button", name=re.compile(r"Materialize all \(\d+\)")).click()
+        launched = page.get_by_text(re.compile(r"^Launched run [0-9a-f]{8}$"))
+        full_path = page.locator(f"a[href^='/runs/{launched.inner_text().split()[-1]}']").first.get_attribute("href")
+        page.goto(f"{base}{full_path}")
+        expect(page.get_by_text("Success", exact=True).first).to_be_visible(timeout=RUN_MS)
+        full_run = (full_path or "").rsplit("/", 1)[-1]
+        events = page.request.post(f"{base}/graphql", data={"query": FULL_REFRESH_EVENTS}).json()["data"]
+        latest = {"/".join(n["assetKey"]["path"]): n for n in events["assetNodes"]}
+        [flat] = latest["experiment_measurements"]["assetMaterializations"]
+        assert flat["runId"] == full_run
+        refresh = {e["label"]: e.get("text") for e in flat["metadataEntries"]}["refresh"]
+        assert refresh == "full (full refresh requested)", refresh
         at("done")
-        return [lineage_shot, asset_shot]
+        return [lineage_shot, observed_shot, asset_shot, preview_shot, jobs_shot]
     except Exception:
         shot = tmp_path / f"failed-at-{re.sub(r'[^a-z0-9]+', '-', step.lower())}.png"
         page.screenshot(path=shot, full_page=True)

@@ -17,7 +17,7 @@ from dagster._core.definitions.observe import observe
 from lab_assets.definitions import defs
 from lab_assets.defs.assets import sample_measurements, samples
 from lab_assets.io_manager.progress import logged_step
-from lab_assets_tests.lab_data import column_for_types, generate, insert, read_sources
+from lab_assets_tests.lab_data import column_for_types, expected_flat_table, generate, insert, read_sources
 
 TABLE_ASSETS = ["measurement_types", "sample_lineage", "sample_measurement_digests", "experiment_measurements"]
 SOURCE_ASSETS = ["samples", "sample_measurements"]
@@ -29,16 +29,36 @@ def test_every_asset_has_group_kind_and_description():
     assert keys == set(TABLE_ASSETS + SOURCE_ASSETS)
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
-        assert node.group_name in {"lab_sources", "lab_flat_table"}, key
         assert "mysql" in node.kinds, key
         assert node.description and len(node.description) > 40, key
+    groups = {key.to_user_string(): graph.get(key).group_name for key in graph.get_all_asset_keys()}
+    # The deliverables first: the refresh's bookkeeping in a group of its own, described as internal.
+    assert groups == {
+        "samples": "lab_sources",
+        "sample_measurements": "lab_sources",
+        "experiment_measurements": "lab_flat_table",
+        "measurement_types": "lab_flat_table",
+        "sample_lineage": "lab_flat_table",
+        "sample_measurement_digests": "lab_internal",
+    }
+    for key, group in groups.items():
+        description = graph.get(AssetKey(key)).description or ""
+        assert description.startswith("Internal:") == (group == "lab_internal"), key
 
 
-def test_every_asset_check_has_a_description():
+# Words of an implementer, not of a scientist reading a check's result: such detail belongs in the
+# check's metadata (how_it_is_checked).
+JARGON = ("induction", "collation", "CRC32", "InnoDB", "MAX(", "IS NULL", "Blocking", "covers", "bucket")
+
+
+def test_every_asset_check_has_a_description_a_scientist_can_read():
     graph = defs.resolve_asset_graph()
     for check_key in graph.asset_check_keys:
         spec = graph.get_check_spec(check_key)
-        assert spec.description, f"{check_key.asset_key.to_user_string()}:{check_key.name} has no description"
+        name = f"{check_key.asset_key.to_user_string()}:{check_key.name}"
+        assert spec.description, f"{name} has no description"
+        assert [w for w in JARGON if w in spec.description] == [], name
+        assert len(spec.metadata["how_it_is_checked"]) > 20, name
 
 
 def test_table_writing_assets_share_the_flat_table_pool():
@@ -77,6 +97,7 @@ def _columns_of(lab_db, table: str) -> list[str]:
 
 
 def test_every_materialization_carries_row_count_column_schema_and_table_name(lab_db):
+    """... and a description of every column."""
     instance = DagsterInstance.ephemeral()
     lab_db.materialize_all(instance=instance)
     for table in TABLE_ASSETS:
@@ -86,6 +107,9 @@ def test_every_materialization_carries_row_count_column_schema_and_table_name(la
         assert metadata["dagster/table_name"].value == f"{lab_db.name}.{table}", table
         schema = metadata["dagster/column_schema"].value
         assert [c.name for c in schema.columns] == _columns_of(lab_db, table), table
+        # Every column of every table says what it holds.
+        undescribed = [c.name for c in schema.columns if not (c.description and len(c.description) > 10)]
+        assert undescribed == [], table
     flat = _latest_metadata(instance, "experiment_measurements", DagsterEventType.ASSET_MATERIALIZATION)
     assert flat["measurement_columns"].value == 2
     assert flat["measurement_types_added"].value == "none"  # first build: nothing was added
@@ -167,6 +191,8 @@ def test_observations_of_the_sources_carry_row_count_column_schema_and_table_nam
         assert metadata["dagster/row_count"].value == 20
         assert metadata["dagster/table_name"].value == f"{lab_db.name}.{table}"
         assert [c.name for c in metadata["dagster/column_schema"].value.columns] == expected_columns[table]
+        columns = _latest_metadata(instance, table, DagsterEventType.ASSET_OBSERVATION)["dagster/column_schema"]
+        assert all(c.description for c in columns.value.columns), table
     samples_schema = _latest_metadata(instance, "samples", DagsterEventType.ASSET_OBSERVATION)[
         "dagster/column_schema"
     ].value
@@ -216,3 +242,64 @@ def test_logged_step_reports_a_failure_and_reraises():
     assert log.messages[0] == "bad statement: started"
     assert log.messages[-1].startswith("bad statement: failed after ")
     assert not any("done in" in m for m in log.messages)
+
+
+def _markdown_rows(text: str) -> list[list[str]]:
+    """The cells of a Markdown table's rows (header first, the separator line left out)."""
+    lines = [line for line in text.splitlines() if line.startswith("|") and not line.startswith("|---")]
+    return [[cell.strip() for cell in re.split(r"(?<!\\)\|", line)[1:-1]] for line in lines]
+
+
+def _shown(value: object) -> str:
+    return "" if value is None else str(value)
+
+
+def test_the_flat_table_is_in_view_preview_summary_and_rewritten_samples(lab_db):
+    """Each materialization of experiment_measurements shows its first 20 rows by sample_id, each
+    measurement column's non-NULL count, minimum and maximum, and after an incremental refresh the
+    ids of the samples it rewrote with their count: all compared with the recomputation from the
+    source rows in plain Python (lab_data), not with the project's SQL."""
+    with lab_db.connect() as connection:
+        insert(connection, *generate(300))
+    instance = DagsterInstance.ephemeral()
+    lab_db.materialize_all(instance=instance)
+
+    def expected() -> tuple[list[str], dict[int, dict[str, object]]]:
+        with lab_db.connect() as connection:
+            samples_rows, measurements = read_sources(connection)
+        columns, rows = expected_flat_table(samples_rows, measurements)
+        return ["experiment_id", "top_parent_id", "sample_id", *columns], rows
+
+    def assert_in_view(metadata: dict) -> None:
+        names, rows = expected()
+        [header, *preview] = _markdown_rows(metadata["preview"].value)
+        assert header == names
+        first = [rows[sample_id] for sample_id in sorted(rows)[:20]]
+        assert preview == [[_shown(row[name]) for name in names] for row in first]
+        [header, *summary] = _markdown_rows(metadata["column_summary"].value)
+        assert header == ["column", "measurement type", "non-null values", "min", "max"]
+        for column, _, count, low, high in summary:
+            # DECIMAL columns read back as Decimal.
+            values: list[Decimal] = [row[column] for row in rows.values() if row[column] is not None]
+            assert [int(count), low, high] == [len(values), str(min(values)), str(max(values))], column
+        assert [line[0] for line in summary] == names[3:]
+
+    flat = _latest_metadata(instance, "experiment_measurements", DagsterEventType.ASSET_MATERIALIZATION)
+    assert flat["refresh"].value.startswith("full")
+    assert "rewritten_sample_ids" not in flat  # a full refresh rewrites them all
+    assert_in_view(flat)
+
+    changed = [2, 9, 17, 150, 233]
+    lab_db.execute(
+        "UPDATE sample_measurements SET value = value + 1 WHERE measurement_type = 'ph' AND sample_id IN"
+        f" ({', '.join(map(str, changed))})",
+        "INSERT INTO sample_measurements VALUES (4, 'ph', 0.5)",
+    )
+    lab_db.materialize_all(instance=instance)
+    flat = _latest_metadata(instance, "experiment_measurements", DagsterEventType.ASSET_MATERIALIZATION)
+    assert flat["refresh"].value.startswith("incremental"), flat["refresh"].value
+    with_ph = {r[0] for r in lab_db.query("SELECT sample_id FROM sample_measurements WHERE measurement_type = 'ph'")}
+    rewritten = sorted({4, *(s for s in changed if s in with_ph)})
+    assert flat["rewritten_samples"].value == len(rewritten)
+    assert flat["rewritten_sample_ids"].value == ", ".join(map(str, rewritten))
+    assert_in_view(flat)

@@ -12,7 +12,10 @@ import pytest
 from lab_assets.definitions import defs
 from lab_assets.names import SENSOR_NAME
 from lab_assets_tests.lab_data import assert_flat_table_is_exact, generate, insert
-from lab_assets_tests.webserver import ASSETS, DAGSTER_YAML, MATERIALIZATIONS, SENSORS, Webserver
+from lab_assets_tests.webserver import ASSETS, DAGSTER_YAML, JOBS, MATERIALIZATIONS, SENSORS, Webserver
+
+OBSERVATIONS = """{ assetNodes { assetKey { path } assetObservations(limit: 1) { metadataEntries { label
+  ... on TextMetadataEntry { text } ... on FloatMetadataEntry { floatValue } } } } }"""
 
 
 @pytest.mark.timeout(150)
@@ -40,7 +43,7 @@ def _drive(server: Webserver, lab_db) -> None:
     assert set(nodes) == {key.to_user_string() for key in graph.get_all_asset_keys()}
     assert {name for name, n in nodes.items() if n["isObservable"]} == {"samples", "sample_measurements"}
     for name, node in nodes.items():
-        assert node["groupName"] in {"lab_sources", "lab_flat_table"}, name
+        assert node["groupName"] in {"lab_sources", "lab_flat_table", "lab_internal"}, name
         assert "mysql" in node["kinds"], name
         assert node["description"], name
 
@@ -103,3 +106,83 @@ def _drive(server: Webserver, lab_db) -> None:
     with lab_db.connect() as connection:
         _, actual = assert_flat_table_is_exact(connection)
     assert len(actual) == 2_020
+
+
+TABLES = ["measurement_types", "sample_lineage", "sample_measurement_digests", "experiment_measurements"]
+
+
+@pytest.mark.timeout(180)
+def test_the_ui_shows_tables_in_sync_until_the_sources_change_and_offers_a_full_refresh(lab_db, tmp_path):
+    """After a refresh and "Observe all", no table is "Unsynced" (STALE) while nothing changed;
+    after a change to sample_measurements and another observation, the tables built from it are,
+    and lineage (built from samples only) is not. Job lab_full_refresh is listed with its tag and
+    rebuilds every table whole; afterwards everything is in sync again."""
+    with lab_db.connect() as connection:
+        insert(connection, *generate(200))
+    (tmp_path / "dagster.yaml").write_text(DAGSTER_YAML)
+    server = Webserver(tmp_path, lab_db.url)
+    try:
+        [repository] = server.wait_until_loaded()
+        selector = {"repositoryName": repository["name"], "repositoryLocationName": repository["location"]["name"]}
+
+        def run(run_id: str) -> None:
+            status = server.wait_for_run(run_id)["status"]
+            assert status == "SUCCESS", f"run {run_id} ended {status}:\n{server.log_tail()}"
+
+        def observe() -> None:  # the UI's "Observe all"
+            run(server.launch(selector, ["samples", "sample_measurements"]))
+
+        def behind(source: str) -> tuple[str, float | None]:
+            nodes = {"/".join(n["assetKey"]["path"]): n for n in server.graphql(OBSERVATIONS)["assetNodes"]}
+            entries = {e["label"]: e for e in nodes[source]["assetObservations"][0]["metadataEntries"]}
+            seconds = entries.get("experiment_measurements_behind_seconds", {}).get("floatValue")
+            return entries["experiment_measurements_behind"]["text"], seconds
+
+        def stale() -> set[str]:
+            statuses = server.staleness()
+            assert all(statuses[t]["staleStatus"] in {"FRESH", "STALE"} for t in TABLES), statuses
+            return {t for t in TABLES if statuses[t]["staleStatus"] == "STALE"}
+
+        jobs = server.graphql(JOBS, {"selector": selector})["repositoryOrError"]["jobs"]
+        full = next(j for j in jobs if j["name"] == "lab_full_refresh")
+        assert {"key": "lab_assets/refresh", "value": "full"} in full["tags"] and full["description"]
+
+        run(server.launch_job(selector, "lab_refresh"))
+        assert stale() == set()
+        observe()
+        assert stale() == set(), server.staleness()
+        # The freshness signal: each source's observation says whether the flat table is behind it.
+        assert behind("sample_measurements") == ("in sync: built from this version", 0.0)
+
+        lab_db.execute("UPDATE sample_measurements SET value = value + 1 WHERE sample_id = 2")
+        observe()
+        first_seen = time.time()
+        assert stale() == {"measurement_types", "sample_measurement_digests", "experiment_measurements"}
+        assert behind("samples") == ("in sync: built from this version", 0.0)
+        time.sleep(2)
+        observe()
+        text, seconds = behind("sample_measurements")
+        assert text.startswith("behind: sample_measurements changed after the table was built"), text
+        # Since the first observation of the change.
+        assert seconds is not None and 2 <= seconds <= time.time() - first_seen + 2, seconds
+        causes = server.staleness()["experiment_measurements"]["staleCauses"]
+        assert {(tuple(c["key"]["path"]), c["reason"]) for c in causes} == {
+            (("sample_measurements",), "has a new data version")
+        }
+
+        run_id = server.launch_job(selector, "lab_full_refresh")
+        run(run_id)
+        assert stale() == set()
+        after = {"/".join(n["assetKey"]["path"]): n for n in server.graphql(MATERIALIZATIONS)["assetNodes"]}
+        for table in ("sample_lineage", "sample_measurement_digests", "experiment_measurements"):
+            [materialization] = after[table]["assetMaterializations"]
+            entries = {e["label"]: e for e in materialization["metadataEntries"]}
+            assert materialization["runId"] == run_id, table
+            assert entries["write"]["text"] == "table swapped in", table
+        [flat] = after["experiment_measurements"]["assetMaterializations"]
+        refresh = {e["label"]: e for e in flat["metadataEntries"]}["refresh"]["text"]
+        assert refresh == "full (full refresh requested)"
+    finally:
+        server.stop()
+    with lab_db.connect() as connection:
+        assert_flat_table_is_exact(connection)

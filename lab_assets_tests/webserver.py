@@ -53,6 +53,14 @@ LAUNCH = """mutation Launch($params: ExecutionParams!) { launchPipelineExecution
 RUNS = """query Runs($filter: RunsFilter) { runsOrError(filter: $filter) { __typename
   ... on Runs { results { runId status startTime endTime tags { key value } } } ... on PythonError { message } } }"""
 
+STALENESS = """{ assetNodes { assetKey { path } isMaterializable staleStatus
+  staleCauses { key { path } reason category dependency { path } } } }"""
+
+JOBS = """query Jobs($selector: RepositorySelector!) { repositoryOrError(repositorySelector: $selector) {
+  __typename ... on Repository { jobs { name description tags { key value } } } ... on PythonError { message } } }"""
+
+INSTANCE = """{ instance { info runQueuingSupported } }"""
+
 RUN = """query Run($runId: ID!) { runOrError(runId: $runId) { __typename ... on Run { status startTime endTime } } }"""
 
 MATERIALIZATIONS = """{ assetNodes { assetKey { path } isMaterializable
@@ -74,7 +82,9 @@ def _default_sigint() -> None:
 class Webserver:
     """``dagster-webserver`` (or ``dagster dev``, webserver plus daemon) on a free local port.
     ``make_dev``: ``make dev`` itself, run from the repository root as README says (the instance
-    is still ``home``: DAGSTER_HOME in the environment overrides the Makefile's default)."""
+    is still ``home``: DAGSTER_HOME in the environment overrides the Makefile's default).
+    ``from_root``: run from the repository root with DAGSTER_HOME unset, as README's ``dagster dev``
+    (Dagster then reads the root's dagster.yaml and stores in a temporary directory there)."""
 
     def __init__(
         self,
@@ -83,12 +93,15 @@ class Webserver:
         dev: bool = False,
         extra_env: dict[str, str] | None = None,
         make_dev: bool = False,
+        from_root: bool = False,
     ):
         self.port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = home / "webserver.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith(("LAB_", "DAGSTER_", "MAKE", "MFLAGS"))}
-        env.update(LAB_DB_URL=lab_db_url, DAGSTER_HOME=str(home), **(extra_env or {}))
+        env.update(LAB_DB_URL=lab_db_url, **(extra_env or {}))
+        if not from_root:
+            env["DAGSTER_HOME"] = str(home)
         if make_dev:
             # -o: the environment is installed already (the tests run in it); make must not reinstall.
             command = ["make", "--no-print-directory", "-o", f"{VENV}/.installed", "dev"]
@@ -101,7 +114,7 @@ class Webserver:
             # process group that stop() ends as a whole.
             self.process = subprocess.Popen(
                 command,
-                cwd=ROOT if make_dev else home,
+                cwd=ROOT if make_dev or from_root else home,
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -150,6 +163,17 @@ class Webserver:
         launched = self.graphql(LAUNCH, {"params": params})["launchPipelineExecution"]
         assert launched["__typename"] == "LaunchRunSuccess", launched
         return launched["run"]["runId"]
+
+    def launch_job(self, selector: dict, job_name: str) -> str:
+        """Launch job ``job_name`` as its page's "Launch run" does; returns the run id."""
+        params = {"selector": {**selector, "pipelineName": job_name}, "executionMetadata": {"tags": []}}
+        launched = self.graphql(LAUNCH, {"params": params})["launchPipelineExecution"]
+        assert launched["__typename"] == "LaunchRunSuccess", launched
+        return launched["run"]["runId"]
+
+    def staleness(self) -> dict[str, dict]:
+        """Each asset's stale status as the UI shows it ("Unsynced" is STALE), with its causes."""
+        return {"/".join(n["assetKey"]["path"]): n for n in self.graphql(STALENESS)["assetNodes"]}
 
     def wait_for_run(self, run_id: str, seconds: float = RUN_SECONDS) -> dict:
         """Poll until the run has ended (or ``seconds`` passed); returns status, startTime, endTime."""

@@ -1,5 +1,7 @@
 """Asset checks, declared as check specs of the assets whose steps evaluate them: one integrity
 property each, offenders named in the result's metadata (``offenders``, ``offender_count``).
+Descriptions say in a scientist's words what holds and what a failure means; how it is computed
+sits in the spec's metadata (``how_it_is_checked``).
 
 Every run that builds a table reports its checks from the step that built it, from what that step
 already holds (lab_assets.checks.source_checks and .flat_table_checks): the lineage checks from the
@@ -34,23 +36,34 @@ from lab_assets.names import (
 _SAMPLES = AssetKey(SAMPLES)
 _MEASUREMENTS = AssetKey(SAMPLE_MEASUREMENTS)
 
+
+def _how(text: str) -> dict[str, str]:
+    """A check's technical detail (what exactly it computes, whether it blocks), kept in the check's
+    metadata: its description is for the scientist reading the result, this for the implementer."""
+    return {"how_it_is_checked": text}
+
+
 # --- lineage: checks of `samples`, evaluated with sample_lineage ---------------------------------
 
 NO_PARENT_CYCLES = AssetCheckSpec(
     names.NO_PARENT_CYCLES,
     asset=SAMPLE_LINEAGE,
     additional_deps=[_SAMPLES],
-    description="No parent cycles: every sample either reaches a root or hangs under a missing parent."
-    " Names the samples on or under a cycle (they get top_parent_id NULL). Non-blocking: all other"
-    " rows are still published.",
+    description="No sample is its own ancestor: following parents up from any sample never comes back"
+    " to it. Lists the samples caught in such a loop or below one; they have no root sample"
+    " (top_parent_id empty), every other row is still published.",
+    metadata=_how(
+        "Walks the recorded parent links of sample_lineage; a sample that neither reaches a root nor hangs"
+        " under a missing parent is on or under a cycle. Non-blocking."
+    ),
 )
 NO_MISSING_PARENTS = AssetCheckSpec(
     names.NO_MISSING_PARENTS,
     asset=SAMPLE_LINEAGE,
     additional_deps=[_SAMPLES],
-    description="No missing parents: every parent_id names an existing sample. Names the samples under"
-    " a parent that does not exist (they get top_parent_id NULL) and the missing parent ids."
-    " Non-blocking.",
+    description="Every parent a sample names exists. Lists the missing parent ids and the samples below"
+    " them; those samples have no root sample (top_parent_id empty), every other row is still published.",
+    metadata=_how("parent_id values absent from samples.id, and the subtrees under them. Non-blocking."),
 )
 
 # --- measurements: checks of `sample_measurements`, evaluated with measurement_types ------------
@@ -59,49 +72,62 @@ MEASUREMENTS_HAVE_SAMPLES = AssetCheckSpec(
     names.MEASUREMENTS_HAVE_SAMPLES,
     asset=MEASUREMENT_TYPES,
     additional_deps=[_MEASUREMENTS, _SAMPLES],
-    description="Every measurement belongs to a sample: sample_id is not NULL and names an existing"
-    " sample. Such rows cannot be placed in the flat table and are left out; names them"
-    " (sample_id, type, value).",
+    description="Every measurement belongs to a known sample. Measurements of an unknown or empty sample"
+    " id cannot appear in experiment_measurements; lists them (sample id, type, value).",
+    metadata=_how("sample_id IS NULL or absent from samples.id. Non-blocking."),
 )
 MEASUREMENT_TYPES_NOT_NULL = AssetCheckSpec(
     names.MEASUREMENT_TYPES_NOT_NULL,
     asset=MEASUREMENT_TYPES,
     additional_deps=[_MEASUREMENTS],
-    description="Every measurement has a type (measurement_type is not NULL). Rows without one are left"
-    " out of the flat table; names them (sample_id, value).",
+    description="Every measurement says what was measured. Measurements without a type are left out of"
+    " experiment_measurements; lists them (sample id, value).",
+    metadata=_how("measurement_type IS NULL. Non-blocking."),
 )
 NO_DUPLICATE_MEASUREMENTS = AssetCheckSpec(
     names.NO_DUPLICATE_MEASUREMENTS,
     asset=MEASUREMENT_TYPES,
     additional_deps=[_MEASUREMENTS],
-    description="No (sample, type) measured twice, types compared with the source column's collation"
-    " as the catalog does. The flat table keeps the larger value (MAX), so results stay"
-    " deterministic; names the pairs.",
+    description="No sample has the same type measured twice. Where it has, experiment_measurements shows"
+    " the larger value; lists those samples and types.",
+    metadata=_how(
+        "Groups by (sample_id, measurement_type) with the source column's collation, as the catalog"
+        " does; the flat table keeps MAX(value), so results stay deterministic. Non-blocking."
+    ),
 )
 ONE_SPELLING_PER_COLUMN = AssetCheckSpec(
     names.ONE_SPELLING_PER_COLUMN,
     asset=MEASUREMENT_TYPES,
     additional_deps=[_MEASUREMENTS],
-    description="Each measurement column holds one spelling of its type. Types are identified as the"
-    " source column's collation compares them (README, Column names), so spellings it holds equal"
-    " (VOL and vol under a case-insensitive collation; any two emoji under utf8mb4_general_ci) share"
-    " one column; this names every spelling of each such column, so no value is attributed to"
-    " another spelling unseen. Non-blocking.",
+    description="Each measurement column holds one spelling of its type. Spellings the lab's database"
+    " treats as equal (such as VOL and vol) share one column; lists every spelling of each such"
+    " column, so no value is read as another spelling's by mistake.",
+    metadata=_how(
+        "Types are identified as the source column's collation compares them (README, Column names):"
+        " VOL and vol under a case-insensitive collation, any two emoji under utf8mb4_general_ci."
+        " Non-blocking."
+    ),
 )
 CATALOG_COLUMN_NAMES_UNIQUE = AssetCheckSpec(
     names.CATALOG_COLUMN_NAMES_UNIQUE,
     asset=MEASUREMENT_TYPES,
-    description="The catalog's column names are unique as MySQL compares column names (case-insensitively),"
-    " also against experiment_id, top_parent_id and sample_id. Blocking: experiment_measurements is"
-    " not rebuilt, the last good table stays.",
+    description="Every measurement type gets a column name of its own. If two would share one,"
+    " experiment_measurements is not rebuilt and the last good table stays.",
+    metadata=_how(
+        "Column names compared as MySQL compares them (case-insensitively), also against experiment_id,"
+        " top_parent_id and sample_id. Blocking."
+    ),
 )
 CATALOG_WITHIN_COLUMN_LIMIT = AssetCheckSpec(
     names.CATALOG_WITHIN_COLUMN_LIMIT,
     asset=MEASUREMENT_TYPES,
-    description="The catalog fits in one table: no more measurement columns than InnoDB's row size"
-    " allows for the type of sample_measurements.value (e.g. 996 of DECIMAL(16,6), 268 of DECIMAL(65,30),"
-    f" 1014 of INT; {MAX_MEASUREMENT_COLUMNS} for the seed schema) and a table definition within MariaDB's limit."
-    " Blocking: experiment_measurements is not rebuilt, the last good table stays.",
+    description="All measurement types fit in one table. If there are more than the database allows,"
+    " experiment_measurements is not rebuilt and the last good table stays.",
+    metadata=_how(
+        "No more measurement columns than InnoDB's row size allows for the type of sample_measurements.value"
+        f" (e.g. 996 of DECIMAL(16,6), 268 of DECIMAL(65,30), 1014 of INT; {MAX_MEASUREMENT_COLUMNS} for the"
+        " seed schema) and a table definition within MariaDB's limit. Blocking."
+    ),
 )
 
 # --- the flat table ------------------------------------------------------------------------------
@@ -110,22 +136,29 @@ ONE_ROW_PER_SAMPLE = AssetCheckSpec(
     names.ONE_ROW_PER_SAMPLE,
     asset=EXPERIMENT_MEASUREMENTS,
     additional_deps=[_SAMPLES],
-    description="One row per sample: the same ids as samples, each once (sample_id is the primary key)."
-    " Names ids without a row and rows without a sample. A build covers the rows it wrote (all of"
-    " them in a full refresh); the audit covers the whole table.",
+    description="experiment_measurements has exactly one row for each sample, and none for a sample that"
+    " does not exist. Lists the samples without a row and the rows without a sample.",
+    metadata=_how(
+        "sample_id is the primary key; compared with samples.id. A build covers the rows it wrote (all"
+        " of them in a full refresh); the audit covers the whole table."
+    ),
 )
 FLAT_TABLE_RECONCILES = AssetCheckSpec(
     names.FLAT_TABLE_RECONCILES,
     asset=EXPERIMENT_MEASUREMENTS,
     additional_deps=[_SAMPLES, _MEASUREMENTS, AssetKey(MEASUREMENT_TYPES)],
-    description="Reconciliation, computed differently from the build: every measurement cell equals"
-    " MAX(value) of its (sample, type) in the source (NULL where none), compared exactly in the type of"
-    " sample_measurements.value (text byte-wise), the table has exactly the catalog's columns, each of"
-    " that type, experiment_id is the sample's, and top_parent_id is the sample's root, proven"
-    " by induction along parent links (NULL exactly where no root is reachable). A build covers the"
-    " rows it wrote and the lineage they depend on (the whole table in a full refresh: cells"
-    " through the digests the build recorded, differing rows against the live sources); the audit"
-    " recomputes the whole table from the live sources. Names (sample_id, column) pairs.",
+    description="Every value in experiment_measurements matches the lab's own records: each measurement"
+    " cell, each sample's experiment and its root sample, recomputed another way than the build"
+    " computes them. Lists every (sample, column) that differs.",
+    metadata=_how(
+        "Every measurement cell equals MAX(value) of its (sample, type) in the source (NULL where none),"
+        " compared exactly in the type of sample_measurements.value (text byte-wise); the table has"
+        " exactly the catalog's columns, each of that type; experiment_id is the sample's; top_parent_id"
+        " is the sample's root, proven by induction along parent links (NULL exactly where no root is"
+        " reachable). A build covers the rows it wrote and the lineage they depend on (the whole table"
+        " in a full refresh: cells through the digests the build recorded, differing rows against the"
+        " live sources); the audit recomputes the whole table from the live sources."
+    ),
 )
 
 LINEAGE_CHECKS = (NO_PARENT_CYCLES, NO_MISSING_PARENTS)

@@ -9,6 +9,7 @@ import pandas as pd
 from dagster import (
     AssetCheckResult,
     AssetExecutionContext,
+    AssetKey,
     AssetOut,
     DataVersion,
     ObserveResult,
@@ -23,6 +24,7 @@ from dagster._core.definitions.metadata.metadata_set import TableMetadataSet
 
 from lab_assets.catalog.value_type import source_value_type
 from lab_assets.checks.specs import CATALOG_CHECKS, FLAT_TABLE_CHECKS, LINEAGE_CHECKS
+from lab_assets.defs.freshness import behind_sources
 from lab_assets.derivations.step import derive_source_tables
 from lab_assets.flat_table.step import flat_table_outputs
 from lab_assets.io_manager import SqlRelation, TableWrite
@@ -40,31 +42,72 @@ from lab_assets.sources.hashes import MEASUREMENTS_COLUMNS, SAMPLES_COLUMNS, fin
 from lab_assets.state.guard import check_sources
 
 SOURCES_GROUP = "lab_sources"
+# The deliverables first: the tables scientists query are in the main group; the refresh's own
+# bookkeeping is apart, in a group whose assets say they are internal, so nobody mistakes a
+# digest table for data.
 FLAT_GROUP = "lab_flat_table"
+INTERNAL_GROUP = "lab_internal"
 
 
-def _table_out(description: str) -> AssetOut:
+def _table_out(description: str, group: str = FLAT_GROUP) -> AssetOut:
     """A table written inside MySQL by the IO manager (a TableWrite), optional in a subset run."""
     return AssetOut(
-        dagster_type=TableWrite, group_name=FLAT_GROUP, kinds={"mysql"}, is_required=False, description=description
+        dagster_type=TableWrite, group_name=group, kinds={"mysql"}, is_required=False, description=description
     )
 
 
-def _observe(mysql: MySQLResource, table: str, columns: tuple[str, ...]) -> ObserveResult:
-    """A source table's data version (row count and content hash, one scan) and its metadata."""
+# What each column of the lab's two tables means, by lab_assets' name for it (the lab may call
+# it otherwise: LAB_SAMPLE_COLUMNS, LAB_MEASUREMENT_COLUMNS); a column lab_assets does not read
+# says so.
+SOURCE_COLUMN_DESCRIPTIONS = {
+    SAMPLES: {
+        "id": "The sample's id.",
+        "parent_id": "The sample it was made from; NULL for a root sample.",
+        "experiment_id": "The experiment the sample belongs to.",
+    },
+    SAMPLE_MEASUREMENTS: {
+        "sample_id": "The sample measured (samples.id).",
+        "measurement_type": "What was measured; each type becomes one column of experiment_measurements.",
+        "value": "The measured value; experiment_measurements publishes it in this column's type.",
+    },
+}
+MEASUREMENT_TYPES_COLUMNS = TableSchema(
+    columns=[
+        TableColumn("measurement_type", "text", "The measurement type as stored in sample_measurements."),
+        TableColumn("column_name", "text", "Its column in experiment_measurements (kept for good once given)."),
+        TableColumn("sample_count", "int", "How many sample ids have a measurement of this type."),
+        TableColumn("measurement_count", "int", "How many rows of sample_measurements have this type."),
+    ]
+)
+
+
+def _observe(
+    context: AssetExecutionContext, mysql: MySQLResource, table: str, columns: tuple[str, ...]
+) -> ObserveResult:
+    """A source table's data version (row count and content hash, one scan), its metadata and
+    whether experiment_measurements was built from this version (lab_assets.defs.freshness)."""
     started = time.monotonic()
     check_sources(mysql)  # a renamed source column: one sentence, not a raw 1054
     value_type = source_value_type(mysql) if table == SAMPLE_MEASUREMENTS else None
     row_count, hash_a, hash_b = mysql.fetch_one(fingerprint_select(mysql.tables, table, columns, value_type))
+    ours = {theirs: mine for mine, theirs in mysql.tables.source(table).columns}
+    described = SOURCE_COLUMN_DESCRIPTIONS[table]
     column_schema = TableSchema(
         columns=[
-            TableColumn(name=c.name, type=c.column_type, constraints=TableColumnConstraints(nullable=c.nullable))
+            TableColumn(
+                name=c.name,
+                type=c.column_type,
+                description=described.get(ours.get(c.name, ""), "Not read by lab_assets."),
+                constraints=TableColumnConstraints(nullable=c.nullable),
+            )
             for c in mysql.table_columns(table)
         ]
     )
+    version = f"{row_count}-{hash_a}-{hash_b}"
     return ObserveResult(
-        data_version=DataVersion(f"{row_count}-{hash_a}-{hash_b}"),
+        data_version=DataVersion(version),
         metadata={
+            **behind_sources(context.instance, AssetKey(table), version),
             **TableMetadataSet(
                 row_count=int(row_count),
                 table_name=f"{mysql.tables.database_of(table)}.{mysql.tables.source(table).name}",
@@ -83,8 +126,8 @@ def _observe(mysql: MySQLResource, table: str, columns: tuple[str, ...]) -> Obse
     " Read-only for lab_assets; observed as row count and content hash of those columns.",
     tags={"dagster/kind/mysql": ""},
 )
-def samples(mysql: MySQLResource) -> ObserveResult:
-    return _observe(mysql, SAMPLES, SAMPLES_COLUMNS)
+def samples(context: AssetExecutionContext, mysql: MySQLResource) -> ObserveResult:
+    return _observe(context, mysql, SAMPLES, SAMPLES_COLUMNS)
 
 
 @observable_source_asset(
@@ -96,8 +139,8 @@ def samples(mysql: MySQLResource) -> ObserveResult:
     " hash of those columns.",
     tags={"dagster/kind/mysql": ""},
 )
-def sample_measurements(mysql: MySQLResource) -> ObserveResult:
-    return _observe(mysql, SAMPLE_MEASUREMENTS, MEASUREMENTS_COLUMNS)
+def sample_measurements(context: AssetExecutionContext, mysql: MySQLResource) -> ObserveResult:
+    return _observe(context, mysql, SAMPLE_MEASUREMENTS, MEASUREMENTS_COLUMNS)
 
 
 @multi_asset(
@@ -109,23 +152,27 @@ def sample_measurements(mysql: MySQLResource) -> ObserveResult:
             kinds={"mysql", "pandas"},
             # Servers that require primary keys accept the table. Not the column name alone: two
             # types can hash to one name, and catalog_column_names_unique must then see both rows.
-            metadata={"primary_key": ["column_name", "measurement_type"]},
+            metadata={
+                "primary_key": ["column_name", "measurement_type"],
+                "dagster/column_schema": MEASUREMENT_TYPES_COLUMNS,
+            },
             is_required=False,
-            description="Catalog of measurement types: one row per distinct type (as the source column's"
-            " collation compares them) with the type as stored, its column in experiment_measurements and"
-            " how many sample ids in sample_measurements have it.",
+            description="Which column of experiment_measurements holds which measurement type: one row per"
+            " type (spellings the source column's collation holds equal are one type) with how many samples"
+            " and measurement rows have it.",
         ),
         SAMPLE_LINEAGE: _table_out(
-            "Root enrichment: each sample's root sample (top_parent_id) and depth, computed in"
-            " MySQL with a recursive CTE for trees of any depth, plus the parent_id and experiment_id it was"
-            " computed from. Samples on a parent cycle or under a missing parent get top_parent_id NULL."
-            " Refreshes recompute only changed samples and the subtrees under them."
+            "Each sample's root sample (top_parent_id) and its depth below it, with the parent_id and"
+            " experiment_id they were computed from, for trees of any depth. Samples on a parent cycle or"
+            " under a missing parent get top_parent_id NULL. Refreshes recompute only changed samples and"
+            " the subtrees under them."
         ),
         SAMPLE_MEASUREMENT_DIGESTS: _table_out(
-            "Per-sample digest of sample_measurements (row count and two CRC32 sums): what the"
-            " last refresh saw, so the next one finds changed, added and deleted measurements without"
-            " timestamps on the source table. The flat table's step sets the digests of the rows it wrote"
-            " to the snapshot it verified them against."
+            "Internal: lab_assets' own bookkeeping, not data to analyse. Per sample, what the last refresh"
+            " saw of its measurements (row count and two hash sums), so the next refresh finds changed,"
+            " added and deleted measurements without timestamps on the source table. Its other bookkeeping"
+            " tables (lab_pending_samples, lab_measurement_columns, lab_build_lock) are not assets.",
+            group=INTERNAL_GROUP,
         ),
     },
     deps=[samples, sample_measurements],
@@ -150,10 +197,11 @@ def lab_source_derivations(context: AssetExecutionContext, mysql: MySQLResource)
     outs={
         EXPERIMENT_MEASUREMENTS: _table_out(
             "The flat table scientists query: one row per sample with experiment_id, its root"
-            " sample (top_parent_id), sample_id and one `measurement_<type>` DECIMAL(16,6) column per"
-            " measurement type (NULL where the sample has no such measurement). Built inside MySQL; a full"
-            " build is swapped in with one RENAME TABLE, a refresh replaces the changed rows in one"
-            " transaction, so readers never see a mix."
+            " sample (top_parent_id), sample_id and one `measurement_<type>` column per measurement type,"
+            " in the type of sample_measurements.value (NULL where the sample has no such measurement)."
+            " Readers never see a half-written table: a full refresh is swapped in whole, an incremental"
+            " refresh replaces the changed rows in one transaction. Each materialization shows its first"
+            " rows (preview) and each measurement column's count, minimum and maximum (column_summary)."
         )
     },
     deps=[samples, sample_measurements, SAMPLE_MEASUREMENT_DIGESTS],

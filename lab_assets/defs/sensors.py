@@ -101,8 +101,9 @@ def _from_the_binlog(
     default_status=DefaultSensorStatus.RUNNING,
     description="Starts a refresh of experiment_measurements (and the tables it is built from) when"
     " samples or sample_measurements differ from what the tables were last built from: new, deleted or"
-    " updated rows, also ones written during the last refresh. Ticks every 5 s (as often as the daemon"
-    " evaluates sensors); quiet ticks read only information_schema (about 10 ms at 1M samples), and"
+    " updated rows, also ones written during the last refresh. Ticks every 5 s: its minimum interval"
+    f" is {MINIMUM_INTERVAL_SECONDS} s (the ~{MINIMUM_INTERVAL_SECONDS} sec Dagster shows), but the daemon"
+    " evaluates sensors at most every 5 s; quiet ticks read only information_schema (about 10 ms at 1M samples), and"
     " content hashes (one scan of each source table, about 2 s at 1M) decide whether anything really"
     " changed. Never starts a run while an earlier"
     " refresh is still going. Running by default wherever a daemon runs (a stop in the UI is kept);"

@@ -14,10 +14,22 @@ from lab_assets.state.sql import BucketScheme, StateTable, differing_keys_select
 
 DIGEST_TABLE_DEFINITION = TableDefinition(
     columns=(
-        Column("sample_id", "INT NOT NULL"),
-        Column("measurement_rows", "BIGINT NOT NULL"),
-        Column("digest_a", "BIGINT NOT NULL"),
-        Column("digest_b", "BIGINT NOT NULL"),
+        Column("sample_id", "INT NOT NULL", "The sample whose measurements the row summarizes."),
+        Column(
+            "measurement_rows", "BIGINT NOT NULL", "How many rows of sample_measurements the sample had when last read."
+        ),
+        Column(
+            "digest_a",
+            "BIGINT NOT NULL",
+            "Sum of one CRC32 hash of each of the sample's measurement rows, as last"
+            " read: a changed, added or deleted measurement changes it.",
+        ),
+        Column(
+            "digest_b",
+            "BIGINT NOT NULL",
+            "Sum of a second, independent CRC32 hash of the same rows, so that two changes cancelling"
+            " out in digest_a are still seen.",
+        ),
     ),
     primary_key=("sample_id",),
 )

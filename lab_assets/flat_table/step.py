@@ -11,6 +11,7 @@ from dagster import AssetCheckResult, AssetExecutionContext, Failure, Output
 from lab_assets.catalog.value_type import source_value_type
 from lab_assets.checks.flat_table_checks import flat_table_check_results
 from lab_assets.flat_table.plan import plan_flat_table
+from lab_assets.flat_table.preview import rewritten_ids_metadata, table_report
 from lab_assets.flat_table.sql import (
     IDENTIFYING_COLUMNS,
     MeasurementColumn,
@@ -26,7 +27,13 @@ from lab_assets.mysql.resource import MySQLResource
 from lab_assets.names import EXPERIMENT_MEASUREMENTS, PENDING_SAMPLES
 from lab_assets.sources.value_types import ValueType, declared_type, max_measurement_columns
 from lab_assets.state.guard import check_sources, guarded_build, io_manager_schema, should_full_refresh
-from lab_assets.state.pending import FULL_REFRESH_SELECT, ensure_pending_table, mark_pending, read_pending
+from lab_assets.state.pending import (
+    FULL_REFRESH_MARKER,
+    FULL_REFRESH_SELECT,
+    ensure_pending_table,
+    mark_pending,
+    read_pending,
+)
 from lab_assets.state.sql import state_row_count_select
 
 
@@ -121,10 +128,16 @@ def flat_table_write(
         pending_count=pending.count,
         sample_count=mysql.sample_id_span(),
     )
+    # The table itself in the materialization: its first rows and a summary of each column.
+    report = table_report(tables.output_database, EXPERIMENT_MEASUREMENTS, columns, value_type)
     if plan.incremental:
         context.log.info(f"refreshing {pending.count} changed samples")
+        rewritten = rewritten_ids_metadata(
+            mysql.fetch_all, tables.output_database, PENDING_SAMPLES, FULL_REFRESH_MARKER, pending.count
+        )
         context.add_output_metadata(
-            {"refresh": plan.metadata_value, "changed_samples": pending.count}, output_name=EXPERIMENT_MEASUREMENTS
+            {"refresh": plan.metadata_value, "changed_samples": pending.count, **rewritten},
+            output_name=EXPERIMENT_MEASUREMENTS,
         )
         select_sql, params = pivot_select(
             tables,
@@ -145,6 +158,7 @@ def flat_table_write(
             row_count_select=state_row_count_select(tables, LINEAGE_STATE.buckets_table)
             if mysql.column_names(LINEAGE_STATE.buckets_table)
             else None,
+            report=report,
         )
     context.log.info(f"building the whole table: {plan.reason}")
     # Until its verification has run, a full refresh owes one: the full-refresh marker stays
@@ -156,7 +170,9 @@ def flat_table_write(
     # In sample-id ranges only over a stored lineage table (a lineage subquery would be
     # recomputed for every range).
     faster_plan = in_sample_id_ranges(tables, select_sql, params) if sample_lineage.table_reference else None
-    return TableBuild(select_sql=select_sql, params=params, definition=definition, faster_plan=faster_plan)
+    return TableBuild(
+        select_sql=select_sql, params=params, definition=definition, faster_plan=faster_plan, report=report
+    )
 
 
 def published_value_types(mysql: MySQLResource) -> list[str]:

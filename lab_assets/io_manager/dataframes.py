@@ -35,6 +35,14 @@ _SQL_TYPES = {
 _TIME_TYPES = ("DATE", "DATETIME(6)")
 
 
+def _column_descriptions(context: OutputContext) -> dict[str, str]:
+    """Column descriptions from the output's definition metadata ``dagster/column_schema`` (a
+    TableSchema, as the asset declares it), so the materialized schema keeps them."""
+    schema = (context.definition_metadata or {}).get("dagster/column_schema")
+    schema = getattr(schema, "value", schema)
+    return {c.name: c.description for c in getattr(schema, "columns", ()) if c.description}
+
+
 def _sql_type_for(series: pd.Series, key: bool = False, time_partition: bool = False) -> str:
     """The column type for a frame's column: BOOLEAN, BIGINT, DOUBLE, DATE, DATETIME(6) or TEXT
     (strings, and columns with no values or mixed ones), from the dtype or, for object columns,
@@ -98,7 +106,8 @@ class DataFrameTypeHandler(DbTypeHandler[pd.DataFrame]):
     A whole table is built aside and swapped in (readers never see it half-written; its columns
     follow the frame, so a table created from another frame's types is replaced, not appended
     to); a partition's rows are replaced in one transaction, columns the frame adds are added.
-    Column types follow the dtypes (:func:`_sql_type_for`). Output metadata ``primary_key``
+    Column types follow the dtypes (:func:`_sql_type_for`); descriptions come from the output's
+    definition metadata ``dagster/column_schema``. Output metadata ``primary_key``
     (column names) gives the table a primary key, which servers with ``sql_require_primary_key``
     / ``innodb_force_primary_key`` require.
 
@@ -120,9 +129,12 @@ class DataFrameTypeHandler(DbTypeHandler[pd.DataFrame]):
                 f"{context.asset_key.to_user_string()}: primary_key names columns the frame lacks: {unknown}"
             )
         time_columns = _time_partition_columns(table_slice)
+        described = _column_descriptions(context)
         columns = [
             Column(
-                str(name), _sql_type_for(obj[name], key=name in key, time_partition=str(name).lower() in time_columns)
+                str(name),
+                _sql_type_for(obj[name], key=name in key, time_partition=str(name).lower() in time_columns),
+                described.get(str(name)),
             )
             for name in obj.columns
         ]

@@ -4,6 +4,7 @@ Dagster, no connection. Each :class:`TableWrite` kind has one write path
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +47,12 @@ class TableWrite:
     definition: TableDefinition  # the columns and keys of the table written
 
 
+# What a write reports of the table it wrote, beyond the metadata every write carries: called by
+# the IO manager with its connection once the table is written, its mapping added to the
+# materialization's metadata (a preview of the rows, a summary; never the whole table).
+Report = Callable[[Any], Mapping[str, Any]]
+
+
 @dataclass(frozen=True, kw_only=True)
 class TableBuild(TableWrite):
     """The whole table as ``select_sql`` gives it, built into ``<table>__new`` and swapped in with
@@ -56,7 +63,8 @@ class TableBuild(TableWrite):
     table; ``select_sql`` stays the complete definition. ``after_swap`` statements run once the new
     table is in place (not atomic with the swap: each must be safe to run again). ``drop_after``
     names work tables (same schema) the asset made for this build, dropped once it is written.
-    ``recursion_limit`` raises the session's recursive-CTE limit first."""
+    ``recursion_limit`` raises the session's recursive-CTE limit first; ``report`` (:data:`Report`)
+    adds what it reads of the swapped-in table to the metadata."""
 
     select_sql: str
     definition: TableDefinition
@@ -65,6 +73,7 @@ class TableBuild(TableWrite):
     faster_plan: BulkBuild | None = field(default=None, compare=False)
     after_swap: tuple[str, ...] = ()
     drop_after: tuple[str, ...] = ()
+    report: Report | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -84,6 +93,7 @@ class KeyedRowsReplacement(TableWrite):
     in_transaction: tuple[str, ...] = ()
     row_count_select: str | None = None
     drop_after: tuple[str, ...] = ()
+    report: Report | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -60,6 +60,8 @@ class _TableWriteHandler(DbTypeHandler[TableWrite]):
             connection.exec_driver_sql(drop_tables_statement(schema, work_table))
         seconds = time.monotonic() - started
         columns = obj.definition.columns
+        report = getattr(obj, "report", None)
+        reported = dict(report(connection)) if report is not None else {}
         context.log.info(
             f"{schema}.{table}: {self.write_label}, {rows_written} rows written,"
             f" {len(columns)} columns, {seconds:.2f} s"
@@ -69,6 +71,7 @@ class _TableWriteHandler(DbTypeHandler[TableWrite]):
             "rows_written": rows_written,
             "build_seconds": round(seconds, 3),
             **table_metadata(table_slice, total, columns),
+            **reported,
         }
 
     def load_input(self, context: InputContext, table_slice: TableSlice, connection: Connection) -> Any:

@@ -22,11 +22,21 @@ from lab_assets.state.sql import BucketScheme, StateTable, touched_buckets
 # and walks down the recorded parent links: lab_assets.state.sql.descendants_select).
 LINEAGE_TABLE = TableDefinition(
     columns=(
-        Column("sample_id", "INT NOT NULL"),
-        Column("parent_id", "INT NULL"),
-        Column("experiment_id", "INT NULL"),
-        Column("top_parent_id", "INT NULL"),
-        Column("depth", "INT NULL"),
+        Column("sample_id", "INT NOT NULL", "The sample (samples.id); one row per sample."),
+        Column("parent_id", "INT NULL", "The sample it was made from (samples.parent_id); NULL for a root sample."),
+        Column("experiment_id", "INT NULL", "The experiment the sample belongs to (samples.experiment_id)."),
+        Column(
+            "top_parent_id",
+            "INT NULL",
+            "The sample's root sample, reached by following parent_id up (its own id for a root);"
+            " NULL when no root is reachable (a parent cycle, or a parent id that does not exist).",
+        ),
+        Column(
+            "depth",
+            "INT NULL",
+            "How many parent links lie between the sample and its root (0 for a root); NULL where"
+            " top_parent_id is NULL.",
+        ),
     ),
     primary_key=("sample_id",),
     indexes=(("top_parent_id",), ("parent_id",)),
