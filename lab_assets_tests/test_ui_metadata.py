@@ -9,6 +9,7 @@ import threading
 import time
 from collections import defaultdict
 from decimal import Decimal
+from typing import cast
 
 import pytest
 from dagster import AssetKey, DagsterEventType, DagsterInstance
@@ -280,7 +281,7 @@ def test_the_flat_table_is_in_view_preview_summary_and_rewritten_samples(lab_db)
         assert header == ["column", "measurement type", "non-null values", "min", "max"]
         for column, _, count, low, high in summary:
             # DECIMAL columns read back as Decimal.
-            values: list[Decimal] = [row[column] for row in rows.values() if row[column] is not None]
+            values = [cast(Decimal, row[column]) for row in rows.values() if row[column] is not None]
             assert [int(count), low, high] == [len(values), str(min(values)), str(max(values))], column
         assert [line[0] for line in summary] == names[3:]
 
