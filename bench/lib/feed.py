@@ -19,7 +19,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 import bench.lib.server as bench_server
-from bench.lib.runs import FINISHED_STEP, STEP_LINE
+from bench.lib.runs import step_seconds
 from bench.lib.server import connect, database_url, one_row
 from lab_assets_tests.extra_server import ExtraServer, extra_server
 
@@ -109,21 +109,6 @@ def top_statements(limit: int) -> list[tuple[int, int, float, str]]:
             (limit,),
         )
         return [(int(r), int(c), round(float(s), 3), " ".join(str(t).split())) for r, c, s, t in cursor.fetchall()]
-
-
-def step_seconds(text: str) -> dict[str, float]:
-    """Dagster's "Finished execution of step" seconds and the IO manager's per-table seconds, as
-    bench/lib/runs.py reads them from a run's output."""
-    steps: dict[str, float] = {}
-    for line in text.splitlines():
-        match = STEP_LINE.search(line)
-        if match:
-            steps[match.group("table")] = float(match.group("seconds"))
-        finished = FINISHED_STEP.search(line)
-        if finished:
-            value = float(finished.group("value")) / (1000 if finished.group("unit") == "ms" else 1)
-            steps[f"step:{finished.group('step')}"] = round(value + 60 * int(finished.group("minutes") or 0), 3)
-    return steps
 
 
 def recorded_feed(home: str) -> tuple[str, str, dict[str, float]]:

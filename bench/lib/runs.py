@@ -124,19 +124,7 @@ def lab_assets_cli_build(
             + "\n".join(f"{pid} {hwm / 2**20:.0f} MiB {commands[pid][:120]}" for pid, hwm in high_water.items())
             + "\n"
         )
-    steps = {}
-    for line in text.splitlines():
-        # "bench_x.sample_lineage: table swapped in, 1000020 rows written, 5 columns, 4.21 s"
-        # (the IO manager's log line per table written)
-        match = STEP_LINE.search(line)
-        if match:
-            steps[match.group("table")] = float(match.group("seconds"))
-        # Whole Dagster steps (assets with their change detection, and checks).
-        finished = FINISHED_STEP.search(line)
-        if finished:
-            value = float(finished.group("value")) / (1000 if finished.group("unit") == "ms" else 1)
-            value += 60 * int(finished.group("minutes") or 0)
-            steps[f"step:{finished.group('step')}"] = round(value, 2)
+    steps = step_seconds(text)
     return CliRun(
         seconds,
         peak,
@@ -179,3 +167,20 @@ def auto_repeat(size: int) -> int:
     """Timed rounds per size when --repeat is not given: 3 up to 1M samples, 2 up to 3M, 1 above
     (one round at 10M already takes many minutes)."""
     return 3 if size <= 1_000_000 else 2 if size <= 3_000_000 else 1
+
+
+def step_seconds(text: str) -> dict[str, float]:
+    """Seconds per table written (the IO manager's line, e.g. "bench_x.sample_lineage: table
+    swapped in, 1000020 rows written, 5 columns, 4.21 s") and per whole Dagster step (assets with
+    their change detection, and checks: "step:<name>"), read from a run's output."""
+    steps: dict[str, float] = {}
+    for line in text.splitlines():
+        match = STEP_LINE.search(line)
+        if match:
+            steps[match.group("table")] = float(match.group("seconds"))
+        finished = FINISHED_STEP.search(line)
+        if finished:
+            value = float(finished.group("value")) / (1000 if finished.group("unit") == "ms" else 1)
+            value += 60 * int(finished.group("minutes") or 0)
+            steps[f"step:{finished.group('step')}"] = round(value, 2)
+    return steps
