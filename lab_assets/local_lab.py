@@ -1,4 +1,4 @@
-"""Local lab database for trying lab_assets out, and the commands ``make run`` is made of:
+"""Local lab database for trying lab_assets out, and the commands ``make run`` is made of.
 
 * ``python -m lab_assets.local_lab create-if-missing [--demo]`` creates the database named by
   LAB_DB_URL with the lab's source schema and the 20 fixed samples, only if it does not exist and
@@ -42,6 +42,7 @@ from lab_assets.sql.statements import quote_identifier
 
 
 def source_schema_statements() -> list[str]:
+    """The statements of the lab's source schema (``source_schema.sql``), comments removed."""
     text = re.sub(r"--[^\n]*", "", files("lab_assets").joinpath("source_schema.sql").read_text())
     return [statement.strip() for statement in text.split(";") if statement.strip()]
 
@@ -125,6 +126,7 @@ ASSET_STEPS = ("lab_source_derivations", "experiment_measurements")
 
 
 def verbose() -> bool:
+    """Whether ``VERBOSE`` asks for the whole event stream and tracebacks."""
     return os.environ.get("VERBOSE", "") not in ("", "0")
 
 

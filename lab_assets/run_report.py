@@ -24,10 +24,12 @@ class RunReport:
 
     @property
     def failed_checks(self) -> list[AssetCheckEvaluation]:
+        """The evaluations that failed, of any severity."""
         return [e for e in self.evaluations if not e.passed]
 
     @property
     def failed_error_checks(self) -> list[AssetCheckEvaluation]:
+        """The failed evaluations of ERROR severity, which make the run's exit code non-zero."""
         return [e for e in self.failed_checks if e.severity == AssetCheckSeverity.ERROR]
 
     def checks_line(self) -> str:

@@ -126,7 +126,7 @@ def whole_table_digests(db) -> dict[int, tuple[int, ...]]:
 
 def assert_refresh_state_is_exact(db) -> None:
     """What the next refresh diffs against is exact, whole. Nothing here recomputes the row hash
-    (a formula change that is harmless must not fail this); instead, by property:
+    (a formula change that is harmless must not fail this); instead, it checks these properties.
 
     * the digests hold one row per sample id found in the measurements, with that id's row count,
       and equal the full refresh's computation from scratch (the incremental path agrees

@@ -1,4 +1,4 @@
-"""What a user sees when LAB_DB_URL is wrong, and the exit codes cron and CI read, on real servers:
+"""What a user sees when LAB_DB_URL is wrong, and the exit codes cron and CI read, on real servers.
 
 * a URL naming a database that does not exist stops ``create-if-missing`` (make run's first step)
   with one sentence naming the database and the server, and creates nothing; ``--demo``

@@ -523,9 +523,9 @@ def test_dagster_yaml_lets_one_refresh_at_a_time_through(mysql_instance):
 @pytest.mark.timeout(240)
 def test_dagster_dev_on_this_dagster_yaml_queues_and_runs_refreshes(mysql_dagster_home, lab_db):
     """`dagster dev` (webserver + daemon) on the repository's dagster.yaml with MariaDB storage:
-    runs launched from the UI are queued, the daemon launches them, and they succeed. (The two
+    runs launched from the UI are queued, the daemon launches them, and they succeed. The two
     short runs here do not overlap, but that alone would not prove the limits; the test above
-    does.)"""
+    does."""
     from lab_assets_tests.webserver import SENSORS, Webserver
 
     home, url = mysql_dagster_home

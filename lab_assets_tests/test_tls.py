@@ -226,8 +226,8 @@ def _cipher(url: str) -> str:
 
 def _verified_peer(url: str) -> dict:
     """The server certificate a lab_assets session on ``url`` verified, as ``ssl`` reads it; fails
-    unless the session checked it against a CA and checks the host name. (An encrypted session
-    that verified nothing has an empty certificate here.)"""
+    unless the session checked it against a CA and checks the host name. An encrypted session
+    that verified nothing has an empty certificate here."""
     with MySQLResource(url=url).connect() as connection:
         driver_connection = connection.connection.dbapi_connection
         assert isinstance(driver_connection, pymysql.connections.Connection), driver_connection

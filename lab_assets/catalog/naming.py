@@ -29,6 +29,8 @@ _MAX_SLUG_LENGTH = MYSQL_MAX_IDENTIFIER_LENGTH - len(COLUMN_PREFIX) - 2 - _HASH_
 
 
 def is_plain_type(measurement_type: str) -> bool:
+    """Whether ``measurement_type`` keeps its own name as ``measurement_<type>``: a plain lowercase
+    identifier without ``__`` that fits MySQL's identifier limit with the prefix (else it is hashed)."""
     return (
         _PLAIN_TYPE.fullmatch(measurement_type) is not None
         and "__" not in measurement_type

@@ -66,6 +66,7 @@ def catalog_facts_replace(tables: TableLocations) -> str:
 
 
 def catalog_facts_select(tables: TableLocations) -> str:
+    """The one row of facts the last catalog scan recorded, in :data:`CATALOG_FACTS` order."""
     return f"SELECT {', '.join(CATALOG_FACTS)} FROM {tables.qualified(CATALOG_FACTS_TABLE)} WHERE fact_row = 1"
 
 

@@ -52,6 +52,7 @@ class BinlogAccess:
 
     @property
     def usable(self) -> bool:
+        """Whether the binlog may be read as a change feed (no problem found)."""
         return self.problem is None
 
 

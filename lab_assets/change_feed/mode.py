@@ -15,6 +15,8 @@ LAB_CHANGE_FEED_ENV = "LAB_CHANGE_FEED"
 
 
 class ChangeFeedMode(enum.Enum):
+    """How lab_assets learns which sample ids changed, as ``LAB_CHANGE_FEED`` names it."""
+
     AUTO = "auto"
     BINLOG = "binlog"
     SCAN = "scan"

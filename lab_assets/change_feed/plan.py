@@ -62,6 +62,7 @@ class FeedPlan:
 
     @property
     def metadata(self) -> dict[str, str]:
+        """The feed, why it was chosen and the binlog position it will store, as the run's metadata shows them."""
         shown: dict[str, str] = {"change_feed": self.feed, "change_feed_reason": self.reason}
         if self.position is not None:
             shown["binlog_position"] = self.position.describe()

@@ -73,6 +73,7 @@ class TransactionIds:
     """The ids the row events of the transaction being read name; counted once its end is read."""
 
     def __init__(self) -> None:
+        """A transaction whose row events are still to be read: no ids named, no measurement row come or gone."""
         self.changed: set[int] = set()
         self.moved: set[int] = set()
         self.deleted: set[int] = set()

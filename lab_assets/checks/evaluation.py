@@ -42,6 +42,7 @@ class Coverage:
     rows: int | None = None
 
     def metadata(self) -> dict[str, MetadataValue]:
+        """What was covered (``covered``), with ``covered_rows`` when the number of rows is known."""
         covered: dict[str, MetadataValue] = {"covered": MetadataValue.text(self.what)}
         return covered if self.rows is None else {**covered, "covered_rows": MetadataValue.int(self.rows)}
 
@@ -50,6 +51,8 @@ AUDIT = Coverage("every row of the live tables (audit: the checks alone, recompu
 
 
 def value(value: object) -> str:
+    """A value as an offender list shows it: NULL, or the text quoted, so an empty string, trailing
+    spaces and the text ``NULL`` stay distinguishable from a missing value."""
     return "NULL" if value is None else repr(str(value))
 
 
@@ -116,11 +119,15 @@ def could_not_check(
 
 
 def fetch(mysql: MySQLResource, sql: str, params: Sequence[object] = (), recursive: bool = False) -> Offenders:
+    """The offenders ``sql`` returns; a ``recursive`` query gets a recursion limit no tree of the lab's
+    samples can reach, so a deep tree is checked, not cut short."""
     limit = recursion_limit(mysql.sample_id_span()) if recursive else None
     return Offenders.from_rows(mysql.fetch_all(sql, params, recursion_limit=limit))
 
 
 def binary_collation(mysql: MySQLResource) -> str:
+    """The binary collation of ``measurement_type``'s character set, so a check compares types byte by
+    byte and tells apart the spellings the column's own collation holds equal."""
     return f"{mysql.column(SAMPLE_MEASUREMENTS, 'measurement_type').character_set}_bin"
 
 

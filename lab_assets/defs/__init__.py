@@ -1,0 +1,2 @@
+"""The Dagster definitions: the asset graph, its resources, jobs, schedule, sensor and freshness
+report."""

@@ -127,6 +127,7 @@ def _observe(
     tags={"dagster/kind/mysql": ""},
 )
 def samples(context: AssetExecutionContext, mysql: MySQLResource) -> ObserveResult:
+    """Observes the lab's samples: row count, content hash (the data version) and columns."""
     return _observe(context, mysql, SAMPLES, SAMPLES_COLUMNS)
 
 
@@ -140,6 +141,7 @@ def samples(context: AssetExecutionContext, mysql: MySQLResource) -> ObserveResu
     tags={"dagster/kind/mysql": ""},
 )
 def sample_measurements(context: AssetExecutionContext, mysql: MySQLResource) -> ObserveResult:
+    """Observes the lab's measurements: row count, content hash (the data version) and columns."""
     return _observe(context, mysql, SAMPLE_MEASUREMENTS, MEASUREMENTS_COLUMNS)
 
 
@@ -189,6 +191,8 @@ def sample_measurements(context: AssetExecutionContext, mysql: MySQLResource) ->
     " more than one core the catalog, the lineage and the digests take about as long as the slowest.",
 )
 def lab_source_derivations(context: AssetExecutionContext, mysql: MySQLResource) -> Iterator[Output | AssetCheckResult]:
+    """The catalog, the lineage and the digests, each by an incremental or a full refresh, with their
+    checks."""
     yield from derive_source_tables(context, mysql)
 
 
@@ -215,6 +219,8 @@ def experiment_measurements(
     measurement_types: pd.DataFrame,
     sample_lineage: SqlRelation,
 ) -> Iterator[Output | AssetCheckResult]:
+    """The flat table: an incremental refresh replaces the pending samples' rows, a full refresh
+    rebuilds the whole table; its checks are evaluated by the same step."""
     yield from flat_table_outputs(context, mysql, measurement_types, sample_lineage)
 
 

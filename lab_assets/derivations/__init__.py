@@ -1,0 +1,1 @@
+"""The tables derived from the sources (catalog, lineage, digests), computed side by side in one step."""

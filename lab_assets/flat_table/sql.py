@@ -34,6 +34,8 @@ IDENTIFYING_COLUMNS = (
 
 @dataclass(frozen=True)
 class MeasurementColumn:
+    """One ``measurement_<type>`` column of the flat table: the type it holds and the column's name."""
+
     measurement_type: str  # the type as stored in sample_measurements
     column_name: str
     # How many sample ids have a measurement of this type (the catalog's count over
@@ -41,6 +43,7 @@ class MeasurementColumn:
     sample_count: int | None = field(default=None, compare=False)
 
     def description(self) -> str:
+        """What the column holds, in a scientist's words, for the UI's column schema."""
         counted = ""
         if self.sample_count is not None:
             ids = "1 sample id has" if self.sample_count == 1 else f"{self.sample_count} sample ids have"

@@ -69,6 +69,8 @@ def flat_table_outputs(
 
 
 def measurement_columns(measurement_types: pd.DataFrame) -> list[MeasurementColumn]:
+    """The flat table's measurement columns, one per row of the catalog and in its order, each with its
+    sample count for the column's description."""
     return [
         MeasurementColumn(measurement_type=t, column_name=c, sample_count=int(n))
         for t, c, n in zip(

@@ -68,6 +68,9 @@ class Offenders:
 
 @dataclass(frozen=True)
 class Verification:
+    """What the verification after the flat table's write found: how many rows it checked, how many
+    differed and changed meanwhile, and the offenders the flat table's checks report."""
+
     written: int | None  # rows written and covered (None: the whole table)
     suspects: int  # written rows that differ from what is recorded for them, checked against the sources
     changed_meanwhile: int  # of those, rows that no longer equal the sources: pending again

@@ -75,7 +75,11 @@ def table_metadata(table_slice: TableSlice, row_count: int, columns: Sequence[Co
 
 
 class MySQLDbClient(DbClient[Connection]):
+    """DbIOManager's hooks on MySQL: connections from the resource, a database per schema, and the
+    slice's SELECT and name for the metadata."""
+
     def __init__(self, mysql: MySQLResource):
+        """Every connection comes from ``mysql``, with its URL and session settings."""
         self._mysql = mysql
 
     @staticmethod
@@ -84,20 +88,26 @@ class MySQLDbClient(DbClient[Connection]):
 
     @staticmethod
     def ensure_schema_exists(context: OutputContext, table_slice: TableSlice, connection: Connection) -> None:
+        """The slice's database, created if it does not exist, before DbIOManager writes to it."""
         connection.exec_driver_sql(create_schema_statement(table_slice.schema))
 
     @staticmethod
     def get_select_statement(table_slice: TableSlice) -> str:
+        """The slice's SELECT as the ``Query`` metadata shows it; bound values are listed in a comment,
+        never put into the SQL."""
         sql, params = select_slice(table_slice)
         return sql if not params else f"{sql} -- parameters: {list(map(str, params))}"
 
     @staticmethod
     def get_table_name(table_slice: TableSlice) -> str:
+        """``database.table`` of the slice, for the ``dagster/table_name`` metadata."""
         return f"{table_slice.schema}.{table_slice.table}"
 
     @contextmanager
     def connect(  # pyright: ignore[reportIncompatibleMethodOverride] - static in DbClient, but DbIOManager calls it on this instance, which holds the resource
         self, context: OutputContext | InputContext, table_slice: TableSlice
     ) -> Iterator[Connection]:
+        """A connection from the resource's pool, so the IO manager's statements get the session settings
+        of every other statement."""
         with self._mysql.connect() as connection:
             yield connection

@@ -116,11 +116,14 @@ class DataFrameTypeHandler(DbTypeHandler[pd.DataFrame]):
 
     @property
     def supported_types(self) -> Sequence[type[object]]:
+        """Outputs and inputs typed ``pandas.DataFrame``."""
         return [pd.DataFrame]
 
     def handle_output(
         self, context: OutputContext, table_slice: TableSlice, obj: pd.DataFrame, connection: Connection
     ) -> Mapping[str, Any]:
+        """The frame written: the whole table built aside and swapped in, or the partition's rows replaced
+        in one transaction with the columns the frame adds; the table's metadata."""
         schema, table = table_slice.schema, table_slice.table
         key = tuple((context.definition_metadata or {}).get("primary_key") or ())
         unknown = [k for k in key if k not in obj.columns]
@@ -173,6 +176,7 @@ class DataFrameTypeHandler(DbTypeHandler[pd.DataFrame]):
         return metadata
 
     def load_input(self, context: InputContext, table_slice: TableSlice, connection: Connection) -> pd.DataFrame:
+        """The slice's rows as a DataFrame; no rows when the table does not exist yet or no partition is asked for."""
         if table_slice.partition_dimensions and not context.asset_partition_keys:
             return pd.DataFrame()
         if not table_exists(connection, table_slice.schema, table_slice.table):

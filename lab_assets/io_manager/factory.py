@@ -27,6 +27,8 @@ class MySQLDbIOManager(DbIOManager):
     the output database their refresh works in."""
 
     def __init__(self, *, schema: str | None, default_schema: str, **kwargs: Any) -> None:
+        """``schema``: the IO manager's ``schema`` setting, if any; ``default_schema``: where an asset
+        with no schema of its own is written."""
         super().__init__(schema=schema, **kwargs)
         self.default_schema = default_schema
         self.schema = schema or default_schema
@@ -66,6 +68,7 @@ class MySQLIOManager(ConfigurableIOManagerFactory):
     )
 
     def create_io_manager(self, context) -> MySQLDbIOManager:
+        """The IO manager with one type handler per output kind; creating it does not connect."""
         # Not `mysql.tables`: that reads the server; creating the IO manager must not connect.
         return MySQLDbIOManager(
             type_handlers=[

@@ -26,6 +26,7 @@ class SqlRelation:
 
     @classmethod
     def of_table(cls, schema: str, table: str) -> SqlRelation:
+        """The whole stored table ``schema.table``, read by reference."""
         return cls(select_sql=f"SELECT * FROM {qualified_name(schema, table)}", table_reference=(schema, table))
 
     def as_from_item(self) -> str:
@@ -36,7 +37,7 @@ class SqlRelation:
 
 
 class TableWrite:
-    """Base of the output kinds the IO manager writes inside MySQL. Each kind has one write path:
+    """Base of the output kinds the IO manager writes inside MySQL, each with one write path.
 
     * :class:`TableBuild`: the whole table, built aside and swapped in atomically;
     * :class:`KeyedRowsReplacement`: the rows of listed primary keys, replaced in one transaction;

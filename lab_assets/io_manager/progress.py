@@ -14,7 +14,11 @@ DEFAULT_HEARTBEAT_SECONDS = 15.0
 
 
 class InfoLogger(Protocol):
-    def info(self, msg: str) -> None: ...
+    """What :func:`logged_step` logs to: anything whose ``info`` may be called from the heartbeat's
+    thread, such as Dagster's log manager."""
+
+    def info(self, msg: str) -> None:
+        """Log ``msg`` at INFO."""
 
 
 @contextmanager

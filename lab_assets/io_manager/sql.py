@@ -71,10 +71,12 @@ def delete_where_statement(schema: str, table: str, condition: str) -> str:
 
 
 def create_schema_statement(schema: str) -> str:
+    """The database (MySQL's schema) ``schema``, created unless it exists."""
     return f"CREATE DATABASE IF NOT EXISTS {quote_identifier(schema)}"
 
 
 def drop_tables_statement(schema: str, *tables: str) -> str:
+    """The ``tables`` of ``schema`` dropped, those that do not exist ignored."""
     return f"DROP TABLE IF EXISTS {', '.join(qualified_name(schema, table) for table in tables)}"
 
 
@@ -113,4 +115,5 @@ def gone_keys_delete(schema: str, table: str, keys_table: str, rows_table: str, 
 
 
 def row_count_select(schema: str, table: str) -> str:
+    """The row count of ``schema.table``."""
     return f"SELECT COUNT(*) FROM {qualified_name(schema, table)}"

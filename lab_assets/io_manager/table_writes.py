@@ -97,6 +97,8 @@ class TableBuildHandler(_TableWriteHandler):
     def write(
         self, context: OutputContext, table_slice: TableSlice, obj: TableBuild, connection: Connection
     ) -> tuple[int, int]:
+        """The table built into ``<table>__new``, indexed after the load and swapped in with one
+        ``RENAME TABLE``; a failed build drops ``<table>__new`` and leaves the table as it was."""
         _reject_partitions(context, table_slice, TableBuild)
         schema, table = table_slice.schema, table_slice.table
         new_table, old_table = helper_table(table, NEW_SUFFIX), helper_table(table, OLD_SUFFIX)
@@ -171,6 +173,8 @@ class PartitionRowsHandler(_TableWriteHandler):
     def write(
         self, context: OutputContext, table_slice: TableSlice, obj: PartitionRows, connection: Connection
     ) -> tuple[int, int]:
+        """The partition's rows deleted and inserted again in one transaction; the table is created, and
+        the columns it lacks added, first."""
         if not table_slice.partition_dimensions:
             raise TypeError(
                 f"{context.asset_key.to_user_string()} is not partitioned: return TableBuild, not PartitionRows"
@@ -193,11 +197,13 @@ class SqlRelationTypeHandler(DbTypeHandler[SqlRelation]):
 
     @property
     def supported_types(self) -> Sequence[type[object]]:
+        """Inputs typed :class:`SqlRelation`."""
         return [SqlRelation]
 
     def handle_output(
         self, context: OutputContext, table_slice: TableSlice, obj: SqlRelation, connection: Connection
     ) -> Mapping[str, Any]:
+        """Refused: a SqlRelation only says what to read, so an output names its write kind instead."""
         raise TypeError(
             f"{context.asset_key.to_user_string()} returned a SqlRelation, which only says what to read:"
             " return TableBuild (whole table), KeyedRowsReplacement (listed keys) or PartitionRows"
@@ -205,6 +211,7 @@ class SqlRelationTypeHandler(DbTypeHandler[SqlRelation]):
         )
 
     def load_input(self, context: InputContext, table_slice: TableSlice, connection: Connection) -> SqlRelation:
+        """The whole table by reference, or a SELECT of the requested columns and partitions; no rows read."""
         if not table_slice.columns and not table_slice.partition_dimensions:
             return SqlRelation.of_table(table_slice.schema, table_slice.table)
         sql, params = select_slice(table_slice)

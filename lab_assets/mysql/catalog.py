@@ -45,6 +45,7 @@ def column_names(connection: Connection, schema: str, table: str) -> list[str]:
 
 
 def table_exists(connection: Connection, schema: str, table: str) -> bool:
+    """Whether ``schema.table`` exists."""
     return (
         connection.exec_driver_sql(
             "SELECT 1 FROM information_schema.tables WHERE table_schema = %s AND table_name = %s",

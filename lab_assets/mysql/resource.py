@@ -175,6 +175,7 @@ class MySQLResource(ConfigurableResource):
             return connection.exec_driver_sql(sql, tuple(params)).rowcount
 
     def fetch_one(self, sql: str, params: Sequence[object] = (), *, recursion_limit: int | None = None) -> tuple:
+        """The one row of a query; ``ValueError`` naming the query when it returns none or several."""
         rows = self.fetch_all(sql, params, recursion_limit=recursion_limit)
         if len(rows) != 1:
             raise ValueError(f"expected one row, got {len(rows)} from: {sql}")

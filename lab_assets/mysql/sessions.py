@@ -111,7 +111,9 @@ def session_settings(temp_table_memory_mb: int) -> str:
     """The one SET statement the driver runs on every connection the engine opens (PyMySQL's
     ``init_command``), before anything else, so no code path (a worker thread's connection, a
     parallel fill's) can go without it. Session only, never global: the server keeps whatever
-    defaults its DBA gave it for other sessions. With :func:`server_session_settings`:
+    defaults its DBA gave it for other sessions.
+
+    What it sets, with :func:`server_session_settings`:
 
     * ``completion_type`` 0: RELEASE, a DBA's default, would end the session at the first COMMIT
       or ROLLBACK (SQLAlchemy rolls back a new connection once).
@@ -136,7 +138,7 @@ def session_settings(temp_table_memory_mb: int) -> str:
 
 def server_session_settings(is_mariadb: bool) -> tuple[str, ...]:
     """The session settings whose names differ between MariaDB and MySQL 8, run right after the
-    engine opens a connection (its ``connect`` event), when the server is known:
+    engine opens a connection (its ``connect`` event), when the server is known.
 
     * READ COMMITTED, READ WRITE: a statement that reads the sources (``INSERT ... SELECT``
       included) takes a consistent snapshot and no row locks, so it neither waits on a lab

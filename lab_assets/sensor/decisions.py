@@ -20,6 +20,9 @@ FULL_CHECK_INTERVAL_SECONDS = 600
 
 @dataclass
 class SensorCursor:
+    """What the sensor keeps between ticks: the last update times and content fingerprint it read,
+    when it last checked the contents and how far it has read the binlog."""
+
     update_times: dict[str, str | None] = field(default_factory=dict)
     fingerprint: str | None = None
     unsettled: bool = True  # the last reading was in the same second as a change
@@ -29,9 +32,11 @@ class SensorCursor:
 
     @classmethod
     def parse(cls, raw: str | None) -> SensorCursor:
+        """The cursor a tick stored, or a fresh one on the first tick."""
         return cls(**json.loads(raw)) if raw else cls()
 
     def serialize(self) -> str:
+        """The cursor as the tick stores it: JSON, keys sorted."""
         return json.dumps(asdict(self), sort_keys=True)
 
 

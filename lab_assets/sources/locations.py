@@ -224,6 +224,9 @@ def source_tables(
 
 @dataclass(frozen=True)
 class TableLocations:
+    """Where each table lives (the source or the output database), the index every walk steps through,
+    and the lab's names for its two tables and their columns."""
+
     source_database: str  # holds the lab's two tables; lab_assets only reads it
     output_database: str  # holds every table lab_assets creates
     # The source's index whose first column is samples.parent_id (the lab system's foreign key
@@ -262,10 +265,12 @@ class TableLocations:
 
     @property
     def samples(self) -> str:
+        """The lab's samples as SQL reads them (:meth:`readable`); alias it."""
         return self.readable(SAMPLES)
 
     @property
     def sample_measurements(self) -> str:
+        """The lab's measurements as SQL reads them (:meth:`readable`); alias it."""
         return self.readable(SAMPLE_MEASUREMENTS)
 
     def children_join(self, parent_id_sql: str, alias: str = "child") -> str:

@@ -70,6 +70,7 @@ class ValueType:
 
     @property
     def is_text(self) -> bool:
+        """Whether values are text (compared byte-wise, not as numbers)."""
         return self.family == "text"
 
     def ordered(self, expression: str) -> str:

@@ -1,0 +1,1 @@
+"""Shared SQL helpers: quoted identifiers and statement builders, and the chunked fill of a full refresh."""

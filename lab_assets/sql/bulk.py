@@ -30,6 +30,9 @@ DEFAULT_CHUNK_WIDTH = 50_000
 
 @dataclass(frozen=True)
 class BulkBuild:
+    """A faster, equivalent way to fill the empty staging table with ``select_sql``'s rows: in chunks
+    of an integer key, side by side, and with ``missing_rows_sql`` for the keys it left out."""
+
     select_sql: str
     params: tuple[object, ...] = ()
     # An integer SQL expression in select_sql (e.g. "s.id") and a query for its (MIN, MAX).
@@ -42,6 +45,9 @@ class BulkBuild:
     missing_rows_sql: str | None = None
 
     def __post_init__(self) -> None:
+        """``ValueError`` for a build that could not run as declared: a chunk key without its bounds query
+        (or the reverse), a chunked ``select_sql`` without exactly one :data:`CHUNK_FILTER`, a width or
+        parallelism below 1."""
         if (self.chunk_key is None) != (self.chunk_bounds_sql is None):
             raise ValueError("chunk_key and chunk_bounds_sql go together")
         if self.chunk_key is not None and self.select_sql.count(CHUNK_FILTER) != 1:
@@ -66,6 +72,7 @@ def chunk_select(select_sql: str, chunk_key: str, low: int, high: int) -> str:
 
 
 def unchunked_select(select_sql: str) -> str:
+    """``select_sql`` over every key, in one statement (the chunk placeholder replaced by TRUE)."""
     return select_sql.replace(CHUNK_FILTER, "TRUE")
 
 

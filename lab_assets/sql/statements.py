@@ -48,17 +48,21 @@ def quote_identifier(name: str) -> str:
 
 
 def qualified_name(schema: str, table: str) -> str:
+    """```schema`.`table```, both quoted."""
     return f"{quote_identifier(schema)}.{quote_identifier(table)}"
 
 
 @dataclass(frozen=True)
 class Column:
+    """A column of a table the IO manager creates: name, SQL type and what it holds."""
+
     name: str
     sql_type: str  # e.g. "INT", "DECIMAL(16,6)", "INT NOT NULL"
     # What the column holds, for people: shown in the UI's column schema, not part of the DDL.
     description: str | None = field(default=None, compare=False)
 
     def definition(self) -> str:
+        """The column as CREATE TABLE declares it."""
         return f"{quote_identifier(self.name)} {self.sql_type}"
 
 
@@ -72,6 +76,7 @@ class TableDefinition:
 
     @property
     def column_names(self) -> tuple[str, ...]:
+        """The columns' names, in the table's order."""
         return tuple(c.name for c in self.columns)
 
     def create_statement(self, schema: str, table: str, with_indexes: bool = True, if_not_exists: bool = False) -> str:
@@ -102,6 +107,7 @@ def add_indexes_statement(schema: str, table: str, definition: TableDefinition) 
 
 
 def insert_select_statement(schema: str, table: str, columns: Sequence[str], select_sql: str) -> str:
+    """INSERT of ``select_sql``'s rows into the named ``columns`` of ``schema.table``."""
     column_list = ", ".join(map(quote_identifier, columns))
     return f"INSERT INTO {qualified_name(schema, table)} ({column_list})\n{select_sql}"
 
@@ -128,6 +134,7 @@ def upsert_select_statement(schema: str, table: str, definition: TableDefinition
 
 
 def insert_values_statement(schema: str, table: str, columns: Sequence[str]) -> str:
+    """INSERT of one row of bound values into the named ``columns`` of ``schema.table``."""
     column_list = ", ".join(map(quote_identifier, columns))
     placeholders = ", ".join(["%s"] * len(columns))
     return f"INSERT INTO {qualified_name(schema, table)} ({column_list}) VALUES ({placeholders})"

@@ -29,11 +29,14 @@ PENDING_TABLE_DEFINITION = CHANGE_SET_DEFINITION
 
 @dataclass(frozen=True)
 class PendingSamples:
+    """What the pending table asks of the flat table: how many rows, and whether a full refresh."""
+
     count: int  # rows in the pending table (the marker included)
     full_refresh: bool  # the full-refresh marker is there
 
 
 def ensure_pending_table(mysql: MySQLResource) -> None:
+    """The pending table, created if it does not exist, so marks and reads never find it missing."""
     if not mysql.column_names(PENDING_SAMPLES):
         mysql.execute(PENDING_TABLE_DEFINITION.create_statement(mysql.tables.output_database, PENDING_SAMPLES))
 
@@ -48,6 +51,7 @@ def mark_pending(mysql: MySQLResource, select_sql: str) -> None:
 
 
 def read_pending(mysql: MySQLResource) -> PendingSamples:
+    """How many sample ids are pending, and whether the full-refresh marker is among them."""
     count, full_refresh = mysql.fetch_one(
         f"SELECT COUNT(*), COALESCE(MAX(sample_id = %s), 0) FROM {mysql.tables.qualified(PENDING_SAMPLES)}",
         (FULL_REFRESH_MARKER,),

@@ -74,13 +74,16 @@ class BucketScheme:
     id_shift: int = 2**31
 
     def __post_init__(self) -> None:
+        """A bucket holds 2 to 8**4 ids; ``ValueError`` otherwise."""
         if not 2 <= self.width <= 8**4:
             raise ValueError(f"bucket width must be between 2 and {8**4}, got {self.width}")
 
     def bucket_of(self, id_sql: str) -> str:
+        """The bucket of the id ``id_sql``, as SQL."""
         return f"({id_sql} + {self.id_shift}) DIV {self.width}"
 
     def member_id(self, bucket_sql: str, offset_sql: str) -> str:
+        """The id at ``offset_sql`` in bucket ``bucket_sql``, as SQL (the inverse of :meth:`bucket_of`)."""
         return f"{bucket_sql} * {self.width} - {self.id_shift} + {offset_sql}"
 
     def offsets(self) -> str:
@@ -217,6 +220,7 @@ class StateTable:
 
     @property
     def buckets_table(self) -> str:
+        """The state table's bucket table, named with its width."""
         return self.buckets.table_for(self.name)
 
     @property
@@ -231,6 +235,7 @@ class StateTable:
 
     @property
     def extra_table(self) -> str:
+        """The third work table (``extra_role``: moved samples for lineage, live digests for digests)."""
         return helper_table(self.name, self.extra_role)
 
     @property

@@ -1,4 +1,4 @@
-"""Change detection into work tables, set-based inside MySQL (the SQL is in lib/refresh.py):
+"""Change detection into work tables, set-based inside MySQL (the SQL is in lab_assets.state.sql).
 
 1. :func:`fill_candidates`: the ids of the buckets whose live sums differ from the bucket table;
 2. then, per state table, the changed ids among them (:func:`fill_work_table` with the state
