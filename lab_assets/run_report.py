@@ -61,7 +61,7 @@ class RunReport:
 def describe_check(evaluation: AssetCheckEvaluation) -> str:
     """``<check> on <asset> (<n> offenders, <severity>)``."""
     count = evaluation.metadata.get("offender_count")
-    offenders = f"{count.value} offenders, " if count is not None else ""
+    offenders = f"{count.value} offender{'' if count.value == 1 else 's'}, " if count is not None else ""
     return (
         f"{evaluation.check_name} on {evaluation.asset_key.to_user_string()} ({offenders}{evaluation.severity.value})"
     )

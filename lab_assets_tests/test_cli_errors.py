@@ -180,7 +180,8 @@ def test_materialize_and_audit_exit_non_zero_naming_a_failed_error_check(lab_db,
     _, statements, offenders = CORRUPTIONS["no_parent_cycles"]
     lab_db.execute(*statements)
     code, output = _local_lab(lab_db.url, "materialize", home=tmp_path)
-    named = f"no_parent_cycles on sample_lineage ({len(offenders)} offenders, ERROR)"
+    count = len(offenders)
+    named = f"no_parent_cycles on sample_lineage ({count} offender{'' if count == 1 else 's'}, ERROR)"
     assert code == 1 and f"1 check failed: {named}; 9 passed" in output, output
     assert f"1 check of ERROR severity failed: {named}" in output, output
     code, output = _local_lab(lab_db.url, "audit", home=tmp_path)
