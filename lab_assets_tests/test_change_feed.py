@@ -19,8 +19,10 @@ from lab_assets.change_feed.access import check_binlog_access, settings_problem
 from lab_assets.change_feed.mode import ChangeFeedMode, change_feed_mode, parse_change_feed_mode
 from lab_assets.change_feed.position import (
     BinlogPosition,
+    _gtid_went_back,
     current_position,
     load_position,
+    position_gone,
     store_position,
 )
 from lab_assets.change_feed.reader import ChangeBatch, _one_stream, _Reconnected, read_changes
@@ -276,7 +278,61 @@ def test_statement_format_write_falls_back(server, engine, binlog_format):
         f"SET SESSION binlog_format = '{binlog_format}'",
         "UPDATE sample_measurements SET value = value * 2 WHERE sample_id = 8",
     )
-    assert_fallback(changes(engine, since), since, "UPDATE on feed_lab.sample_measurements logged as a statement")
+    assert_fallback(changes(engine, since), since, "UPDATE logged as a statement", "value * 2")
+
+
+def test_a_statement_format_write_through_a_view_falls_back(server, engine):
+    """The statement names only the view: any write logged as a statement stops the feed."""
+    run(server, f"CREATE OR REPLACE VIEW {LAB}.measurements_view AS SELECT * FROM {LAB}.sample_measurements")
+    since = end_of_binlog(engine)
+    run(
+        server,
+        "SET SESSION binlog_format = 'STATEMENT'",
+        "UPDATE measurements_view SET value = value + 1 WHERE sample_id = 8",
+    )
+    assert_fallback(changes(engine, since), since, "UPDATE logged as a statement", "measurements_view")
+    run(server, f"DROP VIEW {LAB}.measurements_view")
+
+
+def test_an_xa_commit_of_rows_prepared_before_the_position_falls_back(server, engine):
+    """MariaDB logs an XA transaction's rows at XA PREPARE: read from after it, the commit alone
+    would name no row."""
+    run(
+        server,
+        "XA START 'feed_xa'",
+        "UPDATE sample_measurements SET value = value + 3 WHERE sample_id = 9",
+        "XA END 'feed_xa'",
+        "XA PREPARE 'feed_xa'",
+    )
+    since = end_of_binlog(engine)
+    run(server, "XA COMMIT 'feed_xa'")
+    # The binlog spells the xid in hex: 'feed_xa' is X'666565645f7861'.
+    assert_fallback(changes(engine, since), since, "XA COMMIT X'666565645f7861'", "prepared earlier")
+
+
+def test_a_gtid_position_that_went_back_means_a_reset_binlog():
+    assert _gtid_went_back("0-1-50", "0-1-3") == "domain 0: 50 -> 3"
+    assert _gtid_went_back("0-1-50,1-2-7", "0-1-60,1-2-6") == "domain 1: 7 -> 6"
+    assert _gtid_went_back("0-1-3", "0-1-50") is None
+    assert _gtid_went_back("0-1-3", None) is None
+    assert (
+        _gtid_went_back("3E11FA47-71CA-11E1-9E33-C80AA9429562:1-5", "3E11FA47-71CA-11E1-9E33-C80AA9429562:1-2") is None
+    )
+    stored = BinlogPosition(1, None, "binlog.000001", 4000, "0-1-50")
+    now = BinlogPosition(1, None, "binlog.000001", 5000, "0-1-2")
+    assert "went back (domain 0: 50 -> 2)" in str(position_gone(stored, {"binlog.000001": 9000}, now))
+
+
+def test_a_compressed_binlog_is_refused(tmp_path):
+    options = {"log-bin": str(tmp_path / "binlog"), "binlog-format": "ROW", "server-id": "1", "log-bin-compress": "ON"}
+    with extra_server(tmp_path, options) as compressed:
+        engine = sa.create_engine(compressed.url, isolation_level="AUTOCOMMIT")
+        try:
+            with engine.connect() as connection:
+                access = check_binlog_access(connection)
+        finally:
+            engine.dispose()
+    assert not access.usable and "log_bin_compress=ON" in str(access.problem)
 
 
 def test_purged_position_falls_back(server, engine):

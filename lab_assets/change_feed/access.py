@@ -87,6 +87,20 @@ def settings_problem(log_bin: object, binlog_format: str | None, row_image: str 
     return None
 
 
+def _compression_problem(connection: Connection, mariadb: bool) -> str | None:
+    """A compressed binlog (MariaDB ``log_bin_compress``, MySQL ``binlog_transaction_compression``)
+    holds row events the reader cannot decode: they would be skipped unseen, so the feed refuses it."""
+    variable = "log_bin_compress" if mariadb else "binlog_transaction_compression"
+    row = connection.exec_driver_sql(f"SHOW GLOBAL VARIABLES LIKE '{variable}'").first()
+    if row is None or str(row[1]).upper() not in ("ON", "1"):
+        return None
+    return (
+        f"the server compresses its binlog ({variable}=ON), whose compressed row events the change feed"
+        f" cannot read: set {variable}=OFF (SET GLOBAL {variable}=OFF and the server's configuration) or"
+        " LAB_CHANGE_FEED=scan"
+    )
+
+
 def check_binlog_access(connection: Connection) -> BinlogAccess:
     """Whether this connection's account may read the binlog as the change feed (see the module's
     docstring for what is checked and why). Reads server variables and SHOW GRANTS, and runs
@@ -95,7 +109,7 @@ def check_binlog_access(connection: Connection) -> BinlogAccess:
     the reader's first binlog dump instead, which then falls back naming it."""
     mariadb = is_mariadb(connection)
     log_bin, binlog_format, row_image, _server_id = connection.exec_driver_sql(SERVER_SETTINGS_SELECT).one()
-    problem = settings_problem(log_bin, binlog_format, row_image)
+    problem = settings_problem(log_bin, binlog_format, row_image) or _compression_problem(connection, mariadb)
     if problem is not None:
         return BinlogAccess(problem, binlog_format, row_image)
 

@@ -31,8 +31,8 @@ _PARSE_ERROR = 1064  # ER_PARSE_ERROR: the server does not know this spelling of
 class BinlogPosition:
     """A place in one server's binlog: ``binlog_file`` and the byte offset ``binlog_position`` of
     an event boundary in it, the server's ``server_id`` and ``server_uuid`` (None on MariaDB),
-    and ``gtid``, the server's GTID position there when it has one (informational: the feed
-    resumes by file and offset)."""
+    and ``gtid``, the server's GTID position there when it has one (the feed resumes by file and
+    offset; a MariaDB GTID that went back says the binlog was reset)."""
 
     server_id: int
     server_uuid: str | None
@@ -137,9 +137,40 @@ def position_gone(stored: BinlogPosition, files: dict[str, int], current: Binlog
             f" {first}): a scan re-establishes the position; keep binlogs longer (binlog_expire_logs_seconds,"
             " MariaDB expire_logs_days) than lab_assets may be stopped"
         )
+    went_back = _gtid_went_back(stored.gtid, current.gtid)
+    if went_back is not None:
+        return (
+            f"the server's GTID position went back ({went_back}) since the stored binlog position"
+            f" {stored.describe()}: the binlog was reset (RESET MASTER) or the server restored, and the same"
+            " file name and offset may name other events now: a scan re-establishes the position"
+        )
     if stored.binlog_position > files[stored.binlog_file]:
         return (
             f"the stored binlog position {stored.describe()} is past the end of that file"
             f" ({files[stored.binlog_file]} bytes), so the binlog was reset: a scan re-establishes the position"
         )
+    return None
+
+
+def _gtid_went_back(stored: str | None, current: str | None) -> str | None:
+    """MariaDB GTID positions (``domain-server-sequence``, comma-separated per domain): the first
+    domain whose sequence number is lower now than when the position was stored, said as
+    ``old -> new``; None when none went back or either is not a MariaDB GTID position (MySQL's
+    GTID sets are not compared: a reset there shows as a position past the end of its file)."""
+
+    def sequences(text: str | None) -> dict[str, int] | None:
+        found: dict[str, int] = {}
+        for part in (text or "").split(","):
+            pieces = part.strip().split("-")
+            if len(pieces) != 3 or not all(piece.isdigit() for piece in pieces):
+                return None
+            found[pieces[0]] = int(pieces[2])
+        return found or None
+
+    before, now = sequences(stored), sequences(current)
+    if before is None or now is None:
+        return None
+    for domain, sequence in before.items():
+        if domain in now and now[domain] < sequence:
+            return f"domain {domain}: {sequence} -> {now[domain]}"
     return None

@@ -190,6 +190,10 @@ _COLUMNS_CHANGED = "has other columns than when the binlog was written: a scan r
 _XA_PREPARED = (
     "an XA transaction changed the source tables and the binlog does not say when it commits: a scan refreshes instead"
 )
+_CONNECTION_LIMIT_HINT = (
+    "the binlog reader needs one more connection than the account's or the server's connection limit"
+    " leaves (max_user_connections, max_connections): raise it by one, or set LAB_CHANGE_FEED=scan"
+)
 _GRANT_HINT = (
     "grant REPLICATION SLAVE and REPLICATION CLIENT (MariaDB: BINLOG MONITOR) ON *.*, or set LAB_CHANGE_FEED=scan"
 )
@@ -274,7 +278,8 @@ def _read(
     except _Reconnected:
         return batch(caught_up=False)
     except pymysql.err.MySQLError as error:
-        return _fallback(since, f"reading the binlog from {since.describe()} failed ({error}): {_GRANT_HINT}")
+        hint = _CONNECTION_LIMIT_HINT if error.args and error.args[0] in (1040, 1203, 1226) else _GRANT_HINT
+        return _fallback(since, f"reading the binlog from {since.describe()} failed ({error}): {hint}")
     except Exception as error:  # noqa: BLE001 - a decoding failure in the library must become a scan, not a wrong id
         return _fallback(since, f"the binlog after {boundary.describe()} could not be decoded ({error!r}): {_SCAN}")
     if not in_transaction and not transaction.changed and stream.log_file is not None and stream.log_pos:

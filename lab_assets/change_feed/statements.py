@@ -65,19 +65,30 @@ def statement_fallback(
 ) -> str | None:
     """One sentence when a statement event stops the feed, else None (see the module docstring)."""
     kind = statement_kind(query)
+    shown = " ".join(query.split())
+    shown = shown if len(shown) <= 120 else shown[:117] + "..."
+    words = shown.upper()
+    if words.startswith("XA COMMIT") and not words.endswith("ONE PHASE"):
+        # MariaDB logs an XA transaction's rows at XA PREPARE: a commit read here may make rows
+        # visible that were logged before the stored position.
+        return (
+            f"the binlog holds {shown}, the commit of an XA transaction prepared earlier, whose rows it logged"
+            " at XA PREPARE: a scan refreshes instead"
+        )
     if kind in TRANSACTION_WORDS or kind in HARMLESS_WORDS:
         return None
+    if kind in ROW_WRITE_WORDS:
+        # A write logged as a statement names the tables it writes only as written: a view or a
+        # trigger may write a source table under another name, so any such write stops the feed.
+        return (
+            f"the binlog holds a {kind} logged as a statement, not as rows ({shown}), because the writing"
+            " session's binlog_format was not ROW (it may write a source table through a view or a trigger):"
+            " a scan refreshes instead; set binlog_format=ROW for every session (SET GLOBAL binlog_format=ROW"
+            " and the server's configuration)"
+        )
     table = touched_source(query, default_schema, source_database, source_names)
     if table is None:
         return None
-    shown = " ".join(query.split())
-    shown = shown if len(shown) <= 120 else shown[:117] + "..."
-    if kind in ROW_WRITE_WORDS:
-        return (
-            f"the binlog holds a {kind} on {table} logged as a statement, not as rows ({shown}), because the"
-            " writing session's binlog_format was not ROW: a scan refreshes instead; set binlog_format=ROW for"
-            " every session (SET GLOBAL binlog_format=ROW and the server's configuration)"
-        )
     return (
         f"the binlog holds a {kind} statement on {table} ({shown}), whose changed rows the binlog does not"
         " list: a scan refreshes and re-establishes the binlog position"
