@@ -1,4 +1,4 @@
-"""The refresh through the binlog change feed beside the scan path (issue 28's targets), in one run.
+"""The refresh through the binlog change feed beside the scan path, in one run.
 
 For each size:
 

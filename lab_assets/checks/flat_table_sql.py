@@ -122,7 +122,7 @@ def reconciliation_offending_samples_select(
     """Ids of samples whose row in the flat table differs from the source (values compared as
     ``value_type`` orders them, :meth:`ValueType.ordered`), in passes that scan
     the flat table in primary-key order with index lookups (no grouped temporary tables), so the
-    whole-table proof stays cheap at 1M samples. ``measurement_columns`` are (type as stored in
+    whole-table proof grows linearly with the table. ``measurement_columns`` are (type as stored in
     the catalog, column) pairs of the flat table; a source row's type matches with the source
     column's own collation, as bound values compare.
 

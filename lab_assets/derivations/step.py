@@ -70,8 +70,8 @@ def _audited(context: AssetExecutionContext, mysql: MySQLResource, checks: set[s
 # fills a whole table as its output is yielded, on the step's thread, while the computations still
 # running go on in theirs: so in a full refresh the lineage walk (one connection, the longest fill)
 # runs beside the catalog scan and the orphans' anti-join, and the digests (two connections)
-# follow it. At 1M samples the derivations step went from 12.2-12.4 s to 10.5-10.6 s
-# (bench/RESULTS.md); the catalog, written last, is a few rows.
+# follow it (the schedules are compared in bench/RESULTS.md); the catalog, written last, is a few
+# rows.
 WRITE_ORDER = (SAMPLE_LINEAGE, SAMPLE_MEASUREMENT_DIGESTS, MEASUREMENT_TYPES)
 
 

@@ -34,11 +34,11 @@ DIGEST_TABLE_DEFINITION = TableDefinition(
     primary_key=("sample_id",),
 )
 
-# With changes spread evenly over 1% of the samples (the bench's case), 4 ids per bucket leaves
-# ~96% of the buckets unchanged; at 1M samples the scan that sums 1.85M measurement rows into
-# buckets measured the same for 8, 4 and 2 ids per bucket, while fewer candidates make the
-# id-by-id step cheaper. Sample changes cluster (new samples at the end, a few moves), so lineage
-# takes wider buckets and a smaller bucket table.
+# With changes spread evenly over 1% of the samples, 4 ids per bucket leaves most buckets
+# unchanged; the scan that sums the measurements into buckets costs the same for 8, 4 and 2 ids
+# per bucket (bench/RESULTS.md), while fewer candidates make the id-by-id step cheaper. Sample
+# changes cluster (new samples at the end, a few moves), so lineage takes wider buckets and a
+# smaller bucket table.
 MEASUREMENT_BUCKETS = BucketScheme(4)
 
 _DIGEST_SUMS = ("measurement_rows", "digest_a", "digest_b")

@@ -116,8 +116,7 @@ def unbuilt_lineage_row_count_select(tables: TableLocations, suspects_table: str
     """After a full refresh, with every flat row that has no lineage row among the suspects
     of :func:`suspect_rows_select`: how many lineage rows have no flat row. Both tables are keyed
     by sample_id, so that is |lineage| - (|flat| - |flat rows without a lineage row|): two counts
-    and the suspects' lookups instead of an anti-join over the whole lineage (~1 s at 1M samples,
-    bench/RESULTS.md)."""
+    and the suspects' lookups instead of an anti-join over the whole lineage (bench/RESULTS.md)."""
     lineage = tables.qualified(SAMPLE_LINEAGE)
     without_lineage = f"""SELECT COUNT(*) FROM {tables.qualified(suspects_table)} AS s
 LEFT JOIN {lineage} AS l ON l.sample_id = s.sample_id WHERE l.sample_id IS NULL"""

@@ -72,7 +72,7 @@ def lineage_bulk_build(tables: TableLocations) -> BulkBuild:
 
     The LEFT JOIN from samples to the walk's result makes MariaDB index its materialized
     recursive CTE (``key0``, on an on-disk Aria temporary table once it outgrows tmp_table_size);
-    at 1M samples that index cost most of the build (bench/RESULTS.md). Here the walk's rows
+    that index costs most of the build (bench/RESULTS.md). Here the walk's rows
     go straight into the table, sorted by sample_id (primary-key order, no page splits), and the
     samples the walk never reached (cycles, missing parents) are added afterwards with NULL root
     and depth by an anti-join on the new table's primary key. A sample added between those two

@@ -1,8 +1,8 @@
 """Pure decision logic of the source-change sensor, kept apart from Dagster and the database.
 
-The sensor ticks every 5 s (lab_assets/defs/sensors.py). A quiet tick must be cheap (at most 1 s
-at 1M samples; measured: about 10 ms), but the source tables have no timestamps
-and ``sample_measurements`` has no key, and a content hash of both takes seconds at that size.
+The sensor ticks every 5 s (lab_assets/defs/sensors.py). A quiet tick must be cheap whatever
+the lab's size, but the source tables have no timestamps and ``sample_measurements`` has no key,
+and a content hash of both reads them whole.
 So a tick first reads each table's ``UPDATE_TIME`` from information_schema (no scan) and hashes
 the contents only when that time moved, when the last reading could still move within the same
 second (the column has 1-second resolution), or when the periodic full check is due (a server

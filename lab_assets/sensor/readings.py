@@ -70,10 +70,8 @@ def totals(mysql: MySQLResource) -> tuple[str, str | None]:
     totals over what the state tables recorded plus the count of pending marks (None before the
     state tables are built). The flat table is current when the two are equal and nothing is
     pending (lab_assets.flat_table.verification_sql). The two scans run side by side, each on its own
-    connection, so a tick that sees a change takes about as long as the larger one
-    (sample_measurements: 1.4 s of the 1.9-2.1 s both take one after the other at 1M samples on a
-    calm server; with other work on the 2 cores, median 2.2 s against 2.7 s, bench/RESULTS.md
-    "Write-to-table latency"); then the recorded totals (small bucket tables, under 0.1 s)."""
+    connection, so a tick that sees a change takes about as long as the larger one (bench/RESULTS.md,
+    "Write-to-table latency"); then the recorded totals, read from the small bucket tables."""
     raise_on_drift(mysql)
     tables = mysql.tables
     value_type = source_value_type(mysql)

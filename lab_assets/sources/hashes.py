@@ -48,17 +48,17 @@ def row_hash_expressions(
     (about once in 2^32 such pairs), not with the first.
     (d) The numbers' CRC32 ``x`` enters as ``x(x + 1) mod p``: values traded between two rows of
     one type (so the factor of (b) is the same on both) keep the sum of ``x`` when a linear
-    condition on the traded bytes holds, which a review solved in milliseconds for both hashes at
-    once (bench/RESULTS.md, 2026-11-30); the square leaves only a search of about 2^31 candidates.
-    CRC32 of two short strings and a product cost less than a second CRC32 of the row (measured
-    at 1M samples, bench/RESULTS.md). Each sample's or measurement's own id is among the values,
-    so rows that swap values between two ids change both hashes."""
+    condition on the traded bytes holds, which can be solved in milliseconds for both hashes at
+    once (bench/RESULTS.md); the square leaves only a search of about 2^31 candidates. CRC32 of
+    two short strings and a product cost less than a second CRC32 of the row (bench/RESULTS.md).
+    Each sample's or measurement's own id is among the values, so rows that swap values between
+    two ids change both hashes."""
     null_flags = ", ".join(f"ISNULL({v})" for v in values)
     row = f"CONCAT_WS(',', {', '.join(values)}, CONCAT({null_flags}))"
     products = [(tripled or {}).get(v, f"{v} * 3") for v in numeric_values]
     numbers = f"CRC32(CONCAT_WS(',', {', '.join(products)}))"
     # x(x + 1) mod p: not affine, so two rows' numbers that trade places cannot be chosen to keep
-    # the sum by solving linear equations (a review did so in milliseconds for x alone).
+    # the sum by solving linear equations (which takes milliseconds for x alone).
     # x < 2^32, so x(x + 1) < 2^64 fits BIGINT UNSIGNED on both servers.
     mixed = f"({numbers} * ({numbers} + 1)) MOD {HASH_PRIME}"
     others = [v for v in values if v not in numeric_values]

@@ -1,4 +1,4 @@
-"""Faster full refreshes (issue 6, measured in bench/RESULTS.md).
+"""Faster full refreshes (what each plan saves: bench/RESULTS.md).
 
 A relation's ``select_sql`` is always the complete, correct definition of its rows. A
 :class:`BulkBuild` is an optional, equivalent way to fill the *empty* staging table
