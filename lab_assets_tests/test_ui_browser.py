@@ -164,7 +164,8 @@ def _drive(page: Page, base: str, lab_db, sample_count: int, tmp_path: Path, sta
             expect(row).to_have_count(1)
             cells = row.locator("td")
             expect(cells).to_have_count(3)
-            assert len(cells.nth(2).inner_text().strip()) > 20, f"{column} has no description"
+            # Waits for the description as the page renders it (a busy machine renders it late).
+            expect(cells.nth(2), f"{column} has no description").to_have_text(re.compile(r"\S.{19,}"))
         ph_row = schema.locator("tr", has=page.get_by_text("measurement_ph", exact=True))
         expect(ph_row).to_contain_text("Measurement type 'ph' as stored")
         (ph_samples,) = lab_db.query(
