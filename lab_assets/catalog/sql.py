@@ -3,12 +3,9 @@ column name recorded for each type earlier."""
 
 from __future__ import annotations
 
-from lab_assets.names import CATALOG_FACTS_TABLE, COLUMN_NAMES_TABLE, MEASUREMENT_TYPES, SAMPLE_MEASUREMENTS, SAMPLES
-from lab_assets.sources.locations import SOURCE_COLUMNS, TableLocations
+from lab_assets.names import CATALOG_FACTS_TABLE, COLUMN_NAMES_TABLE, MEASUREMENT_TYPES
+from lab_assets.sources.locations import TableLocations
 from lab_assets.sql.statements import Column, TableDefinition
-
-SAMPLES_COLUMNS = SOURCE_COLUMNS[SAMPLES]
-MEASUREMENTS_COLUMNS = SOURCE_COLUMNS[SAMPLE_MEASUREMENTS]
 
 
 def measurement_type_catalog_select(tables: TableLocations, charset: str, collation: str) -> str:

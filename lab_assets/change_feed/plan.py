@@ -29,7 +29,6 @@ from lab_assets.change_feed.mode import LAB_CHANGE_FEED_ENV, ChangeFeedMode, cha
 from lab_assets.change_feed.position import (
     BinlogPosition,
     current_position,
-    ensure_position_table,
     load_position,
     store_position,
 )
@@ -88,7 +87,6 @@ def _planned(mysql: MySQLResource, mode: ChangeFeedMode, full_refresh: bool, sca
             if mode is ChangeFeedMode.BINLOG:
                 raise Failure(description=f"{LAB_CHANGE_FEED_ENV}=binlog, but {access.problem}")
             return FeedPlan(SCAN, f"the binlog cannot be used: {access.problem}")
-        ensure_position_table(connection, tables)
         stored = load_position(connection, tables)
         # Taken before anything reads the sources: a scan covers every change up to here.
         now = current_position(connection)

@@ -18,6 +18,7 @@ from lab_assets.change_feed.sql import (
     binlog_status_statements,
     create_position_table_statement,
     position_select_statement,
+    position_table_exists_select,
     position_upsert_statement,
     server_identity_select,
 )
@@ -69,8 +70,11 @@ def ensure_position_table(connection: Connection, tables: TableLocations) -> Non
 
 
 def load_position(connection: Connection, tables: TableLocations) -> BinlogPosition | None:
-    """The stored position, or None when none is stored (the table is created if missing)."""
-    ensure_position_table(connection, tables)
+    """The stored position, or None when none is stored or the table is missing (read only: the
+    sensor's ticks call it, and a tick writes nothing)."""
+    sql, params = position_table_exists_select(tables.output_database)
+    if not connection.exec_driver_sql(sql, params).scalar():
+        return None
     row = connection.exec_driver_sql(position_select_statement(tables.output_database)).first()
     if row is None:
         return None

@@ -23,8 +23,6 @@ from lab_assets.names import CHANGE_FEED_POSITION, SAMPLE_LINEAGE
 from lab_assets.sources.locations import TableLocations
 from lab_assets.sql.statements import Column, TableDefinition, qualified_name, quote_identifier
 
-# The output database's table holding where the feed has read up to (one row).
-POSITION_TABLE = CHANGE_FEED_POSITION
 # The one row's key: the table holds one binlog position, the one every row of lab_assets'
 # derived tables is exact up to.
 POSITION_ROW = 1
@@ -45,7 +43,7 @@ POSITION_DEFINITION = TableDefinition(
 
 def create_position_table_statement(output_database: str) -> str:
     """CREATE TABLE IF NOT EXISTS for the position table, in the output database."""
-    return POSITION_DEFINITION.create_statement(output_database, POSITION_TABLE, if_not_exists=True)
+    return POSITION_DEFINITION.create_statement(output_database, CHANGE_FEED_POSITION, if_not_exists=True)
 
 
 def position_upsert_statement(output_database: str) -> str:
@@ -55,7 +53,7 @@ def position_upsert_statement(output_database: str) -> str:
     an offset from another). REPLACE, not INSERT ... ON DUPLICATE KEY UPDATE with ``VALUES()``
     (deprecated by MySQL 8.0.20) or a row alias (MariaDB lacks it): on a one-row table keyed by a
     constant it is the same change on both servers."""
-    table = qualified_name(output_database, POSITION_TABLE)
+    table = qualified_name(output_database, CHANGE_FEED_POSITION)
     names = ("position_row", "server_id", "server_uuid", "binlog_file", "binlog_position", "gtid")
     return (
         f"REPLACE INTO {table} ({', '.join(map(quote_identifier, names))}) VALUES ({POSITION_ROW}, %s, %s, %s, %s, %s)"
@@ -64,7 +62,7 @@ def position_upsert_statement(output_database: str) -> str:
 
 def position_select_statement(output_database: str) -> str:
     """The stored position: server_id, server_uuid, binlog_file, binlog_position, gtid (no row: none)."""
-    table = qualified_name(output_database, POSITION_TABLE)
+    table = qualified_name(output_database, CHANGE_FEED_POSITION)
     return (
         "SELECT `server_id`, `server_uuid`, `binlog_file`, `binlog_position`, `gtid`"
         f" FROM {table} WHERE `position_row` = {POSITION_ROW}"
@@ -150,3 +148,11 @@ def recorded_descendants_select(tables: TableLocations, seeds_table: str) -> str
     ON recorded.parent_id = down.sample_id
 )
 SELECT sample_id FROM down"""
+
+
+def position_table_exists_select(output_database: str) -> tuple[str, tuple[str, str]]:
+    """Whether the position table exists (information_schema, no DDL), with its bound values."""
+    return (
+        "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = %s AND table_name = %s",
+        (output_database, CHANGE_FEED_POSITION),
+    )

@@ -17,7 +17,6 @@ from lab_assets.change_feed.mode import LAB_CHANGE_FEED_ENV, ChangeFeedMode, cha
 from lab_assets.change_feed.position import BinlogPosition, load_position
 from lab_assets.change_feed.reader import read_changes
 from lab_assets.mysql.resource import MySQLResource
-from lab_assets.names import CHANGE_FEED_POSITION
 
 
 @dataclass(frozen=True)
@@ -57,8 +56,6 @@ def read_feed(mysql: MySQLResource, read_up_to: list | None, from_stored: bool =
         if not access.usable:
             if mode is ChangeFeedMode.BINLOG:
                 raise RuntimeError(f"{LAB_CHANGE_FEED_ENV}=binlog, but {access.problem}")
-            return None
-        if not mysql.column_names(CHANGE_FEED_POSITION):
             return None
         stored = load_position(connection, mysql.tables)
         if stored is None:
