@@ -25,8 +25,9 @@ from lab_assets.change_feed.position import (
     position_gone,
     store_position,
 )
-from lab_assets.change_feed.reader import ChangeBatch, _one_stream, _Reconnected, read_changes
+from lab_assets.change_feed.reader import ChangeBatch, read_changes
 from lab_assets.change_feed.statements import statement_fallback
+from lab_assets.change_feed.stream import Reconnected, one_stream
 from lab_assets.local_lab import source_schema_statements
 from lab_assets.sources.locations import TableLocations, source_tables
 from lab_assets_tests.extra_server import ExtraServer, extra_server
@@ -499,9 +500,9 @@ def test_the_library_may_not_reconnect_mid_read():
     """A second stream connection (the library's own reconnect, which resumes mid-transaction) is
     refused; the library's control connection (information_schema) is not counted."""
     opened = []
-    connect = _one_stream(lambda **settings: opened.append(settings) or len(opened))
+    connect = one_stream(lambda **settings: opened.append(settings) or len(opened))
     assert connect(host="h") == 1
     assert connect(host="h", db="information_schema") == 2
     assert opened[1] == {"host": "h", "database": "information_schema"}
-    with pytest.raises(_Reconnected):
+    with pytest.raises(Reconnected):
         connect(host="h")

@@ -5,18 +5,15 @@ recomputation, the fallbacks to a scan, the grants, and the sensor's feed-miss a
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
-import pymysql
 import pytest
 import sqlalchemy as sa
 from dagster import DagsterInstance, Failure
 
-from lab_assets.mysql.sessions import dispose_engines
-from lab_assets.names import CHANGE_FEED_POSITION, CHANGE_FEED_SCAN, CHANGE_FEED_TAG
+from lab_assets.names import CHANGE_FEED_SCAN, CHANGE_FEED_TAG
 from lab_assets_tests import lab_data
-from lab_assets_tests.databases import LabDatabase, source_schema_statements
-from lab_assets_tests.extra_server import ExtraServer, extra_server
+from lab_assets_tests.binlog_lab import PrivateLab, binlog_server, built_lab, feed_of, rows_read
+from lab_assets_tests.extra_server import ExtraServer
 from lab_assets_tests.lab_data import assert_flat_table_is_exact
 from lab_assets_tests.runs import Ticker, assert_refresh_state_is_exact
 
@@ -24,61 +21,17 @@ pytestmark = pytest.mark.integration
 SAMPLES = 3_000
 
 
-@dataclass
-class PrivateLab(LabDatabase):
-    """A lab database on the private binlog server (LabDatabase's helpers, another server)."""
-
-    server: ExtraServer | None = None
-
-    @property
-    def url(self) -> str:
-        assert self.server is not None
-        return f"{self.server.url}/{self.name}"
-
-    def connect(self) -> pymysql.connections.Connection:
-        assert self.server is not None
-        return self.server.connect(self.name)
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExtraServer]:
-    directory = tmp_path_factory.mktemp("feed_refresh")
-    options = {"log-bin": str(directory / "binlog"), "binlog-format": "ROW", "server-id": "1"}
-    with extra_server(directory, options) as started:
+    with binlog_server(tmp_path_factory.mktemp("feed_refresh")) as started:
         yield started
-    dispose_engines()
-
-
-_labs = iter(range(1000))
 
 
 @pytest.fixture
 def lab(server: ExtraServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[PrivateLab]:
     """A built lab of SAMPLES generated samples, the feed required (LAB_CHANGE_FEED=binlog)."""
     monkeypatch.setenv("LAB_CHANGE_FEED", "binlog")
-    db = PrivateLab(f"feedlab_{next(_labs)}", server=server)
-    with server.connect() as connection, connection.cursor() as cursor:
-        cursor.execute(f"CREATE DATABASE {db.name}")
-    db.execute(*source_schema_statements())
-    samples, measurements = lab_data.generate(SAMPLES)
-    with db.connect() as connection:
-        lab_data.insert(connection, samples, measurements)
-    first = feed_of(db.materialize_all())
-    assert first["change_feed"] == "scan" and "no binlog position recorded yet" in first["change_feed_reason"]
-    assert db.query(f"SELECT COUNT(*) FROM {CHANGE_FEED_POSITION}") == [(1,)]
-    yield db
-    dispose_engines()
-    with server.connect() as connection, connection.cursor() as cursor:
-        cursor.execute(f"DROP DATABASE {db.name}")
-
-
-def feed_of(result) -> dict[str, str]:
-    """The change-feed metadata of the run's sample_lineage materialization."""
-    (event,) = [
-        e for e in result.get_asset_materialization_events() if e.asset_key.to_user_string() == "sample_lineage"
-    ]
-    metadata = event.materialization.metadata
-    return {k: str(metadata[k].value) for k in ("change_feed", "change_feed_reason") if k in metadata}
+    yield from built_lab(server, SAMPLES)
 
 
 def expected_catalog(db: PrivateLab) -> list[tuple]:
@@ -103,18 +56,6 @@ def refreshed_exactly(db: PrivateLab, tags=None) -> dict[str, str]:
     catalog = db.query("SELECT measurement_type, sample_count, measurement_count FROM measurement_types")
     assert sorted(catalog) == expected_catalog(db)
     return feed_of(result)
-
-
-def rows_read(db: PrivateLab) -> int:
-    """Rows the server's handlers read so far (MariaDB has no Innodb_rows_read): index lookups,
-    index and table scans, on every table of the private server."""
-    rows = db.query(
-        "SHOW GLOBAL STATUS WHERE Variable_name IN"
-        " ('Handler_read_first', 'Handler_read_key', 'Handler_read_last', 'Handler_read_next',"
-        " 'Handler_read_prev', 'Handler_read_rnd', 'Handler_read_rnd_next')"
-    )
-    assert len(rows) == 7
-    return sum(int(value) for _, value in rows)
 
 
 @pytest.mark.parametrize("change", lab_data.CHANGES, ids=lambda c: c.__name__)

@@ -27,10 +27,8 @@ What must hold, and how:
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TypeVar
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import pymysql
 from pymysqlreplication import BinLogStreamReader
@@ -49,30 +47,15 @@ from sqlalchemy.exc import DBAPIError
 from lab_assets.change_feed.position import BinlogPosition, binary_logs, current_position, position_gone
 from lab_assets.change_feed.rows import KeyColumns, TransactionIds, key_columns
 from lab_assets.change_feed.statements import statement_fallback, transaction_effect
+from lab_assets.change_feed.stream import REPLICA_SERVER_ID_BASE, Reconnected, connection_settings, one_stream
 from lab_assets.names import SAMPLE_MEASUREMENTS, SAMPLES
 from lab_assets.sources.locations import TableLocations
 
 DEFAULT_MAX_CHANGED_IDS = 1_000_000
-# Replica server ids the reader announces: 2**31 plus the control connection's CONNECTION_ID(). A
-# server ends the older of two binlog dumps announcing one server id (MySQL and MariaDB both), so
-# the id must differ from every real replica's (operators number those from 1, far below 2**31)
-# and from every other lab_assets reader's at the same moment (the sensor's and a refresh's): a
-# connection id is unique on the server while its connection is open, and it stays open for the
-# whole read.
-REPLICA_SERVER_ID_BASE = 2**31
 _MARIADB_GTID_STANDALONE = 0x01  # FL_STANDALONE: a DDL or other statement with no COMMIT after it
 _ROWS_EVENTS = (WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent, PartialUpdateRowsEvent)
 ONLY_EVENTS = [TableMapEvent, *_ROWS_EVENTS, XidEvent, QueryEvent, MysqlGtidEvent, MariadbGtidEvent]
 ONLY_EVENTS += [RotateEvent, XAPrepareEvent]
-
-
-def _not_the_metadata_advice(record: logging.LogRecord) -> bool:
-    """The library warns on every read that ``binlog_row_metadata`` is not FULL; the reader finds
-    columns by position and needs no names, so that advice would only mislead a DBA."""
-    return "BINLOG_ROW_METADATA" not in record.getMessage()
-
-
-logging.getLogger("pymysqlreplication").addFilter(_not_the_metadata_advice)
 
 
 @dataclass(frozen=True)
@@ -88,6 +71,10 @@ class ChangeBatch:
     say what changed; the caller then refreshes by scanning, after taking
     :func:`~lab_assets.change_feed.position.current_position` as the position that scan covers.
     ``caught_up``: the read reached the server's end as it was when the read began.
+    ``last_change``: per source table (lab_assets' name) that a transaction changed, the boundary
+    after the last such transaction; ``row_delta``: per source table, rows written minus rows
+    deleted by row events (a foreign key's cascade deletes rows without any: see
+    ``deleted_sample_ids``).
     """
 
     position: BinlogPosition
@@ -98,36 +85,8 @@ class ChangeBatch:
     caught_up: bool = True
     row_events: int = 0
     rows_came_or_went: bool = False
-
-
-class _Reconnected(Exception):
-    """The library tried to open a second stream connection (see the module docstring)."""
-
-
-def _connection_settings(connection: Connection) -> dict:
-    """PyMySQL's settings for the engine's own URL (host, port, account, TLS), without a database."""
-    _args, settings = connection.engine.dialect.create_connect_args(connection.engine.url)
-    settings = {k: v for k, v in settings.items() if k not in ("database", "db", "client_flag")}
-    return {**settings, "connect_timeout": 10, "read_timeout": 300, "write_timeout": 300}
-
-
-_Connection = TypeVar("_Connection")  # what the wrapped connect returns: PyMySQL's, or a test's stand-in
-
-
-def _one_stream(connect: Callable[..., _Connection]) -> Callable[..., _Connection]:
-    opened = 0
-
-    def wrapper(**settings) -> _Connection:
-        nonlocal opened
-        if "db" in settings:  # PyMySQL's deprecated name, which the library uses
-            settings["database"] = settings.pop("db")
-        if settings.get("database") != "information_schema":  # the library's control connection names it
-            opened += 1
-            if opened > 1:
-                raise _Reconnected()
-        return connect(**settings)
-
-    return wrapper
+    last_change: Mapping[str, BinlogPosition] = field(default_factory=dict)
+    row_delta: Mapping[str, int] = field(default_factory=dict)
 
 
 def _fallback(since: BinlogPosition, reason: str) -> ChangeBatch:
@@ -163,7 +122,7 @@ def read_changes(
         return ChangeBatch(position=since)
 
     stream = BinLogStreamReader(
-        connection_settings=_connection_settings(connection),
+        connection_settings=connection_settings(connection),
         server_id=REPLICA_SERVER_ID_BASE + int(connection_id) % REPLICA_SERVER_ID_BASE,
         resume_stream=True,
         blocking=False,
@@ -174,11 +133,11 @@ def read_changes(
         only_tables=list(keys),
         # Position-based dump on MariaDB too: is_mariadb=True would ask for a GTID-based one.
         is_mariadb=False,
-        pymysql_wrapper=_one_stream(pymysql.connect),
+        pymysql_wrapper=one_stream(pymysql.connect),
     )
     try:
         return _read(stream, tables, since, end, keys, max_changed_ids)
-    except _Reconnected:
+    except Reconnected:
         raise AssertionError("unreachable: _read handles a reconnect") from None
     finally:
         stream.close()
@@ -211,6 +170,8 @@ def _read(
     moved: set[int] = set()
     deleted: set[int] = set()
     came_or_went = False
+    last_change: dict[str, BinlogPosition] = {}
+    row_delta: dict[str, int] = {}
     transaction = TransactionIds()
     in_transaction = False
     boundary = since
@@ -225,7 +186,14 @@ def _read(
     def batch(caught_up: bool) -> ChangeBatch:
         sets = (frozenset(changed), frozenset(moved), frozenset(deleted))
         return ChangeBatch(
-            boundary, *sets, fallback=None, caught_up=caught_up, row_events=row_events, rows_came_or_went=came_or_went
+            boundary,
+            *sets,
+            fallback=None,
+            caught_up=caught_up,
+            row_events=row_events,
+            rows_came_or_went=came_or_went,
+            last_change=dict(last_change),
+            row_delta=dict(row_delta),
         )
 
     try:
@@ -270,12 +238,15 @@ def _read(
                 moved |= transaction.moved
                 deleted |= transaction.deleted
                 came_or_went = came_or_went or transaction.rows_came_or_went
-                transaction = TransactionIds()
                 in_transaction = False
                 boundary = at(str(stream.log_file), int(stream.log_pos or 0))
+                for table, delta in transaction.row_delta.items():
+                    last_change[table] = boundary
+                    row_delta[table] = row_delta.get(table, 0) + delta
+                transaction = TransactionIds()
                 if boundary.order_key() >= end.order_key():
                     return batch(caught_up=True)
-    except _Reconnected:
+    except Reconnected:
         return batch(caught_up=False)
     except pymysql.err.MySQLError as error:
         hint = _CONNECTION_LIMIT_HINT if error.args and error.args[0] in (1040, 1203, 1226) else _GRANT_HINT

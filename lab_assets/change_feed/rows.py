@@ -81,6 +81,8 @@ class TransactionIds:
         # measurements may go by cascade): what the catalog counts changed. Value-only updates
         # leave the catalog as it was.
         self.rows_came_or_went = False
+        # Per source table (lab_assets' name): rows written minus rows deleted by its row events.
+        self.row_delta: dict[str, int] = {}
 
     def add_rows(self, event, keys: KeyColumns, is_samples: bool) -> str | None:
         """Take the ids of every row of a rows event of a source table (``is_samples``: the samples
@@ -88,6 +90,10 @@ class TransactionIds:
         the id column, which only a MINIMAL row image on a table keyed otherwise does."""
         id_index = keys.positions["id" if is_samples else "sample_id"]
         images = _images(event)
+        table = SAMPLES if is_samples else SAMPLE_MEASUREMENTS
+        rows = len(event.rows or ())
+        sign = 1 if isinstance(event, WriteRowsEvent) else -1 if isinstance(event, DeleteRowsEvent) else 0
+        self.row_delta[table] = self.row_delta.get(table, 0) + sign * rows
         for number in range(0, len(images), 2 if isinstance(event, UpdateRowsEvent) else 1):
             row_images = images[number : number + (2 if isinstance(event, UpdateRowsEvent) else 1)]
             ids = set()

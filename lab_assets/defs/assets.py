@@ -20,9 +20,11 @@ from dagster import (
     multi_asset,
     observable_source_asset,
 )
+from dagster._core.definitions.data_version import DATA_VERSION_TAG
 from dagster._core.definitions.metadata.metadata_set import TableMetadataSet
 
 from lab_assets.catalog.value_type import source_value_type
+from lab_assets.change_feed.observation import POSITION_KEY, Observed, observe_source, position_from_record
 from lab_assets.checks.specs import CATALOG_CHECKS, FLAT_TABLE_CHECKS, LINEAGE_CHECKS
 from lab_assets.defs.freshness import behind_sources
 from lab_assets.derivations.step import derive_source_tables
@@ -30,6 +32,8 @@ from lab_assets.flat_table.step import flat_table_outputs
 from lab_assets.io_manager import SqlRelation, TableWrite
 from lab_assets.mysql.resource import MySQLResource
 from lab_assets.names import (
+    CHANGE_FEED_SCAN,
+    CHANGE_FEED_TAG,
     EXPERIMENT_MEASUREMENTS,
     MEASUREMENT_TYPES,
     SAMPLE_LINEAGE,
@@ -39,7 +43,7 @@ from lab_assets.names import (
     TABLE_WRITERS_POOL,
 )
 from lab_assets.sources.hashes import MEASUREMENTS_COLUMNS, SAMPLES_COLUMNS, fingerprint_select
-from lab_assets.state.guard import check_sources
+from lab_assets.state.guard import check_sources, should_full_refresh
 
 SOURCES_GROUP = "lab_sources"
 # The deliverables first: the tables scientists query are in the main group; the refresh's own
@@ -84,12 +88,18 @@ MEASUREMENT_TYPES_COLUMNS = TableSchema(
 def _observe(
     context: AssetExecutionContext, mysql: MySQLResource, table: str, columns: tuple[str, ...]
 ) -> ObserveResult:
-    """A source table's data version (row count and content hash, one scan), its metadata and
+    """A source table's data version (from the binlog where the change feed may be used, else row
+    count and content hash in one scan: lab_assets.change_feed.observation), its metadata and
     whether experiment_measurements was built from this version (lab_assets.defs.freshness)."""
     started = time.monotonic()
     check_sources(mysql)  # a renamed source column: one sentence, not a raw 1054
-    value_type = source_value_type(mysql) if table == SAMPLE_MEASUREMENTS else None
-    row_count, hash_a, hash_b = mysql.fetch_one(fingerprint_select(mysql.tables, table, columns, value_type))
+
+    def scan() -> tuple[int, str]:
+        value_type = source_value_type(mysql) if table == SAMPLE_MEASUREMENTS else None
+        row_count, hash_a, hash_b = mysql.fetch_one(fingerprint_select(mysql.tables, table, columns, value_type))
+        return int(row_count), f"{row_count}-{hash_a}-{hash_b}"
+
+    observed = observe_source(mysql, table, _previous(context, table), scan, _scan_asked(context))
     ours = {theirs: mine for mine, theirs in mysql.tables.source(table).columns}
     described = SOURCE_COLUMN_DESCRIPTIONS[table]
     column_schema = TableSchema(
@@ -103,19 +113,42 @@ def _observe(
             for c in mysql.table_columns(table)
         ]
     )
-    version = f"{row_count}-{hash_a}-{hash_b}"
     return ObserveResult(
-        data_version=DataVersion(version),
+        data_version=DataVersion(observed.version),
         metadata={
-            **behind_sources(context.instance, AssetKey(table), version),
+            **behind_sources(context.instance, AssetKey(table), observed.version),
             **TableMetadataSet(
-                row_count=int(row_count),
+                row_count=observed.row_count,
                 table_name=f"{mysql.tables.database_of(table)}.{mysql.tables.source(table).name}",
                 column_schema=column_schema,
             ),
+            **observed.metadata,
             "observe_seconds": round(time.monotonic() - started, 3),
         },
     )
+
+
+def _previous(context: AssetExecutionContext, table: str) -> Observed | None:
+    """The latest observation of ``table`` this instance recorded, as the change feed reads it."""
+    records = context.instance.fetch_observations(AssetKey(table), limit=1, ascending=False).records
+    observation = records[0].asset_observation if records else None
+    version = (observation.tags or {}).get(DATA_VERSION_TAG) if observation is not None else None
+    if observation is None or version is None:
+        return None
+    row_count = TableMetadataSet.extract(observation.metadata).row_count
+    if row_count is None:
+        return None
+    position = observation.metadata.get(POSITION_KEY)
+    return Observed(version, int(row_count), position_from_record(getattr(position, "value", None)))
+
+
+def _scan_asked(context: AssetExecutionContext) -> str | None:
+    """Why this run hashes the sources whole even where the binlog could say what changed."""
+    if should_full_refresh(context):
+        return "a full refresh reads the sources whole"
+    if context.run.tags.get(CHANGE_FEED_TAG) == CHANGE_FEED_SCAN:
+        return "the sensor's periodic check found a difference the binlog did not name"
+    return None
 
 
 @observable_source_asset(
