@@ -66,8 +66,9 @@ ONE_VALUE, ONE_PERCENT, NOTHING = "1 value", "1%", "nothing (cold-start overhead
 class Bench:
     """One size's runs on its private server: each cold run timed, checked and logged."""
 
-    def __init__(self, size: int, database: str, log_dir: Path, statements: int) -> None:
+    def __init__(self, size: int, database: str, log_dir: Path, statements: int, home: Path) -> None:
         self.size, self.database, self.log_dir, self.statements = size, database, log_dir, statements
+        self.home = str(home)  # one Dagster instance for the size's runs, as a deployment keeps one
         self.runs: list[FeedRun] = []
         self.catch_ups: list[FeedRun] = []
         self.number = 0
@@ -80,7 +81,7 @@ class Bench:
         )
         command = MATERIALIZE_ALL if change == "full build" else REFRESH_JOB
         seconds, read, steps, (feed, reason), top = cold_run(
-            self.database, command, path, log_path, self.statements if timed else 0
+            self.database, command, path, log_path, self.home, self.statements if timed else 0
         )
         run = FeedRun(self.size, path, change, seconds, read, feed, reason, touched, steps, top, str(log_path))
         expected = SCAN if change == "full build" else path
@@ -113,7 +114,9 @@ def one_size(size: int, args: argparse.Namespace, workdir: Path, log_dir: Path) 
         print(f"[{size}] private mariadbd pid {server.pid} on port {server.port}, files in {directory}", flush=True)
         facts = server_facts()
         database = prepare_database(size, reuse=False, database=f"feed_{size}")
-        bench = Bench(size, database, log_dir, args.statements)
+        home = directory / "dagster_home"
+        home.mkdir()
+        bench = Bench(size, database, log_dir, args.statements, home)
         build = bench.run(BINLOG, "full build")
         if "no binlog position recorded yet" not in build.reason:
             raise SystemExit(f"the first build did not store a position: {build.reason}")

@@ -10,7 +10,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -137,31 +136,31 @@ def recorded_feed(home: str) -> tuple[str, str, dict[str, float]]:
 
 
 def cold_run(
-    database: str, command: tuple[str, ...], feed: str, log_path: Path, statements: int = 0
+    database: str, command: tuple[str, ...], feed: str, log_path: Path, home: str, statements: int = 0
 ) -> tuple[float, int, dict[str, float], tuple[str, str], list]:
-    """``dagster <command>`` as a cold subprocess with a fresh DAGSTER_HOME, ``LAB_DB_URL`` on the
-    private server and ``LAB_CHANGE_FEED=<feed>``: (wall seconds, rows read, steps, recorded
-    feed, top statements)."""
+    """``dagster <command>`` as a cold subprocess with ``DAGSTER_HOME`` ``home`` (one instance per
+    lab, kept between runs as in production: an observation reads the binlog from where the
+    previous one did), ``LAB_DB_URL`` on the private server and ``LAB_CHANGE_FEED=<feed>``: (wall
+    seconds, rows read, steps, recorded feed, top statements)."""
     dagster = Path(sys.executable).with_name("dagster")
     shebang = dagster.read_text().splitlines()[0]
     if Path(shebang[2:].strip()).parent != Path(sys.executable).parent:
         raise SystemExit(f"{dagster} starts {shebang!r}, not {sys.executable}; recreate the venv")
-    with tempfile.TemporaryDirectory(prefix="feedbench_dagster_home_") as home:
-        env = {**os.environ, "LAB_DB_URL": database_url(database), "DAGSTER_HOME": home, "LAB_CHANGE_FEED": feed}
-        if statements:
-            reset_statements()
-        before = rows_read()
-        with log_path.open("w") as log:
-            started = time.monotonic()
-            code = subprocess.run(
-                [str(dagster), *command], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, check=False
-            ).returncode
-            seconds = time.monotonic() - started
-        read = rows_read() - before
-        top = top_statements(statements) if statements else []
-        if code != 0:
-            raise SystemExit(f"dagster {' '.join(command)} failed (exit {code}); see {log_path}")
-        feed, reason, from_events = recorded_feed(home)
+    env = {**os.environ, "LAB_DB_URL": database_url(database), "DAGSTER_HOME": home, "LAB_CHANGE_FEED": feed}
+    if statements:
+        reset_statements()
+    before = rows_read()
+    with log_path.open("w") as log:
+        started = time.monotonic()
+        code = subprocess.run(
+            [str(dagster), *command], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, check=False
+        ).returncode
+        seconds = time.monotonic() - started
+    read = rows_read() - before
+    top = top_statements(statements) if statements else []
+    if code != 0:
+        raise SystemExit(f"dagster {' '.join(command)} failed (exit {code}); see {log_path}")
+    feed, reason, from_events = recorded_feed(home)
     steps = {**from_events, **step_seconds(log_path.read_text())}  # the console's value where it printed one
     return seconds, read, steps, (feed, reason), top
 
