@@ -119,10 +119,10 @@ def observe_source(
         elif previous is None or previous.position is None:
             reason = "no binlog position observed yet: this observation hashes the table once"
         else:
-            batch = read_changes(connection, mysql.tables, previous.position)
+            batch = read_changes(connection, mysql.tables, previous.position, ids=False)
             if batch.fallback is not None:
                 reason = f"the binlog cannot say what changed: {batch.fallback}"
-            elif batch.deleted_sample_ids:
+            elif batch.samples_deleted:
                 reason = "samples were deleted, and a foreign key's cascade deletes rows the binlog does not show"
             elif table not in batch.last_change:
                 return SourceVersion(

@@ -74,7 +74,7 @@ class ChangeBatch:
     ``last_change``: per source table (lab_assets' name) that a transaction changed, the boundary
     after the last such transaction; ``row_delta``: per source table, rows written minus rows
     deleted by row events (a foreign key's cascade deletes rows without any: see
-    ``deleted_sample_ids``).
+    ``deleted_sample_ids``); ``samples_deleted``: a sample row was deleted.
     """
 
     position: BinlogPosition
@@ -87,6 +87,7 @@ class ChangeBatch:
     rows_came_or_went: bool = False
     last_change: Mapping[str, BinlogPosition] = field(default_factory=dict)
     row_delta: Mapping[str, int] = field(default_factory=dict)
+    samples_deleted: bool = False
 
 
 def _fallback(since: BinlogPosition, reason: str) -> ChangeBatch:
@@ -98,13 +99,15 @@ def read_changes(
     tables: TableLocations,
     since: BinlogPosition,
     max_changed_ids: int = DEFAULT_MAX_CHANGED_IDS,
+    ids: bool = True,
 ) -> ChangeBatch:
     """The sample ids changed in the binlog from ``since`` (a stored transaction boundary) up to the
     server's end at the call, with the position they are complete up to, or a fallback saying why
     the feed cannot tell (see :class:`ChangeBatch` and the module docstring). ``connection``: an
     open connection of the engine on ``LAB_DB_URL`` (its URL gives the binlog connection's
     settings); it stays open for the read. Never raises for what the server refuses or the binlog
-    holds: those are fallbacks."""
+    holds: those are fallbacks. ``ids`` False: only which tables changed, their row deltas and
+    whether a sample was deleted, without decoding updates' row images (an observation's needs)."""
     try:
         end = current_position(connection)
         if end is None:
@@ -136,7 +139,7 @@ def read_changes(
         pymysql_wrapper=one_stream(pymysql.connect),
     )
     try:
-        return _read(stream, tables, since, end, keys, max_changed_ids)
+        return _read(stream, tables, since, end, keys, max_changed_ids, ids)
     except Reconnected:
         raise AssertionError("unreachable: _read handles a reconnect") from None
     finally:
@@ -165,6 +168,7 @@ def _read(
     end: BinlogPosition,
     keys: dict[str, KeyColumns],
     max_changed_ids: int,
+    ids: bool,
 ) -> ChangeBatch:
     changed: set[int] = set()
     moved: set[int] = set()
@@ -172,6 +176,7 @@ def _read(
     came_or_went = False
     last_change: dict[str, BinlogPosition] = {}
     row_delta: dict[str, int] = {}
+    samples_deleted = False
     transaction = TransactionIds()
     in_transaction = False
     boundary = since
@@ -194,6 +199,7 @@ def _read(
             rows_came_or_went=came_or_went,
             last_change=dict(last_change),
             row_delta=dict(row_delta),
+            samples_deleted=samples_deleted,
         )
 
     try:
@@ -207,7 +213,11 @@ def _read(
                     problem = f"{event.schema}.{event.table} {_COLUMNS_CHANGED}"
                 else:
                     row_events += 1
-                    problem = transaction.add_rows(event, keys[event.table], event.table.lower() == samples_name)
+                    is_samples = event.table.lower() == samples_name
+                    if ids:
+                        problem = transaction.add_rows(event, keys[event.table], is_samples)
+                    else:
+                        transaction.add_table_change(event, is_samples)
                 # The sum bounds what the sets hold (an id in both is counted twice).
                 if problem is None and len(changed) + len(transaction.changed) > max_changed_ids:
                     problem = f"more than {max_changed_ids:,} sample ids changed since {since.describe()}: {_TOO_MANY}"
@@ -240,6 +250,7 @@ def _read(
                 came_or_went = came_or_went or transaction.rows_came_or_went
                 in_transaction = False
                 boundary = at(str(stream.log_file), int(stream.log_pos or 0))
+                samples_deleted = samples_deleted or transaction.samples_deleted
                 for table, delta in transaction.row_delta.items():
                     last_change[table] = boundary
                     row_delta[table] = row_delta.get(table, 0) + delta

@@ -83,6 +83,16 @@ class TransactionIds:
         self.rows_came_or_went = False
         # Per source table (lab_assets' name): rows written minus rows deleted by its row events.
         self.row_delta: dict[str, int] = {}
+        self.samples_deleted = False
+
+    def add_table_change(self, event, is_samples: bool) -> None:
+        """Take only which table a rows event changed and by how many rows (no update's row
+        images are decoded): what an observation needs, not the ids."""
+        table = SAMPLES if is_samples else SAMPLE_MEASUREMENTS
+        sign = 1 if isinstance(event, WriteRowsEvent) else -1 if isinstance(event, DeleteRowsEvent) else 0
+        rows = len(event.rows or ()) if sign else 0
+        self.row_delta[table] = self.row_delta.get(table, 0) + sign * rows
+        self.samples_deleted = self.samples_deleted or (is_samples and sign < 0 and rows > 0)
 
     def add_rows(self, event, keys: KeyColumns, is_samples: bool) -> str | None:
         """Take the ids of every row of a rows event of a source table (``is_samples``: the samples
@@ -90,10 +100,7 @@ class TransactionIds:
         the id column, which only a MINIMAL row image on a table keyed otherwise does."""
         id_index = keys.positions["id" if is_samples else "sample_id"]
         images = _images(event)
-        table = SAMPLES if is_samples else SAMPLE_MEASUREMENTS
-        rows = len(event.rows or ())
-        sign = 1 if isinstance(event, WriteRowsEvent) else -1 if isinstance(event, DeleteRowsEvent) else 0
-        self.row_delta[table] = self.row_delta.get(table, 0) + sign * rows
+        self.add_table_change(event, is_samples)
         for number in range(0, len(images), 2 if isinstance(event, UpdateRowsEvent) else 1):
             row_images = images[number : number + (2 if isinstance(event, UpdateRowsEvent) else 1)]
             ids = set()
