@@ -22,18 +22,23 @@ Prints a Markdown table (and, with ``--json``, every run). With ``--statements N
 server runs with performance_schema and the N statements that examined the most rows are printed
 for each path and change (performance_schema costs a little time: keep it off for timings).
 
-Usage: ``.venv/bin/python bench/change_feed.py --sizes 100k,1M --repeat 3``.
+Usage: ``.venv/bin/python bench/change_feed.py --sizes 100k,1M --repeat 3``. With ``--server URL
+--workdir DIR``, a running server with a ROW binlog replaces the private one and a lab built
+there before (``feed_<size>``, its tables, the Dagster instance in ``DIR``) is reused: how the
+10M lab is measured without generating and building it again.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 
@@ -44,6 +49,9 @@ ROOT = HERE.parent
 sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != HERE]
 sys.path.insert(0, str(ROOT))
 
+import sqlalchemy as sa  # noqa: E402
+
+import bench.lib.server as bench_server  # noqa: E402
 from bench.lib.data import SEED_ROWS, change_one_percent, parse_size, prepare_database  # noqa: E402
 from bench.lib.feed import (  # noqa: E402
     DERIVATIONS_STEP,
@@ -56,7 +64,7 @@ from bench.lib.feed import (  # noqa: E402
     table_lines,
 )
 from bench.lib.runs import MATERIALIZE_ALL, REFRESH_JOB  # noqa: E402
-from bench.lib.server import machine_facts, server_facts  # noqa: E402
+from bench.lib.server import connect, machine_facts, server_facts  # noqa: E402
 from bench.lib.verify import verify_tables_whole  # noqa: E402
 
 BINLOG, SCAN = "binlog", "scan"
@@ -107,19 +115,49 @@ class Bench:
             self.run(BINLOG, "catch-up", timed=False)
 
 
+@contextlib.contextmanager
+def given_server(url: str) -> Iterator[None]:
+    """bench.lib's connections point at the running server ``url`` while the block runs."""
+    saved = bench_server.SERVER_URL
+    bench_server.SERVER_URL = sa.make_url(url)
+    try:
+        yield
+    finally:
+        bench_server.SERVER_URL = saved
+
+
+def tables_built(database: str) -> bool:
+    with connect(database) as connection, connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = %s AND table_name = %s",
+            (database, "lab_change_feed_position"),
+        )
+        row = cursor.fetchone()
+        return bool(row and row[0])
+
+
 def one_size(size: int, args: argparse.Namespace, workdir: Path, log_dir: Path) -> tuple[list[FeedRun], dict]:
-    directory = Path(tempfile.mkdtemp(prefix=f"feed_{size}_", dir=workdir))
+    directory = workdir if args.server else Path(tempfile.mkdtemp(prefix=f"feed_{size}_", dir=workdir))
     started = time.monotonic()
-    with private_server(directory, args.buffer_pool, args.log_file_size, bool(args.statements)) as server:
-        print(f"[{size}] private mariadbd pid {server.pid} on port {server.port}, files in {directory}", flush=True)
+    server = (
+        given_server(args.server)
+        if args.server
+        else private_server(directory, args.buffer_pool, args.log_file_size, bool(args.statements))
+    )
+    with server as running:
+        where = args.server if running is None else f"private mariadbd pid {running.pid} on port {running.port}"
+        print(f"[{size}] {where}, files in {directory}", flush=True)
         facts = server_facts()
-        database = prepare_database(size, reuse=False, database=f"feed_{size}")
-        home = directory / "dagster_home"
-        home.mkdir()
+        database = prepare_database(size, reuse=bool(args.server), database=f"feed_{size}")
+        home = directory / f"dagster_home_{size}"
+        home.mkdir(exist_ok=True)
         bench = Bench(size, database, log_dir, args.statements, home)
-        build = bench.run(BINLOG, "full build")
-        if "no binlog position recorded yet" not in build.reason:
-            raise SystemExit(f"the first build did not store a position: {build.reason}")
+        if args.server and tables_built(database):
+            print(f"[{size}] reusing the built tables of {database} and the instance in {home}", flush=True)
+        else:
+            build = bench.run(BINLOG, "full build")
+            if "no binlog position recorded yet" not in build.reason:
+                raise SystemExit(f"the first build did not store a position: {build.reason}")
         rounds = 0
         for round_number in range(args.repeat):
             order = (BINLOG, SCAN) if round_number % 2 == 0 else (SCAN, BINLOG)
@@ -134,7 +172,7 @@ def one_size(size: int, args: argparse.Namespace, workdir: Path, log_dir: Path) 
             bench.run(path, NOTHING, 0)
         verify_seconds = verify_tables_whole(database, ["experiment_measurements"], size + SEED_ROWS)
         print(f"[{size}] verified the refreshed table whole ({verify_seconds:.0f} s)", flush=True)
-    if not args.keep:
+    if not args.keep and not args.server:
         shutil.rmtree(directory, ignore_errors=True)
     extra = {
         "server": facts,
@@ -150,7 +188,9 @@ def ratio_lines(runs: list[FeedRun]) -> list[str]:
     """Issue 28's 1% target: the refresh's steps against the full build's steps, per path."""
     lines = []
     for size in sorted({r.size for r in runs}):
-        build = next(r for r in runs if r.size == size and r.change == "full build")
+        build = next((r for r in runs if r.size == size and r.change == "full build"), None)
+        if build is None:
+            continue  # --server reused a built lab: no full build was timed
         for path in (BINLOG, SCAN):
             steps = sorted(r.step_total for r in runs if (r.size, r.path, r.change) == (size, path, ONE_PERCENT))
             if steps and build.step_total:
@@ -179,6 +219,12 @@ def main() -> None:
         "--statements", type=int, default=0, metavar="N", help="performance_schema on; print the top N statements"
     )
     parser.add_argument("--json", type=Path, help="also write every run as JSON here")
+    parser.add_argument(
+        "--server",
+        metavar="URL",
+        help="a running server with a ROW binlog instead of a private one (e.g. mysql+pymysql://root@127.0.0.1:3307):"
+        " feed_<size> and its tables are reused when there, the Dagster instance kept in --workdir",
+    )
     args = parser.parse_args()
     log_dir = ROOT / "bench" / "out"
     log_dir.mkdir(parents=True, exist_ok=True)
