@@ -19,8 +19,9 @@ from lab_assets_tests.extra_server import ExtraServer, extra_server
 
 @contextlib.contextmanager
 def binlog_server(directory: Path) -> Iterator[ExtraServer]:
-    """A private mariadbd writing a ROW binlog, its files in ``directory``."""
-    options = {"log-bin": str(directory / "binlog"), "binlog-format": "ROW", "server-id": "1"}
+    """A private mariadbd writing a ROW binlog, its files in ``directory``; with ``userstat``,
+    information_schema.TABLE_STATISTICS counts the rows read per table."""
+    options = {"log-bin": str(directory / "binlog"), "binlog-format": "ROW", "server-id": "1", "userstat": "1"}
     with extra_server(directory, options) as started:
         yield started
     dispose_engines()

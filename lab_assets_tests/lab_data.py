@@ -309,6 +309,24 @@ def deep_chain(db):
         insert(connection, chain, [(first + 4_999, "vol", Decimal("2.5"))])
 
 
+def both_tables_in_one_transaction(db):
+    # One transaction over both tables, every kind at once: a sample added with measurements, a
+    # value changed, measurements deleted, a sample moved under another parent (with its subtree),
+    # another's experiment changed, a sample deleted; the delta of each bucket sum sees them together.
+    new = _max_id(db) + 1
+    db.execute(
+        "START TRANSACTION",
+        f"INSERT INTO samples (id, parent_id, experiment_id) VALUES ({new}, 8, 4)",
+        f"INSERT INTO sample_measurements VALUES ({new}, 'ph', 6.5), ({new}, 'vol', 2.25)",
+        "UPDATE sample_measurements SET value = value + 2 WHERE sample_id IN (40, 43)",
+        "DELETE FROM sample_measurements WHERE sample_id IN (41, 42)",
+        "UPDATE samples SET parent_id = 3 WHERE id = 1200",
+        "UPDATE samples SET experiment_id = 7 WHERE id = 1201",
+        "DELETE FROM samples WHERE id = 2900",
+        "COMMIT",
+    )
+
+
 CHANGES = [
     new_samples,
     late_measurements,
@@ -320,6 +338,7 @@ CHANGES = [
     swapped_parents,
     deleted_samples,
     deep_chain,
+    both_tables_in_one_transaction,
 ]
 
 

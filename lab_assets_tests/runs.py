@@ -28,9 +28,10 @@ from lab_assets.digests.sql import (
     measurement_bucket_sums_select,
     measurement_digest_select,
 )
-from lab_assets.lineage.sql import LINEAGE_STATE, lineage_bucket_sums_select, stored_lineage_bucket_sums_select
+from lab_assets.lineage.sql import LINEAGE_BUCKETS, LINEAGE_STATE, lineage_bucket_sums_select
 from lab_assets.mysql.resource import MySQLResource
 from lab_assets.names import SAMPLE_MEASUREMENT_DIGESTS as DIGEST_TABLE
+from lab_assets.sources.hashes import row_hash_expressions
 from lab_assets.sources.locations import TableLocations
 from lab_assets.sources.value_types import ValueType, parse_value_type
 from lab_assets.sql.bulk import unchunked_select
@@ -154,7 +155,11 @@ def assert_refresh_state_is_exact(db) -> None:
     assert sorted(row[:3] for row in lineage) == sorted(samples)
     assert {row[0]: (row[3], row[4]) for row in lineage} == roots_and_depths(samples)
     lineage_buckets = keyed(db.query(f"SELECT * FROM {LINEAGE_BUCKETS_TABLE}"))
-    assert lineage_buckets == keyed(db.query(stored_lineage_bucket_sums_select(TableLocations.single(db.name))))
+    # Each recorded row hashed alone, summed here: not through the SQL that sums or keeps buckets.
+    recorded = ["sample_id", "parent_id", "experiment_id"]
+    hash_a, hash_b = row_hash_expressions(recorded, recorded)
+    row_hashes = db.query(f"SELECT sample_id, 1, {hash_a}, {hash_b} FROM sample_lineage")
+    assert lineage_buckets == bucket_sums(row_hashes, LINEAGE_BUCKETS.width)
     live_lineage_buckets = keyed(db.query(lineage_bucket_sums_select(TableLocations.single(db.name))))
     assert {b: sums[:3] for b, sums in lineage_buckets.items()} == live_lineage_buckets
 

@@ -26,6 +26,7 @@ PURE_MODULES = (
     "lab_assets.catalog.naming",
     "lab_assets.catalog.sql",
     "lab_assets.state.sql",
+    "lab_assets.state.bucket_sql",
     "lab_assets.lineage.sql",
     "lab_assets.digests.sql",
     "lab_assets.flat_table.sql",

@@ -163,6 +163,7 @@ MYSQL8_ONLY_RESERVED = {
 def _refresh_sql_texts() -> list[str]:
     import lab_assets.digests.sql as digests
     import lab_assets.lineage.sql as lineage
+    import lab_assets.state.bucket_sql as bucket_sql
     import lab_assets.state.sql as state
 
     schema = SEPARATE
@@ -175,20 +176,23 @@ def _refresh_sql_texts() -> list[str]:
         digests.changed_digests_select(schema, "live", "changes"),
         lineage.changed_samples_select(schema, "candidates"),
         digests.measurement_bucket_sums_select(schema, DEFAULT_VALUE_TYPE),
-        digests.digest_bucket_sums_select(schema),
+        digests.DIGEST_STATE.stored_sums_select(schema),
         digests.candidate_bucket_sums_select(schema, "live"),
         lineage.lineage_bucket_sums_select(schema),
-        lineage.stored_lineage_bucket_sums_select(schema, ("candidates", "changes")),
+        lineage.LINEAGE_STATE.stored_sums_select(schema, ("candidates", "changes")),
         lineage.moved_samples_select(schema, "changes"),
         lineage.descendants_select(schema, "moved"),
         lineage.lineage_update_select(schema, "changes"),
-        *state.bucket_table_update_statements(
+        *bucket_sql.bucket_table_update_statements(
             schema,
             lineage.LINEAGE_BUCKETS,
             "b",
             ("candidates", "changes"),
-            lineage.stored_lineage_bucket_sums_select(schema, ("candidates", "changes")),
+            lineage.LINEAGE_STATE.stored_sums_select(schema, ("candidates", "changes")),
         ),
+        *bucket_sql.stale_bucket_repair_statements(schema, lineage.LINEAGE_STATE, "candidates"),
+        *(s for part in bucket_sql.bucket_delta_statements(schema, lineage.LINEAGE_STATE, "changes") for s in part),
+        *(s for part in bucket_sql.bucket_delta_statements(schema, digests.DIGEST_STATE, "changes") for s in part),
     ]
 
 
@@ -203,7 +207,7 @@ def _statements_of_every_builder() -> list[str]:
     import lab_assets.digests.sql as digests
     import lab_assets.lineage.sql as lineage
     import lab_assets.sources.hashes as sources
-    import lab_assets.state.sql as state
+    import lab_assets.state.bucket_sql as bucket_sql
     from lab_assets.flat_table.sql import in_sample_id_ranges
 
     tables = SEPARATE
@@ -214,8 +218,8 @@ def _statements_of_every_builder() -> list[str]:
         *_refresh_sql_texts(),
         digests.measurement_digest_select(tables, DEFAULT_VALUE_TYPE),
         str(digests.digest_bulk_build(tables, DEFAULT_VALUE_TYPE)),
-        *state.bucket_table_build_statements(tables, "b", digests.digest_bucket_sums_select),
-        state.state_row_count_select(tables, "b"),
+        *bucket_sql.bucket_table_build_statements(tables, digests.DIGEST_STATE),
+        bucket_sql.state_row_count_select(tables, "b"),
         lineage.lineage_select(tables),
         str(lineage.lineage_bulk_build(tables)),
         sources.fingerprint_select(tables, "samples", ["id"]),

@@ -10,7 +10,7 @@ from lab_assets.sources.locations import TableLocations
 from lab_assets.sources.value_types import ValueType
 from lab_assets.sql.bulk import CHUNK_FILTER, BulkBuild
 from lab_assets.sql.statements import Column, TableDefinition
-from lab_assets.state.sql import BucketScheme, StateTable, differing_keys_select, touched_buckets
+from lab_assets.state.sql import BucketScheme, RowSums, StateTable, differing_keys_select
 
 DIGEST_TABLE_DEFINITION = TableDefinition(
     columns=(
@@ -40,6 +40,9 @@ DIGEST_TABLE_DEFINITION = TableDefinition(
 # changes cluster (new samples at the end, a few moves), so lineage takes wider buckets and a
 # smaller bucket table.
 MEASUREMENT_BUCKETS = BucketScheme(4)
+# What a digest row adds to its bucket's sums: its sample's measurement rows and digests, which are
+# the sums of the measurement rows' hashes (measurement_bucket_sums_select sums them per bucket).
+DIGEST_ROW_SUMS = RowSums("state.measurement_rows", "state.digest_a", "state.digest_b")
 
 _DIGEST_SUMS = ("measurement_rows", "digest_a", "digest_b")
 
@@ -82,25 +85,15 @@ def measurement_bucket_sums_select(tables: TableLocations, value_type: ValueType
 FROM {tables.sample_measurements} AS m WHERE m.sample_id IS NOT NULL GROUP BY bucket ORDER BY NULL"""
 
 
-def digest_bucket_sums_select(tables: TableLocations, only_buckets_of: tuple[str, ...] = ()) -> str:
-    """Bucket sums of the stored digest table: all buckets, or those of the ids in the work
-    tables ``only_buckets_of``."""
-    touched, on, bucket = touched_buckets(tables, MEASUREMENT_BUCKETS, only_buckets_of)
-    return f"""SELECT {bucket} AS bucket,
-  SUM(state.measurement_rows) AS row_count,
-  SUM(state.digest_a) AS hash_a, SUM(state.digest_b) AS hash_b, COUNT(*) AS state_rows
-FROM {touched}{tables.qualified(SAMPLE_MEASUREMENT_DIGESTS)} AS state{on} GROUP BY {bucket}"""
-
-
 def candidate_bucket_sums_select(tables: TableLocations, live_digests_table: str) -> str:
     """The new sums of every candidate bucket, from the candidates' live digests alone: every id
     of a candidate bucket is a candidate, and once the changed digests are written from the live
     ones (and the ids without measurements deleted), the stored digests of those buckets are the
     live digests. So the bucket table needs no lookups into the digest table."""
-    return f"""SELECT {MEASUREMENT_BUCKETS.bucket_of("live.sample_id")} AS bucket,
-  SUM(live.measurement_rows) AS row_count,
-  SUM(live.digest_a) AS hash_a, SUM(live.digest_b) AS hash_b, COUNT(*) AS state_rows
-FROM {tables.qualified(live_digests_table)} AS live GROUP BY bucket"""
+    # The live digests have the digest table's columns: summed as its rows are (alias ``state``).
+    bucket = MEASUREMENT_BUCKETS.bucket_of("state.sample_id")
+    return f"""SELECT {bucket} AS bucket, {DIGEST_ROW_SUMS.sums()}
+FROM {tables.qualified(live_digests_table)} AS state GROUP BY {bucket}"""
 
 
 def candidate_digests_select(tables: TableLocations, candidates_table: str, value_type: ValueType) -> str:
@@ -133,6 +126,6 @@ DIGEST_STATE = StateTable(
     name=SAMPLE_MEASUREMENT_DIGESTS,
     definition=DIGEST_TABLE_DEFINITION,
     buckets=MEASUREMENT_BUCKETS,
-    stored_sums_select=digest_bucket_sums_select,
+    row_sums=DIGEST_ROW_SUMS,
     extra_role=LIVE_SUFFIX,
 )

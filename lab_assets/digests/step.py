@@ -16,7 +16,6 @@ from lab_assets.digests.sql import (
     candidate_digests_select,
     changed_digests_select,
     changed_measurement_samples_select,
-    digest_bucket_sums_select,
     digest_bulk_build,
     measurement_bucket_sums_select,
     measurement_digest_select,
@@ -26,7 +25,8 @@ from lab_assets.mysql.resource import MySQLResource
 from lab_assets.mysql.threads import completed_in_threads
 from lab_assets.sources.value_types import ValueType
 from lab_assets.sql.bulk import chunk_select, key_ranges
-from lab_assets.state.sql import StateTable, bucket_table_update_statements
+from lab_assets.state.bucket_sql import bucket_delta_statements, bucket_table_update_statements
+from lab_assets.state.sql import StateTable
 from lab_assets.state.work_tables import fill_candidates, fill_work_table
 from lab_assets.state.writes import DerivedTable, full_refresh_write, incremental_refresh_write
 
@@ -57,16 +57,19 @@ def compute_sample_measurement_digests(
                 state=state,
                 select_sql=changed_digests_select(tables, state.extra_table, state.changes_table),
                 changed=changed,
-                bucket_updates=bucket_table_update_statements(
-                    tables,
-                    state.buckets,
-                    state.buckets_table,
-                    (state.candidates_table,),
-                    # The scan's candidates fill whole buckets, so their live digests alone give
-                    # the buckets' new sums; the binlog's ids do not: sum the written table there.
-                    candidate_bucket_sums_select(tables, state.extra_table)
-                    if feed_ids_table is None
-                    else digest_bucket_sums_select(tables, (state.candidates_table,)),
+                # The scan's candidates fill whole buckets, so their live digests alone give the
+                # buckets' new sums (stale ones repaired too); the binlog's ids do not: by delta there.
+                bucket_updates=bucket_delta_statements(tables, state, state.changes_table)
+                if feed_ids_table is not None
+                else (
+                    (),
+                    bucket_table_update_statements(
+                        tables,
+                        state.buckets,
+                        state.buckets_table,
+                        (state.candidates_table,),
+                        candidate_bucket_sums_select(tables, state.extra_table),
+                    ),
                 ),
             )
         log.info(f"{changed} samples changed: rebuilding {state.name} whole")

@@ -26,6 +26,7 @@ from lab_assets.lineage.sql import LINEAGE_STATE
 from lab_assets.mysql.resource import MySQLResource
 from lab_assets.names import EXPERIMENT_MEASUREMENTS, PENDING_SAMPLES
 from lab_assets.sources.value_types import ValueType, declared_type, max_measurement_columns
+from lab_assets.state.bucket_sql import state_row_count_select
 from lab_assets.state.guard import check_sources, guarded_build, io_manager_schema, should_full_refresh
 from lab_assets.state.pending import (
     FULL_REFRESH_MARKER,
@@ -34,7 +35,6 @@ from lab_assets.state.pending import (
     mark_pending,
     read_pending,
 )
-from lab_assets.state.sql import state_row_count_select
 
 
 def flat_table_outputs(

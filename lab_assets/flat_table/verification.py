@@ -168,9 +168,7 @@ def _verified(
             buckets_ready = column_names(connection, output, DIGEST_STATE.buckets_table) == list(
                 BUCKET_SUMS_DEFINITION.column_names
             )
-            corrections = digest_correction_statements(
-                tables, VERIFIED_TABLE, STALE_TABLE, DIGEST_STATE.buckets_table if buckets_ready else None
-            )
+            corrections = digest_correction_statements(tables, VERIFIED_TABLE, STALE_TABLE, buckets_ready)
         with transaction(connection):
             for statement in (*corrections, *pending_after_verification_statements(tables, VERIFIED_TABLE)):
                 connection.exec_driver_sql(statement)

@@ -26,14 +26,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from lab_assets.digests.sql import MEASUREMENT_BUCKETS, digest_bucket_sums_select
+from lab_assets.digests.sql import DIGEST_STATE
 from lab_assets.flat_table.sql import MeasurementColumn, ordered
 from lab_assets.names import EXPERIMENT_MEASUREMENTS, PENDING_SAMPLES, SAMPLE_LINEAGE, SAMPLE_MEASUREMENT_DIGESTS
 from lab_assets.sources.hashes import measurement_hash_expressions
 from lab_assets.sources.locations import TableLocations
 from lab_assets.sources.value_types import ValueType
 from lab_assets.sql.statements import Column, TableDefinition, balanced_sum, quote_identifier
-from lab_assets.state.sql import bucket_table_update_statements
+from lab_assets.state.bucket_sql import bucket_delta_statements
 
 # Per written sample: its live digest (0 rows and NULL sums when it has no measurements), whether
 # its flat row equals the live pivot and the lineage (1) or not (0), and whether the sample and
@@ -194,29 +194,24 @@ WHERE NOT (v.measurement_rows = COALESCE(d.measurement_rows, 0)
 
 
 def digest_correction_statements(
-    tables: TableLocations, verified_table: str, stale_table: str, buckets_table: str | None
+    tables: TableLocations, verified_table: str, stale_table: str, buckets_ready: bool
 ) -> tuple[str, ...]:
     """The stale ids' digests replaced by the verified ones (deleted where the sample has no
-    measurements left) and, when ``buckets_table`` exists, its sums for their buckets summed
-    again: run in one transaction."""
+    measurements left) and, when the digests' bucket table exists (``buckets_ready``), its sums kept
+    by delta around them: run in one transaction."""
     digests = tables.qualified(SAMPLE_MEASUREMENT_DIGESTS)
     stale = tables.qualified(stale_table)
-    statements = (
+    replaced = (
         f"DELETE d FROM {digests} AS d JOIN {stale} AS st ON st.sample_id = d.sample_id",
         f"""INSERT INTO {digests} (sample_id, measurement_rows, digest_a, digest_b)
 SELECT v.sample_id, v.measurement_rows, v.digest_a, v.digest_b
 FROM {stale} AS st JOIN {tables.qualified(verified_table)} AS v ON v.sample_id = st.sample_id
 WHERE v.measurement_rows > 0""",
     )
-    if buckets_table is None:
-        return statements
-    return statements + bucket_table_update_statements(
-        tables,
-        MEASUREMENT_BUCKETS,
-        buckets_table,
-        (stale_table,),
-        digest_bucket_sums_select(tables, only_buckets_of=(stale_table,)),
-    )
+    if not buckets_ready:
+        return replaced
+    before, after = bucket_delta_statements(tables, DIGEST_STATE, stale_table)
+    return before + replaced + after
 
 
 def pending_after_verification_statements(tables: TableLocations, verified_table: str) -> tuple[str, str]:

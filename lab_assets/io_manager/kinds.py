@@ -82,7 +82,9 @@ class KeyedRowsReplacement(TableWrite):
     """Only the rows whose primary key is listed in ``keys_table`` (same schema, one column named
     like the table's single-column key) are replaced by ``select_sql``, which must produce exactly
     the listed keys that still exist; listed keys it does not produce are deleted. One transaction,
-    with ``in_transaction`` statements run inside it (to keep a summary of the table in step).
+    with ``in_transaction`` statements run inside it after the rows are replaced and
+    ``in_transaction_before`` before (reading the rows as they were), to keep a summary of the
+    table in step.
     ``row_count_select``: a query giving the table's exact row count afterwards that is cheaper
     than ``COUNT(*)`` (default ``COUNT(*)``). The table must exist with ``definition``'s columns."""
 
@@ -92,6 +94,7 @@ class KeyedRowsReplacement(TableWrite):
     params: tuple[Any, ...] = ()
     recursion_limit: int | None = None
     in_transaction: tuple[str, ...] = ()
+    in_transaction_before: tuple[str, ...] = ()
     row_count_select: str | None = None
     drop_after: tuple[str, ...] = ()
     report: Report | None = field(default=None, compare=False)

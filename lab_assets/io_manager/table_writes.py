@@ -154,6 +154,8 @@ class KeyedRowsReplacementHandler(_TableWriteHandler):
                     obj.params,
                 ).rowcount
                 with transaction(connection):
+                    for statement in obj.in_transaction_before:
+                        connection.exec_driver_sql(statement)
                     connection.exec_driver_sql(delete_gone)
                     connection.exec_driver_sql(upsert_select_statement(schema, table, definition, rows_table))
                     for statement in obj.in_transaction:

@@ -16,7 +16,7 @@ from lab_assets.sources.hashes import row_hash_expressions
 from lab_assets.sources.locations import TableLocations
 from lab_assets.sql.bulk import BulkBuild
 from lab_assets.sql.statements import Column, TableDefinition, quote_identifier
-from lab_assets.state.sql import BucketScheme, StateTable, touched_buckets
+from lab_assets.state.sql import BucketScheme, RowSums, StateTable
 
 # parent_id and experiment_id record what the lineage was computed from (the refresh diffs them
 # and walks down the recorded parent links: lab_assets.state.sql.descendants_select).
@@ -100,17 +100,6 @@ def lineage_bucket_sums_select(tables: TableLocations) -> str:
     return f"""SELECT {LINEAGE_BUCKETS.bucket_of("s.id")} AS bucket, COUNT(*) AS row_count,
   SUM({SAMPLE_HASH_A}) AS hash_a, SUM({SAMPLE_HASH_B}) AS hash_b
 FROM {tables.samples} AS s GROUP BY bucket ORDER BY NULL"""
-
-
-def stored_lineage_bucket_sums_select(tables: TableLocations, only_buckets_of: tuple[str, ...] = ()) -> str:
-    """The same sums over what ``sample_lineage`` recorded: all buckets, or those of the ids in
-    ``only_buckets_of``."""
-    touched, on, bucket = touched_buckets(tables, LINEAGE_BUCKETS, only_buckets_of)
-    columns = ["state.sample_id", "state.parent_id", "state.experiment_id"]
-    hash_a, hash_b = row_hash_expressions(columns, columns)
-    return f"""SELECT {bucket} AS bucket, COUNT(*) AS row_count, SUM({hash_a}) AS hash_a, SUM({hash_b}) AS hash_b,
-  COUNT(*) AS state_rows
-FROM {touched}{tables.qualified(SAMPLE_LINEAGE)} AS state{on} GROUP BY {bucket}"""
 
 
 # The lineage's changed samples as one snapshot saw them: the refresh computes their roots from
@@ -220,10 +209,14 @@ LEFT JOIN tree ON tree.sample_id = c.sample_id
 WHERE c.present = 1"""
 
 
+# What a lineage row adds to its bucket's sums: the same hashes of what it recorded (sample_id,
+# parent_id, experiment_id) as of the source row (lineage_bucket_sums_select), so an unchanged
+# sample's sums cancel.
+_RECORDED = ["state.sample_id", "state.parent_id", "state.experiment_id"]
 LINEAGE_STATE = StateTable(
     name=SAMPLE_LINEAGE,
     definition=LINEAGE_TABLE,
     buckets=LINEAGE_BUCKETS,
-    stored_sums_select=stored_lineage_bucket_sums_select,
+    row_sums=RowSums("1", *row_hash_expressions(_RECORDED, _RECORDED)),
     extra_role=MOVED_SUFFIX,
 )

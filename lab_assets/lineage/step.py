@@ -19,12 +19,11 @@ from lab_assets.lineage.sql import (
     lineage_select,
     lineage_update_select,
     moved_samples_select,
-    stored_lineage_bucket_sums_select,
 )
 from lab_assets.mysql.catalog import index_starting_with
 from lab_assets.mysql.resource import MySQLResource
 from lab_assets.mysql.sessions import is_mariadb, recursion_limit, recursion_limit_statement
-from lab_assets.state.sql import bucket_table_update_statements
+from lab_assets.state.bucket_sql import bucket_delta_statements, stale_bucket_repair_statements
 from lab_assets.state.work_tables import add_to_work_table, fill_candidates, fill_work_table
 from lab_assets.state.writes import DerivedTable, full_refresh_write, incremental_refresh_write
 
@@ -58,19 +57,16 @@ def compute_sample_lineage(
             )
         log.info(f"{changed} samples changed or under a changed parent ({time.monotonic() - started:.2f} s to find)")
         if not too_many_changed(changed, sample_count):
-            touched = (state.candidates_table, state.changes_table)
+            before, after = bucket_delta_statements(tables, state, state.changes_table)
+            # The binlog's ids are no whole buckets, and no sums were compared: nothing to repair.
+            if feed_ids_table is None:
+                after += stale_bucket_repair_statements(tables, state, state.candidates_table)
             return incremental_refresh_write(
                 tables=tables,
                 state=state,
                 select_sql=lineage_update_select(tables, state.changes_table),
                 changed=changed,
-                bucket_updates=bucket_table_update_statements(
-                    tables,
-                    state.buckets,
-                    state.buckets_table,
-                    touched,
-                    stored_lineage_bucket_sums_select(tables, touched),
-                ),
+                bucket_updates=(before, after),
                 recursion_limit=limit,
             )
         log.info(f"{changed} of {sample_count} samples changed: rebuilding {state.name} whole")

@@ -14,9 +14,9 @@ A refresh finds what changed in two levels, both set-based:
    A scan with a small grouping costs a fraction of joining every source row to its stored
    state. The stored side's sums are kept in a bucket table next to each state table
    (``sample_lineage_buckets_64``, ``sample_measurement_digests_buckets_4``) that always equals the
-   sums over the state table: updated in the transaction that updates the state table, dropped
-   before the state table is rebuilt whole and summed again after (or, if that was cut short,
-   by the next refresh).
+   sums over the state table: updated in the transaction that updates the state table (by delta,
+   lab_assets.state.bucket_sql), dropped before the state table is rebuilt whole and summed again
+   after (or, if that was cut short, by the next refresh).
 2. **ids**: only the ids of the changed buckets are compared one by one, by primary-key and
    index lookups. For measurements the candidates' live digests are read once into a work
    table: compared with the stored ones, written from there for the changed ids, and summed for
@@ -33,15 +33,9 @@ when an upstream table was rebuilt whole; lab_assets.state.pending).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
-from lab_assets.names import (
-    CANDIDATES_SUFFIX,
-    CHANGES_SUFFIX,
-    NEW_SUFFIX,
-    helper_table,
-)
+from lab_assets.names import CANDIDATES_SUFFIX, CHANGES_SUFFIX, helper_table
 from lab_assets.sources.locations import TableLocations
 from lab_assets.sql.statements import Column, TableDefinition
 
@@ -145,18 +139,28 @@ FROM (
 ) AS b CROSS JOIN {scheme.offsets()} AS o"""
 
 
-def _buckets_of_ids(tables: TableLocations, scheme: BucketScheme, id_tables: tuple[str, ...]) -> str:
-    """The distinct buckets of the sample ids in the work tables ``id_tables``."""
+def buckets_of_ids_select(
+    tables: TableLocations, scheme: BucketScheme, id_tables: tuple[str, ...], except_buckets_of: tuple[str, ...] = ()
+) -> str:
+    """The distinct buckets of the sample ids in the work tables ``id_tables``, but those of the
+    ids in ``except_buckets_of``."""
     ids = " UNION ALL ".join(f"SELECT sample_id FROM {tables.qualified(t)}" for t in id_tables)
-    return f"SELECT DISTINCT {scheme.bucket_of('ids.sample_id')} AS bucket FROM ({ids}) AS ids"
+    bucket = scheme.bucket_of("ids.sample_id")
+    if not except_buckets_of:
+        return f"SELECT DISTINCT {bucket} AS bucket FROM ({ids}) AS ids"
+    return f"""SELECT DISTINCT {bucket} AS bucket FROM ({ids}) AS ids
+WHERE {bucket} NOT IN ({buckets_of_ids_select(tables, scheme, except_buckets_of)})"""
 
 
-def touched_buckets(tables: TableLocations, scheme: BucketScheme, id_tables: tuple[str, ...]) -> tuple[str, str, str]:
+def touched_buckets(
+    tables: TableLocations, scheme: BucketScheme, id_tables: tuple[str, ...], except_buckets_of: tuple[str, ...] = ()
+) -> tuple[str, str, str]:
     """FROM items, join condition and GROUP BY key to sum a state table (alias ``state``, key
-    ``sample_id``) over all buckets (no ``id_tables``), or over the buckets of the ids in them."""
+    ``sample_id``) over all buckets (no ``id_tables``), or over the buckets of the ids in them but
+    those of the ids in ``except_buckets_of``."""
     if not id_tables:
         return "", "", scheme.bucket_of("state.sample_id")
-    touched = f"""({_buckets_of_ids(tables, scheme, id_tables)}) AS touched
+    touched = f"""({buckets_of_ids_select(tables, scheme, id_tables, except_buckets_of)}) AS touched
 CROSS JOIN {scheme.offsets()} AS o
 JOIN """
     return (
@@ -166,57 +170,47 @@ JOIN """
     )
 
 
-def state_row_count_select(tables: TableLocations, buckets_table: str) -> str:
-    """The number of rows of a state table, summed over its bucket table (which equals the sums
-    over the state table; kept in the same transaction)."""
-    return f"SELECT COALESCE(SUM(state_rows), 0) FROM {tables.qualified(buckets_table)}"
+@dataclass(frozen=True)
+class RowSums:
+    """What one row of a state table (alias ``state``) adds to its bucket's sums, as SQL: its
+    count of source rows and its two hashes. Both the whole sums and the delta sums
+    (lab_assets.state.bucket_sql) read this one definition, so they always agree."""
 
+    row_count: str
+    hash_a: str
+    hash_b: str
 
-def bucket_table_build_statements(tables: TableLocations, buckets_table: str, stored_sums_select) -> tuple[str, ...]:
-    """(Re)build the bucket table from the whole state table (``stored_sums_select(tables)``),
-    aside and renamed in, so an interrupted build leaves no partial table."""
-    staging_table = helper_table(buckets_table, NEW_SUFFIX)
-    staging = tables.qualified(staging_table)
-    return (
-        f"DROP TABLE IF EXISTS {staging}",
-        BUCKET_SUMS_DEFINITION.create_statement(tables.output_database, staging_table),
-        f"INSERT INTO {staging} {stored_sums_select(tables)}",
-        f"DROP TABLE IF EXISTS {tables.qualified(buckets_table)}",
-        f"RENAME TABLE {staging} TO {tables.qualified(buckets_table)}",
-    )
-
-
-def bucket_table_update_statements(
-    tables: TableLocations, scheme: BucketScheme, buckets_table: str, id_tables: tuple[str, ...], new_sums_select: str
-) -> tuple[str, ...]:
-    """Bring the bucket table up to date for the buckets of the ids in the work tables
-    ``id_tables``: their rows are replaced by ``new_sums_select`` (the same sums over the state
-    table just written); run in the write's transaction. A bucket left without state rows
-    disappears. Callers pass the candidates (every bucket whose sums differed) as well as the
-    changed ids, so a bucket whose stored sums are stale but whose ids all compare equal (sums
-    of an older hash, say) is repaired instead of being compared id by id on every refresh."""
-    buckets = tables.qualified(buckets_table)
-    return (
-        f"""DELETE b FROM {buckets} AS b
-JOIN ({_buckets_of_ids(tables, scheme, id_tables)}) AS touched
-ON touched.bucket = b.bucket""",
-        f"INSERT INTO {buckets} {new_sums_select}",
-    )
+    def sums(self) -> str:
+        """The columns of :data:`BUCKET_SUMS_DEFINITION` after ``bucket``, over a group of state rows."""
+        return (
+            f"SUM({self.row_count}) AS row_count, SUM({self.hash_a}) AS hash_a, SUM({self.hash_b}) AS hash_b,"
+            " COUNT(*) AS state_rows"
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
 class StateTable:
     """A table recording what the last refresh saw of a source, kept with a bucket table of sums.
 
-    ``stored_sums_select(tables)`` sums the whole state table per bucket (how the bucket table is
-    built from scratch). ``extra_role`` names the third work table: ``moved`` samples for lineage,
-    the candidates' ``live`` digests for digests."""
+    ``row_sums`` is what each of its rows adds to its bucket's sums. ``extra_role`` names the third
+    work table: ``moved`` samples for lineage, the candidates' ``live`` digests for digests."""
 
     name: str
     definition: TableDefinition
     buckets: BucketScheme
-    stored_sums_select: Callable[[TableLocations], str]
+    row_sums: RowSums
     extra_role: str
+
+    def stored_sums_select(
+        self, tables: TableLocations, only_buckets_of: tuple[str, ...] = (), except_buckets_of: tuple[str, ...] = ()
+    ) -> str:
+        """Bucket sums (:data:`BUCKET_SUMS_DEFINITION`) over the state table: all buckets (how the
+        bucket table is built from scratch), or those of the ids in the work tables
+        ``only_buckets_of`` but those of the ids in ``except_buckets_of``, every id of those
+        buckets looked up."""
+        touched, on, bucket = touched_buckets(tables, self.buckets, only_buckets_of, except_buckets_of)
+        return f"""SELECT {bucket} AS bucket, {self.row_sums.sums()}
+FROM {touched}{tables.qualified(self.name)} AS state{on} GROUP BY {bucket}"""
 
     @property
     def buckets_table(self) -> str:

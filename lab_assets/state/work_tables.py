@@ -13,11 +13,11 @@ from lab_assets.mysql.catalog import column_names
 from lab_assets.mysql.errors import raise_on_lost_values
 from lab_assets.mysql.resource import MySQLResource
 from lab_assets.sql.statements import TableDefinition, qualified_name
+from lab_assets.state.bucket_sql import bucket_table_build_statements
 from lab_assets.state.sql import (
     BUCKET_SUMS_DEFINITION,
     CHANGE_SET_DEFINITION,
     StateTable,
-    bucket_table_build_statements,
     changed_bucket_members_select,
 )
 
@@ -59,7 +59,7 @@ def fill_candidates(mysql: MySQLResource, state: StateTable, live_sums_select: s
         if column_names(connection, tables.output_database, state.buckets_table) != list(
             BUCKET_SUMS_DEFINITION.column_names
         ):
-            for statement in bucket_table_build_statements(tables, state.buckets_table, state.stored_sums_select):
+            for statement in bucket_table_build_statements(tables, state):
                 connection.exec_driver_sql(statement)
         fill_work_table(
             connection,

@@ -10,8 +10,9 @@ from lab_assets.io_manager import KeyedRowsReplacement, TableBuild, TableWrite
 from lab_assets.mysql.resource import MySQLResource
 from lab_assets.sources.locations import TableLocations
 from lab_assets.sql.bulk import BulkBuild
+from lab_assets.state.bucket_sql import bucket_table_build_statements, state_row_count_select
 from lab_assets.state.pending import FULL_REFRESH_SELECT
-from lab_assets.state.sql import StateTable, bucket_table_build_statements, state_row_count_select
+from lab_assets.state.sql import StateTable
 
 
 @dataclass
@@ -33,18 +34,21 @@ def incremental_refresh_write(
     state: StateTable,
     select_sql: str,
     changed: int,
-    bucket_updates: tuple[str, ...],
+    bucket_updates: tuple[tuple[str, ...], tuple[str, ...]],
     recursion_limit: int | None = None,
 ) -> DerivedTable:
     """The rows of the ids in ``state.changes_table`` replaced by ``select_sql``, the bucket table
-    brought up to date (``bucket_updates``) in the same transaction, the row count summed from the
-    bucket table, those ids marked pending for the flat table."""
+    brought up to date in the same transaction (``bucket_updates``: statements run before the
+    rows are replaced, and after), the row count summed from the bucket table, those ids marked
+    pending for the flat table."""
+    before, after = bucket_updates
     write: TableWrite = KeyedRowsReplacement(
         select_sql=select_sql,
         definition=state.definition,
         keys_table=state.changes_table,
         recursion_limit=recursion_limit,
-        in_transaction=bucket_updates,
+        in_transaction_before=before,
+        in_transaction=after,
         row_count_select=state_row_count_select(tables, state.buckets_table),
         drop_after=state.work_tables,
     )
@@ -71,7 +75,7 @@ def full_refresh_write(
         definition=state.definition,
         recursion_limit=recursion_limit,
         faster_plan=faster_plan,
-        after_swap=bucket_table_build_statements(mysql.tables, state.buckets_table, state.stored_sums_select),
+        after_swap=bucket_table_build_statements(mysql.tables, state),
         drop_after=state.work_tables,
     )
     return DerivedTable(write, metadata={"refresh": "full"}, pending_select=FULL_REFRESH_SELECT)
