@@ -31,6 +31,7 @@ CHANGE_FEED_POSITION = "lab_change_feed_position"  # the binlog position the tab
 CHANGE_FEED_IDS = "lab_change_feed_ids"  # a refresh's changed sample ids, as the binlog named them
 CATALOG_FACTS_TABLE = "lab_catalog_facts"  # what the catalog's last scan counted besides the catalog
 ORPHANS_TABLE = "lab_orphan_samples"  # sample ids with measurements but no sample, as last found whole
+COLUMN_SUMMARY = "lab_column_summary"  # each flat measurement column's non-NULL count, minimum and maximum
 OWN_TABLES = (
     MEASUREMENT_TYPES,
     SAMPLE_LINEAGE,
@@ -43,6 +44,7 @@ OWN_TABLES = (
     CHANGE_FEED_IDS,
     CATALOG_FACTS_TABLE,
     ORPHANS_TABLE,
+    COLUMN_SUMMARY,
 )
 
 # The tables derived from the two sources, in the order their outputs are written.
@@ -68,6 +70,8 @@ VERIFIED_SUFFIX = "verified"
 STALE_SUFFIX = "stale"
 DELETED_SUFFIX = "deleted"
 WRITTEN_SUFFIX = "written"
+# An incremental refresh's column summary: the replaced and the new rows' aggregates per column.
+DELTA_SUFFIX = "delta"
 
 
 def helper_table(table: str, suffix: str) -> str:

@@ -4,6 +4,7 @@ tick the sensor as the daemon does."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -86,7 +87,56 @@ def refresh_and_compare_all(db, tags=None, value_sql: str = "{}") -> dict[str, d
             materializations[table].metadata["dagster/row_count"].value
             == db.query(f"SELECT COUNT(*) FROM {table}")[0][0]
         )
+    assert_column_summary_is_exact(db, materializations["experiment_measurements"].metadata)
     return {name: m.metadata for name, m in materializations.items()}
+
+
+def _markdown_cells(text: str) -> list[list[str]]:
+    """The cells of a Markdown table's rows (header first, the separator line left out)."""
+    lines = [line for line in text.splitlines() if line.startswith("|") and not line.startswith("|---")]
+    return [[cell.strip() for cell in re.split(r"(?<!\\)\|", line)[1:-1]] for line in lines]
+
+
+def assert_column_summary_is_exact(db, metadata=None) -> None:
+    """lab_column_summary (and the materialization's ``column_summary``, where given) equal, for
+    every measurement column of experiment_measurements, to COUNT, MIN and MAX over the whole
+    table computed here: text compared by its bytes, FLOAT read as DOUBLE (bit for bit), the
+    rest in its own type."""
+    columns = db.query(
+        "SELECT column_name, data_type, character_set_name FROM information_schema.columns"
+        " WHERE table_schema = DATABASE() AND table_name = 'experiment_measurements'"
+        " AND column_name NOT IN ('experiment_id', 'top_parent_id', 'sample_id') ORDER BY ordinal_position"
+    )
+    as_double = any(data_type == "float" for _, data_type, _ in columns)
+    low_high = "CAST(min_value AS DOUBLE), CAST(max_value AS DOUBLE)" if as_double else "min_value, max_value"
+    stored = {
+        name: (count, low, high)
+        for name, count, low, high in db.query(
+            f"SELECT column_name, non_null_count, {low_high} FROM lab_column_summary"
+        )
+    }
+    assert sorted(stored) == sorted(name for name, _, _ in columns)
+    shown = {}
+    if metadata is not None and columns:
+        [header, *lines] = _markdown_cells(metadata["column_summary"].value)
+        assert header == ["column", "measurement type", "non-null values", "min", "max"]
+        assert [line[0] for line in lines] == [name for name, _, _ in columns]
+        shown = {line[0]: line[2:] for line in lines}
+    for name, _, charset in columns:
+        column = f"`{name}`"
+        exact = f"CAST({column} AS BINARY)" if charset else f"CAST({column} AS DOUBLE)" if as_double else column
+        [(count, low, high, plain_low, plain_high)] = db.query(
+            f"SELECT COUNT({column}), MIN({exact}), MAX({exact}), MIN({column}), MAX({column})"
+            " FROM experiment_measurements"
+        )
+        assert stored[name] == (count, low, high), name
+        if shown:
+            if charset:  # the metadata shows the bytes as text again; MIN(`{name}`) would follow the collation
+                codec = {"latin1": "cp1252"}.get(charset, "utf-8")
+                plain_low, plain_high = (None if v is None else v.decode(codec) for v in (low, high))
+            # A cell is read back stripped, so the expected text is too ('a ' shows as 'a').
+            expected = [str(count), *("" if v is None else str(v).strip() for v in (plain_low, plain_high))]
+            assert shown[name] == expected, name
 
 
 def refresh_and_compare(db, tags=None, value_sql: str = "{}"):

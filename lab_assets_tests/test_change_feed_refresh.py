@@ -73,9 +73,10 @@ def test_a_one_value_refresh_reads_rows_in_proportion_to_the_change(lab, monkeyp
     """Rows read by a refresh with one changed value: through the binlog, no scan of either
     source (no bucket sums; the catalog and the orphans kept, as no row came or went): fewer
     rows than the sources hold, a fifth of what the scan path reads, which reads each source whole
-    to find the change. What remains reads lab_assets' own tables: the flat table's column
-    summary (a row per sample) and the digests' row count (a row per 4 samples, from their bucket
-    table). Only the refresh is counted; the comparisons after it read the tables whole."""
+    to find the change. What remains reads lab_assets' own tables: the digests' row count
+    (a row per 4 samples, from their bucket table); the flat table's column summary reads a few
+    rows per column (lab_column_summary). Only the refresh is counted; the comparisons after it
+    read the tables whole."""
     source_rows = lab.query("SELECT (SELECT COUNT(*) FROM samples) + (SELECT COUNT(*) FROM sample_measurements)")[0][0]
 
     def refresh_reads(sample_id: int, feed: str) -> int:

@@ -91,6 +91,10 @@ def test_the_swap_is_one_rename():
         "RENAME TABLE `db`.`t` TO `db`.`t__old`, `db`.`t__new` TO `db`.`t`"
     )
     assert swap_statement("db", "t", "t__new", "t__old", replacing=False) == "RENAME TABLE `db`.`t__new` TO `db`.`t`"
+    # A companion built aside is swapped by the same statement (created for the first time here).
+    assert swap_statement("db", "t", "t__new", "t__old", True, [("s", "s__new", "s__old", False)]) == (
+        "RENAME TABLE `db`.`t` TO `db`.`t__old`, `db`.`t__new` TO `db`.`t`, `db`.`s__new` TO `db`.`s`"
+    )
 
 
 def test_drop_and_add_columns():

@@ -33,6 +33,7 @@ PURE_MODULES = (
     "lab_assets.flat_table.plan",
     "lab_assets.flat_table.verification_sql",
     "lab_assets.flat_table.preview_sql",
+    "lab_assets.flat_table.summary_sql",
     "lab_assets.checks.sql",
     "lab_assets.checks.flat_table_sql",
     "lab_assets.sensor.sql",

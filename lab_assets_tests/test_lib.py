@@ -10,11 +10,12 @@ import pytest
 from lab_assets.catalog.naming import MYSQL_MAX_IDENTIFIER_LENGTH, column_name_for_type
 from lab_assets.catalog.sql import measurement_type_catalog_select
 from lab_assets.flat_table.sql import MeasurementColumn, flat_table_definition, pivot_select
+from lab_assets.flat_table.summary_sql import aggregates_select, name_literal, rows_of_keys, stored_value_type
 from lab_assets.mysql.sessions import recursion_limit, recursion_limit_statement
 from lab_assets.names import helper_table as staging_table_name
 from lab_assets.sources.hashes import fingerprint_select
 from lab_assets.sources.locations import TableLocations
-from lab_assets.sources.value_types import DEFAULT_VALUE_TYPE
+from lab_assets.sources.value_types import DEFAULT_VALUE_TYPE, parse_value_type
 from lab_assets.sql.statements import Column, TableDefinition, quote_identifier
 
 ODD_TYPES = [
@@ -284,3 +285,17 @@ def test_completed_in_threads_runs_tasks_side_by_side_and_hands_back_errors():
     }
     assert finished["a"] == ("a", None) and finished["b"] == ("b", None)
     assert finished["bad"][0] is None and str(finished["bad"][1]) == "bad input"
+
+
+def test_the_column_summary_aggregates_its_rows_in_one_pass_and_text_by_its_bytes():
+    text = parse_value_type("varchar(20)", "utf8mb4", "utf8mb4_general_ci")
+    sql = aggregates_select(["measurement_ph", "measurement_vol"], text, rows_of_keys("db", "flat", "keys"))
+    assert sql is not None
+    # One aggregate row over the keys' rows (looked up by primary key), one output row per column.
+    assert sql.count("FROM") == 2 and sql.count("STRAIGHT_JOIN `db`.`flat` AS f ON f.sample_id = k.sample_id") == 1
+    assert "MIN(CAST(f.`measurement_ph` AS BINARY)) AS lo0" in sql and "'measurement_vol' AS column_name" in sql
+    assert stored_value_type(text) == "LONGBLOB" and stored_value_type(DEFAULT_VALUE_TYPE) == "DECIMAL(16,6)"
+    assert aggregates_select([], text, "t AS f") is None
+    for bad in ("it's", "a b", "", "x" * 65):
+        with pytest.raises(ValueError):
+            name_literal(bad)

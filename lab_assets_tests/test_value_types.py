@@ -21,6 +21,7 @@ from lab_assets.sources.value_types import (
 from lab_assets_tests.lab_data import assert_flat_table_is_exact
 from lab_assets_tests.runs import (
     all_checks_passed_except,
+    assert_column_summary_is_exact,
     assert_refresh_state_is_exact,
     refresh_and_compare,
     requested_runs,
@@ -119,6 +120,7 @@ def _built_and_exact(db, case: Case, expected_refresh: str) -> None:
     with db.connect() as connection:
         assert_flat_table_is_exact(connection, value_sql=case.read_as)
     assert_refresh_state_is_exact(db)
+    assert_column_summary_is_exact(db, flat)
     # (9, ph) is measured twice on purpose.
     all_checks_passed_except(result, "no_duplicate_measurements")
     value_type = parse_value_type(*_source_type(db))

@@ -1,9 +1,11 @@
 """What a materialization of ``experiment_measurements`` shows of the table it wrote: the first
 rows as a Markdown table (``preview``), each measurement column's non-NULL count, minimum and
-maximum (``column_summary``), and for an incremental refresh which samples it rewrote
+maximum (``column_summary``, read from ``lab_column_summary``, which the write keeps exact:
+lab_assets.flat_table.summary), and for an incremental refresh which samples it rewrote
 (``rewritten_sample_ids``). Read by the IO manager right after the write, on its connection, so
 they describe exactly the table the materialization reports; the statements are
-:mod:`lab_assets.flat_table.preview_sql`'s (a LIMIT or one aggregate: never the table in Python)."""
+:mod:`lab_assets.flat_table.preview_sql`'s and :mod:`lab_assets.flat_table.summary_sql`'s (a
+LIMIT or a row per column: never the table in Python)."""
 
 from __future__ import annotations
 
@@ -13,13 +15,10 @@ from typing import Any
 from dagster import MetadataValue
 from sqlalchemy.engine import Connection
 
-from lab_assets.flat_table.preview_sql import (
-    PREVIEW_ROWS,
-    column_summary_select,
-    preview_select,
-    rewritten_ids_select,
-)
+from lab_assets.flat_table.preview_sql import PREVIEW_ROWS, preview_select, rewritten_ids_select
 from lab_assets.flat_table.sql import IDENTIFYING_COLUMNS, MeasurementColumn
+from lab_assets.flat_table.summary_sql import summary_rows_select
+from lab_assets.names import COLUMN_SUMMARY
 from lab_assets.sources.value_types import ValueType
 
 
@@ -52,10 +51,10 @@ def table_report(
                 + markdown_table(names, rows)
             )
         }
-        summary_sql = column_summary_select(schema, table, [c.column_name for c in columns], value_type)
-        if summary_sql is not None:
-            [summary] = connection.exec_driver_sql(summary_sql).fetchall()
-            lines = [(c.column_name, c.measurement_type, *summary[3 * i : 3 * i + 3]) for i, c in enumerate(columns)]
+        if columns:
+            stored = connection.exec_driver_sql(summary_rows_select(schema, COLUMN_SUMMARY, value_type)).fetchall()
+            summary = {row[0]: tuple(row[1:]) for row in stored}
+            lines = [(c.column_name, c.measurement_type, *summary[c.column_name]) for c in columns]
             header = ["column", "measurement type", "non-null values", "min", "max"]
             metadata["column_summary"] = MetadataValue.md(markdown_table(header, lines))
         return metadata

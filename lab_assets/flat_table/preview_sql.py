@@ -1,13 +1,12 @@
 """SQL for what a materialization of ``experiment_measurements`` shows of the table itself: its
-first rows, one summary row of every measurement column, and the ids of the samples a refresh
-rewrote. Each is one set-based statement with a LIMIT or an aggregate, so what reaches Python
-stays a few dozen rows however large the table is."""
+first rows and the ids of the samples a refresh rewrote (the column summary's is
+lab_assets.flat_table.summary_sql's). Each is one set-based statement with a LIMIT, so what
+reaches Python stays a few dozen rows however large the table is."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from lab_assets.sources.value_types import ValueType
 from lab_assets.sql.statements import qualified_name, quote_identifier
 
 PREVIEW_ROWS = 20  # the rows of the preview, the smallest sample ids first
@@ -18,24 +17,6 @@ def preview_select(schema: str, table: str, columns: Sequence[str], limit: int =
     """The first ``limit`` rows by sample_id (the primary key, so an index range, not a sort)."""
     listed = ", ".join(quote_identifier(c) for c in columns)
     return f"SELECT {listed} FROM {qualified_name(schema, table)} ORDER BY sample_id LIMIT {int(limit)}"
-
-
-def column_summary_select(schema: str, table: str, columns: Sequence[str], value_type: ValueType) -> str | None:
-    """One row: for each of ``columns`` its non-NULL count, minimum and maximum, in that order
-    (one scan of the table). MIN and MAX compare as lab_assets compares values (``ValueType.ordered``:
-    text byte-wise, never by collation). None without columns."""
-    if not columns:
-        return None
-    parts = []
-    for name in columns:
-        column = quote_identifier(name)
-        ordered = value_type.ordered(column)
-        parts += [
-            f"COUNT({column})",
-            value_type.from_ordered(f"MIN({ordered})"),
-            value_type.from_ordered(f"MAX({ordered})"),
-        ]
-    return f"SELECT {', '.join(parts)} FROM {qualified_name(schema, table)}"
 
 
 def rewritten_ids_select(schema: str, keys_table: str, skip_id: int, limit: int = REWRITTEN_IDS_SHOWN) -> str:

@@ -20,11 +20,17 @@ from lab_assets.flat_table.sql import (
     in_sample_id_ranges,
     pivot_select,
 )
+from lab_assets.flat_table.summary import (
+    DELTA_TABLE,
+    ColumnSummaryUpkeep,
+    full_refresh_summary,
+    prepare_incremental_summary,
+)
 from lab_assets.flat_table.verification import verify_written_rows
 from lab_assets.io_manager import KeyedRowsReplacement, SqlRelation, TableBuild, TableWrite
 from lab_assets.lineage.sql import LINEAGE_STATE
 from lab_assets.mysql.resource import MySQLResource
-from lab_assets.names import EXPERIMENT_MEASUREMENTS, PENDING_SAMPLES
+from lab_assets.names import COLUMN_SUMMARY, EXPERIMENT_MEASUREMENTS, NEW_SUFFIX, PENDING_SAMPLES, helper_table
 from lab_assets.sources.value_types import ValueType, declared_type, max_measurement_columns
 from lab_assets.state.bucket_sql import state_row_count_select
 from lab_assets.state.guard import check_sources, guarded_build, io_manager_schema, should_full_refresh
@@ -132,6 +138,7 @@ def flat_table_write(
     )
     # The table itself in the materialization: its first rows and a summary of each column.
     report = table_report(tables.output_database, EXPERIMENT_MEASUREMENTS, columns, value_type)
+    names = tuple(c.column_name for c in columns)
     if plan.incremental:
         context.log.info(f"refreshing {pending.count} changed samples")
         rewritten = rewritten_ids_metadata(
@@ -149,6 +156,7 @@ def flat_table_write(
             value_type,
             only_samples_in=PENDING_SAMPLES,
         )
+        prepare_incremental_summary(mysql, value_type)
         return KeyedRowsReplacement(
             select_sql=select_sql,
             params=params,
@@ -160,6 +168,11 @@ def flat_table_write(
             row_count_select=state_row_count_select(tables, LINEAGE_STATE.buckets_table)
             if mysql.column_names(LINEAGE_STATE.buckets_table)
             else None,
+            # The column summary by delta, in the transaction that replaces the rows.
+            upkeep=ColumnSummaryUpkeep(
+                tables.output_database, EXPERIMENT_MEASUREMENTS, PENDING_SAMPLES, names, value_type
+            ),
+            drop_after=(DELTA_TABLE,),
             report=report,
         )
     context.log.info(f"building the whole table: {plan.reason}")
@@ -172,8 +185,16 @@ def flat_table_write(
     # In sample-id ranges only over a stored lineage table (a lineage subquery would be
     # recomputed for every range).
     faster_plan = in_sample_id_ranges(tables, select_sql, params) if sample_lineage.table_reference else None
+    staged = helper_table(EXPERIMENT_MEASUREMENTS, NEW_SUFFIX)
     return TableBuild(
-        select_sql=select_sql, params=params, definition=definition, faster_plan=faster_plan, report=report
+        select_sql=select_sql,
+        params=params,
+        definition=definition,
+        faster_plan=faster_plan,
+        # The column summary aggregated from the staged table, swapped in with it.
+        before_swap=full_refresh_summary(tables.output_database, staged, names, value_type),
+        swap_along=(COLUMN_SUMMARY,),
+        report=report,
     )
 
 

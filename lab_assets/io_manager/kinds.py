@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from lab_assets.sql.bulk import BulkBuild
 from lab_assets.sql.statements import TableDefinition, qualified_name
@@ -54,6 +54,21 @@ class TableWrite:
 Report = Callable[[Any], Mapping[str, Any]]
 
 
+class ReplacementUpkeep(Protocol):
+    """Keeps a summary of a table in step with a :class:`KeyedRowsReplacement`, inside its
+    transaction: ``before_replace`` runs before the listed keys' rows are deleted or overwritten
+    (so it can read them), ``after_replace`` once the new rows are in. Both get the IO manager's
+    connection; readers see the summary change in the same commit as the rows."""
+
+    def before_replace(self, connection: Any) -> None:
+        """Read what the rows about to be replaced contribute."""
+        ...
+
+    def after_replace(self, connection: Any) -> None:
+        """Bring the summary up to date with the rows just written."""
+        ...
+
+
 @dataclass(frozen=True, kw_only=True)
 class TableBuild(TableWrite):
     """The whole table as ``select_sql`` gives it, built into ``<table>__new`` and swapped in with
@@ -65,7 +80,10 @@ class TableBuild(TableWrite):
     table is in place (not atomic with the swap: each must be safe to run again). ``drop_after``
     names work tables (same schema) the asset made for this build, dropped once it is written.
     ``recursion_limit`` raises the session's recursive-CTE limit first; ``report`` (:data:`Report`)
-    adds what it reads of the swapped-in table to the metadata."""
+    adds what it reads of the swapped-in table to the metadata. ``before_swap`` statements run once
+    ``<table>__new`` is filled and indexed (to build a companion of it aside, as
+    ``<companion>__new``); ``swap_along`` names those companions (same schema), swapped in by the
+    same ``RENAME TABLE`` as the table, so readers never see one without the other."""
 
     select_sql: str
     definition: TableDefinition
@@ -73,6 +91,8 @@ class TableBuild(TableWrite):
     recursion_limit: int | None = None
     faster_plan: BulkBuild | None = field(default=None, compare=False)
     after_swap: tuple[str, ...] = ()
+    before_swap: tuple[str, ...] = ()
+    swap_along: tuple[str, ...] = ()
     drop_after: tuple[str, ...] = ()
     report: Report | None = field(default=None, compare=False)
 
@@ -84,7 +104,8 @@ class KeyedRowsReplacement(TableWrite):
     the listed keys that still exist; listed keys it does not produce are deleted. One transaction,
     with ``in_transaction`` statements run inside it after the rows are replaced and
     ``in_transaction_before`` before (reading the rows as they were), to keep a summary of the
-    table in step.
+    table in step, and ``upkeep`` (:class:`ReplacementUpkeep`) called around the replacement
+    inside it where keeping the summary needs more than fixed statements.
     ``row_count_select``: a query giving the table's exact row count afterwards that is cheaper
     than ``COUNT(*)`` (default ``COUNT(*)``). The table must exist with ``definition``'s columns."""
 
@@ -95,6 +116,7 @@ class KeyedRowsReplacement(TableWrite):
     recursion_limit: int | None = None
     in_transaction: tuple[str, ...] = ()
     in_transaction_before: tuple[str, ...] = ()
+    upkeep: ReplacementUpkeep | None = field(default=None, compare=False)
     row_count_select: str | None = None
     drop_after: tuple[str, ...] = ()
     report: Report | None = field(default=None, compare=False)

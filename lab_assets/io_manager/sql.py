@@ -86,15 +86,23 @@ def add_columns_statement(schema: str, table: str, columns: Sequence[Column]) ->
     return f"ALTER TABLE {qualified_name(schema, table)} {additions}"
 
 
-def swap_statement(schema: str, table: str, new_table: str, old_table: str, replacing: bool) -> str:
+def swap_statement(
+    schema: str,
+    table: str,
+    new_table: str,
+    old_table: str,
+    replacing: bool,
+    along: Sequence[tuple[str, str, str, bool]] = (),
+) -> str:
     """One ``RENAME TABLE`` putting ``new_table`` in ``table``'s place (``table`` moved aside to
-    ``old_table`` when it exists): atomic, so readers see the old table or the new one, never none."""
-    if replacing:
-        return (
-            f"RENAME TABLE {qualified_name(schema, table)} TO {qualified_name(schema, old_table)},"
-            f" {qualified_name(schema, new_table)} TO {qualified_name(schema, table)}"
-        )
-    return f"RENAME TABLE {qualified_name(schema, new_table)} TO {qualified_name(schema, table)}"
+    ``old_table`` when it exists): atomic, so readers see the old table or the new one, never none.
+    ``along``: more (table, new_table, old_table, replacing) swapped by the same statement."""
+    renames = []
+    for name, new, old, replaces in ((table, new_table, old_table, replacing), *along):
+        if replaces:
+            renames.append(f"{qualified_name(schema, name)} TO {qualified_name(schema, old)}")
+        renames.append(f"{qualified_name(schema, new)} TO {qualified_name(schema, name)}")
+    return f"RENAME TABLE {', '.join(renames)}"
 
 
 def gone_keys_delete(schema: str, table: str, keys_table: str, rows_table: str, key: str) -> str:

@@ -4,6 +4,8 @@ half-built, empty or missing one. Used by every whole-table write (TableBuild an
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy.engine import Connection
 
 from lab_assets.io_manager.sql import swap_statement
@@ -25,14 +27,19 @@ class SwapBlockedError(RuntimeError):
     """The new table could not be swapped in: other sessions' open transactions held the table."""
 
 
-def swap_in(connection: Connection, schema: str, table: str) -> None:
+def swap_in(connection: Connection, schema: str, table: str, along: Sequence[str] = ()) -> None:
     """``<table>__new`` becomes ``table`` in one ``RENAME TABLE`` (atomic for readers: they see
-    the old table or the new one, never none); the old one is dropped afterwards. Raises
+    the old table or the new one, never none); the old one is dropped afterwards. Each table of
+    ``along`` is swapped with its own ``__new`` by the same statement. Raises
     :class:`SwapBlockedError` when open transactions keep the table's metadata lock through
     every attempt (:data:`SWAP_ATTEMPTS` of :data:`SWAP_LOCK_WAIT_SECONDS`)."""
     new_table, old_table = helper_table(table, NEW_SUFFIX), helper_table(table, OLD_SUFFIX)
     replacing = table_exists(connection, schema, table)
-    rename = swap_statement(schema, table, new_table, old_table, replacing)
+    companions = [
+        (name, helper_table(name, NEW_SUFFIX), helper_table(name, OLD_SUFFIX), table_exists(connection, schema, name))
+        for name in along
+    ]
+    rename = swap_statement(schema, table, new_table, old_table, replacing, companions)
     (previous,) = connection.exec_driver_sql("SELECT @@session.lock_wait_timeout").one()
     connection.exec_driver_sql(f"SET SESSION lock_wait_timeout = {int(SWAP_LOCK_WAIT_SECONDS)}")
     try:
@@ -54,3 +61,6 @@ def swap_in(connection: Connection, schema: str, table: str) -> None:
         connection.exec_driver_sql(f"SET SESSION lock_wait_timeout = {int(previous)}")
     if replacing:
         connection.exec_driver_sql(f"DROP TABLE {qualified_name(schema, old_table)}")
+    for _, _, old, replaced in companions:
+        if replaced:
+            connection.exec_driver_sql(f"DROP TABLE {qualified_name(schema, old)}")

@@ -102,9 +102,11 @@ class TableBuildHandler(_TableWriteHandler):
         _reject_partitions(context, table_slice, TableBuild)
         schema, table = table_slice.schema, table_slice.table
         new_table, old_table = helper_table(table, NEW_SUFFIX), helper_table(table, OLD_SUFFIX)
+        staged = [new_table, *(helper_table(name, NEW_SUFFIX) for name in obj.swap_along)]
         log = context.log
         # Leftovers of a run that was killed mid-build are dropped first.
-        connection.exec_driver_sql(drop_tables_statement(schema, new_table, old_table))
+        leftovers = [*staged, old_table, *(helper_table(name, OLD_SUFFIX) for name in obj.swap_along)]
+        connection.exec_driver_sql(drop_tables_statement(schema, *leftovers))
         # Secondary indexes are added after the load: one sorted index build each instead of
         # maintaining them row by row (bench/RESULTS.md, "What was slow and what changed").
         connection.exec_driver_sql(obj.definition.create_statement(schema, new_table, with_indexes=False))
@@ -114,10 +116,12 @@ class TableBuildHandler(_TableWriteHandler):
                 add_indexes = add_indexes_statement(schema, new_table, obj.definition)
                 if add_indexes:
                     connection.exec_driver_sql(add_indexes)
+                for statement in obj.before_swap:
+                    connection.exec_driver_sql(statement)
             log.info(f"swapping {schema}.{new_table} in as {schema}.{table} ({row_count} rows)")
-            swap_in(connection, schema, table)
+            swap_in(connection, schema, table, obj.swap_along)
         except BaseException:
-            connection.exec_driver_sql(drop_tables_statement(schema, new_table))
+            connection.exec_driver_sql(drop_tables_statement(schema, *staged))
             raise
         for statement in obj.after_swap:
             connection.exec_driver_sql(statement)
@@ -156,10 +160,14 @@ class KeyedRowsReplacementHandler(_TableWriteHandler):
                 with transaction(connection):
                     for statement in obj.in_transaction_before:
                         connection.exec_driver_sql(statement)
+                    if obj.upkeep is not None:
+                        obj.upkeep.before_replace(connection)
                     connection.exec_driver_sql(delete_gone)
                     connection.exec_driver_sql(upsert_select_statement(schema, table, definition, rows_table))
                     for statement in obj.in_transaction:
                         connection.exec_driver_sql(statement)
+                    if obj.upkeep is not None:
+                        obj.upkeep.after_replace(connection)
         finally:
             connection.exec_driver_sql(drop_tables_statement(schema, rows_table))
         (total,) = connection.exec_driver_sql(obj.row_count_select or row_count_select(schema, table)).one()
