@@ -30,7 +30,10 @@ BUILD_LOCK_TABLE = "lab_build_lock"  # which build holds the output database's b
 CHANGE_FEED_POSITION = "lab_change_feed_position"  # the binlog position the tables are exact up to
 CHANGE_FEED_IDS = "lab_change_feed_ids"  # a refresh's changed sample ids, as the binlog named them
 CATALOG_FACTS_TABLE = "lab_catalog_facts"  # what the catalog's last scan counted besides the catalog
-ORPHANS_TABLE = "lab_orphan_samples"  # sample ids with measurements but no sample, as last found whole
+ORPHANS_TABLE = "lab_orphan_samples"  # sample ids with measurements but no sample (whole, or by the binlog's ids)
+SAMPLE_TYPE_COUNTS = "lab_sample_type_counts"  # the catalog's state: per sample and spelling, its rows
+TYPE_SPELLINGS = "lab_type_spellings"  # per spelling of a type, its rows (sums of the state)
+TYPE_GROUPS = "lab_type_groups"  # per type as the source collation groups them: samples, rows, repeats
 COLUMN_SUMMARY = "lab_column_summary"  # each flat measurement column's non-NULL count, minimum and maximum
 OWN_TABLES = (
     MEASUREMENT_TYPES,
@@ -45,6 +48,9 @@ OWN_TABLES = (
     CATALOG_FACTS_TABLE,
     ORPHANS_TABLE,
     COLUMN_SUMMARY,
+    SAMPLE_TYPE_COUNTS,
+    TYPE_SPELLINGS,
+    TYPE_GROUPS,
 )
 
 # The tables derived from the two sources, in the order their outputs are written.
@@ -70,7 +76,8 @@ VERIFIED_SUFFIX = "verified"
 STALE_SUFFIX = "stale"
 DELETED_SUFFIX = "deleted"
 WRITTEN_SUFFIX = "written"
-# An incremental refresh's column summary: the replaced and the new rows' aggregates per column.
+# Work tables of deltas: an incremental refresh's column summary (the replaced and the new rows'
+# aggregates per column); the catalog's state rows of a change-feed refresh's ids, before (-1) and after (+1).
 DELTA_SUFFIX = "delta"
 
 

@@ -229,17 +229,23 @@ def source_snapshot(connection: pymysql.connections.Connection) -> tuple:
 
 
 def assert_flat_table_is_exact(
-    connection: pymysql.connections.Connection, output_database: str | None = None, value_sql: str = "{}"
+    connection: pymysql.connections.Connection,
+    output_database: str | None = None,
+    value_sql: str = "{}",
+    column_for_type=None,
 ) -> tuple[list[str], dict[int, dict[str, object]]]:
     """experiment_measurements, whole (column names and order, every row, every cell), equals the
     recomputation from the current source rows (the connection's database); returns the table as
     read (from ``output_database`` when lab_assets writes into a database of its own). Values are
     compared as the driver reads them exactly (DECIMAL as Decimal, DOUBLE as float, text as str:
     MAX of text is byte-wise as in UTF-8 and Latin-1, Python's order of code points);
-    ``value_sql`` reads them otherwise (read_sources)."""
+    ``value_sql`` reads them otherwise (read_sources); ``column_for_type`` names each type's column
+    (default ``measurement_<type>``)."""
     source = read_sources(connection, value_sql)
     names, actual = actual_flat_table(connection, database=output_database, value_sql=value_sql)
-    columns, expected = expected_flat_table(*source)
+    columns, expected = expected_flat_table(
+        *source, **({"column_for_type": column_for_type} if column_for_type else {})
+    )
     assert names == ["experiment_id", "top_parent_id", "sample_id", *columns]
     assert actual == expected
     return names, actual

@@ -25,6 +25,7 @@ PURE_MODULES = (
     "lab_assets.sources.value_types",
     "lab_assets.catalog.naming",
     "lab_assets.catalog.sql",
+    "lab_assets.catalog.counts_sql",
     "lab_assets.state.sql",
     "lab_assets.state.bucket_sql",
     "lab_assets.lineage.sql",

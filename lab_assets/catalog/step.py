@@ -7,14 +7,12 @@ from __future__ import annotations
 import pandas as pd
 from dagster import DagsterLogManager, MetadataValue
 
+from lab_assets.catalog.counts import SourceCollations, counted_catalog
 from lab_assets.catalog.naming import column_name_for_type
 from lab_assets.catalog.sql import (
-    CATALOG_FACTS,
     CATALOG_FACTS_DEFINITION,
     PUBLISHED_CATALOG_COLUMNS,
-    catalog_facts_replace,
     catalog_facts_select,
-    measurement_type_catalog_select,
     published_catalog_select,
 )
 from lab_assets.checks.evaluation import CatalogScan
@@ -46,7 +44,9 @@ def column_names_definition(type_collation: str) -> TableDefinition:
     )
 
 
-def compute_measurement_type_catalog(log: DagsterLogManager, mysql: MySQLResource, keep: bool = False) -> DerivedTable:
+def compute_measurement_type_catalog(
+    log: DagsterLogManager, mysql: MySQLResource, keep: bool = False, ids_table: str | None = None
+) -> DerivedTable:
     """One row per distinct measurement type, as the source column's own collation groups them
     (its binary collation picks the representative spelling), with its column name and counts.
 
@@ -57,7 +57,9 @@ def compute_measurement_type_catalog(log: DagsterLogManager, mysql: MySQLResourc
 
     ``keep``: the binlog says no measurement row came or went (nor got another sample or type)
     since the last refresh, so the catalog and its scan's counts are as published then: both are
-    kept, and sample_measurements is not scanned."""
+    kept, and sample_measurements is not scanned. ``ids_table``: the change feed's changed sample
+    ids, whose rows alone move the counts (:mod:`lab_assets.catalog.counts`); without it the
+    counts are rebuilt from one scan."""
     if keep and (kept := _kept_catalog(mysql)) is not None:
         assert isinstance(kept.value, pd.DataFrame)
         log.info(f"{len(kept.value)} measurement types, kept: no measurement row came or went (binlog)")
@@ -71,18 +73,9 @@ def compute_measurement_type_catalog(log: DagsterLogManager, mysql: MySQLResourc
     mysql.execute(definition.create_statement(tables.output_database, COLUMN_NAMES_TABLE, if_not_exists=True))
     if mysql.column(COLUMN_NAMES_TABLE, "measurement_type").collation != type_collation:  # made by an older version
         mysql.execute(f"ALTER TABLE {recorded} MODIFY {definition.columns[0].definition()}")
-    scanned = mysql.fetch_all(measurement_type_catalog_select(tables, str(source.character_set), str(source.collation)))
+    collations = SourceCollations(str(source.character_set), str(source.collation), type_collation)
+    scanned, scan = counted_catalog(log, mysql, collations, ids_table)
     rows = [r for r in scanned if r[0] is not None]
-    scan = CatalogScan(
-        null_type_rows=sum(int(r[2]) for r in scanned if r[0] is None),
-        types_with_repeats=sum(1 for r in rows if r[3]),
-        types_with_several_spellings=sum(1 for r in rows if r[4]),
-        measurement_rows=sum(int(r[2]) for r in scanned),
-    )
-    mysql.execute(
-        CATALOG_FACTS_DEFINITION.create_statement(tables.output_database, CATALOG_FACTS_TABLE, if_not_exists=True)
-    )
-    mysql.execute(catalog_facts_replace(tables), [getattr(scan, fact) for fact in CATALOG_FACTS])
     names = [r[5] or column_name_for_type(r[0]) for r in rows]
     new = [(r[0], name) for r, name in zip(rows, names, strict=True) if r[5] is None]
     if new:

@@ -9,10 +9,12 @@ What each check reads in a build:
   top_parent_id index (the walk leaves exactly the samples on or under a cycle or a missing
   parent without a root); nothing to read when every sample has one.
 * ``measurement_types_not_null``, ``no_duplicate_measurements``, ``one_spelling_per_column``:
-  counts the catalog's own scan of ``sample_measurements`` returns (:class:`CatalogScan`); the
+  counts the catalog's counts hold (:class:`CatalogScan`, whole after a scan or moved by the
+  change feed's ids exactly as a scan would count them); the
   offenders are looked up only when a count says there are some.
-* ``measurements_have_samples``: one anti-join of the measurements with the samples, run beside
-  the catalog, lineage and digest computations.
+* ``measurements_have_samples``: the record of orphan sample ids, rebuilt by one anti-join of the
+  measurements with the samples (beside the catalog, lineage and digest computations) or moved
+  by the change feed's ids, by index.
 * the blocking catalog checks: the catalog table (a few rows).
 * ``one_row_per_sample``, ``flat_table_reconciles``: the verification of the rows the build wrote
   (lab_assets.flat_table.verification): every written row against the recorded digests and lineage,
@@ -41,6 +43,7 @@ from lab_assets.checks.evaluation import (
 from lab_assets.flat_table.sql import column_limit_problem
 from lab_assets.flat_table.verification import Offenders
 from lab_assets.mysql.resource import MySQLResource
+from lab_assets.mysql.sessions import transaction
 from lab_assets.names import (
     CATALOG_COLUMN_NAMES_UNIQUE,
     CATALOG_WITHIN_COLUMN_LIMIT,
@@ -109,20 +112,39 @@ def lineage_check_results(
 # --- measurements and the catalog -------------------------------------------------------------
 
 
+def keep_orphan_record(mysql: MySQLResource, ids_table: str | None) -> None:
+    """The record of orphan sample ids made exact: with the change feed's ids (``ids_table``) and
+    a record, only those ids' rows recomputed, by index, in one transaction; else rebuilt from one
+    anti-join of the whole tables. Every refresh that stores a binlog position keeps it so
+    (lab_assets.derivations.step), whether or not ``measurements_have_samples`` is selected."""
+    if ids_table is not None and mysql.column_names(ORPHANS_TABLE) == ["sample_id"]:
+        with mysql.connect() as connection, transaction(connection):
+            for statement in integrity.orphan_samples_delta_statements(mysql.tables, ids_table):
+                connection.exec_driver_sql(statement)
+        return
+    for statement in integrity.orphan_samples_rebuild_statements(mysql.tables):
+        mysql.execute(statement)
+
+
 def measurements_have_samples_result(
-    log: DagsterLogManager, mysql: MySQLResource, coverage: Coverage, *, recorded: bool | None = None
+    log: DagsterLogManager,
+    mysql: MySQLResource,
+    coverage: Coverage,
+    *,
+    recorded: bool | None = None,
+    ids_table: str | None = None,
 ) -> AssetCheckResult:
     """The audit (``recorded`` None): one anti-join of sample_measurements with samples, whole.
-    A building step: the same anti-join records the orphan sample ids, and the offenders are read
-    through that record; with ``recorded`` True (the binlog says no measurement row came or went
-    since), the record is read as it is, by index, without scanning either table."""
+    A building step: the offenders are read through the record of orphan sample ids, kept first
+    by :func:`keep_orphan_record` (by the change feed's ``ids_table`` when given); with
+    ``recorded`` True (the binlog says no measurement row came or went since) and no ids, the
+    record is read as it is, by index, without scanning either table."""
     tables = mysql.tables
     if recorded is None:
         found = fetch(mysql, integrity.measurements_without_sample_select(tables))
     else:
-        if not recorded or mysql.column_names(ORPHANS_TABLE) != ["sample_id"]:
-            for statement in integrity.orphan_samples_rebuild_statements(tables):
-                mysql.execute(statement)
+        if ids_table is not None or not recorded or mysql.column_names(ORPHANS_TABLE) != ["sample_id"]:
+            keep_orphan_record(mysql, ids_table)
         found = fetch(mysql, integrity.recorded_orphans_select(tables))
     return result(
         log,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 from lab_assets.flat_table.sql import IDENTIFYING_COLUMNS
-from lab_assets.names import ORPHANS_TABLE, SAMPLE_LINEAGE
+from lab_assets.names import NEW_SUFFIX, ORPHANS_TABLE, SAMPLE_LINEAGE, helper_table
 from lab_assets.sources.locations import TableLocations
 
 OFFENDER_LIMIT = 20
@@ -92,21 +92,39 @@ WHERE s.id IS NULL"""
 
 def orphan_samples_rebuild_statements(tables: TableLocations) -> tuple[str, ...]:
     """The record of sample ids that have measurements but no sample (:data:`ORPHANS_TABLE`),
-    rebuilt from one anti-join of the whole tables."""
-    record = tables.qualified(ORPHANS_TABLE)
+    rebuilt from one anti-join of the whole tables beside it and swapped in: a rebuild that stops
+    half way leaves no record (rebuilt whole next time), never a part of one."""
+    record, new = tables.qualified(ORPHANS_TABLE), tables.qualified(helper_table(ORPHANS_TABLE, NEW_SUFFIX))
     return (
-        f"DROP TABLE IF EXISTS {record}",
-        f"CREATE TABLE {record} (sample_id INT NOT NULL PRIMARY KEY)",
-        f"""INSERT IGNORE INTO {record} (sample_id)
+        f"DROP TABLE IF EXISTS {new}",
+        f"CREATE TABLE {new} (sample_id INT NOT NULL PRIMARY KEY)",
+        f"""INSERT IGNORE INTO {new} (sample_id)
 SELECT m.sample_id FROM {tables.sample_measurements} AS m LEFT JOIN {tables.samples} AS s ON s.id = m.sample_id
 WHERE s.id IS NULL AND m.sample_id IS NOT NULL""",
+        f"DROP TABLE IF EXISTS {record}",
+        f"RENAME TABLE {new} TO {record}",
+    )
+
+
+def orphan_samples_delta_statements(tables: TableLocations, ids_table: str) -> tuple[str, ...]:
+    """The record's rows of the change feed's ids (``ids_table``, a ``sample_id`` column)
+    recomputed: deleted, then those with measurements and no sample inserted, both by index (run
+    in one transaction). Exact for the whole record while every sample id whose measurements
+    came, went or moved, or whose sample came or went, is among the ids since the record was
+    last exact."""
+    record, ids = tables.qualified(ORPHANS_TABLE), tables.qualified(ids_table)
+    return (
+        f"DELETE o FROM {record} AS o JOIN {ids} AS ids ON ids.sample_id = o.sample_id",
+        f"""INSERT IGNORE INTO {record} (sample_id)
+SELECT DISTINCT m.sample_id FROM {ids} AS ids JOIN {tables.sample_measurements} AS m ON m.sample_id = ids.sample_id
+WHERE NOT EXISTS (SELECT 1 FROM {tables.samples} AS s WHERE s.id = ids.sample_id)""",
     )
 
 
 def recorded_orphans_select(tables: TableLocations, limit: int = OFFENDER_LIMIT) -> str:
     """The rows of :func:`measurements_without_sample_select`, found through the record of orphan
     sample ids and the sample_id index (rows without a sample id included) instead of a scan:
-    exact while no measurement row came or went, nor got another sample, since the record."""
+    exact while the record is (kept, or moved by :func:`orphan_samples_delta_statements`)."""
     samples, measurements = tables.samples, tables.sample_measurements
     inner = f"""SELECT m.sample_id, m.measurement_type, m.value
 FROM {tables.qualified(ORPHANS_TABLE)} AS o JOIN {measurements} AS m ON m.sample_id = o.sample_id

@@ -15,6 +15,7 @@ from lab_assets.change_feed.plan import plan_feed, store_after_refresh
 from lab_assets.checks.evaluation import AUDIT, BLOCKING_CHECKS, Coverage, raise_if_blocking_failed
 from lab_assets.checks.source_checks import (
     catalog_check_results,
+    keep_orphan_record,
     lineage_check_results,
     measurements_have_samples_result,
 )
@@ -28,6 +29,7 @@ from lab_assets.names import (
     CHANGE_FEED_TAG,
     MEASUREMENT_TYPES,
     MEASUREMENTS_HAVE_SAMPLES,
+    ORPHANS_TABLE,
     SAMPLE_LINEAGE,
     SAMPLE_MEASUREMENT_DIGESTS,
     SOURCE_DERIVED_TABLES,
@@ -146,21 +148,27 @@ def _computed_and_written(
     ids = feed.ids_table if feed else None
     kept = feed.rows_kept if feed else False
     computations: dict[str, Callable[[], object]] = {
-        MEASUREMENT_TYPES: lambda: compute_measurement_type_catalog(context.log, mysql, kept),
+        MEASUREMENT_TYPES: lambda: compute_measurement_type_catalog(context.log, mysql, kept, ids),
         SAMPLE_LINEAGE: lambda: compute_sample_lineage(context.log, mysql, full_refresh, ids),
         SAMPLE_MEASUREMENT_DIGESTS: lambda: compute_sample_measurement_digests(context.log, mysql, full_refresh, ids),
     }
     tasks = {n: f for n, f in computations.items() if n in selected}
-    if MEASUREMENTS_HAVE_SAMPLES in checks:  # a whole-table anti-join (unless kept): beside the computations
+    if MEASUREMENTS_HAVE_SAMPLES in checks:  # beside the computations: an anti-join, unless the feed names ids
         coverage = Coverage(
             "the measurements of the samples found without one when sample_measurements was last read whole, and"
-            " those without a sample id: the binlog says none came or went since"
+            " those without a sample id: the binlog says none came or went since (its changed sample ids rechecked)"
             if kept
+            else "the samples without one among those recorded, the binlog's changed sample ids rechecked by index,"
+            " and the measurements without a sample id"
+            if ids
             else "every row of sample_measurements, against samples, read while this run built"
         )
         tasks[MEASUREMENTS_HAVE_SAMPLES] = lambda: measurements_have_samples_result(
-            context.log, mysql, coverage, recorded=kept
+            context.log, mysql, coverage, recorded=kept, ids_table=ids
         )
+    elif feed is not None and feed.position is not None:
+        # The record moves with the stored position: the feed's next delta starts from it.
+        tasks[MEASUREMENTS_HAVE_SAMPLES] = lambda: keep_orphan_record(mysql, ids) or ORPHANS_TABLE
     ensure_pending_table(mysql)  # once, before the marks made below
     turns = _turns_within_connection_limit(context.log, mysql, len(tasks))
     futures = started_in_threads(tasks, turns)
