@@ -64,7 +64,7 @@ from bench.lib.feed import (  # noqa: E402
     table_lines,
 )
 from bench.lib.runs import MATERIALIZE_ALL, REFRESH_JOB  # noqa: E402
-from bench.lib.server import connect, machine_facts, server_facts  # noqa: E402
+from bench.lib.server import has_table, machine_facts, server_facts  # noqa: E402
 from bench.lib.verify import verify_tables_whole  # noqa: E402
 
 BINLOG, SCAN = "binlog", "scan"
@@ -126,16 +126,6 @@ def given_server(url: str) -> Iterator[None]:
         bench_server.SERVER_URL = saved
 
 
-def tables_built(database: str) -> bool:
-    with connect(database) as connection, connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = %s AND table_name = %s",
-            (database, "lab_change_feed_position"),
-        )
-        row = cursor.fetchone()
-        return bool(row and row[0])
-
-
 def one_size(size: int, args: argparse.Namespace, workdir: Path, log_dir: Path) -> tuple[list[FeedRun], dict]:
     directory = workdir if args.server else Path(tempfile.mkdtemp(prefix=f"feed_{size}_", dir=workdir))
     started = time.monotonic()
@@ -152,7 +142,7 @@ def one_size(size: int, args: argparse.Namespace, workdir: Path, log_dir: Path) 
         home = directory / f"dagster_home_{size}"
         home.mkdir(exist_ok=True)
         bench = Bench(size, database, log_dir, args.statements, home)
-        if args.server and tables_built(database):
+        if args.server and has_table(database, "lab_change_feed_position"):
             print(f"[{size}] reusing the built tables of {database} and the instance in {home}", flush=True)
         else:
             build = bench.run(BINLOG, "full build")

@@ -69,20 +69,10 @@ from bench.lib.data import SEED_ROWS, prepare_database  # noqa: E402
 from bench.lib.latency import Change, fmt, make_change, report, wait_for_the_run, wait_until_seen  # noqa: E402
 from bench.lib.make_dev import MakeDev, sensor_ticks, wait_until_quiet  # noqa: E402
 from bench.lib.runs import lab_assets_cli_build  # noqa: E402
-from bench.lib.server import connect, database_url  # noqa: E402
+from bench.lib.server import connect, database_url, has_table  # noqa: E402
 from bench.lib.verify import verify_tables_whole  # noqa: E402
 
 MAX_PAUSE_SECONDS = 5.0
-
-
-def _tables_built(database: str) -> bool:
-    with connect(database) as connection, connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = %s AND table_name = %s",
-            (database, "experiment_measurements"),
-        )
-        row = cursor.fetchone()
-        return bool(row and row[0])
 
 
 def main() -> None:
@@ -104,7 +94,7 @@ def main() -> None:
     rng = random.Random(args.seed)
 
     database = prepare_database(args.size, args.reuse, database=f"bench_latency_{args.size}")
-    if not (args.reuse and _tables_built(database)):
+    if not (args.reuse and has_table(database, "experiment_measurements")):
         run = lab_assets_cli_build(database, log_dir)
         print(f"[{args.size}] first build (not timed): {run.seconds:.1f} s", flush=True)
     with connect(database) as connection, connection.cursor() as cursor:

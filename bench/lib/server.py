@@ -51,6 +51,16 @@ def connect(database: str | None = None) -> pymysql.connections.Connection:
     return server_connection(SERVER_URL, database)
 
 
+def has_table(database: str, table: str) -> bool:
+    """Whether ``database`` holds ``table`` (e.g. a lab built before, to reuse)."""
+    with connect(database) as connection, connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = %s AND table_name = %s",
+            (database, table),
+        )
+        return bool(one_row(cursor)[0])
+
+
 def database_url(database: str) -> str:
     return SERVER_URL.set(database=database).render_as_string(hide_password=False)
 
