@@ -1,9 +1,11 @@
 """A source table's data version from the binlog where the change feed may be used, instead of a
 hash of the whole table on every observation.
 
-What must hold: an observation reports the version the previous one reported exactly when no
-committed change to the table lies between them, and another version whenever one does (Dagster
-shows ``experiment_measurements`` "Unsynced" by comparing these versions; lab_assets.defs.jobs).
+What must hold: an observation reports another version than the previous one whenever a
+committed change to the table lies between them, and, as long as the binlog can say, the same
+version when none does (Dagster shows ``experiment_measurements`` "Unsynced" by comparing these
+versions; lab_assets.defs.jobs). A hash is a new version even of an unchanged table: "Unsynced"
+then until the next refresh, never the reverse.
 
 How: each observation records the binlog position it read up to (``binlog_position``). The next
 one reads the binlog from there (only new events of the two source tables, as the refresh's
