@@ -11,6 +11,8 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 
+from lab_assets.names import CHANGE_FEED_SCAN, CHANGE_FEED_TAG, FULL_REFRESH_TAG, FULL_REFRESH_VALUE
+
 LAB_CHANGE_FEED_ENV = "LAB_CHANGE_FEED"
 
 
@@ -42,3 +44,14 @@ def parse_change_feed_mode(text: str | None) -> ChangeFeedMode:
 def change_feed_mode(environ: Mapping[str, str]) -> ChangeFeedMode:
     """The mode ``environ`` sets (e.g. ``os.environ``)."""
     return parse_change_feed_mode(environ.get(LAB_CHANGE_FEED_ENV))
+
+
+def scan_asked(run_tags: Mapping[str, str]) -> str | None:
+    """Why a run with these tags reads the sources whole even where the binlog could say what
+    changed (a full refresh; the sensor's periodic check found a difference the binlog did not
+    name), or None: the refresh's plan and the observations of the sources say the same."""
+    if run_tags.get(FULL_REFRESH_TAG) == FULL_REFRESH_VALUE:
+        return "a full refresh reads the sources whole"
+    if run_tags.get(CHANGE_FEED_TAG) == CHANGE_FEED_SCAN:
+        return "the sensor's periodic check found a difference the binlog did not name"
+    return None

@@ -68,16 +68,17 @@ class FeedPlan:
         return shown
 
 
-def plan_feed(log: DagsterLogManager, mysql: MySQLResource, full_refresh: bool, scan_asked: bool = False) -> FeedPlan:
+def plan_feed(log: DagsterLogManager, mysql: MySQLResource, scan_asked: str | None = None) -> FeedPlan:
     """Reads the binlog from the stored position when the feed may be used (one replication
-    connection, only new events), or decides to scan; logs which and why."""
+    connection, only new events), or decides to scan; logs which and why. ``scan_asked``: why the
+    run asks for a scan (lab_assets.change_feed.mode.scan_asked), or None."""
     mode = change_feed_mode(os.environ)
-    plan = _planned(mysql, mode, full_refresh, scan_asked)
+    plan = _planned(mysql, mode, scan_asked)
     log.info(f"change feed: {plan.feed} ({plan.reason})")
     return plan
 
 
-def _planned(mysql: MySQLResource, mode: ChangeFeedMode, full_refresh: bool, scan_asked: bool) -> FeedPlan:
+def _planned(mysql: MySQLResource, mode: ChangeFeedMode, scan_asked: str | None) -> FeedPlan:
     if mode is ChangeFeedMode.SCAN:
         return FeedPlan(SCAN, f"{LAB_CHANGE_FEED_ENV}=scan")
     tables = mysql.tables
@@ -90,12 +91,8 @@ def _planned(mysql: MySQLResource, mode: ChangeFeedMode, full_refresh: bool, sca
         stored = load_position(connection, tables)
         # Taken before anything reads the sources: a scan covers every change up to here.
         now = current_position(connection)
-        if full_refresh:
-            return FeedPlan(SCAN, "a full refresh reads the sources whole", position=now)
-        if scan_asked:
-            return FeedPlan(
-                SCAN, "the sensor's periodic check found a difference the binlog did not name", position=now
-            )
+        if scan_asked is not None:
+            return FeedPlan(SCAN, scan_asked, position=now)
         if stored is None:
             return FeedPlan(SCAN, "no binlog position recorded yet: this refresh scans once", position=now)
         batch = read_changes(connection, tables, stored)

@@ -24,6 +24,7 @@ from dagster._core.definitions.data_version import DATA_VERSION_TAG
 from dagster._core.definitions.metadata.metadata_set import TableMetadataSet
 
 from lab_assets.catalog.value_type import source_value_type
+from lab_assets.change_feed.mode import scan_asked
 from lab_assets.change_feed.observation import POSITION_KEY, Observed, observe_source, position_from_record
 from lab_assets.checks.specs import CATALOG_CHECKS, FLAT_TABLE_CHECKS, LINEAGE_CHECKS
 from lab_assets.defs.freshness import behind_sources
@@ -32,8 +33,6 @@ from lab_assets.flat_table.step import flat_table_outputs
 from lab_assets.io_manager import SqlRelation, TableWrite
 from lab_assets.mysql.resource import MySQLResource
 from lab_assets.names import (
-    CHANGE_FEED_SCAN,
-    CHANGE_FEED_TAG,
     EXPERIMENT_MEASUREMENTS,
     MEASUREMENT_TYPES,
     SAMPLE_LINEAGE,
@@ -43,7 +42,7 @@ from lab_assets.names import (
     TABLE_WRITERS_POOL,
 )
 from lab_assets.sources.hashes import MEASUREMENTS_COLUMNS, SAMPLES_COLUMNS, fingerprint_select
-from lab_assets.state.guard import check_sources, should_full_refresh
+from lab_assets.state.guard import check_sources
 
 SOURCES_GROUP = "lab_sources"
 # The deliverables first: the tables scientists query are in the main group; the refresh's own
@@ -99,7 +98,7 @@ def _observe(
         row_count, hash_a, hash_b = mysql.fetch_one(fingerprint_select(mysql.tables, table, columns, value_type))
         return int(row_count), f"{row_count}-{hash_a}-{hash_b}"
 
-    observed = observe_source(mysql, table, _previous(context, table), scan, _scan_asked(context))
+    observed = observe_source(mysql, table, _previous(context, table), scan, scan_asked(context.run.tags))
     ours = {theirs: mine for mine, theirs in mysql.tables.source(table).columns}
     described = SOURCE_COLUMN_DESCRIPTIONS[table]
     column_schema = TableSchema(
@@ -140,15 +139,6 @@ def _previous(context: AssetExecutionContext, table: str) -> Observed | None:
         return None
     position = observation.metadata.get(POSITION_KEY)
     return Observed(version, int(row_count), position_from_record(getattr(position, "value", None)))
-
-
-def _scan_asked(context: AssetExecutionContext) -> str | None:
-    """Why this run hashes the sources whole even where the binlog could say what changed."""
-    if should_full_refresh(context):
-        return "a full refresh reads the sources whole"
-    if context.run.tags.get(CHANGE_FEED_TAG) == CHANGE_FEED_SCAN:
-        return "the sensor's periodic check found a difference the binlog did not name"
-    return None
 
 
 @observable_source_asset(

@@ -11,6 +11,7 @@ from concurrent.futures import Future
 from dagster import AssetCheckResult, AssetExecutionContext, DagsterLogManager, Output
 
 from lab_assets.catalog.step import compute_measurement_type_catalog
+from lab_assets.change_feed.mode import scan_asked
 from lab_assets.change_feed.plan import plan_feed, store_after_refresh
 from lab_assets.checks.evaluation import AUDIT, BLOCKING_CHECKS, Coverage, raise_if_blocking_failed
 from lab_assets.checks.source_checks import (
@@ -25,8 +26,6 @@ from lab_assets.mysql.resource import MySQLResource
 from lab_assets.mysql.sessions import MAX_CONNECTIONS
 from lab_assets.mysql.threads import started_in_threads
 from lab_assets.names import (
-    CHANGE_FEED_SCAN,
-    CHANGE_FEED_TAG,
     MEASUREMENT_TYPES,
     MEASUREMENTS_HAVE_SAMPLES,
     ORPHANS_TABLE,
@@ -143,8 +142,8 @@ def _computed_and_written(
 ) -> Iterator[Output | AssetCheckResult]:
     selected = {key.to_user_string() for key in context.selected_asset_keys}
     # The binlog position covers every derived table: only a run that writes them all moves it.
-    scan_asked = context.run.tags.get(CHANGE_FEED_TAG) == CHANGE_FEED_SCAN
-    feed = plan_feed(context.log, mysql, full_refresh, scan_asked) if selected >= set(SOURCE_DERIVED_TABLES) else None
+    all_derived = selected >= set(SOURCE_DERIVED_TABLES)
+    feed = plan_feed(context.log, mysql, scan_asked(context.run.tags)) if all_derived else None
     ids = feed.ids_table if feed else None
     kept = feed.rows_kept if feed else False
     computations: dict[str, Callable[[], object]] = {
