@@ -31,14 +31,12 @@ there before (``feed_<size>``, its tables, the Dagster instance in ``DIR``) is r
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 
@@ -49,7 +47,6 @@ ROOT = HERE.parent
 sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != HERE]
 sys.path.insert(0, str(ROOT))
 
-import sqlalchemy as sa  # noqa: E402
 
 import bench.lib.server as bench_server  # noqa: E402
 from bench.lib.data import SEED_ROWS, change_one_percent, parse_size, prepare_database  # noqa: E402
@@ -115,22 +112,11 @@ class Bench:
             self.run(BINLOG, "catch-up", timed=False)
 
 
-@contextlib.contextmanager
-def given_server(url: str) -> Iterator[None]:
-    """bench.lib's connections point at the running server ``url`` while the block runs."""
-    saved = bench_server.SERVER_URL
-    bench_server.SERVER_URL = sa.make_url(url)
-    try:
-        yield
-    finally:
-        bench_server.SERVER_URL = saved
-
-
 def one_size(size: int, args: argparse.Namespace, workdir: Path, log_dir: Path) -> tuple[list[FeedRun], dict]:
     directory = workdir if args.server else Path(tempfile.mkdtemp(prefix=f"feed_{size}_", dir=workdir))
     started = time.monotonic()
     server = (
-        given_server(args.server)
+        bench_server.serving(args.server)
         if args.server
         else private_server(directory, args.buffer_pool, args.log_file_size, bool(args.statements))
     )

@@ -15,8 +15,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import sqlalchemy as sa
-
 import bench.lib.server as bench_server
 from bench.lib.runs import step_seconds
 from bench.lib.server import connect, database_url, one_row
@@ -73,13 +71,8 @@ def private_server(directory: Path, buffer_pool: str, log_file: str, statements:
         "innodb-log-file-size": log_file,
         "performance-schema": "ON" if statements else "OFF",
     }
-    saved = bench_server.SERVER_URL
-    with extra_server(directory, options, timeout=120) as server:
-        bench_server.SERVER_URL = sa.make_url(server.url)
-        try:
-            yield server
-        finally:
-            bench_server.SERVER_URL = saved
+    with extra_server(directory, options, timeout=120) as server, bench_server.serving(server.url):
+        yield server
 
 
 def rows_read() -> int:

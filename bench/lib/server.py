@@ -3,9 +3,11 @@ it and the machine that are recorded with the results."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import resource
+from collections.abc import Iterator
 
 import pymysql
 import sqlalchemy as sa
@@ -13,6 +15,21 @@ import sqlalchemy as sa
 from lab_assets_tests.lab_data import server_connection
 
 SERVER_URL = sa.make_url(os.environ.get("LAB_BENCH_SERVER_URL", "mysql+pymysql://root@127.0.0.1:3306"))
+
+
+@contextlib.contextmanager
+def serving(url: str) -> Iterator[None]:
+    """bench.lib's connections (data, verify, database_url) point at the server ``url`` while the
+    block runs, and back at SERVER_URL's own after it."""
+    global SERVER_URL  # noqa: PLW0603 (every bench.lib connection reads it when it connects)
+    saved = SERVER_URL
+    SERVER_URL = sa.make_url(url)
+    try:
+        yield
+    finally:
+        SERVER_URL = saved
+
+
 # Server variables recorded with the results (SHOW VARIABLES).
 RELEVANT_VARIABLES = (
     "version",
