@@ -14,7 +14,7 @@ The SQL and the reasoning are in :mod:`lab_assets.flat_table.summary_sql`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Connection
 
@@ -59,7 +59,7 @@ def full_refresh_summary(
 def prepare_incremental_summary(mysql: MySQLResource, value_type: ValueType) -> None:
     """Before an incremental refresh (DDL, outside its transaction): the summary table created
     where it is missing, created again empty where its values have another type (then aggregated
-    whole in the transaction), and the delta work table created empty."""
+    whole in the transaction), and the delta work table created empty (the write drops it)."""
     schema = mysql.tables.output_database
     stored = {
         c.name: declared_type(c.column_type, c.character_set, c.collation) for c in mysql.table_columns(COLUMN_SUMMARY)
@@ -71,7 +71,7 @@ def prepare_incremental_summary(mysql: MySQLResource, value_type: ValueType) -> 
     mysql.execute(delta_table_statement(schema, DELTA_TABLE, value_type))
 
 
-@dataclass(frozen=True)
+@dataclass
 class ColumnSummaryUpkeep:
     """The summary's delta for a KeyedRowsReplacement of the flat table's rows whose sample ids
     ``keys_table`` lists (lab_assets.io_manager.kinds.ReplacementUpkeep). The rows are read by
@@ -83,11 +83,9 @@ class ColumnSummaryUpkeep:
     keys_table: str
     columns: tuple[str, ...]
     value_type: ValueType
-
-    def _trusted(self, connection: Connection) -> bool:
-        """Whether the stored summary has a row for exactly the table's columns."""
-        names = connection.exec_driver_sql(summary_names_select(self.schema, COLUMN_SUMMARY)).fetchall()
-        return {row[0] for row in names} == set(self.columns)
+    # Whether the stored summary has a row for exactly the table's columns, as before_replace
+    # found it; nothing but after_replace writes the summary in between (one transaction).
+    trusted: bool = field(default=False, init=False)
 
     def _run(self, connection: Connection, statement: str | None) -> None:
         if statement is not None:
@@ -96,7 +94,9 @@ class ColumnSummaryUpkeep:
     def before_replace(self, connection: Connection) -> None:
         """The aggregates of the rows about to be replaced, into the delta table."""
         self._run(connection, clear_statement(self.schema, DELTA_TABLE))
-        if self._trusted(connection):
+        names = connection.exec_driver_sql(summary_names_select(self.schema, COLUMN_SUMMARY)).fetchall()
+        self.trusted = {row[0] for row in names} == set(self.columns)
+        if self.trusted:
             replaced = rows_of_keys(self.schema, self.table, self.keys_table)
             self._run(connection, old_rows_statement(self.schema, DELTA_TABLE, self.columns, self.value_type, replaced))
 
@@ -104,7 +104,7 @@ class ColumnSummaryUpkeep:
         """The summary brought up to date: by delta, the columns that lost their minimum or
         maximum aggregated again; a summary not trusted before the replacement aggregated whole."""
         schema, columns, value_type = self.schema, self.columns, self.value_type
-        if not self._trusted(connection):
+        if not self.trusted:
             self._run(connection, clear_statement(schema, COLUMN_SUMMARY))
             whole = whole_table(schema, self.table)
             self._run(connection, store_whole_statement(schema, COLUMN_SUMMARY, columns, value_type, whole))
