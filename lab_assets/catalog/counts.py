@@ -17,14 +17,16 @@ from lab_assets.catalog.counts_sql import (
     delta_definition,
     delta_insert_statement,
     groups_definition,
+    several_spellings_select,
     spellings_definition,
     state_definition,
     state_delete_statements,
     state_fill_statement,
     state_refill_statement,
     sums_broken_select,
+    sums_fill_correction,
+    sums_fill_statements,
     sums_update_statements,
-    whole_state_as_delta,
 )
 from lab_assets.catalog.sql import (
     CATALOG_FACTS,
@@ -116,10 +118,11 @@ def _rebuilt(mysql: MySQLResource, collations: SourceCollations) -> tuple[list[t
             connection.exec_driver_sql(f"DROP TABLE IF EXISTS {tables.qualified(table)}")
             connection.exec_driver_sql(definition.create_statement(tables.output_database, table))
         connection.exec_driver_sql(state_fill_statement(tables, collations.no_pad))
-        for statement in sums_update_statements(
-            tables, whole_state_as_delta(tables), collations.charset, collations.collation
-        ):
+        for statement in sums_fill_statements(tables, collations.charset, collations.collation):
             connection.exec_driver_sql(statement)
+        (several,) = connection.exec_driver_sql(several_spellings_select(tables)).one()
+        if int(several):
+            connection.exec_driver_sql(sums_fill_correction(tables, collations.charset, collations.collation))
         return _read_and_marked(connection, mysql, collations)
 
 

@@ -96,8 +96,16 @@ GROUP BY {key}"""
 
 
 def state_fill_statement(tables: TableLocations, no_pad_collation: str) -> str:
-    """The state, whole, from one read of sample_measurements (one statement's snapshot)."""
-    return f"INSERT INTO {tables.qualified(SAMPLE_TYPE_COUNTS)}\n{_state_rows(tables, no_pad_collation, '')}"
+    """The state, whole, from one read of sample_measurements (one statement's snapshot): each
+    source row counted into its key by the state's primary key. Not a GROUP BY: its temporary
+    table of a million wide keys (a spelling is up to 1,020 bytes) goes to disk and takes longer."""
+    no_pad = _checked("collation", no_pad_collation)
+    spelling = f"COALESCE(CONVERT(m.measurement_type USING utf8mb4) COLLATE {no_pad}, '')"
+    return f"""INSERT INTO {tables.qualified(SAMPLE_TYPE_COUNTS)}
+  (sample_id, no_sample, type_null, spelling, measurement_count)
+SELECT COALESCE(m.sample_id, 0), m.sample_id IS NULL, m.measurement_type IS NULL, {spelling}, 1
+FROM {tables.sample_measurements} AS m
+ON DUPLICATE KEY UPDATE measurement_count = measurement_count + 1"""
 
 
 def state_refill_statement(tables: TableLocations, no_pad_collation: str, ids_table: str) -> str:
@@ -136,9 +144,61 @@ def state_delete_statements(tables: TableLocations, ids_table: str) -> tuple[str
     )
 
 
-def whole_state_as_delta(tables: TableLocations) -> str:
-    """The whole state as delta rows (sign +1): what the sums are built from in a full rebuild."""
-    return f"SELECT 1 AS sign, st.* FROM {tables.qualified(SAMPLE_TYPE_COUNTS)} AS st"
+def sums_fill_statements(tables: TableLocations, charset: str, collation: str) -> tuple[str, ...]:
+    """The spellings' and the types' sums from the whole state into their empty tables, as
+    :func:`sums_update_statements` would move them from nothing, in two passes over the state
+    grouped by spelling (a few groups: no wide temporary table). A type's samples are first
+    counted once per spelling; :func:`several_spellings_select` says whether any type has more
+    than one, and only then :func:`sums_fill_correction` subtracts the samples counted twice."""
+    charset, collation = _checked("character set", charset), _checked("collation", collation)
+    spellings, groups = tables.qualified(TYPE_SPELLINGS), tables.qualified(TYPE_GROUPS)
+    state = tables.qualified(SAMPLE_TYPE_COUNTS)
+    return (
+        f"""INSERT INTO {spellings} (type_null, spelling, group_key, measurement_count)
+SELECT st.type_null, st.spelling, CONVERT(st.spelling USING {charset}), SUM(st.measurement_count)
+FROM {state} AS st GROUP BY st.type_null, st.spelling""",
+        f"""INSERT INTO {groups} (type_null, group_key, sample_count, measurement_count, repeated_measurements)
+SELECT per.type_null, CONVERT(MIN(per.spelling) USING {charset}), SUM(per.samples), SUM(per.all_rows),
+  SUM(per.sample_rows) - SUM(per.samples)
+FROM (
+  SELECT st.type_null, st.spelling, SUM(st.no_sample = 0) AS samples, SUM(st.measurement_count) AS all_rows,
+    SUM(CASE WHEN st.no_sample = 0 THEN st.measurement_count ELSE 0 END) AS sample_rows
+  FROM {state} AS st GROUP BY st.type_null, st.spelling
+) AS per
+GROUP BY per.type_null, CONVERT(per.spelling USING {charset}) COLLATE {collation}""",
+    )
+
+
+def several_spellings_select(tables: TableLocations) -> str:
+    """How many types have more than one spelling."""
+    return f"""SELECT COUNT(*) FROM (
+  SELECT sp.type_null, sp.group_key FROM {tables.qualified(TYPE_SPELLINGS)} AS sp
+  GROUP BY sp.type_null, sp.group_key HAVING COUNT(*) > 1
+) AS several"""
+
+
+def sums_fill_correction(tables: TableLocations, charset: str, collation: str) -> str:
+    """A sample with k spellings of one type was counted k times by :func:`sums_fill_statements`:
+    k - 1 samples fewer, and k - 1 more repeated rows (its rows beyond its first)."""
+    charset, collation = _checked("character set", charset), _checked("collation", collation)
+    spellings, groups = tables.qualified(TYPE_SPELLINGS), tables.qualified(TYPE_GROUPS)
+    group = f"CONVERT(st.spelling USING {charset}) COLLATE {collation}"
+    return f"""UPDATE {groups} AS g JOIN (
+  SELECT pairs.type_null, pairs.group_key, SUM(pairs.spellings - 1) AS extra
+  FROM (
+    SELECT st.type_null, {group} AS group_key, COUNT(*) AS spellings
+    FROM {tables.qualified(SAMPLE_TYPE_COUNTS)} AS st
+    JOIN {spellings} AS sp ON sp.type_null = st.type_null AND sp.spelling = st.spelling
+    JOIN (
+      SELECT type_null, group_key FROM {spellings} GROUP BY type_null, group_key HAVING COUNT(*) > 1
+    ) AS several ON several.type_null = sp.type_null AND several.group_key = sp.group_key
+    WHERE st.no_sample = 0
+    GROUP BY st.type_null, st.sample_id, {group}
+  ) AS pairs
+  GROUP BY pairs.type_null, pairs.group_key
+) AS counted_twice ON counted_twice.type_null = g.type_null AND counted_twice.group_key = g.group_key
+SET g.sample_count = g.sample_count - counted_twice.extra,
+  g.repeated_measurements = g.repeated_measurements + counted_twice.extra"""
 
 
 def sums_update_statements(tables: TableLocations, delta_rows: str, charset: str, collation: str) -> tuple[str, ...]:
