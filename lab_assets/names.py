@@ -33,6 +33,7 @@ CATALOG_FACTS_TABLE = "lab_catalog_facts"  # what the catalog's last scan counte
 ORPHANS_TABLE = "lab_orphan_samples"  # sample ids with measurements but no sample (whole, or by the binlog's ids)
 SAMPLE_TYPE_COUNTS = "lab_sample_type_counts"  # the catalog's state: per sample and spelling, its rows
 TYPE_SPELLINGS = "lab_type_spellings"  # per spelling of a type, its rows (sums of the state)
+STATE_ROW_COUNTS = "lab_state_row_counts"  # each state table's row count, kept with its bucket table
 TYPE_GROUPS = "lab_type_groups"  # per type as the source collation groups them: samples, rows, repeats
 COLUMN_SUMMARY = "lab_column_summary"  # each flat measurement column's non-NULL count, minimum and maximum
 OWN_TABLES = (
@@ -51,6 +52,7 @@ OWN_TABLES = (
     SAMPLE_TYPE_COUNTS,
     TYPE_SPELLINGS,
     TYPE_GROUPS,
+    STATE_ROW_COUNTS,
 )
 
 # The tables derived from the two sources, in the order their outputs are written.

@@ -32,7 +32,14 @@ from lab_assets.digests.sql import (
 )
 from lab_assets.lineage.sql import LINEAGE_BUCKETS, LINEAGE_STATE, lineage_bucket_sums_select
 from lab_assets.mysql.resource import MySQLResource
-from lab_assets.names import CATALOG_FACTS_TABLE, ORPHANS_TABLE, SAMPLE_TYPE_COUNTS, TYPE_GROUPS, TYPE_SPELLINGS
+from lab_assets.names import (
+    CATALOG_FACTS_TABLE,
+    ORPHANS_TABLE,
+    SAMPLE_TYPE_COUNTS,
+    STATE_ROW_COUNTS,
+    TYPE_GROUPS,
+    TYPE_SPELLINGS,
+)
 from lab_assets.names import SAMPLE_MEASUREMENT_DIGESTS as DIGEST_TABLE
 from lab_assets.sources.hashes import row_hash_expressions
 from lab_assets.sources.locations import TableLocations
@@ -187,7 +194,8 @@ def assert_refresh_state_is_exact(db) -> None:
     * each bucket table equals the sums over its state table, and the sums the next refresh
       computes from the sources (so an unchanged source gives no candidates);
     * the lineage records each sample's parent and experiment, and its root and depth as found by
-      walking parent pointers in Python.
+      walking parent pointers in Python;
+    * each state table's stored row count is its COUNT(*).
     """
     measurements = db.query("SELECT sample_id, measurement_type, value FROM sample_measurements")
     rows_per_sample = Counter(sample_id for sample_id, _, _ in measurements if sample_id is not None)
@@ -214,6 +222,10 @@ def assert_refresh_state_is_exact(db) -> None:
     assert lineage_buckets == bucket_sums(row_hashes, LINEAGE_BUCKETS.width)
     live_lineage_buckets = keyed(db.query(lineage_bucket_sums_select(TableLocations.single(db.name))))
     assert {b: sums[:3] for b, sums in lineage_buckets.items()} == live_lineage_buckets
+    assert dict(db.query(f"SELECT state_table, state_rows FROM {STATE_ROW_COUNTS}")) == {
+        DIGEST_TABLE: len(digests),
+        "sample_lineage": len(lineage),
+    }
 
 
 # --- sensor ---------------------------------------------------------------------------------------

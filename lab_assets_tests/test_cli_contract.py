@@ -45,6 +45,7 @@ def test_cli_contract_builds_every_table_and_is_repeatable(lab_db, tmp_path):
         "lab_catalog_facts",
         "lab_orphan_samples",
         "lab_sample_type_counts",
+        "lab_state_row_counts",
         "lab_type_spellings",
         "lab_type_groups",
         "lab_column_summary",

@@ -186,8 +186,7 @@ def _refresh_sql_texts() -> list[str]:
         lineage.lineage_update_select(schema, "changes"),
         *bucket_sql.bucket_table_update_statements(
             schema,
-            lineage.LINEAGE_BUCKETS,
-            "b",
+            lineage.LINEAGE_STATE,
             ("candidates", "changes"),
             lineage.LINEAGE_STATE.stored_sums_select(schema, ("candidates", "changes")),
         ),
@@ -220,7 +219,7 @@ def _statements_of_every_builder() -> list[str]:
         digests.measurement_digest_select(tables, DEFAULT_VALUE_TYPE),
         str(digests.digest_bulk_build(tables, DEFAULT_VALUE_TYPE)),
         *bucket_sql.bucket_table_build_statements(tables, digests.DIGEST_STATE),
-        bucket_sql.state_row_count_select(tables, "b"),
+        bucket_sql.state_row_count_select(tables, digests.DIGEST_STATE),
         lineage.lineage_select(tables),
         str(lineage.lineage_bulk_build(tables)),
         sources.fingerprint_select(tables, "samples", ["id"]),

@@ -119,6 +119,18 @@ def test_stale_bucket_sums_are_repaired_by_the_next_refresh(built_db):
     assert refresh_and_compare(built_db) == "incremental"
 
 
+def test_row_counts_missing_or_dropped_are_stored_again_by_the_next_refresh(built_db):
+    # As a lab_assets version without the stored row counts leaves the output database: the
+    # next refresh sums them once from the bucket tables (refresh_and_compare_all compares every
+    # row count with COUNT(*)); a lost row alone is stored again too.
+    built_db.execute("DROP TABLE lab_state_row_counts")
+    changed_values(built_db)
+    assert refresh_and_compare(built_db) == "incremental"
+    built_db.execute(f"DELETE FROM lab_state_row_counts WHERE state_table = '{DIGEST_TABLE}'")
+    changed_values(built_db)
+    assert refresh_and_compare(built_db) == "incremental"
+
+
 def test_a_lineage_table_without_the_recorded_parent_index_is_rebuilt_whole(built_db):
     # As made before the refresh walked down the recorded parent links: the next run rebuilds it
     # (with the index) instead of walking without one.

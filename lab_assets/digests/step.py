@@ -65,8 +65,7 @@ def compute_sample_measurement_digests(
                     (),
                     bucket_table_update_statements(
                         tables,
-                        state.buckets,
-                        state.buckets_table,
+                        state,
                         (state.candidates_table,),
                         candidate_bucket_sums_select(tables, state.extra_table),
                     ),

@@ -41,6 +41,7 @@ from lab_assets.state.pending import (
     mark_pending,
     read_pending,
 )
+from lab_assets.state.work_tables import ensure_row_count
 
 
 def flat_table_outputs(
@@ -163,11 +164,9 @@ def flat_table_write(
             definition=definition,
             keys_table=PENDING_SAMPLES,
             # One row per sample the lineage records (the pivot's FROM), all pending rows just
-            # written: summed from the lineage's bucket table, where there is one, instead of
-            # counting the whole table.
-            row_count_select=state_row_count_select(tables, LINEAGE_STATE.buckets_table)
-            if mysql.column_names(LINEAGE_STATE.buckets_table)
-            else None,
+            # written: the lineage's row count as stored beside its bucket table, where there is
+            # one, instead of counting the whole table.
+            row_count_select=_lineage_row_count_select(mysql),
             # The column summary by delta, in the transaction that replaces the rows.
             upkeep=ColumnSummaryUpkeep(
                 tables.output_database, EXPERIMENT_MEASUREMENTS, PENDING_SAMPLES, names, value_type
@@ -207,3 +206,14 @@ def published_value_types(mysql: MySQLResource) -> list[str]:
         for c in mysql.table_columns(EXPERIMENT_MEASUREMENTS)
         if c.name not in identifying
     ]
+
+
+def _lineage_row_count_select(mysql: MySQLResource) -> str | None:
+    """The query of the lineage's stored row count (stored first where a lab_assets version
+    without it left none), or None where the lineage has no bucket table."""
+    tables = mysql.tables
+    if not mysql.column_names(LINEAGE_STATE.buckets_table):
+        return None
+    with mysql.connect() as connection:
+        ensure_row_count(connection, tables, LINEAGE_STATE)
+    return state_row_count_select(tables, LINEAGE_STATE)

@@ -45,7 +45,7 @@ from lab_assets.names import (
 from lab_assets.sources.value_types import ValueType
 from lab_assets.sql.statements import qualified_name
 from lab_assets.state.sql import BUCKET_SUMS_DEFINITION
-from lab_assets.state.work_tables import add_to_work_table, fill_work_table
+from lab_assets.state.work_tables import add_to_work_table, ensure_row_count, fill_work_table
 
 SUSPECTS_TABLE = helper_table(SAMPLE_MEASUREMENT_DIGESTS, SUSPECTS_SUFFIX)
 VERIFIED_TABLE = helper_table(SAMPLE_MEASUREMENT_DIGESTS, VERIFIED_SUFFIX)
@@ -168,6 +168,8 @@ def _verified(
             buckets_ready = column_names(connection, output, DIGEST_STATE.buckets_table) == list(
                 BUCKET_SUMS_DEFINITION.column_names
             )
+            if buckets_ready:
+                ensure_row_count(connection, tables, DIGEST_STATE)
             corrections = digest_correction_statements(tables, VERIFIED_TABLE, STALE_TABLE, buckets_ready)
         with transaction(connection):
             for statement in (*corrections, *pending_after_verification_statements(tables, VERIFIED_TABLE)):

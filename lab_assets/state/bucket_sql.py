@@ -7,12 +7,19 @@ bucket again would look up every id of it (the bucket width per touched bucket, 
 unchanged); the delta reads only the written ids' rows by primary key, once before the write (the
 old rows, subtracted) and once after it (the new rows, added), both with the sums of
 :class:`RowSums` that build the table whole.
+
+The state table's row count is kept beside it in :data:`STATE_ROW_COUNTS` (one row per state
+table), equal to the sum of the bucket table's ``state_rows``: stored when the bucket table is
+built whole, and moved in the same transaction as every write to the bucket table by the
+difference of the touched buckets' ``state_rows`` (summed before the write and after it), so the
+materialization's row count reads one row, not a bucket table of n/4 rows.
 """
 
 from __future__ import annotations
 
-from lab_assets.names import NEW_SUFFIX, helper_table
+from lab_assets.names import NEW_SUFFIX, STATE_ROW_COUNTS, helper_table
 from lab_assets.sources.locations import TableLocations
+from lab_assets.sql.statements import Column, TableDefinition
 from lab_assets.state.sql import (
     BUCKET_SUMS,
     BUCKET_SUMS_DEFINITION,
@@ -22,11 +29,43 @@ from lab_assets.state.sql import (
     buckets_of_ids_select,
 )
 
+STATE_ROW_COUNTS_DEFINITION = TableDefinition(
+    columns=(Column("state_table", "VARCHAR(64) NOT NULL"), Column("state_rows", "BIGINT NOT NULL")),
+    primary_key=("state_table",),
+)
 
-def state_row_count_select(tables: TableLocations, buckets_table: str) -> str:
-    """The number of rows of a state table, summed over its bucket table (which equals the sums
-    over the state table; kept in the same transaction)."""
-    return f"SELECT COALESCE(SUM(state_rows), 0) FROM {tables.qualified(buckets_table)}"
+
+def _name_literal(state: StateTable) -> str:
+    """The state table's name as an SQL string: one of lab_assets' own names, checked."""
+    if not state.name.replace("_", "").isalnum():
+        raise ValueError(f"unexpected state table name {state.name!r}")
+    return f"'{state.name}'"
+
+
+def state_row_count_select(tables: TableLocations, state: StateTable) -> str:
+    """The number of rows of a state table, as stored beside its bucket table (no row: not stored)."""
+    return f"SELECT state_rows FROM {tables.qualified(STATE_ROW_COUNTS)} WHERE state_table = {_name_literal(state)}"
+
+
+def row_count_store_statements(tables: TableLocations, state: StateTable) -> tuple[str, ...]:
+    """The state table's row count summed over its bucket table (just built whole) and stored."""
+    counts = tables.qualified(STATE_ROW_COUNTS)
+    name = _name_literal(state)
+    return (
+        STATE_ROW_COUNTS_DEFINITION.create_statement(tables.output_database, STATE_ROW_COUNTS, if_not_exists=True),
+        f"DELETE FROM {counts} WHERE state_table = {name}",
+        f"INSERT INTO {counts} (state_table, state_rows)"
+        f" SELECT {name}, COALESCE(SUM(state_rows), 0) FROM {tables.qualified(state.buckets_table)}",
+    )
+
+
+def _row_count_moved(tables: TableLocations, state: StateTable, touched_select: str, sign: str) -> str:
+    """The stored row count moved by the touched buckets' ``state_rows``: subtracted (``-``) before
+    a write to the bucket table, added (``+``) after it; one primary-key lookup per touched bucket."""
+    return f"""UPDATE {tables.qualified(STATE_ROW_COUNTS)} SET state_rows = state_rows {sign} (
+  SELECT COALESCE(SUM(b.state_rows), 0) FROM {tables.qualified(state.buckets_table)} AS b
+  JOIN ({touched_select}) AS touched ON touched.bucket = b.bucket
+) WHERE state_table = {_name_literal(state)}"""
 
 
 def bucket_table_build_statements(tables: TableLocations, state: StateTable) -> tuple[str, ...]:
@@ -41,27 +80,31 @@ def bucket_table_build_statements(tables: TableLocations, state: StateTable) -> 
         f"INSERT INTO {staging} {state.stored_sums_select(tables)}",
         f"DROP TABLE IF EXISTS {tables.qualified(buckets_table)}",
         f"RENAME TABLE {staging} TO {tables.qualified(buckets_table)}",
+        *row_count_store_statements(tables, state),
     )
 
 
 def bucket_table_update_statements(
     tables: TableLocations,
-    scheme: BucketScheme,
-    buckets_table: str,
+    state: StateTable,
     id_tables: tuple[str, ...],
     new_sums_select: str,
     except_buckets_of: tuple[str, ...] = (),
 ) -> tuple[str, ...]:
-    """Bring the bucket table up to date for the buckets of the ids in the work tables
+    """Bring the state's bucket table up to date for the buckets of the ids in the work tables
     ``id_tables`` but those of the ids in ``except_buckets_of``: their rows are replaced by
-    ``new_sums_select`` (the same sums over the state table just written, for those buckets); run
-    in the write's transaction. A bucket left without state rows disappears."""
-    buckets = tables.qualified(buckets_table)
+    ``new_sums_select`` (the same sums over the state table just written, for those buckets), and
+    the stored row count moved with them; run in the write's transaction. A bucket left without
+    state rows disappears."""
+    buckets = tables.qualified(state.buckets_table)
+    touched = buckets_of_ids_select(tables, state.buckets, id_tables, except_buckets_of)
     return (
+        _row_count_moved(tables, state, touched, "-"),
         f"""DELETE b FROM {buckets} AS b
-JOIN ({buckets_of_ids_select(tables, scheme, id_tables, except_buckets_of)}) AS touched
+JOIN ({touched}) AS touched
 ON touched.bucket = b.bucket""",
         f"INSERT INTO {buckets} {new_sums_select}",
+        _row_count_moved(tables, state, touched, "+"),
     )
 
 
@@ -75,8 +118,7 @@ def stale_bucket_repair_statements(tables: TableLocations, state: StateTable, ca
     its delta, and is repaired by the first refresh that finds it without one)."""
     return bucket_table_update_statements(
         tables,
-        state.buckets,
-        state.buckets_table,
+        state,
         (candidates_table,),
         state.stored_sums_select(tables, (candidates_table,), (state.changes_table,)),
         except_buckets_of=(state.changes_table,),
@@ -101,8 +143,8 @@ def bucket_delta_statements(
     """(before, after) a write that replaces, adds or deletes the state rows of the ids in
     ``keys_table``, both run in the write's transaction: before, those ids' old rows subtracted
     from their buckets; after, the buckets they enter added empty, their new rows added, and the
-    buckets left without state rows deleted. A bucket table equal to the sums over the state table
-    before the write equals them after it.
+    buckets left without state rows deleted; the stored row count moved with them. A bucket table
+    equal to the sums over the state table before the write equals them after it.
 
     UPDATE ... JOIN and an anti-joined INSERT rather than ``ON DUPLICATE KEY UPDATE c = c +
     VALUES(c)``: MySQL 8.0.20+ deprecates ``VALUES()`` there and MariaDB lacks the ``AS new``
@@ -123,4 +165,7 @@ SELECT touched.bucket, 0, 0, 0, 0 FROM ({touched}) AS touched
 LEFT JOIN {buckets} AS b ON b.bucket = touched.bucket WHERE b.bucket IS NULL"""
     emptied = f"""DELETE b FROM {buckets} AS b JOIN ({touched}) AS touched ON touched.bucket = b.bucket
 WHERE b.state_rows = 0"""
-    return (applied("-"),), (entered, applied("+"), emptied)
+    return (
+        (_row_count_moved(tables, state, touched, "-"), applied("-")),
+        (entered, applied("+"), emptied, _row_count_moved(tables, state, touched, "+")),
+    )

@@ -12,8 +12,15 @@ from sqlalchemy.engine import Connection
 from lab_assets.mysql.catalog import column_names
 from lab_assets.mysql.errors import raise_on_lost_values
 from lab_assets.mysql.resource import MySQLResource
+from lab_assets.names import STATE_ROW_COUNTS
+from lab_assets.sources.locations import TableLocations
 from lab_assets.sql.statements import TableDefinition, qualified_name
-from lab_assets.state.bucket_sql import bucket_table_build_statements
+from lab_assets.state.bucket_sql import (
+    STATE_ROW_COUNTS_DEFINITION,
+    bucket_table_build_statements,
+    row_count_store_statements,
+    state_row_count_select,
+)
 from lab_assets.state.sql import (
     BUCKET_SUMS_DEFINITION,
     CHANGE_SET_DEFINITION,
@@ -61,6 +68,8 @@ def fill_candidates(mysql: MySQLResource, state: StateTable, live_sums_select: s
         ):
             for statement in bucket_table_build_statements(tables, state):
                 connection.exec_driver_sql(statement)
+        else:
+            ensure_row_count(connection, tables, state)
         fill_work_table(
             connection,
             tables.output_database,
@@ -69,3 +78,16 @@ def fill_candidates(mysql: MySQLResource, state: StateTable, live_sums_select: s
             if feed_ids_table is not None
             else changed_bucket_members_select(tables, state.buckets, live_sums_select, state.buckets_table),
         )
+
+
+def ensure_row_count(connection: Connection, tables: TableLocations, state: StateTable) -> None:
+    """The state table's row count stored beside its bucket table (which exists): summed from
+    the bucket table where none is stored (a table left by a version without the row counts)."""
+    stored = column_names(connection, tables.output_database, STATE_ROW_COUNTS)
+    if stored == list(STATE_ROW_COUNTS_DEFINITION.column_names):
+        if connection.exec_driver_sql(state_row_count_select(tables, state)).first() is not None:
+            return
+    elif stored:  # another layout: made again (every state table's row is stored again by its own refresh)
+        connection.exec_driver_sql(f"DROP TABLE {tables.qualified(STATE_ROW_COUNTS)}")
+    for statement in row_count_store_statements(tables, state):
+        connection.exec_driver_sql(statement)

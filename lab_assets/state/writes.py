@@ -39,7 +39,7 @@ def incremental_refresh_write(
 ) -> DerivedTable:
     """The rows of the ids in ``state.changes_table`` replaced by ``select_sql``, the bucket table
     brought up to date in the same transaction (``bucket_updates``: statements run before the
-    rows are replaced, and after), the row count summed from the bucket table, those ids marked
+    rows are replaced, and after), the row count read as stored beside it, those ids marked
     pending for the flat table."""
     before, after = bucket_updates
     write: TableWrite = KeyedRowsReplacement(
@@ -49,7 +49,7 @@ def incremental_refresh_write(
         recursion_limit=recursion_limit,
         in_transaction_before=before,
         in_transaction=after,
-        row_count_select=state_row_count_select(tables, state.buckets_table),
+        row_count_select=state_row_count_select(tables, state),
         drop_after=state.work_tables,
     )
     return DerivedTable(
