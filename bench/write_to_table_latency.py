@@ -39,10 +39,11 @@ medians of each part; ``--markdown FILE`` writes the same as Markdown for bench/
 ("Write-to-table latency").
 
 Usage: ``.venv/bin/python bench/write_to_table_latency.py [--size 1000000] [--changes 20]
-[--reuse] [--markdown FILE] [--dagster-yaml FILE]`` (``--dagster-yaml``: an instance
+[--reuse] [--database NAME] [--markdown FILE] [--dagster-yaml FILE]`` (``--dagster-yaml``: an instance
 configuration of one's own in the DAGSTER_HOME, which ``make dev`` keeps, e.g. Dagster's default
 run queue interval, to compare). Needs the local server (LAB_BENCH_SERVER_URL, default
-mysql+pymysql://root@127.0.0.1:3306); only ``bench_latency_<size>`` is created or replaced.
+mysql+pymysql://root@127.0.0.1:3306); only ``bench_latency_<size>`` is created or replaced
+(``--database``: only used, its sample count checked).
 ``make dev``'s log goes to ``bench/out/bench_latency_<size>_make_dev.log``.
 """
 
@@ -80,6 +81,11 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=1_000_000, help="generated samples (plus the 20 fixed ones)")
     parser.add_argument("--changes", type=int, default=20, help="corrected values, one refresh each")
     parser.add_argument("--reuse", action="store_true", help="keep bench_latency_<size> (and its tables) if there")
+    parser.add_argument(
+        "--database",
+        help="a lab of --size samples built before on the server, used as it is instead of bench_latency_<size>"
+        " (e.g. bench/change_feed.py's feed_10000000 on its binlog server: not generated and built again)",
+    )
     parser.add_argument("--seed", type=int, default=17, help="random seed of the samples changed and the pauses")
     parser.add_argument("--markdown", type=Path, help="also write the results as Markdown here")
     parser.add_argument(
@@ -93,8 +99,11 @@ def main() -> None:
     log_dir.mkdir(parents=True, exist_ok=True)
     rng = random.Random(args.seed)
 
-    database = prepare_database(args.size, args.reuse, database=f"bench_latency_{args.size}")
-    if not (args.reuse and has_table(database, "experiment_measurements")):
+    reuse = args.reuse or args.database is not None
+    database = prepare_database(
+        args.size, reuse, database=args.database or f"bench_latency_{args.size}", only_reuse=args.database is not None
+    )
+    if not (reuse and has_table(database, "experiment_measurements")):
         run = lab_assets_cli_build(database, log_dir)
         print(f"[{args.size}] first build (not timed): {run.seconds:.1f} s", flush=True)
     with connect(database) as connection, connection.cursor() as cursor:

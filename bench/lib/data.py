@@ -25,10 +25,13 @@ def parse_size(text: str) -> int:
     return int(value)
 
 
-def prepare_database(size: int, reuse: bool, prefix: str = "bench", database: str | None = None) -> str:
+def prepare_database(
+    size: int, reuse: bool, prefix: str = "bench", database: str | None = None, only_reuse: bool = False
+) -> str:
     """``database`` (default ``<prefix>_<size>``) holding the source schema, the 20 fixed samples
     and ``size`` generated samples (lab_data.generate's rows, produced and inserted in chunks).
-    With ``reuse``, an existing database with the right sample count is kept."""
+    With ``reuse``, an existing database with the right sample count is kept; with ``only_reuse``
+    one that is missing or of another count stops the benchmark instead of being replaced."""
     database = database or f"{prefix}_{size}"
     with connect() as connection, connection.cursor() as cursor:
         cursor.execute("SELECT 1 FROM information_schema.schemata WHERE schema_name = %s", (database,))
@@ -37,6 +40,8 @@ def prepare_database(size: int, reuse: bool, prefix: str = "bench", database: st
             if one_row(cursor)[0] == size + SEED_ROWS:
                 print(f"[{size}] reusing {database}", flush=True)
                 return database
+        if only_reuse:
+            raise SystemExit(f"{database} is missing or does not hold {size:,} generated samples: not replaced")
         started = time.monotonic()
         cursor.execute(f"DROP DATABASE IF EXISTS `{database}`")
         cursor.execute(f"CREATE DATABASE `{database}`")
