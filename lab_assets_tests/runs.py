@@ -314,7 +314,7 @@ def assert_catalog_counts_are_exact(db, group=_pad_space_key) -> None:
     by_group: dict[str, set[str]] = defaultdict(set)
     for type_null, t in spellings:
         if not type_null:
-            by_group[group(t)].add(t)
+            by_group[group(t)].add(t.rstrip(" "))  # the scan's MIN <> MAX under {charset}_bin: PAD SPACE
     facts = (
         groups.get((1, ""), [0, 0, 0])[1],
         sum(1 for (type_null, _), v in groups.items() if not type_null and v[2]),

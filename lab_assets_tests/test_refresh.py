@@ -131,6 +131,20 @@ def test_row_counts_missing_or_dropped_are_stored_again_by_the_next_refresh(buil
     assert refresh_and_compare(built_db) == "incremental"
 
 
+def test_a_full_refresh_cut_before_its_row_counts_are_stored_leaves_none_behind(built_db, monkeypatch):
+    # Cut after the new bucket tables are renamed in: the count stored for the old tables must
+    # not stay beside them (it would be moved by every later delta and never be right again).
+    import lab_assets.state.bucket_sql as bucket_sql
+
+    built_db.execute("DELETE FROM samples WHERE id IN (5, 6, 7)")  # the tables shrink
+    monkeypatch.setattr(bucket_sql, "row_count_store_statements", lambda tables, state: ("SELECT cut_here",))
+    assert not built_db.materialize_all(tags={REFRESH_TAG: "full"}, raise_on_error=False).success
+    monkeypatch.undo()
+    refresh_and_compare(built_db)
+    changed_values(built_db)
+    assert refresh_and_compare(built_db) == "incremental"
+
+
 def test_a_lineage_table_without_the_recorded_parent_index_is_rebuilt_whole(built_db):
     # As made before the refresh walked down the recorded parent links: the next run rebuilds it
     # (with the index) instead of walking without one.

@@ -47,15 +47,22 @@ def state_row_count_select(tables: TableLocations, state: StateTable) -> str:
     return f"SELECT state_rows FROM {tables.qualified(STATE_ROW_COUNTS)} WHERE state_table = {_name_literal(state)}"
 
 
-def row_count_store_statements(tables: TableLocations, state: StateTable) -> tuple[str, ...]:
-    """The state table's row count summed over its bucket table (just built whole) and stored."""
-    counts = tables.qualified(STATE_ROW_COUNTS)
-    name = _name_literal(state)
+def row_count_forget_statements(tables: TableLocations, state: StateTable) -> tuple[str, ...]:
+    """The state table's stored row count deleted: run before its bucket table is dropped or
+    replaced, so that a build cut short leaves no count beside a bucket table it does not sum
+    (the next refresh then stores it again from the bucket table it finds)."""
     return (
         STATE_ROW_COUNTS_DEFINITION.create_statement(tables.output_database, STATE_ROW_COUNTS, if_not_exists=True),
-        f"DELETE FROM {counts} WHERE state_table = {name}",
-        f"INSERT INTO {counts} (state_table, state_rows)"
-        f" SELECT {name}, COALESCE(SUM(state_rows), 0) FROM {tables.qualified(state.buckets_table)}",
+        f"DELETE FROM {tables.qualified(STATE_ROW_COUNTS)} WHERE state_table = {_name_literal(state)}",
+    )
+
+
+def row_count_store_statements(tables: TableLocations, state: StateTable) -> tuple[str, ...]:
+    """The state table's row count summed over its bucket table (just built whole) and stored."""
+    return (
+        *row_count_forget_statements(tables, state),
+        f"INSERT INTO {tables.qualified(STATE_ROW_COUNTS)} (state_table, state_rows)"
+        f" SELECT {_name_literal(state)}, COALESCE(SUM(state_rows), 0) FROM {tables.qualified(state.buckets_table)}",
     )
 
 
@@ -75,6 +82,7 @@ def bucket_table_build_statements(tables: TableLocations, state: StateTable) -> 
     staging_table = helper_table(buckets_table, NEW_SUFFIX)
     staging = tables.qualified(staging_table)
     return (
+        *row_count_forget_statements(tables, state),
         f"DROP TABLE IF EXISTS {staging}",
         BUCKET_SUMS_DEFINITION.create_statement(tables.output_database, staging_table),
         f"INSERT INTO {staging} {state.stored_sums_select(tables)}",

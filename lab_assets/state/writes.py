@@ -10,7 +10,11 @@ from lab_assets.io_manager import KeyedRowsReplacement, TableBuild, TableWrite
 from lab_assets.mysql.resource import MySQLResource
 from lab_assets.sources.locations import TableLocations
 from lab_assets.sql.bulk import BulkBuild
-from lab_assets.state.bucket_sql import bucket_table_build_statements, state_row_count_select
+from lab_assets.state.bucket_sql import (
+    bucket_table_build_statements,
+    row_count_forget_statements,
+    state_row_count_select,
+)
 from lab_assets.state.pending import FULL_REFRESH_SELECT
 from lab_assets.state.sql import StateTable
 
@@ -67,8 +71,11 @@ def full_refresh_write(
     faster_plan: BulkBuild,
     recursion_limit: int | None = None,
 ) -> DerivedTable:
-    """The whole state table built and swapped in: its bucket table dropped now (stale once the
-    new table is in) and summed again after the swap; every sample marked for the flat table."""
+    """The whole state table built and swapped in: its bucket table and stored row count dropped
+    now (stale once the new table is in) and summed again after the swap; every sample marked for
+    the flat table."""
+    for statement in row_count_forget_statements(mysql.tables, state):
+        mysql.execute(statement)
     mysql.execute(f"DROP TABLE IF EXISTS {mysql.tables.qualified(state.buckets_table)}")
     write: TableWrite = TableBuild(
         select_sql=select_sql,
