@@ -192,6 +192,25 @@ def test_the_catalog_counts_and_the_orphan_record_move_by_the_feed_exactly(lab, 
     assert rebuilt == [], "the feed's refreshes move the counts and the orphan record, never rebuild them"
 
 
+def test_scan_refreshes_between_binlog_ones_leave_the_catalog_counts_for_the_feed_to_move(lab, monkeypatch):
+    """A refresh without the feed (LAB_CHANGE_FEED=scan) reads the catalog in one scan grouped by
+    type and leaves its counts as the last binlog refresh left them; the next binlog refresh reads
+    every change since that refresh's position, so it moves them to exact without a rebuild."""
+    rebuilt: list[str] = []
+    whole_counts = counts._rebuilt  # noqa: SLF001 - watched
+    monkeypatch.setattr(counts, "_rebuilt", lambda *args: rebuilt.append("counts") or whole_counts(*args))
+    monkeypatch.setenv("LAB_CHANGE_FEED", "scan")
+    new_sample_with_a_new_type(lab)
+    duplicate_row_added(lab)
+    assert feed_of(lab.materialize_all())["change_feed"] == "scan"
+    catalog = lab.query("SELECT measurement_type, sample_count, measurement_count FROM measurement_types")
+    assert sorted(catalog) == expected_catalog(lab)
+    monkeypatch.setenv("LAB_CHANGE_FEED", "binlog")
+    measurement_moved_to_another_type(lab)
+    assert refreshed_exactly(lab, with_audit=True)["change_feed"] == "binlog"
+    assert rebuilt == []
+
+
 def test_a_new_sample_with_measurements_reads_rows_in_proportion_to_the_change(lab):
     """The commonest change: a new sample with 3 measurements of known types. Through the binlog,
     the catalog's counts and the orphan record move by that sample's rows: the refresh reads fewer
@@ -222,9 +241,8 @@ def test_a_one_value_refresh_reads_rows_in_proportion_to_the_change(lab, monkeyp
     """Rows read by a refresh with one changed value: through the binlog, no scan of either
     source (no bucket sums; the catalog and the orphans kept, as no row came or went): fewer
     rows than the sources hold, a fifth of what the scan path reads, which reads each source whole
-    to find the change. What remains reads lab_assets' own tables: the digests' row count
-    (a row per 4 samples, from their bucket table); the flat table's column summary reads a few
-    rows per column (lab_column_summary). Only the refresh is counted; the comparisons after it
+    to find the change. What remains reads lab_assets' own tables by key (the stored row counts,
+    a few rows per column of lab_column_summary). Only the refresh is counted; the comparisons after it
     read the tables whole."""
     source_rows = lab.query("SELECT (SELECT COUNT(*) FROM samples) + (SELECT COUNT(*) FROM sample_measurements)")[0][0]
 

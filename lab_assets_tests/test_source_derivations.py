@@ -43,7 +43,7 @@ COMPUTATIONS = {
 
 @pytest.mark.parametrize("failing", ["measurement_types", "sample_lineage"])  # last and first written
 def test_a_failing_computation_fails_the_step_and_the_others_are_still_written(lab_db, monkeypatch, failing):
-    def fails(*args):
+    def fails(*args, **kwargs):
         raise RuntimeError(f"{failing} query failed")
 
     monkeypatch.setattr(derivations, COMPUTATIONS[failing], fails)
@@ -63,12 +63,12 @@ def test_a_table_is_written_while_the_other_computations_still_run(lab_db, monke
     compute_catalog = derivations.compute_measurement_type_catalog
     lineage_was_written: list[bool] = []
 
-    def catalog_waiting_for_the_lineage(log, mysql, keep=False, ids_table=None):
+    def catalog_waiting_for_the_lineage(log, mysql, keep=False, ids_table=None, keep_counts=False):
         deadline = time.monotonic() + 20
         while "sample_lineage" not in _tables(lab_db) and time.monotonic() < deadline:
             time.sleep(0.05)
         lineage_was_written.append("sample_lineage" in _tables(lab_db))
-        return compute_catalog(log, mysql, keep, ids_table)
+        return compute_catalog(log, mysql, keep, ids_table, keep_counts)
 
     monkeypatch.setattr(derivations, "compute_measurement_type_catalog", catalog_waiting_for_the_lineage)
     result = lab_db.materialize_all()

@@ -33,6 +33,7 @@ from lab_assets.catalog.sql import (
     CATALOG_FACTS_DEFINITION,
     catalog_facts_replace,
     catalog_facts_select,
+    measurement_type_catalog_select,
 )
 from lab_assets.checks.evaluation import CatalogScan
 from lab_assets.mysql.resource import MySQLResource
@@ -64,11 +65,21 @@ class SumsParted(RuntimeError):
 
 
 def counted_catalog(
-    log: DagsterLogManager, mysql: MySQLResource, collations: SourceCollations, ids_table: str | None
+    log: DagsterLogManager,
+    mysql: MySQLResource,
+    collations: SourceCollations,
+    ids_table: str | None,
+    keep_counts: bool = True,
 ) -> tuple[list[tuple], CatalogScan]:
     """The catalog's rows (as :func:`lab_assets.catalog.sql.measurement_type_catalog_select`
     returns them) and the scan's facts: by delta over the feed's ``ids_table`` where the state is
-    whole and of the source's collations, else rebuilt whole from one read of sample_measurements."""
+    whole and of the source's collations, else rebuilt whole from one read of sample_measurements.
+
+    ``keep_counts`` False (no ids, and a refresh that stores no binlog position: the change feed
+    is off or cannot be used): one scan grouped by type, as before the counts existed, and the
+    state and its facts left as they are. They stay right for the binlog refresh that may follow:
+    it reads every change since the position it stored last, which is also where the state
+    stands."""
     if ids_table is not None:
         problem = _state_problem(mysql, collations)
         if problem is None:
@@ -77,6 +88,10 @@ def counted_catalog(
             except SumsParted as error:
                 problem = str(error)
         log.warning(f"the catalog's counts are rebuilt from one scan of sample_measurements: {problem}")
+    elif not keep_counts:
+        select = measurement_type_catalog_select(mysql.tables, collations.charset, collations.collation)
+        rows = [tuple(row) for row in mysql.fetch_all(select)]
+        return rows, _facts(rows)
     return _rebuilt(mysql, collations)
 
 
@@ -159,12 +174,17 @@ def _read_and_marked(
     tables = mysql.tables
     select = counted_catalog_select(tables, collations.charset, collations.collation, COLUMN_NAMES_TABLE)
     rows = [tuple(row) for row in connection.exec_driver_sql(select).fetchall()]
+    scan = _facts(rows)
+    connection.exec_driver_sql(catalog_facts_replace(tables), tuple(getattr(scan, fact) for fact in CATALOG_FACTS))
+    return rows, scan
+
+
+def _facts(rows: list[tuple]) -> CatalogScan:
+    """What the catalog's rows say besides the catalog (the checks' facts)."""
     typed = [r for r in rows if r[0] is not None]
-    scan = CatalogScan(
+    return CatalogScan(
         null_type_rows=sum(int(r[2]) for r in rows if r[0] is None),
         types_with_repeats=sum(1 for r in typed if r[3]),
         types_with_several_spellings=sum(1 for r in typed if r[4]),
         measurement_rows=sum(int(r[2]) for r in rows),
     )
-    connection.exec_driver_sql(catalog_facts_replace(tables), tuple(getattr(scan, fact) for fact in CATALOG_FACTS))
-    return rows, scan

@@ -45,7 +45,11 @@ def column_names_definition(type_collation: str) -> TableDefinition:
 
 
 def compute_measurement_type_catalog(
-    log: DagsterLogManager, mysql: MySQLResource, keep: bool = False, ids_table: str | None = None
+    log: DagsterLogManager,
+    mysql: MySQLResource,
+    keep: bool = False,
+    ids_table: str | None = None,
+    keep_counts: bool = False,
 ) -> DerivedTable:
     """One row per distinct measurement type, as the source column's own collation groups them
     (its binary collation picks the representative spelling), with its column name and counts.
@@ -59,7 +63,8 @@ def compute_measurement_type_catalog(
     since the last refresh, so the catalog and its scan's counts are as published then: both are
     kept, and sample_measurements is not scanned. ``ids_table``: the change feed's changed sample
     ids, whose rows alone move the counts (:mod:`lab_assets.catalog.counts`); without it the
-    counts are rebuilt from one scan."""
+    counts are rebuilt from one scan where ``keep_counts`` (the refresh stores a binlog position,
+    so binlog refreshes follow), else the catalog is one scan grouped by type."""
     if keep and (kept := _kept_catalog(mysql)) is not None:
         assert isinstance(kept.value, pd.DataFrame)
         log.info(f"{len(kept.value)} measurement types, kept: no measurement row came or went (binlog)")
@@ -74,7 +79,7 @@ def compute_measurement_type_catalog(
     if mysql.column(COLUMN_NAMES_TABLE, "measurement_type").collation != type_collation:  # made by an older version
         mysql.execute(f"ALTER TABLE {recorded} MODIFY {definition.columns[0].definition()}")
     collations = SourceCollations(str(source.character_set), str(source.collation), type_collation)
-    scanned, scan = counted_catalog(log, mysql, collations, ids_table)
+    scanned, scan = counted_catalog(log, mysql, collations, ids_table, keep_counts)
     rows = [r for r in scanned if r[0] is not None]
     names = [r[5] or column_name_for_type(r[0]) for r in rows]
     new = [(r[0], name) for r, name in zip(rows, names, strict=True) if r[5] is None]

@@ -147,7 +147,10 @@ def _computed_and_written(
     ids = feed.ids_table if feed else None
     kept = feed.rows_kept if feed else False
     computations: dict[str, Callable[[], object]] = {
-        MEASUREMENT_TYPES: lambda: compute_measurement_type_catalog(context.log, mysql, kept, ids),
+        # The catalog's counts are kept only where binlog refreshes follow (a position is stored).
+        MEASUREMENT_TYPES: lambda: compute_measurement_type_catalog(
+            context.log, mysql, kept, ids, keep_counts=feed is not None and feed.position is not None
+        ),
         SAMPLE_LINEAGE: lambda: compute_sample_lineage(context.log, mysql, full_refresh, ids),
         SAMPLE_MEASUREMENT_DIGESTS: lambda: compute_sample_measurement_digests(context.log, mysql, full_refresh, ids),
     }
