@@ -199,9 +199,9 @@ def report(changes: list[Change], ticks: list, size: int, load: str, commit: str
             continue
         reason = tick.skip_reason or ""
         if tick.run_ids:
-            kind = "requested a refresh (summed the sources)"
+            kind = "requested a refresh (read the binlog, or summed the sources without the feed)"
         elif reason.startswith("no change"):
-            kind = "quiet (information_schema only)"
+            kind = "quiet (the binlog read, or information_schema only without the feed)"
         elif reason.startswith("checked"):
             kind = "summed the sources, no refresh needed"
         elif "still in progress" in reason:
