@@ -48,6 +48,7 @@ from lab_assets.change_feed.position import BinlogPosition, binary_logs, current
 from lab_assets.change_feed.rows import KeyColumns, TransactionIds, key_columns
 from lab_assets.change_feed.statements import statement_fallback, transaction_effect
 from lab_assets.change_feed.stream import REPLICA_SERVER_ID_BASE, Reconnected, connection_settings, one_stream
+from lab_assets.mysql.tls import PreferredTlsConnection
 from lab_assets.names import SAMPLE_MEASUREMENTS, SAMPLES
 from lab_assets.sources.locations import TableLocations
 
@@ -136,7 +137,7 @@ def read_changes(
         only_tables=list(keys),
         # Position-based dump on MariaDB too: is_mariadb=True would ask for a GTID-based one.
         is_mariadb=False,
-        pymysql_wrapper=one_stream(pymysql.connect),
+        pymysql_wrapper=one_stream(PreferredTlsConnection),
     )
     try:
         return _read(stream, tables, since, end, keys, max_changed_ids, ids)

@@ -16,6 +16,8 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
+from lab_assets.mysql.tls import PreferredTlsConnection
+
 LAB_DB_URL_ENV = "LAB_DB_URL"
 # MySQL's and MariaDB's default wait_timeout (8 hours, documented): the floor every lab_assets
 # session sets for itself, so a connection that waits while others load data is not dropped by a
@@ -160,6 +162,10 @@ def _new_engine(url: str, temp_table_memory_mb: int) -> Engine:
             for statement in server_session_settings(mariadb):
                 cursor.execute(statement)
 
+    def preferred_tls_context_shared(_dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+        return PreferredTlsConnection(*cargs, **cparams)
+
+    event.listen(engine, "do_connect", preferred_tls_context_shared)
     event.listen(engine, "connect", apply_server_session_settings)
     return engine
 
