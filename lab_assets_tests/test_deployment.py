@@ -287,20 +287,6 @@ def test_the_instances_of_make_run_and_make_dev_use_the_repository_dagster_yaml(
         instance.dispose()
 
 
-def test_the_pre_commit_hooks_run_the_ruff_that_pyproject_pins():
-    """`.pre-commit-config.yaml` installs ruff itself: at another version than `make lint`'s, a
-    commit the hook passed could fail CI (or the hook reformat what CI accepts)."""
-    pinned = re.search(r'"(ruff==[^"]+)"', (ROOT / "pyproject.toml").read_text())
-    assert pinned is not None
-    hooks = [
-        hook
-        for repo in yaml.safe_load((ROOT / ".pre-commit-config.yaml").read_text())["repos"]
-        for hook in repo["hooks"]
-    ]
-    assert [hook["id"] for hook in hooks] == ["ruff-check", "ruff-format"]
-    assert [hook["additional_dependencies"] for hook in hooks] == [[pinned.group(1)]] * 2
-
-
 def test_the_compose_environment_is_what_the_code_and_dagster_yaml_read():
     compose = _compose(_passwords())
     mysql = compose["services"]["mysql"]["environment"]
