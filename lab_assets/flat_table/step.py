@@ -41,7 +41,7 @@ from lab_assets.state.pending import (
     mark_pending,
     read_pending,
 )
-from lab_assets.state.work_tables import ensure_row_count
+from lab_assets.state.work_tables import buckets_ready
 
 
 def flat_table_outputs(
@@ -210,10 +210,8 @@ def published_value_types(mysql: MySQLResource) -> list[str]:
 
 def _lineage_row_count_select(mysql: MySQLResource) -> str | None:
     """The query of the lineage's stored row count (stored first where a lab_assets version
-    without it left none), or None where the lineage has no bucket table."""
+    without it left none), or None where the lineage has no bucket table of the current layout."""
     tables = mysql.tables
-    if not mysql.column_names(LINEAGE_STATE.buckets_table):
-        return None
     with mysql.connect() as connection:
-        ensure_row_count(connection, tables, LINEAGE_STATE)
-    return state_row_count_select(tables, LINEAGE_STATE)
+        ready = buckets_ready(connection, tables, LINEAGE_STATE)
+    return state_row_count_select(tables, LINEAGE_STATE) if ready else None

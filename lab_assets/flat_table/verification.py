@@ -26,7 +26,6 @@ from lab_assets.flat_table.verification_sql import (
     verification_offenders_selects,
     verified_rows_select,
 )
-from lab_assets.mysql.catalog import column_names
 from lab_assets.mysql.resource import MySQLResource
 from lab_assets.mysql.sessions import transaction
 from lab_assets.mysql.threads import completed_in_threads
@@ -44,8 +43,7 @@ from lab_assets.names import (
 )
 from lab_assets.sources.value_types import ValueType
 from lab_assets.sql.statements import qualified_name
-from lab_assets.state.sql import BUCKET_SUMS_DEFINITION
-from lab_assets.state.work_tables import add_to_work_table, ensure_row_count, fill_work_table
+from lab_assets.state.work_tables import add_to_work_table, buckets_ready, fill_work_table
 
 SUSPECTS_TABLE = helper_table(SAMPLE_MEASUREMENT_DIGESTS, SUSPECTS_SUFFIX)
 VERIFIED_TABLE = helper_table(SAMPLE_MEASUREMENT_DIGESTS, VERIFIED_SUFFIX)
@@ -165,12 +163,9 @@ def _verified(
         corrections: tuple[str, ...] = ()
         if state_recorded:
             fill_work_table(connection, output, STALE_TABLE, stale_digests_select(tables, VERIFIED_TABLE))
-            buckets_ready = column_names(connection, output, DIGEST_STATE.buckets_table) == list(
-                BUCKET_SUMS_DEFINITION.column_names
+            corrections = digest_correction_statements(
+                tables, VERIFIED_TABLE, STALE_TABLE, buckets_ready(connection, tables, DIGEST_STATE)
             )
-            if buckets_ready:
-                ensure_row_count(connection, tables, DIGEST_STATE)
-            corrections = digest_correction_statements(tables, VERIFIED_TABLE, STALE_TABLE, buckets_ready)
         with transaction(connection):
             for statement in (*corrections, *pending_after_verification_statements(tables, VERIFIED_TABLE)):
                 connection.exec_driver_sql(statement)

@@ -63,13 +63,9 @@ def fill_candidates(mysql: MySQLResource, state: StateTable, live_sums_select: s
     first: the incremental write keeps it exact for the touched buckets either way."""
     tables = mysql.tables
     with mysql.connect() as connection:
-        if column_names(connection, tables.output_database, state.buckets_table) != list(
-            BUCKET_SUMS_DEFINITION.column_names
-        ):
+        if not buckets_ready(connection, tables, state):
             for statement in bucket_table_build_statements(tables, state):
                 connection.exec_driver_sql(statement)
-        else:
-            ensure_row_count(connection, tables, state)
         fill_work_table(
             connection,
             tables.output_database,
@@ -80,14 +76,19 @@ def fill_candidates(mysql: MySQLResource, state: StateTable, live_sums_select: s
         )
 
 
-def ensure_row_count(connection: Connection, tables: TableLocations, state: StateTable) -> None:
-    """The state table's row count stored beside its bucket table (which exists): summed from
-    the bucket table where none is stored (a table left by a version without the row counts)."""
+def buckets_ready(connection: Connection, tables: TableLocations, state: StateTable) -> bool:
+    """Whether the state table's bucket table exists with the current layout; where it does, the
+    state table's row count is stored beside it (summed from the bucket table where a version
+    without the row counts left none), so every reader of the count may trust it."""
+    layout = column_names(connection, tables.output_database, state.buckets_table)
+    if layout != list(BUCKET_SUMS_DEFINITION.column_names):
+        return False
     stored = column_names(connection, tables.output_database, STATE_ROW_COUNTS)
     if stored == list(STATE_ROW_COUNTS_DEFINITION.column_names):
         if connection.exec_driver_sql(state_row_count_select(tables, state)).first() is not None:
-            return
+            return True
     elif stored:  # another layout: made again (every state table's row is stored again by its own refresh)
         connection.exec_driver_sql(f"DROP TABLE {tables.qualified(STATE_ROW_COUNTS)}")
     for statement in row_count_store_statements(tables, state):
         connection.exec_driver_sql(statement)
+    return True
