@@ -15,6 +15,7 @@ from collections.abc import Set as AbstractSet
 import pytest
 import sqlalchemy as sa
 
+import lab_assets.change_feed.reader as change_feed_reader
 from lab_assets.change_feed.access import check_binlog_access, settings_problem
 from lab_assets.change_feed.mode import ChangeFeedMode, change_feed_mode, parse_change_feed_mode
 from lab_assets.change_feed.position import (
@@ -29,6 +30,8 @@ from lab_assets.change_feed.reader import ChangeBatch, read_changes
 from lab_assets.change_feed.statements import statement_fallback
 from lab_assets.change_feed.stream import Reconnected, one_stream
 from lab_assets.local_lab import source_schema_statements
+from lab_assets.mysql.resource import MySQLResource
+from lab_assets.mysql.tls import PreferredTlsConnection
 from lab_assets.sources.locations import TableLocations, source_tables
 from lab_assets_tests.extra_server import ExtraServer, extra_server
 
@@ -366,6 +369,28 @@ def test_a_read_across_a_rotation_continues_in_the_next_file(server, engine):
     batch = changes(engine, since)
     assert_ids(batch, engine, {ids[0], ids[2]})
     assert batch.position.binlog_file != since.binlog_file
+
+
+def test_the_stream_shares_the_engines_preferred_tls_context(server, engine, monkeypatch):
+    """With no TLS settings in the URL, the binlog reader's connections use the TLS context the
+    engine's connections share (built once per process), not one built per connection."""
+    opened: list[object] = []
+
+    def recording(connect):
+        def opening(**settings):
+            opened.append(connect(**settings))
+            return opened[-1]
+
+        return one_stream(opening)
+
+    monkeypatch.setattr(change_feed_reader, "one_stream", recording)
+    since = end_of_binlog(engine)
+    (sample,) = run(server, "INSERT INTO samples (parent_id, experiment_id) VALUES (NULL, 11)")
+    assert_ids(changes(engine, since), engine, {sample})
+    with MySQLResource(url=f"{server.url}/{LAB}").connect() as connection:
+        shared = getattr(connection.connection.dbapi_connection, "ctx", None)
+    assert opened and shared is not None
+    assert [(type(c), getattr(c, "ctx", None)) for c in opened] == [(PreferredTlsConnection, shared)] * len(opened)
 
 
 def test_minimal_row_image(server, engine):
