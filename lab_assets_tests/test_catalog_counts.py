@@ -1,7 +1,7 @@
 """The catalog's counts rebuilt whole, as a full build and every scan refresh that stores a binlog
 position rebuild them: the rows per sample and spelling, their sums per spelling and per type and
 the scan's facts equal a recomputation in Python from the sources
-(runs.assert_catalog_counts_are_exact), with a sample holding several spellings of one type,
+(catalog_state.assert_catalog_counts_are_exact), with a sample holding several spellings of one type,
 repeated rows, NULL types and rows without a sample id; and the catalog they give equals the one
 scan grouped by type that a refresh without the change feed reads instead."""
 
@@ -14,7 +14,7 @@ from lab_assets.mysql.resource import MySQLResource
 from lab_assets.mysql.sessions import is_mariadb
 from lab_assets.names import SAMPLE_MEASUREMENTS
 from lab_assets.sql.statements import no_pad_binary_collation
-from lab_assets_tests.runs import assert_catalog_counts_are_exact
+from lab_assets_tests.catalog_state import assert_catalog_counts_are_exact
 
 
 def _both_ways(db) -> None:

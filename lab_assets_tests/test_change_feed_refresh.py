@@ -20,9 +20,10 @@ from lab_assets.names import CHANGE_FEED_SCAN, CHANGE_FEED_TAG
 from lab_assets.sources.locations import TableLocations
 from lab_assets_tests import lab_data
 from lab_assets_tests.binlog_lab import PrivateLab, binlog_server, built_lab, feed_of, rows_read
+from lab_assets_tests.catalog_state import assert_catalog_state_is_exact
 from lab_assets_tests.extra_server import ExtraServer
 from lab_assets_tests.lab_data import assert_flat_table_is_exact
-from lab_assets_tests.runs import Ticker, assert_catalog_state_is_exact, assert_refresh_state_is_exact, audit
+from lab_assets_tests.runs import Ticker, assert_refresh_state_is_exact, audit
 
 pytestmark = pytest.mark.integration
 SAMPLES = 3_000
