@@ -9,9 +9,10 @@
         with server.connect() as connection, connection.cursor() as cursor:
             cursor.execute("SELECT @@innodb_force_primary_key")
 
-Everything the server writes (data directory, socket, pid file, ``mariadbd.log``) stays in the
-directory the caller gives, so pytest's ``tmp_path`` keeps it for a look after a failure. The server
-reads no option file (``--no-defaults``), keeps InnoDB small and has a passwordless ``root`` over TCP.
+Everything the server writes (data directory, temporary files, socket, pid file,
+``mariadbd.log``) stays in the directory the caller gives, so pytest's ``tmp_path`` keeps it for a
+look after a failure. The server reads no option file (``--no-defaults``), keeps InnoDB small and
+has a passwordless ``root`` over TCP.
 Options that must be fixed when the data directory is created (``innodb_page_size``,
 ``lower_case_table_names``) are not passed to ``mariadb-install-db`` and so cannot be changed here.
 """
@@ -153,8 +154,9 @@ def _option_arguments(options: Mapping[str, str]) -> list[str]:
     return arguments
 
 
-def _install_datadir(datadir: Path, log: Path, timeout: float) -> None:
-    """Run ``mariadb-install-db`` into ``datadir`` (which must not exist yet), its output to ``log``.
+def _install_datadir(datadir: Path, tmpdir: Path, log: Path, timeout: float) -> None:
+    """Run ``mariadb-install-db`` into ``datadir`` (which must not exist yet), its bootstrap server's
+    temporary files in ``tmpdir``, its output to ``log``.
 
     Raises ``RuntimeError`` (with the end of its output) if it fails or takes over ``timeout`` seconds.
     """
@@ -165,6 +167,7 @@ def _install_datadir(datadir: Path, log: Path, timeout: float) -> None:
         install_db,
         "--no-defaults",  # must come first: ignore /etc/mysql/*.cnf (the shared server's settings)
         f"--datadir={datadir}",
+        f"--tmpdir={tmpdir}",  # its bootstrap server deletes every "#sql*" file there too
         "--auth-root-authentication-method=normal",  # root@localhost/127.0.0.1/::1 with no password
         "--skip-test-db",
         "--force",  # no DNS look-up of the host name
@@ -237,7 +240,9 @@ def start_extra_server(tmp_dir: Path, options: dict[str, str], timeout: float = 
     datadir = tmp_dir / "datadir"
     if datadir.exists():
         raise FileExistsError(f"{datadir} exists: give start_extra_server a directory of its own")
-    _install_datadir(datadir, tmp_dir / "install-db.log", timeout)
+    tmpdir = tmp_dir / "tmp"
+    tmpdir.mkdir(exist_ok=True)
+    _install_datadir(datadir, tmpdir, tmp_dir / "install-db.log", timeout)
 
     socket_dir = None
     socket_path = tmp_dir / "mysqld.sock"
@@ -257,6 +262,10 @@ def start_extra_server(tmp_dir: Path, options: dict[str, str], timeout: float = 
                 f"--bind-address={HOST}",
                 f"--socket={socket_path}",
                 f"--pid-file={tmp_dir / 'mariadbd.pid'}",
+                # Its own directory for temporary files: at start-up a server deletes every "#sql*"
+                # file in its tmpdir, which in the shared /tmp would be other servers' temporary
+                # tables in use (their statement then fails with "Error on delete of ...").
+                f"--tmpdir={tmpdir}",
                 "--skip-name-resolve",
                 *_user_options(),
                 *SMALL_SERVER_OPTIONS,

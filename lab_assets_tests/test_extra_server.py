@@ -33,6 +33,14 @@ def assert_process_gone(pid: int) -> None:
         os.kill(pid, 0)  # signal 0: only checks that the process exists
 
 
+def query_main(sql: str) -> tuple:
+    with lab_data.server_connection(MAIN_SERVER_URL) as connection, connection.cursor() as cursor:
+        cursor.execute(sql)
+        row = cursor.fetchone()
+        assert row is not None
+        return tuple(row)
+
+
 def main_settings() -> tuple:
     with lab_data.server_connection(MAIN_SERVER_URL) as connection, connection.cursor() as cursor:
         cursor.execute(MAIN_SETTINGS_SQL)
@@ -111,6 +119,22 @@ def test_main_server_untouched(server: ExtraServer, main_before: tuple) -> None:
     assert uptime >= main_before[4]  # not restarted
     assert port != server.port
     assert Path(datadir).resolve() != server.datadir.resolve()
+
+
+@pytest.mark.integration
+def test_starting_leaves_the_shared_servers_temporary_files_alone(tmp_path: Path) -> None:
+    # A server deletes every "#sql*" file in its tmpdir when it starts: in the shared server's
+    # tmpdir those are its temporary tables in use (a test starting a private server beside
+    # another test's statement would fail that statement).
+    (shared_tmpdir,) = query_main("SELECT @@tmpdir")
+    in_use = Path(shared_tmpdir) / f"#sql-temptable-extra-server-test-{os.getpid()}.MAI"
+    in_use.write_bytes(b"")
+    try:
+        with extra_server(tmp_path / "own", {}) as started:
+            assert query(started, "SELECT @@tmpdir") == [(str(tmp_path.resolve() / "own" / "tmp"),)]
+        assert in_use.exists()
+    finally:
+        in_use.unlink(missing_ok=True)
 
 
 @pytest.mark.integration
