@@ -141,3 +141,11 @@ def test_create_if_missing_leaves_an_existing_lab_database_as_it_is(lab_db, monk
     with lab_db.connect() as connection:
         assert read_sources(connection) == before
     assert lab_db.query("SELECT note FROM lab_notes") == [("kept",)]
+
+
+def test_a_process_that_loaded_the_definitions_freezes_its_objects_as_its_exit_starts():
+    # A handler registered before the import runs after lab_assets' own (atexit runs them last
+    # registered first): by then the objects the cyclic collector would walk at exit are frozen.
+    probe = "import atexit, gc; atexit.register(lambda: print(gc.get_freeze_count())); import lab_assets.definitions"
+    frozen = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert int(frozen) > 100_000  # Dagster's, pandas' and SQLAlchemy's objects, not a handful
