@@ -10,6 +10,8 @@ accounts of the shared test server, dropped afterwards."""
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
 import threading
 import time
 
@@ -275,6 +277,25 @@ def test_a_lock_wait_names_read_committed_and_the_sessions_isolation(lab_db):
     assert "one of lab_assets' own tables (another writer of the output database)" in message
     assert "a wait on samples or sample_measurements means a session without READ COMMITTED" in message
     assert "(this session reads at READ-COMMITTED)" in message
+
+
+def test_a_process_ends_its_pooled_connections_without_an_aborted_client(hostile_server):
+    # A socket dropped at exit is an aborted client to the server and, at MariaDB's default
+    # log_warnings, a warning line in its error log: one per refresh run. The pools are disposed at
+    # exit, each connection ending with COM_QUIT.
+    url = _lab_database(hostile_server, "lab_exit", samples=10)
+
+    def aborted_clients() -> int:
+        with _plain(hostile_server) as connection, connection.cursor() as cursor:
+            cursor.execute("SHOW GLOBAL STATUS LIKE 'Aborted_clients'")
+            row = cursor.fetchone()
+            assert row is not None
+            return int(row[1])
+
+    before = aborted_clients()
+    probe = f"from lab_assets.mysql.resource import MySQLResource; MySQLResource(url={url!r}).fetch_one('SELECT 1')"
+    subprocess.run([sys.executable, "-c", probe], check=True)
+    assert aborted_clients() == before
 
 
 def test_create_if_missing_runs_with_the_session_settings(hostile_server):
