@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 import random
+import threading
+import time
 import zlib
 from decimal import Decimal
 
@@ -14,6 +16,7 @@ from lab_assets.digests.sql import DIGEST_STATE, MEASUREMENT_BUCKETS, measuremen
 from lab_assets.lineage.sql import LINEAGE_BUCKETS, LINEAGE_STATE
 from lab_assets.names import FULL_REFRESH_TAG as REFRESH_TAG
 from lab_assets.names import SAMPLE_MEASUREMENT_DIGESTS as DIGEST_TABLE
+from lab_assets.names import STATE_ROW_COUNTS
 from lab_assets.sources.locations import TableLocations
 from lab_assets.state.sql import BucketScheme
 from lab_assets_tests.lab_data import (
@@ -129,6 +132,32 @@ def test_row_counts_missing_or_dropped_are_stored_again_by_the_next_refresh(buil
     built_db.execute(f"DELETE FROM lab_state_row_counts WHERE state_table = '{DIGEST_TABLE}'")
     changed_values(built_db)
     assert refresh_and_compare(built_db) == "incremental"
+
+
+def test_row_counts_of_another_layout_are_made_again_by_both_computations_at_once(built_db, monkeypatch):
+    # The lineage and the digests are computed side by side, and both find the row counts' table of
+    # another layout. Each look is held for a second, so without one-at-a-time both would look
+    # before either made the table again, and the second's drop (or delete) would find it gone.
+    import lab_assets.state.work_tables as work_tables
+
+    looks: list[str] = []
+    real_column_names = work_tables.column_names
+
+    def slow_look(connection, database, table):
+        columns = real_column_names(connection, database, table)
+        if table == STATE_ROW_COUNTS and len(looks) < 2:
+            looks.append(threading.current_thread().name)
+            time.sleep(1)
+        return columns
+
+    built_db.execute(
+        "DROP TABLE lab_state_row_counts",
+        "CREATE TABLE lab_state_row_counts (table_name VARCHAR(64) PRIMARY KEY, row_count BIGINT NOT NULL)",
+    )
+    monkeypatch.setattr(work_tables, "column_names", slow_look)
+    changed_values(built_db)
+    assert refresh_and_compare(built_db) == "incremental"
+    assert len(set(looks)) == 2, looks  # both computations looked, each on its own thread
 
 
 def test_a_full_refresh_cut_before_its_row_counts_are_stored_leaves_none_behind(built_db, monkeypatch):

@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from sqlalchemy.engine import Connection
 
 from lab_assets.mysql.catalog import column_names
@@ -76,6 +78,12 @@ def fill_candidates(mysql: MySQLResource, state: StateTable, live_sums_select: s
         )
 
 
+# The lineage and the digests are computed side by side, each calling buckets_ready: one at a
+# time looks at the row counts' table and makes it again, so two never drop it under each other.
+# (Runs in other processes are kept apart by the build lock.)
+_ROW_COUNTS_CHECKED = threading.Lock()
+
+
 def buckets_ready(connection: Connection, tables: TableLocations, state: StateTable) -> bool:
     """Whether the state table's bucket table exists with the current layout; where it does, the
     state table's row count is stored beside it (summed from the bucket table where a version
@@ -83,12 +91,13 @@ def buckets_ready(connection: Connection, tables: TableLocations, state: StateTa
     layout = column_names(connection, tables.output_database, state.buckets_table)
     if layout != list(BUCKET_SUMS_DEFINITION.column_names):
         return False
-    stored = column_names(connection, tables.output_database, STATE_ROW_COUNTS)
-    if stored == list(STATE_ROW_COUNTS_DEFINITION.column_names):
-        if connection.exec_driver_sql(state_row_count_select(tables, state)).first() is not None:
-            return True
-    elif stored:  # another layout: made again (every state table's row is stored again by its own refresh)
-        connection.exec_driver_sql(f"DROP TABLE {tables.qualified(STATE_ROW_COUNTS)}")
-    for statement in row_count_store_statements(tables, state):
-        connection.exec_driver_sql(statement)
+    with _ROW_COUNTS_CHECKED:
+        stored = column_names(connection, tables.output_database, STATE_ROW_COUNTS)
+        if stored == list(STATE_ROW_COUNTS_DEFINITION.column_names):
+            if connection.exec_driver_sql(state_row_count_select(tables, state)).first() is not None:
+                return True
+        elif stored:  # another layout: made again (every state table's row is stored again by its own refresh)
+            connection.exec_driver_sql(f"DROP TABLE {tables.qualified(STATE_ROW_COUNTS)}")
+        for statement in row_count_store_statements(tables, state):
+            connection.exec_driver_sql(statement)
     return True
