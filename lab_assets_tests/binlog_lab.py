@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pymysql
+import sqlalchemy as sa
 
 from lab_assets.mysql.sessions import dispose_engines
 from lab_assets.names import CHANGE_FEED_POSITION
@@ -32,15 +33,32 @@ class PrivateLab(LabDatabase):
     """A lab database on the private binlog server (LabDatabase's helpers, another server)."""
 
     server: ExtraServer | None = None
+    user: str = "root"  # the account lab_assets connects as (its URL's); the tests' own connections are root's
 
     @property
     def url(self) -> str:
         assert self.server is not None
-        return f"{self.server.url}/{self.name}"
+        url = sa.make_url(self.server.url).set(username=self.user, database=self.name)
+        return url.render_as_string(hide_password=False)
 
     def connect(self) -> pymysql.connections.Connection:
         assert self.server is not None
         return self.server.connect(self.name)
+
+
+@contextlib.contextmanager
+def without_binlog_grants(lab: PrivateLab, account: str) -> Iterator[PrivateLab]:
+    """``lab`` as lab_assets sees it through ``account``: all privileges on the lab's database,
+    none of the binlog's (REPLICATION SLAVE, BINLOG MONITOR); the account is dropped afterwards."""
+    assert lab.server is not None
+    with lab.server.connect() as connection, connection.cursor() as cursor:
+        cursor.execute(f"CREATE USER IF NOT EXISTS '{account}'@'%'")
+        cursor.execute(f"GRANT ALL ON {lab.name}.* TO '{account}'@'%'")
+    try:
+        yield PrivateLab(lab.name, server=lab.server, user=account)
+    finally:
+        with lab.server.connect() as connection, connection.cursor() as cursor:
+            cursor.execute(f"DROP USER '{account}'@'%'")
 
 
 _labs = iter(range(1000))

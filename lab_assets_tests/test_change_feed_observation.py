@@ -9,14 +9,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-import sqlalchemy as sa
 from dagster import AssetKey, DagsterInstance
 from dagster._core.definitions.data_version import DATA_VERSION_TAG, get_input_data_version_tag
 from dagster._core.definitions.observe import observe
 
 from lab_assets.defs.assets import sample_measurements, samples
 from lab_assets.names import EXPERIMENT_MEASUREMENTS, FULL_REFRESH_TAG, FULL_REFRESH_VALUE
-from lab_assets_tests.binlog_lab import PrivateLab, binlog_server, built_lab, rows_read
+from lab_assets_tests.binlog_lab import PrivateLab, binlog_server, built_lab, rows_read, without_binlog_grants
 from lab_assets_tests.extra_server import ExtraServer
 
 pytestmark = pytest.mark.integration
@@ -146,17 +145,10 @@ def test_a_deleted_sample_or_a_full_refresh_makes_the_observation_hash(lab):
     assert {t: o["version"] for t, o in observed(lab, instance).items()} == consumed(instance)
 
 
-def test_an_account_without_the_grants_hashes_under_auto_and_stops_under_binlog(lab, server, monkeypatch):
+def test_an_account_without_the_grants_hashes_under_auto_and_stops_under_binlog(lab, monkeypatch):
     """The observation's own fallback: an account that may not read the binlog hashes each table
     and says why under LAB_CHANGE_FEED=auto, and stops naming the grant under binlog."""
-    account = "observe_select_only"
-    with server.connect() as connection, connection.cursor() as cursor:
-        cursor.execute(f"CREATE USER IF NOT EXISTS '{account}'@'%'")
-        cursor.execute(f"GRANT ALL ON {lab.name}.* TO '{account}'@'%'")
-    try:
-        url = sa.make_url(lab.url).set(username=account).render_as_string(hide_password=False)
-        monkeypatch.setattr(PrivateLab, "url", property(lambda self: url))
-        narrow = PrivateLab(lab.name, server=lab.server)
+    with without_binlog_grants(lab, "observe_select_only") as narrow:
         instance = DagsterInstance.ephemeral()
         result = observe(
             [samples, sample_measurements], resources=narrow.resources(), instance=instance, raise_on_error=False
@@ -169,6 +161,3 @@ def test_an_account_without_the_grants_hashes_under_auto_and_stops_under_binlog(
         assert {o["feed"] for o in hashed.values()} == {"scan"}, hashed
         assert all("REPLICATION SLAVE" in o["reason"] for o in hashed.values()), hashed
         assert {t: o["rows"] for t, o in hashed.items()} == counts(lab)
-    finally:
-        with server.connect() as connection, connection.cursor() as cursor:
-            cursor.execute(f"DROP USER '{account}'@'%'")

@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-import sqlalchemy as sa
 from dagster import DagsterInstance, Failure
 
 import lab_assets.catalog.counts as counts
@@ -19,7 +18,7 @@ from lab_assets.lineage.sql import LINEAGE_STATE
 from lab_assets.names import CHANGE_FEED_SCAN, CHANGE_FEED_TAG
 from lab_assets.sources.locations import TableLocations
 from lab_assets_tests import lab_data
-from lab_assets_tests.binlog_lab import PrivateLab, binlog_server, built_lab, feed_of, rows_read
+from lab_assets_tests.binlog_lab import PrivateLab, binlog_server, built_lab, feed_of, rows_read, without_binlog_grants
 from lab_assets_tests.catalog_state import assert_catalog_state_is_exact
 from lab_assets_tests.extra_server import ExtraServer
 from lab_assets_tests.lab_data import assert_flat_table_is_exact
@@ -321,22 +320,14 @@ def test_a_full_refresh_records_the_position_before_it_reads(lab):
     assert refreshed_exactly(lab)["change_feed"] == "binlog"
 
 
-def test_an_account_without_the_grants_scans_under_auto_and_stops_under_binlog(lab, server, monkeypatch):
-    account = "feed_select_only"
-    with server.connect() as connection, connection.cursor() as cursor:
-        cursor.execute(f"CREATE USER IF NOT EXISTS '{account}'@'%'")
-        cursor.execute(f"GRANT ALL ON {lab.name}.* TO '{account}'@'%'")
-    url = sa.make_url(lab.url).set(username=account).render_as_string(hide_password=False)
-    narrow = PrivateLab(lab.name, server=lab.server)
-    monkeypatch.setattr(PrivateLab, "url", property(lambda self: url))
-    lab.execute("UPDATE samples SET experiment_id = 7 WHERE id = 5")
-    with pytest.raises(Failure, match="REPLICATION SLAVE"):
-        narrow.materialize_all()
-    monkeypatch.setenv("LAB_CHANGE_FEED", "auto")
-    feed = refreshed_exactly(narrow)
-    assert feed["change_feed"] == "scan" and "REPLICATION SLAVE" in feed["change_feed_reason"], feed
-    with server.connect() as connection, connection.cursor() as cursor:
-        cursor.execute(f"DROP USER '{account}'@'%'")
+def test_an_account_without_the_grants_scans_under_auto_and_stops_under_binlog(lab, monkeypatch):
+    with without_binlog_grants(lab, "feed_select_only") as narrow:
+        lab.execute("UPDATE samples SET experiment_id = 7 WHERE id = 5")
+        with pytest.raises(Failure, match="REPLICATION SLAVE"):
+            narrow.materialize_all()
+        monkeypatch.setenv("LAB_CHANGE_FEED", "auto")
+        feed = refreshed_exactly(narrow)
+        assert feed["change_feed"] == "scan" and "REPLICATION SLAVE" in feed["change_feed_reason"], feed
 
 
 def test_the_sensor_ticks_on_the_binlog_and_its_periodic_check_repairs_a_feed_miss(lab, tmp_path):

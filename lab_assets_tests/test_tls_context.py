@@ -5,6 +5,7 @@ PyMySQL's own context, verified, per connection (test_tls.py runs them against a
 from __future__ import annotations
 
 import ssl
+from concurrent.futures import ThreadPoolExecutor
 
 from lab_assets.mysql.resource import MySQLResource
 from lab_assets.mysql.tls import PreferredTlsConnection
@@ -12,10 +13,18 @@ from lab_assets.mysql.tls import PreferredTlsConnection
 
 def test_connections_without_tls_settings_share_one_context(lab_db):
     mysql = MySQLResource(url=lab_db.url)
+
+    def opened_in_a_worker_thread() -> object:  # as a step's side-by-side computations open theirs
+        with mysql.connect() as connection:
+            return connection.connection.dbapi_connection
+
     with mysql.connect() as first, mysql.connect() as second:  # both open: the second is a new connection
-        raw = [c.connection.dbapi_connection for c in (first, second)]
+        with ThreadPoolExecutor(1) as worker:
+            third = worker.submit(opened_in_a_worker_thread).result()  # the pool's third: a new one
+        raw = [c.connection.dbapi_connection for c in (first, second)] + [third]
     assert all(isinstance(r, PreferredTlsConnection) for r in raw), raw
-    assert raw[0] is not raw[1] and raw[0].ctx is raw[1].ctx  # pyright: ignore[reportOptionalMemberAccess]
+    assert len({id(r) for r in raw}) == 3
+    assert raw[0].ctx is not None and all(r.ctx is raw[0].ctx for r in raw)  # pyright: ignore[reportAttributeAccessIssue,reportOptionalMemberAccess]
 
 
 def test_tls_settings_get_their_own_verified_context():
